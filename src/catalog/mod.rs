@@ -1,0 +1,305 @@
+//! The release catalog: `compose-templates/catalog/*.yaml` (facts per release and per line) and the
+//! base compose files under `compose-templates/<version>/`. Built into the binary; `--catalog DIR`
+//! loads another copy (a private fork, or a test that substitutes images).
+
+mod image;
+mod model;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use include_dir::{Dir, include_dir};
+use semver::Version;
+use serde::Deserialize;
+
+pub use image::ImageRef;
+pub use model::*;
+
+static EMBEDDED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/compose-templates");
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("cannot read the catalog file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("the catalog file {path} is missing")]
+    Missing { path: PathBuf },
+    #[error("the catalog file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("the catalog is inconsistent: {0}")]
+    Inconsistent(String),
+    #[error("the catalog has no base compose files for release {0}")]
+    NoTemplates(Version),
+}
+
+/// Where the catalog's files come from.
+#[derive(Debug, Clone)]
+enum Source {
+    Embedded,
+    Dir(PathBuf),
+}
+
+#[derive(Deserialize)]
+struct LinesFile {
+    rule: String,
+    lines: Vec<Line>,
+    mongo_majors: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ReleasesFile {
+    releases: Vec<Release>,
+}
+
+/// A file of a release's base composition, path relative to the project directory.
+#[derive(Debug, Clone)]
+pub struct TemplateFile {
+    pub path: PathBuf,
+    pub contents: String,
+}
+
+/// The catalog together with where its template files live.
+#[derive(Debug, Clone)]
+pub struct LoadedCatalog {
+    pub catalog: Catalog,
+    source: Source,
+}
+
+impl LoadedCatalog {
+    /// The catalog built into this binary.
+    pub fn embedded() -> Result<LoadedCatalog, CatalogError> {
+        let read = |rel: &str| -> Result<String, CatalogError> {
+            EMBEDDED
+                .get_file(rel)
+                .and_then(|f| f.contents_utf8())
+                .map(str::to_string)
+                .ok_or_else(|| CatalogError::Missing { path: PathBuf::from(rel) })
+        };
+        let catalog = parse(&read("catalog/lines.yaml")?, &read("catalog/releases.yaml")?)?;
+        Ok(LoadedCatalog { catalog, source: Source::Embedded })
+    }
+
+    /// A catalog directory laid out like `compose-templates/`.
+    pub fn from_dir(dir: &Path) -> Result<LoadedCatalog, CatalogError> {
+        let read = |rel: &str| -> Result<String, CatalogError> {
+            let path = dir.join(rel);
+            std::fs::read_to_string(&path).map_err(|source| CatalogError::Read { path, source })
+        };
+        let catalog = parse(&read("catalog/lines.yaml")?, &read("catalog/releases.yaml")?)?;
+        Ok(LoadedCatalog { catalog, source: Source::Dir(dir.to_path_buf()) })
+    }
+
+    /// The base compose files of a release (docker-compose.yml, prod.yml.template, traefik config, …).
+    pub fn template_files(&self, version: &Version) -> Result<Vec<TemplateFile>, CatalogError> {
+        let rel = version.to_string();
+        let mut files = Vec::new();
+        match &self.source {
+            Source::Embedded => {
+                let dir = EMBEDDED.get_dir(&rel).ok_or_else(|| CatalogError::NoTemplates(version.clone()))?;
+                collect_embedded(dir, Path::new(&rel), &mut files);
+            }
+            Source::Dir(root) => {
+                let base = root.join(&rel);
+                if !base.is_dir() {
+                    return Err(CatalogError::NoTemplates(version.clone()));
+                }
+                collect_dir(&base, &base, &mut files)?;
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+}
+
+fn collect_embedded(dir: &Dir<'_>, base: &Path, out: &mut Vec<TemplateFile>) {
+    for file in dir.files() {
+        if let (Ok(path), Some(contents)) = (file.path().strip_prefix(base), file.contents_utf8()) {
+            out.push(TemplateFile { path: path.to_path_buf(), contents: contents.to_string() });
+        }
+    }
+    for sub in dir.dirs() {
+        collect_embedded(sub, base, out);
+    }
+}
+
+fn collect_dir(base: &Path, dir: &Path, out: &mut Vec<TemplateFile>) -> Result<(), CatalogError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| CatalogError::Read { path: dir.to_path_buf(), source })?;
+    for entry in entries {
+        let path = entry.map_err(|source| CatalogError::Read { path: dir.to_path_buf(), source })?.path();
+        if path.is_dir() {
+            collect_dir(base, &path, out)?;
+        } else {
+            let contents = std::fs::read_to_string(&path).map_err(|source| CatalogError::Read { path: path.clone(), source })?;
+            let rel = path.strip_prefix(base).unwrap_or(&path).to_path_buf();
+            out.push(TemplateFile { path: rel, contents });
+        }
+    }
+    Ok(())
+}
+
+/// Parses and cross-checks the two catalog files.
+pub fn parse(lines_yaml: &str, releases_yaml: &str) -> Result<Catalog, CatalogError> {
+    let lines: LinesFile = serde_saphyr::from_str(lines_yaml)
+        .map_err(|e| CatalogError::Parse { path: "catalog/lines.yaml".into(), message: e.to_string() })?;
+    let releases: ReleasesFile = serde_saphyr::from_str(releases_yaml)
+        .map_err(|e| CatalogError::Parse { path: "catalog/releases.yaml".into(), message: e.to_string() })?;
+    let catalog = Catalog {
+        rule: lines.rule,
+        lines: lines.lines,
+        releases: releases.releases,
+        mongo_majors: lines.mongo_majors,
+    };
+    catalog.check()?;
+    Ok(catalog)
+}
+
+/// "3.6" for 3.6.5.
+pub fn line_name(v: &Version) -> String {
+    format!("{}.{}", v.major, v.minor)
+}
+
+impl Catalog {
+    fn check(&self) -> Result<(), CatalogError> {
+        let bad = |m: String| Err(CatalogError::Inconsistent(m));
+        for r in &self.releases {
+            if self.line(&r.line).is_none_or(|l| !l.server_release) {
+                return bad(format!("release {} belongs to unknown or non-server line {}", r.version, r.line));
+            }
+            if !r.services.contains_key(&r.mongo.service) {
+                return bad(format!("release {} names mongo service {} it does not have", r.version, r.mongo.service));
+            }
+            if !self.mongo_majors.contains(&r.mongo.major) {
+                return bad(format!("release {} runs mongo {} which is not in mongo_majors", r.version, r.mongo.major));
+            }
+        }
+        for l in self.lines.iter().filter(|l| l.server_release) {
+            match &l.stop {
+                Some(stop) if self.release(stop).is_some() => {}
+                _ => return bad(format!("line {} has no stop release with facts", l.line)),
+            }
+            for from in l.upgrade.iter().flat_map(|u| &u.from) {
+                if self.line(from).is_none_or(|f| !f.server_release) {
+                    return bad(format!("line {} is reached from unknown line {from}", l.line));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn release(&self, v: &Version) -> Option<&Release> {
+        self.releases.iter().find(|r| &r.version == v)
+    }
+
+    pub fn line(&self, name: &str) -> Option<&Line> {
+        self.lines.iter().find(|l| l.line == name)
+    }
+
+    /// Whether `v` is a tagged version the catalog knows of (with or without full facts).
+    pub fn is_known_tag(&self, v: &Version) -> bool {
+        self.line(&line_name(v)).is_some_and(|l| l.tags.contains(v))
+    }
+
+    /// Server lines in version order.
+    pub fn server_lines(&self) -> impl Iterator<Item = &Line> {
+        self.lines.iter().filter(|l| l.server_release)
+    }
+
+    /// Every catalog (release, service) whose image is `image`.
+    pub fn releases_with_image(&self, image: &ImageRef) -> Vec<(&Release, &str)> {
+        let mut out = Vec::new();
+        for r in &self.releases {
+            for (name, s) in &r.services {
+                if ImageRef::parse(&s.image, None) == *image {
+                    out.push((r, name.as_str()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every schema version a database has had up to and including `release`, oldest first: the
+    /// migrations a fresh database goes through.
+    pub fn schema_ladder(&self, db: &str, release: &Version) -> Vec<Version> {
+        let mut seen: BTreeMap<Version, ()> = BTreeMap::new();
+        for r in self.releases.iter().filter(|r| r.version <= *release) {
+            for s in r.services.values() {
+                if s.db.as_deref() == Some(db) {
+                    if let Some(v) = &s.schema {
+                        seen.insert(v.clone(), ());
+                    }
+                }
+            }
+        }
+        seen.into_keys().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn embedded_catalog_loads_and_covers_3_0_to_4_1() {
+        let c = LoadedCatalog::embedded().unwrap().catalog;
+        for r in ["3.0.0", "3.3.2", "3.4.0", "3.5.1", "3.6.5", "3.7.11", "4.0.4", "4.1.3"] {
+            assert!(c.release(&v(r)).is_some(), "missing {r}");
+        }
+        assert!(!c.line("3.8").unwrap().server_release);
+        assert_eq!(c.line("3.6").unwrap().stop, Some(v("3.6.5")));
+    }
+
+    #[test]
+    fn facts_match_the_reference() {
+        let c = LoadedCatalog::embedded().unwrap().catalog;
+        let r = c.release(&v("3.4.0")).unwrap();
+        let d = &r.services["mender-deployments"];
+        assert_eq!(d.image, "mendersoftware/deployments:mender-3.4.0");
+        assert_eq!(d.db.as_deref(), Some("deployment_service"));
+        assert_eq!(d.schema, Some(v("1.2.11")));
+        assert_eq!(r.services["mender-device-auth"].health.as_deref(), Some("/api/internal/v1/devauth/health"));
+        assert_eq!(r.services["mender-workflows-server"].alive.as_deref(), Some("/status"));
+        assert_eq!(r.mongo.major, "4.4");
+        assert_eq!(c.release(&v("3.7.11")).unwrap().mongo.major, "5.0");
+    }
+
+    #[test]
+    fn image_lookup_finds_every_release_using_it() {
+        let c = LoadedCatalog::embedded().unwrap().catalog;
+        let hits = c.releases_with_image(&ImageRef::parse("mendersoftware/useradm:mender-3.6.5", None));
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].1, "mender-useradm");
+        let traefik = c.releases_with_image(&ImageRef::parse("traefik:v2.8", None));
+        let versions: Vec<String> = traefik.iter().map(|(r, _)| r.version.to_string()).collect();
+        assert!(versions.contains(&"3.4.0".to_string()) && versions.contains(&"3.6.5".to_string()));
+    }
+
+    #[test]
+    fn schema_ladder_is_sorted_and_bounded() {
+        let c = LoadedCatalog::embedded().unwrap().catalog;
+        let ladder = c.schema_ladder("useradm", &v("3.4.0"));
+        assert_eq!(ladder, vec![v("1.1.4"), v("2.0.1")]);
+        assert_eq!(c.schema_ladder("useradm", &v("3.7.11")).last(), Some(&v("2.0.3")));
+    }
+
+    #[test]
+    fn templates_exist_for_test_bed_releases() {
+        let loaded = LoadedCatalog::embedded().unwrap();
+        for r in ["3.3.2", "3.4.0", "3.5.1", "3.6.5", "3.7.11"] {
+            let files = loaded.template_files(&v(r)).unwrap();
+            let names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
+            assert!(names.contains(&"docker-compose.yml".to_string()), "{r}: {names:?}");
+            assert!(names.contains(&"production/config/prod.yml.template".to_string()));
+        }
+        assert!(matches!(loaded.template_files(&v("3.0.0")), Err(CatalogError::NoTemplates(_))));
+    }
+
+    #[test]
+    fn inconsistent_catalog_is_rejected() {
+        let lines = "rule: r\nlines:\n  - line: '3.4'\n    server_release: true\n    stop: 3.4.9\nmongo_majors: ['4.4']\n";
+        let err = parse(lines, "releases: []\n").unwrap_err();
+        assert!(err.to_string().contains("no stop release"), "{err}");
+    }
+}

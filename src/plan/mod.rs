@@ -1,0 +1,431 @@
+//! The upgrade plan: a pure function of where the stack is, the catalog, and where the operator
+//! wants to go. `plan` prints it; `upgrade` executes exactly this value.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use semver::Version;
+use serde::Serialize;
+
+use crate::catalog::{Catalog, ImageRef, ManualStep, Release, line_name};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("{0} is not a Mender Server version the catalog knows (known: {1})")]
+    UnknownTarget(String, String),
+    #[error("{0} is not a Mender Server release: {1}")]
+    NotServerRelease(Version, String),
+    #[error("the catalog knows {0} exists but has no facts for it (images, schema versions); target {1} instead")]
+    NoFacts(Version, Version),
+    #[error("the stack runs {0}, which the catalog has no facts for")]
+    UnknownCurrent(Version),
+    #[error("{to} is older than the running release {from}: Mender migrations only go forward, so a downgrade means restoring a backup taken on {to}")]
+    Downgrade { from: Version, to: Version },
+    #[error("the stack already runs {0}")]
+    SameVersion(Version),
+    #[error("no documented upgrade path leads from line {0} towards {1}")]
+    NoPath(String, Version),
+}
+
+/// Where the stack starts from, as observed (or as given with `plan --from`).
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub release: Version,
+    /// Services whose image belongs to another release than `release`.
+    pub drift: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Plan {
+    pub from: Version,
+    pub to: Version,
+    pub hops: Vec<Hop>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Hop {
+    pub from: Version,
+    pub to: Version,
+    pub kind: HopKind,
+    /// Lines this hop jumps over by a documented exception (3.3/3.4 → 3.6 skips 3.5).
+    pub skipped_lines: Vec<String>,
+    pub image_changes: Vec<ImageChange>,
+    pub added_services: Vec<String>,
+    pub removed_services: Vec<String>,
+    /// 4.x services that replace a differently named 3.x service: (old, new).
+    pub renamed_services: Vec<(String, String)>,
+    pub schema_changes: Vec<SchemaChange>,
+    pub mongo: Option<MongoUpgrade>,
+    /// The hop changes more than image tags, so the upstream base compose files are replaced.
+    pub replaces_base_files: bool,
+    /// The catalog has base compose files for the target release (needed to execute the hop).
+    pub templates_available: bool,
+    pub manual_steps: Vec<ManualStep>,
+    pub window: Option<String>,
+    pub rollback: Rollback,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum HopKind {
+    /// Within one line: only patch releases, freely up- and downgradable by Mender's policy.
+    Patch,
+    /// To the next server line.
+    Minor,
+    /// Across a major version (3.7 → 4.0).
+    Major,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ImageChange {
+    pub service: String,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SchemaChange {
+    pub db: String,
+    pub from: Option<Version>,
+    pub to: Option<Version>,
+}
+
+/// A MongoDB major-version change: one image swap per major, with the featureCompatibilityVersion
+/// checked before and raised after each.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MongoUpgrade {
+    pub from_major: String,
+    pub to_major: String,
+    pub steps: Vec<MongoStep>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MongoStep {
+    /// The featureCompatibilityVersion that must be in place before the image changes.
+    pub require_fcv: String,
+    /// The mongo image major to run next.
+    pub image_major: String,
+    /// The featureCompatibilityVersion to set once the new major runs.
+    pub set_fcv: String,
+    /// MongoDB ≥ 7.0 refuses setFeatureCompatibilityVersion without `confirm: true`.
+    pub confirm: bool,
+}
+
+/// How a failed hop is undone.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "class", rename_all = "kebab-case")]
+pub enum Rollback {
+    /// No database changes: the previous images and configuration are a safe rollback.
+    ImageSwap,
+    /// Data moves forward (migrations, MongoDB format): the pre-hop dump must be restored, because
+    /// older binaries run silently on a newer schema.
+    DataRestore { reasons: Vec<String> },
+}
+
+/// Computes the plan from `start` to `target`.
+pub fn plan(start: &Start, catalog: &Catalog, target: &Version) -> Result<Plan, PlanError> {
+    let to = check_target(catalog, target)?;
+    let from = catalog.release(&start.release).ok_or_else(|| PlanError::UnknownCurrent(start.release.clone()))?;
+    if to.version < from.version {
+        return Err(PlanError::Downgrade { from: from.version.clone(), to: to.version.clone() });
+    }
+    if to.version == from.version {
+        return Err(PlanError::SameVersion(from.version.clone()));
+    }
+    let mut hops = Vec::new();
+    for (a, b, skipped) in route(catalog, from, to)? {
+        hops.push(hop(catalog, a, b, skipped));
+    }
+    let mut warnings = Vec::new();
+    if !start.drift.is_empty() {
+        warnings.push(format!(
+            "services run images of another release than {}: {}; the first hop brings them in line",
+            from.version,
+            start.drift.join(", ")
+        ));
+    }
+    for h in hops.iter().filter(|h| !h.templates_available) {
+        warnings.push(format!(
+            "the catalog has no base compose files for {} yet: `upgrade` cannot execute the hop {} → {}",
+            h.to, h.from, h.to
+        ));
+    }
+    Ok(Plan { from: from.version.clone(), to: to.version.clone(), hops, warnings })
+}
+
+fn check_target<'c>(catalog: &'c Catalog, target: &Version) -> Result<&'c Release, PlanError> {
+    if let Some(r) = catalog.release(target) {
+        return Ok(r);
+    }
+    let line = catalog.line(&line_name(target));
+    match line {
+        Some(l) if !l.server_release => {
+            Err(PlanError::NotServerRelease(target.clone(), l.note.clone().unwrap_or_default().trim().to_string()))
+        }
+        Some(l) if l.tags.contains(target) => {
+            Err(PlanError::NoFacts(target.clone(), l.stop.clone().unwrap_or_else(|| target.clone())))
+        }
+        _ => {
+            let known: Vec<String> = catalog.releases.iter().map(|r| r.version.to_string()).collect();
+            Err(PlanError::UnknownTarget(target.to_string(), known.join(", ")))
+        }
+    }
+}
+
+/// The releases the upgrade stops at: each hop lands on the next line's stop release (or the
+/// target itself on the target's line), taking the furthest documented jump.
+fn route<'c>(
+    catalog: &'c Catalog,
+    from: &'c Release,
+    to: &'c Release,
+) -> Result<Vec<(&'c Release, &'c Release, Vec<String>)>, PlanError> {
+    let order: Vec<&str> = catalog.server_lines().map(|l| l.line.as_str()).collect();
+    let pos = |line: &str| order.iter().position(|l| *l == line);
+    let target_pos = pos(&to.line).ok_or_else(|| PlanError::NoPath(from.line.clone(), to.version.clone()))?;
+    let mut hops = Vec::new();
+    let mut cur = from;
+    while cur.line != to.line {
+        let cur_pos = pos(&cur.line).ok_or_else(|| PlanError::NoPath(cur.line.clone(), to.version.clone()))?;
+        let next = catalog
+            .server_lines()
+            .enumerate()
+            .filter(|(i, _)| *i > cur_pos && *i <= target_pos)
+            .filter(|(_, l)| l.upgrade.as_ref().is_some_and(|u| u.from.contains(&cur.line)))
+            .max_by_key(|(i, _)| *i)
+            .ok_or_else(|| PlanError::NoPath(cur.line.clone(), to.version.clone()))?;
+        let (next_pos, line) = next;
+        let land = if line.line == to.line {
+            to
+        } else {
+            line.stop.as_ref().and_then(|s| catalog.release(s)).ok_or_else(|| PlanError::NoPath(line.line.clone(), to.version.clone()))?
+        };
+        let skipped = order[cur_pos + 1..next_pos].iter().map(|s| s.to_string()).collect();
+        hops.push((cur, land, skipped));
+        cur = land;
+    }
+    if cur.version != to.version {
+        hops.push((cur, to, Vec::new()));
+    }
+    Ok(hops)
+}
+
+fn hop(catalog: &Catalog, from: &Release, to: &Release, skipped_lines: Vec<String>) -> Hop {
+    let kind = if from.line == to.line {
+        HopKind::Patch
+    } else if from.version.major != to.version.major {
+        HopKind::Major
+    } else {
+        HopKind::Minor
+    };
+    // A 4.x service that names its 3.x predecessor in `was` continues it.
+    let predecessor = |name: &str| -> String {
+        to.services.get(name).and_then(|s| s.was.clone()).unwrap_or_else(|| name.to_string())
+    };
+    let mut image_changes = Vec::new();
+    let mut added = Vec::new();
+    let mut renamed = Vec::new();
+    let mut continued = BTreeSet::new();
+    for (name, facts) in &to.services {
+        let old_name = predecessor(name);
+        match from.services.get(&old_name) {
+            Some(old) => {
+                continued.insert(old_name.clone());
+                if old_name != *name {
+                    renamed.push((old_name.clone(), name.clone()));
+                }
+                if ImageRef::parse(&old.image, None) != ImageRef::parse(&facts.image, None) {
+                    image_changes.push(ImageChange { service: name.clone(), from: old.image.clone(), to: facts.image.clone() });
+                }
+            }
+            None => added.push(name.clone()),
+        }
+    }
+    let removed: Vec<String> = from.services.keys().filter(|n| !continued.contains(*n)).cloned().collect();
+    let schema_changes = schema_changes(from, to);
+    let mongo = mongo_upgrade(catalog, &from.mongo.major, &to.mongo.major);
+    let rollback = rollback_class(&schema_changes, mongo.as_ref());
+    let upgrade = (kind != HopKind::Patch).then(|| catalog.line(&to.line).and_then(|l| l.upgrade.clone())).flatten();
+    Hop {
+        from: from.version.clone(),
+        to: to.version.clone(),
+        kind,
+        skipped_lines,
+        replaces_base_files: from.layout != to.layout || !added.is_empty() || !removed.is_empty(),
+        templates_available: to.templates,
+        image_changes,
+        added_services: added,
+        removed_services: removed,
+        renamed_services: renamed,
+        schema_changes,
+        mongo,
+        manual_steps: upgrade.as_ref().map(|u| u.steps.clone()).unwrap_or_default(),
+        window: upgrade.and_then(|u| u.window),
+        rollback,
+    }
+}
+
+/// The newest schema version of each database in a release.
+fn schemas(r: &Release) -> BTreeMap<String, Version> {
+    let mut out: BTreeMap<String, Version> = BTreeMap::new();
+    for s in r.services.values() {
+        if let (Some(db), Some(v)) = (&s.db, &s.schema) {
+            let e = out.entry(db.clone()).or_insert_with(|| v.clone());
+            if v > e {
+                *e = v.clone();
+            }
+        }
+    }
+    out
+}
+
+fn schema_changes(from: &Release, to: &Release) -> Vec<SchemaChange> {
+    let (a, b) = (schemas(from), schemas(to));
+    let dbs: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    dbs.into_iter()
+        .filter(|db| a.get(*db) != b.get(*db))
+        .map(|db| SchemaChange { db: db.clone(), from: a.get(db).cloned(), to: b.get(db).cloned() })
+        .collect()
+}
+
+fn mongo_upgrade(catalog: &Catalog, from: &str, to: &str) -> Option<MongoUpgrade> {
+    if from == to {
+        return None;
+    }
+    let majors = &catalog.mongo_majors;
+    let (i, j) = (majors.iter().position(|m| m == from)?, majors.iter().position(|m| m == to)?);
+    if j < i {
+        return None;
+    }
+    let steps = majors[i..=j]
+        .windows(2)
+        .map(|w| MongoStep {
+            require_fcv: w[0].clone(),
+            image_major: w[1].clone(),
+            set_fcv: w[1].clone(),
+            confirm: Version::parse(&format!("{}.0", w[1])).is_ok_and(|v| v.major >= 7),
+        })
+        .collect();
+    Some(MongoUpgrade { from_major: from.to_string(), to_major: to.to_string(), steps })
+}
+
+fn rollback_class(schema: &[SchemaChange], mongo: Option<&MongoUpgrade>) -> Rollback {
+    let mut reasons: Vec<String> = schema
+        .iter()
+        .map(|c| match (&c.from, &c.to) {
+            (Some(a), Some(b)) => format!("{} schema {a} → {b}", c.db),
+            (None, Some(b)) => format!("{} created at schema {b}", c.db),
+            (Some(a), None) => format!("{} (schema {a}) no longer used", c.db),
+            (None, None) => c.db.clone(),
+        })
+        .collect();
+    if let Some(m) = mongo {
+        reasons.push(format!("MongoDB {} → {} (data files and featureCompatibilityVersion)", m.from_major, m.to_major));
+    }
+    if reasons.is_empty() { Rollback::ImageSwap } else { Rollback::DataRestore { reasons } }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::LoadedCatalog;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    fn cat() -> Catalog {
+        LoadedCatalog::embedded().unwrap().catalog
+    }
+
+    fn run(from: &str, to: &str) -> Result<Plan, PlanError> {
+        plan(&Start { release: v(from), drift: vec![] }, &cat(), &v(to))
+    }
+
+    fn stops(p: &Plan) -> Vec<String> {
+        std::iter::once(p.from.to_string()).chain(p.hops.iter().map(|h| h.to.to_string())).collect()
+    }
+
+    #[test]
+    fn skips_3_5_from_3_3_and_3_4_by_the_documented_exception() {
+        assert_eq!(stops(&run("3.3.2", "3.7.11").unwrap()), ["3.3.2", "3.6.5", "3.7.11"]);
+        let p = run("3.4.0", "3.7.11").unwrap();
+        assert_eq!(stops(&p), ["3.4.0", "3.6.5", "3.7.11"]);
+        assert_eq!(p.hops[0].skipped_lines, ["3.5"]);
+        assert_eq!(stops(&run("3.6.5", "3.7.11").unwrap()), ["3.6.5", "3.7.11"]);
+    }
+
+    #[test]
+    fn adjacent_lines_when_target_is_3_5() {
+        assert_eq!(stops(&run("3.3.2", "3.5.1").unwrap()), ["3.3.2", "3.4.0", "3.5.1"]);
+    }
+
+    #[test]
+    fn to_4_1_goes_through_4_0_never_3_8() {
+        let p = run("3.7.11", "4.1.3").unwrap();
+        assert_eq!(stops(&p), ["3.7.11", "4.0.4", "4.1.3"]);
+        assert_eq!(p.hops[0].kind, HopKind::Major);
+        assert!(p.hops[0].replaces_base_files);
+        assert!(p.hops[0].renamed_services.contains(&("mender-device-auth".into(), "deviceauth".into())));
+        assert_eq!(stops(&run("3.6.5", "4.1.0").unwrap()), ["3.6.5", "3.7.11", "4.0.4", "4.1.0"]);
+        assert!(run("3.0.0", "4.1.3").unwrap().hops.iter().all(|h| h.to.minor != 8 || h.to.major != 3));
+    }
+
+    #[test]
+    fn patch_hop_within_a_line() {
+        let p = run("3.7.0", "3.7.11").unwrap();
+        assert_eq!(p.hops.len(), 1);
+        assert_eq!(p.hops[0].kind, HopKind::Patch);
+        assert_eq!(p.hops[0].rollback, Rollback::ImageSwap);
+        assert!(p.hops[0].manual_steps.is_empty());
+        let d = p.hops[0].image_changes.iter().find(|c| c.service == "mender-deployments").unwrap();
+        assert_eq!(d.to, "mendersoftware/deployments:mender-3.7.11");
+    }
+
+    #[test]
+    fn migrations_make_a_data_restore_hop() {
+        let p = run("3.3.0", "3.3.2").unwrap();
+        match &p.hops[0].rollback {
+            Rollback::DataRestore { reasons } => assert!(reasons.iter().any(|r| r.contains("deployment_service schema 1.2.9 → 1.2.10"))),
+            r => panic!("{r:?}"),
+        }
+    }
+
+    #[test]
+    fn mongo_major_steps_with_fcv() {
+        let p = run("3.6.5", "3.7.11").unwrap();
+        let m = p.hops[0].mongo.as_ref().unwrap();
+        assert_eq!(m.steps, vec![MongoStep { require_fcv: "4.4".into(), image_major: "5.0".into(), set_fcv: "5.0".into(), confirm: false }]);
+        let p = run("3.7.11", "4.0.4").unwrap();
+        let majors: Vec<&str> = p.hops[0].mongo.as_ref().unwrap().steps.iter().map(|s| s.image_major.as_str()).collect();
+        assert_eq!(majors, ["6.0", "7.0"]);
+        assert!(p.hops[0].mongo.as_ref().unwrap().steps[1].confirm);
+        assert!(matches!(p.hops[0].rollback, Rollback::DataRestore { .. }));
+    }
+
+    #[test]
+    fn hop_3_5_to_3_6_removes_reporting_and_shows_steps() {
+        let p = run("3.5.1", "3.6.5").unwrap();
+        let h = &p.hops[0];
+        assert_eq!(h.removed_services, ["mender-opensearch", "mender-reporting", "mender-reporting-indexer"]);
+        assert!(h.replaces_base_files);
+        assert!(h.manual_steps.iter().any(|s| s.text.contains("useradm")));
+        assert_eq!(h.window.as_deref(), Some("about 15 minutes"));
+    }
+
+    #[test]
+    fn refusals_name_the_problem() {
+        assert_eq!(run("3.6.5", "3.4.0"), Err(PlanError::Downgrade { from: v("3.6.5"), to: v("3.4.0") }));
+        assert_eq!(run("3.6.5", "3.6.5"), Err(PlanError::SameVersion(v("3.6.5"))));
+        assert!(matches!(run("3.6.5", "3.9.0"), Err(PlanError::UnknownTarget(..))));
+        assert!(matches!(run("3.7.11", "3.8.2"), Err(PlanError::NotServerRelease(..))));
+        assert_eq!(run("3.4.0", "3.6.2"), Err(PlanError::NoFacts(v("3.6.2"), v("3.6.5"))));
+        assert_eq!(run("3.6.2", "3.7.11"), Err(PlanError::UnknownCurrent(v("3.6.2"))));
+    }
+
+    #[test]
+    fn drift_and_missing_templates_are_warned() {
+        let p = plan(&Start { release: v("3.7.11"), drift: vec!["mender-useradm".into()] }, &cat(), &v("4.0.4")).unwrap();
+        assert!(p.warnings.iter().any(|w| w.contains("mender-useradm")));
+        assert!(p.warnings.iter().any(|w| w.contains("no base compose files for 4.0.4")));
+    }
+}
