@@ -3,4 +3,11 @@
 //! staging → upgrade → `report`; every side effect goes through `engine`.
 
 pub mod catalog;
+pub mod cli;
+pub mod compose_file;
+pub mod demo;
+pub mod engine;
+pub mod helper;
 pub mod plan;
+pub mod report;
+pub mod snapshot;

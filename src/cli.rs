@@ -1,0 +1,319 @@
+//! The command-line surface: one function per verb, each thin — observe, decide (pure), render.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use semver::Version;
+
+use crate::catalog::{CatalogError, LoadedCatalog, line_name};
+use crate::demo;
+use crate::engine::compose::ComposeError;
+use crate::engine::docker::{self, DockerError};
+use crate::engine::sidecar::SidecarError;
+use crate::plan::{self, PlanError};
+use crate::report::{self, Exit, Failure};
+use crate::snapshot::discover::DiscoverError;
+use crate::snapshot::observe::{ObserveError, Options, observe};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mender-compose-upgrade",
+    version,
+    about = "Safe, hop-by-hop upgrades of a self-hosted Mender Server under Docker Compose"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Compose project of the Mender Server (default: the only project running Mender images).
+    #[arg(short, long, global = true, env = "MENDER_COMPOSE_PROJECT")]
+    pub project: Option<String>,
+    /// One JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// No colours (also honoured: NO_COLOR).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Where journals, locks, backups and the demo live.
+    #[arg(long, global = true, env = "MENDER_COMPOSE_UPGRADE_STATE")]
+    pub state_dir: Option<PathBuf>,
+    /// Registry prefix of every catalog image: `PREFIX/mendersoftware/deployments:mender-3.6.5`
+    /// (a private mirror; the test bed uses testbed.local).
+    #[arg(long, global = true, env = "MENDER_IMAGE_REGISTRY")]
+    pub image_registry: Option<String>,
+    /// A catalog directory laid out like compose-templates/ instead of the built-in one.
+    #[arg(long, global = true, env = "MENDER_COMPOSE_UPGRADE_CATALOG")]
+    pub catalog: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Find the stack and report its release, services, health, databases and storage.
+    Status(StatusArgs),
+    /// Compute the hops from the running release (or --from) to a target release.
+    Plan(PlanArgs),
+    /// The embedded test-bed stack (stand-in images under testbed.local/).
+    #[command(subcommand)]
+    Demo(DemoCommand),
+    /// Runs inside the helper sidecar (probes, MongoDB report).
+    #[command(hide = true)]
+    Helper(HelperArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Exit 3 unless every service is running and healthy.
+    #[arg(long)]
+    pub require_healthy: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// Target release, e.g. 3.7.11.
+    #[arg(long)]
+    pub to: String,
+    /// Plan for a stack at this release instead of looking at the daemon.
+    #[arg(long)]
+    pub from: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DemoCommand {
+    /// Bring up a seeded test-bed stack laid out like a production integration checkout.
+    Up(demo::UpArgs),
+    /// Stop and remove the demo stack.
+    Down(demo::DownArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HelperArgs {
+    #[arg(long)]
+    pub request: String,
+}
+
+impl Global {
+    pub fn registry(&self) -> Option<&str> {
+        self.image_registry.as_deref().filter(|r| !r.is_empty())
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(d) = &self.state_dir {
+            return d.clone();
+        }
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(|| PathBuf::from("/var/lib"));
+        base.join("mender-compose-upgrade")
+    }
+
+    pub fn load_catalog(&self) -> Result<LoadedCatalog, Failure> {
+        let loaded = match &self.catalog {
+            Some(dir) => LoadedCatalog::from_dir(dir),
+            None => LoadedCatalog::embedded(),
+        };
+        loaded.map_err(|e: CatalogError| {
+            Failure::new(Exit::Usage, e, "nothing", "fix the catalog directory given with --catalog, or drop the option to use the built-in catalog")
+        })
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
+    match cli.command {
+        Command::Status(a) => status(&cli.global, a).await,
+        Command::Plan(a) => plan_cmd(&cli.global, a).await,
+        Command::Demo(DemoCommand::Up(a)) => demo::up(&cli.global, a).await,
+        Command::Demo(DemoCommand::Down(a)) => demo::down(&cli.global, a).await,
+        Command::Helper(a) => helper(a).await,
+    }
+}
+
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
+    let catalog = g.load_catalog()?;
+    let docker = docker::connect().await.map_err(from_docker)?;
+    let opts = Options {
+        project: g.project.as_deref(),
+        registry: g.registry(),
+        counts: false,
+    };
+    let stack = observe(&docker, &catalog.catalog, &opts)
+        .await
+        .map_err(from_observe)?;
+    if g.json {
+        print_json(&stack)?;
+    } else {
+        print!("{}", report::status::render(&stack));
+    }
+    Ok(if a.require_healthy && !stack.healthy {
+        Exit::Precondition
+    } else {
+        Exit::Ok
+    })
+}
+
+async fn plan_cmd(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
+    let catalog = g.load_catalog()?.catalog;
+    let target = parse_version(&a.to)?;
+    let start = match &a.from {
+        Some(v) => plan::Start {
+            release: parse_version(v)?,
+            drift: vec![],
+        },
+        None => {
+            let docker = docker::connect().await.map_err(from_docker)?;
+            let opts = Options {
+                project: g.project.as_deref(),
+                registry: g.registry(),
+                counts: false,
+            };
+            let stack = observe(&docker, &catalog, &opts)
+                .await
+                .map_err(from_observe)?;
+            let release = stack.release.clone().ok_or_else(|| {
+                Failure::new(
+                    Exit::Precondition,
+                    format!(
+                        "the release of project {} is unknown: {}",
+                        stack.project,
+                        stack.unknown_tags.join(", ")
+                    ),
+                    "nothing",
+                    "pass --from VERSION to plan from a known release",
+                )
+            })?;
+            let drift = stack
+                .services
+                .iter()
+                .filter(|s| s.drift.is_some())
+                .map(|s| s.name.clone())
+                .collect();
+            plan::Start { release, drift }
+        }
+    };
+    let p = plan::plan(&start, &catalog, &target).map_err(from_plan)?;
+    if g.json {
+        print_json(&p)?;
+    } else {
+        print!("{}", report::plan::render(&p));
+    }
+    Ok(Exit::Ok)
+}
+
+async fn helper(a: HelperArgs) -> anyhow::Result<Exit> {
+    let req: crate::helper::Request = serde_json::from_str(&a.request)?;
+    print_json(&crate::helper::run(req).await)?;
+    Ok(Exit::Ok)
+}
+
+fn parse_version(s: &str) -> Result<Version, Failure> {
+    let trimmed = s.trim().trim_start_matches('v');
+    // "3.7" means the line's newest release the catalog knows; resolved by the planner's message.
+    Version::parse(trimmed).map_err(|_| {
+        Failure::new(
+            Exit::Usage,
+            format!("{s:?} is not a version (expected MAJOR.MINOR.PATCH, e.g. 3.7.11)"),
+            "nothing",
+            "give a full release version",
+        )
+    })
+}
+
+pub fn from_docker(e: DockerError) -> Failure {
+    match e {
+        DockerError::Unreachable { .. } => Failure::new(
+            Exit::Precondition,
+            e,
+            "nothing (no Docker daemon was reached)",
+            "start the Docker daemon, or point DOCKER_HOST at it (e.g. unix:///var/run/docker.sock)",
+        ),
+        other => Failure::new(
+            Exit::Unexpected,
+            other,
+            "nothing was changed by this read-only command",
+            "retry; if it persists, run with -v and report it",
+        ),
+    }
+}
+
+pub fn from_observe(e: ObserveError) -> Failure {
+    match e {
+        ObserveError::Docker(d) => from_docker(d),
+        ObserveError::Discover(d @ DiscoverError::NoProject { .. }) => Failure::new(
+            Exit::Precondition,
+            d,
+            "nothing",
+            "start the Mender Server (production/run up -d), or use --image-registry when its images come from a mirror",
+        ),
+        ObserveError::Discover(d @ DiscoverError::Ambiguous { .. }) => {
+            Failure::new(Exit::Usage, d, "nothing", "pass -p PROJECT")
+        }
+        ObserveError::Discover(d @ DiscoverError::NotFound { .. }) => Failure::new(
+            Exit::Usage,
+            d,
+            "nothing",
+            "check the project name with `docker compose ls -a`",
+        ),
+        ObserveError::Sidecar(s) => from_sidecar(s),
+    }
+}
+
+pub fn from_sidecar(e: SidecarError) -> Failure {
+    match e {
+        SidecarError::Docker(d) => from_docker(d),
+        other => Failure::new(
+            Exit::Unexpected,
+            other,
+            "nothing in the stack was changed",
+            "run with -v and report the error",
+        ),
+    }
+}
+
+pub fn from_plan(e: PlanError) -> Failure {
+    let next = match &e {
+        PlanError::Downgrade { to, .. } => {
+            format!("to go back to {to}, restore a backup taken on {to}")
+        }
+        PlanError::SameVersion(_) => {
+            "nothing to do; `status` shows the next possible hops".to_string()
+        }
+        PlanError::NoFacts(_, stop) => {
+            format!("plan to {stop}, the line's newest release the catalog knows")
+        }
+        PlanError::NotServerRelease(v, _) => format!(
+            "the server line after 3.7 is 4.0: plan to 4.0.4 instead of {}",
+            line_name(v)
+        ),
+        PlanError::UnknownCurrent(_) => {
+            "pass --from with the release the stack really runs".to_string()
+        }
+        _ => "choose a release the catalog lists".to_string(),
+    };
+    Failure::new(Exit::Usage, e, "nothing", next)
+}
+
+pub fn from_compose(e: ComposeError) -> Failure {
+    let next = match &e {
+        ComposeError::V1(_) | ComposeError::NotFound => {
+            "install Docker Compose v2 (the docker-compose-plugin package, or the docker-compose binary of a v2 release)"
+        }
+        _ => "see the compose error above",
+    };
+    Failure::new(Exit::Precondition, e, "nothing", next)
+}

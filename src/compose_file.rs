@@ -1,0 +1,153 @@
+//! Pure edits of compose files that keep everything else byte-for-byte: comments, quoting,
+//! anchors and formatting survive, because only the byte range of each `image:` scalar changes.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ComposeFileError {
+    #[error("not a valid compose file: {0}")]
+    Parse(String),
+    #[error(
+        "service {service} takes its image from a variable ({value}); change the variable in the .env file instead"
+    )]
+    Interpolated { service: String, value: String },
+}
+
+#[derive(Deserialize)]
+struct FileShape {
+    #[serde(default)]
+    services: Option<BTreeMap<String, Option<ServiceShape>>>,
+}
+
+#[derive(Deserialize)]
+struct ServiceShape {
+    #[serde(default)]
+    image: Option<Spanned<String>>,
+}
+
+/// Where a service's `image:` value sits in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSite {
+    pub service: String,
+    pub value: String,
+    /// Byte range of the scalar, quotes included.
+    pub start: usize,
+    pub len: usize,
+    /// The value is written elsewhere (an anchor) and only referenced here.
+    pub via_anchor: bool,
+}
+
+pub fn image_sites(text: &str) -> Result<Vec<ImageSite>, ComposeFileError> {
+    let shape: FileShape =
+        serde_saphyr::from_str(text).map_err(|e| ComposeFileError::Parse(e.to_string()))?;
+    let mut sites = Vec::new();
+    for (service, svc) in shape.services.unwrap_or_default() {
+        let Some(image) = svc.and_then(|s| s.image) else {
+            continue;
+        };
+        let span = image.defined.span();
+        let (Some(start), Some(len)) = (span.byte_offset(), span.byte_len()) else {
+            continue;
+        };
+        let via_anchor = image.referenced.span().byte_offset() != Some(start);
+        sites.push(ImageSite {
+            service,
+            value: image.value,
+            start: start as usize,
+            len: len as usize,
+            via_anchor,
+        });
+    }
+    Ok(sites)
+}
+
+/// Rewrites `image:` values: `change(service, current)` returns the new reference or `None` to
+/// keep it. A value shared through an anchor is edited once, where it is defined.
+pub fn replace_images(
+    text: &str,
+    change: impl Fn(&str, &str) -> Option<String>,
+) -> Result<String, ComposeFileError> {
+    let mut edits: BTreeMap<usize, (usize, String)> = BTreeMap::new();
+    for site in image_sites(text)? {
+        let Some(new) = change(&site.service, &site.value) else {
+            continue;
+        };
+        if new == site.value {
+            continue;
+        }
+        if site.value.contains("${") {
+            return Err(ComposeFileError::Interpolated {
+                service: site.service,
+                value: site.value,
+            });
+        }
+        let original = &text[site.start..site.start + site.len];
+        let quoted = match original.chars().next() {
+            Some('\'') => format!("'{}'", new.replace('\'', "''")),
+            Some('"') => format!("\"{}\"", new.replace('\\', "\\\\").replace('"', "\\\"")),
+            _ => new,
+        };
+        edits.insert(site.start, (site.len, quoted));
+    }
+    let mut out = text.to_string();
+    for (start, (len, new)) in edits.into_iter().rev() {
+        out.replace_range(start..start + len, &new);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "# Mender → production\nversion: '2.3'\nx-img: &dep 'mendersoftware/deployments:mender-3.4.0'\nservices:\n    # the API\n    mender-useradm:\n        image: \"mendersoftware/useradm:mender-3.4.0\"   # pinned\n    mender-deployments:\n        image: *dep\n    mender-gui:\n        image: mendersoftware/gui:mender-3.4.0\n    mender-nothing: {}\n";
+
+    #[test]
+    fn only_image_bytes_change() {
+        let out = replace_images(FILE, |_, v| Some(v.replace("3.4.0", "3.6.5"))).unwrap();
+        assert_eq!(out, FILE.replace("3.4.0", "3.6.5"));
+        assert!(out.contains("\"mendersoftware/useradm:mender-3.6.5\"   # pinned"));
+        assert!(out.contains("&dep 'mendersoftware/deployments:mender-3.6.5'"));
+    }
+
+    #[test]
+    fn sites_report_anchors_and_services() {
+        let sites = image_sites(FILE).unwrap();
+        let dep = sites
+            .iter()
+            .find(|s| s.service == "mender-deployments")
+            .unwrap();
+        assert!(dep.via_anchor);
+        assert_eq!(dep.value, "mendersoftware/deployments:mender-3.4.0");
+        assert!(
+            !sites
+                .iter()
+                .find(|s| s.service == "mender-gui")
+                .unwrap()
+                .via_anchor
+        );
+        assert_eq!(sites.len(), 3);
+    }
+
+    #[test]
+    fn selective_change_and_variables_refused() {
+        let out = replace_images(FILE, |s, v| {
+            (s == "mender-gui").then(|| format!("testbed.local/{v}"))
+        })
+        .unwrap();
+        assert!(out.contains("image: testbed.local/mendersoftware/gui:mender-3.4.0\n"));
+        assert!(out.contains("useradm:mender-3.4.0\""));
+        let var = "services:\n  a:\n    image: ${REG}/x:1\n";
+        assert!(matches!(
+            replace_images(var, |_, _| Some("y:2".into())),
+            Err(ComposeFileError::Interpolated { .. })
+        ));
+        assert!(matches!(
+            replace_images("services: [", |_, _| None),
+            Err(ComposeFileError::Parse(_))
+        ));
+    }
+}

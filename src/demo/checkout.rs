@@ -1,0 +1,275 @@
+//! Writes a demo integration checkout the way an operator sets one up from the Mender docs:
+//! the release's base files, prod.yml filled in from its template, generated keys and secrets,
+//! the production/run wrapper, committed to a local git branch.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::catalog::{ImageRef, TemplateFile};
+use crate::compose_file::replace_images;
+
+pub struct Settings<'a> {
+    pub project: &'a str,
+    pub registry: &'a str,
+    pub volume_prefix: &'a str,
+    pub https_port: &'a str,
+}
+
+const SETTINGS_FILE: &str = ".demo.json";
+
+pub fn write(dir: &Path, files: &[TemplateFile], s: &Settings<'_>) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let secret = random_hex(16)?;
+    for f in files {
+        let is_compose = f.path.extension().is_some_and(|e| e == "yml")
+            || f.path.to_string_lossy().ends_with(".yml.template");
+        let text = if is_compose {
+            replace_images(&f.contents, |_, image| {
+                Some(ImageRef::parse(image, None).qualified(Some(s.registry)))
+            })?
+        } else {
+            f.contents.clone()
+        };
+        write_file(&dir.join(&f.path), &text, 0o644)?;
+        if f.path.ends_with("prod.yml.template") {
+            write_file(
+                &dir.join("production/config/prod.yml"),
+                &fill_prod(&text, s, &secret)?,
+                0o600,
+            )?;
+        }
+    }
+    write_file(&dir.join("production/run"), &run_script(s.project), 0o755)?;
+    write_file(
+        &dir.join(SETTINGS_FILE),
+        &serde_json::json!({"project": s.project, "volume_prefix": s.volume_prefix}).to_string(),
+        0o644,
+    )?;
+    keys(&dir.join("production/keys-generated"))?;
+    git_commit(dir);
+    Ok(())
+}
+
+/// The volume prefix a checkout was written with.
+pub fn volume_prefix(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(SETTINGS_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("volume_prefix")?.as_str().map(str::to_string)
+}
+
+fn write_file(path: &Path, text: &str, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(hex::encode(buf))
+}
+
+/// What the installation guide has the operator fill in: keys, domains, ports, volume names.
+fn fill_prod(template: &str, s: &Settings<'_>, secret: &str) -> Result<String> {
+    let port_line = match s.https_port {
+        "none" => None,
+        "0" => Some("            - \"127.0.0.1::443\"".to_string()),
+        p if p.parse::<u16>().is_ok() => Some(format!("            - \"{p}:443\"")),
+        p => bail!("--https-port {p}: expected a port number, 0 or none"),
+    };
+    let mut out = Vec::new();
+    let mut skip_ports = false;
+    for line in template.lines() {
+        let t = line.trim();
+        if skip_ports {
+            if t.starts_with('-') || t.starts_with('#') {
+                continue;
+            }
+            skip_ports = false;
+        }
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let filled = match t {
+            "MINIO_ACCESS_KEY:" | "DEPLOYMENTS_AWS_AUTH_KEY:" => {
+                format!("{line} mender-deployments")
+            }
+            "MINIO_SECRET_KEY:" | "DEPLOYMENTS_AWS_AUTH_SECRET:" => format!("{line} {secret}"),
+            "ALLOWED_HOSTS: my-gateway-dns-name" => {
+                format!("{indent}ALLOWED_HOSTS: docker.mender.io")
+            }
+            "- set-my-alias-here.com" => format!("{indent}- s3.docker.mender.io"),
+            "DEPLOYMENTS_AWS_EXTERNAL_URI: https://set-my-alias-here.com" => {
+                format!("{indent}DEPLOYMENTS_AWS_EXTERNAL_URI: https://s3.docker.mender.io")
+            }
+            "name: mender-artifacts" | "name: mender-db" => format!(
+                "{indent}name: {}{}",
+                s.volume_prefix,
+                t.trim_start_matches("name: ")
+            ),
+            "ports:" => {
+                skip_ports = true;
+                match &port_line {
+                    Some(p) => format!("{line}\n{p}"),
+                    None => continue,
+                }
+            }
+            _ => line.to_string(),
+        };
+        out.push(filled);
+    }
+    Ok(out.join("\n") + "\n")
+}
+
+fn run_script(project: &str) -> String {
+    format!(
+        "#!/bin/bash\n\
+         # Wrapper around docker compose for the production setup (as mendersoftware/integration's production/run).\n\
+         set -e\n\
+         cd \"$(dirname \"$0\")\"\n\
+         if docker compose version >/dev/null 2>&1; then COMPOSE=\"docker compose\"; else COMPOSE=docker-compose; fi\n\
+         exec $COMPOSE -p {project} -f ../docker-compose.yml -f ../docker-compose.storage.minio.yml -f ./config/prod.yml \"$@\"\n"
+    )
+}
+
+/// The keys `keygen` makes: a TLS certificate for the gateway and storage, RSA keys for
+/// deviceauth and useradm.
+fn keys(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir.join("cert"))?;
+    std::fs::create_dir_all(dir.join("keys/deviceauth"))?;
+    std::fs::create_dir_all(dir.join("keys/useradm"))?;
+    let d = |p: &str| dir.join(p).to_string_lossy().into_owned();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=docker.mender.io",
+        "-addext",
+        "subjectAltName=DNS:docker.mender.io,DNS:s3.docker.mender.io",
+        "-keyout",
+        &d("cert/private.key"),
+        "-out",
+        &d("cert/cert.crt"),
+    ])?;
+    for svc in ["deviceauth", "useradm"] {
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &d(&format!("keys/{svc}/private.key")),
+        ])?;
+    }
+    // The services run as uid 65534 and read the mounted keys.
+    for f in [
+        "cert/private.key",
+        "keys/deviceauth/private.key",
+        "keys/useradm/private.key",
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644))?;
+    }
+    Ok(())
+}
+
+fn openssl(args: &[&str]) -> Result<()> {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .context("running openssl (needed to generate the demo keys)")?;
+    if !out.status.success() {
+        bail!(
+            "openssl {} failed: {}",
+            args[0],
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Operators keep their setup on a local branch of the integration checkout; so does the demo.
+fn git_commit(dir: &Path) {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let _ = git(&["init", "-q", "-b", "my-production-setup"])
+        && git(&["add", "-A"])
+        && git(&[
+            "-c",
+            "user.name=demo",
+            "-c",
+            "user.email=demo@example.invalid",
+            "commit",
+            "-q",
+            "-m",
+            "production setup",
+        ]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prod_yml_is_filled_like_the_guide_says() {
+        let template = "services:\n    mender-api-gateway:\n        ports:\n            # list of ports\n            - \"443:443\"\n        networks:\n            mender:\n                aliases:\n                    - set-my-alias-here.com\n        environment:\n            ALLOWED_HOSTS: my-gateway-dns-name\n    minio:\n        environment:\n            MINIO_ACCESS_KEY:\n            MINIO_SECRET_KEY:\nvolumes:\n    mender-db:\n        external:\n            name: mender-db\n";
+        let s = Settings {
+            project: "p",
+            registry: "r",
+            volume_prefix: "t1-",
+            https_port: "0",
+        };
+        let out = fill_prod(template, &s, "s3cr3t").unwrap();
+        assert!(out.contains("- \"127.0.0.1::443\"") && !out.contains("443:443"));
+        assert!(
+            out.contains("- s3.docker.mender.io")
+                && out.contains("ALLOWED_HOSTS: docker.mender.io")
+        );
+        assert!(
+            out.contains("MINIO_ACCESS_KEY: mender-deployments")
+                && out.contains("MINIO_SECRET_KEY: s3cr3t")
+        );
+        assert!(out.contains("name: t1-mender-db"));
+        let none = fill_prod(
+            template,
+            &Settings {
+                https_port: "none",
+                ..s
+            },
+            "x",
+        )
+        .unwrap();
+        assert!(!none.contains("ports:") && !none.contains("443"));
+        assert!(
+            fill_prod(
+                template,
+                &Settings {
+                    https_port: "abc",
+                    project: "p",
+                    registry: "r",
+                    volume_prefix: ""
+                },
+                "x"
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,350 @@
+//! `demo up|down`: the embedded test-bed stack, laid out like a production integration checkout
+//! (docker-compose.yml + docker-compose.storage.minio.yml + production/config/prod.yml, external
+//! volumes, keys under production/keys-generated), with its images behind the test-bed prefix and
+//! seeded data. Everything here is for trying the tool and for its tests; it runs stand-ins.
+
+mod checkout;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bollard::Docker;
+use bollard::models::VolumeCreateRequest;
+use clap::Args;
+use semver::Version;
+
+use crate::catalog::Catalog;
+use crate::cli::{Global, from_compose, from_docker, from_observe};
+use crate::engine::compose::{Compose, ProjectFiles, project_files};
+use crate::engine::docker;
+use crate::engine::sidecar::{SidecarSpec, run_collect};
+use crate::report::{Exit, Failure};
+use crate::snapshot::observe::{Options, observe};
+
+pub const DEFAULT_PROJECT: &str = "menderproduction";
+pub const TESTBED_REGISTRY: &str = "testbed.local";
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Mender Server release to bring up (one with base compose files in the catalog).
+    #[arg(long, default_value = "3.4.0")]
+    pub release: String,
+    /// The integration checkout (default: STATE_DIR/demo/PROJECT/mender-server).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Prefix of the external volume names (mender-db, mender-artifacts), to run stacks side by side.
+    #[arg(long, default_value = "")]
+    pub volume_prefix: String,
+    /// Host port for the gateway's HTTPS: a number, 0 for a free port on 127.0.0.1, or none.
+    #[arg(long, default_value = "443")]
+    pub https_port: String,
+    /// Devices to seed (each in deviceauth, inventory, deviceconnect, …).
+    #[arg(long, default_value_t = 50)]
+    pub devices: u64,
+    /// Bytes of inventory attributes per seeded device.
+    #[arg(long, default_value_t = 256)]
+    pub device_pad: u64,
+    /// Artifacts to upload to the artifact store.
+    #[arg(long, default_value_t = 5)]
+    pub artifacts: u64,
+    /// Size of each seeded artifact in bytes.
+    #[arg(long, default_value_t = 65536)]
+    pub artifact_size: u64,
+    /// Seconds to wait for every service to become healthy.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct DownArgs {
+    /// The integration checkout (default: STATE_DIR/demo/PROJECT/mender-server).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Also delete the external volumes (all data) and the checkout directory.
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+fn project(g: &Global) -> String {
+    g.project
+        .clone()
+        .unwrap_or_else(|| DEFAULT_PROJECT.to_string())
+}
+
+fn registry(g: &Global) -> String {
+    g.registry().unwrap_or(TESTBED_REGISTRY).to_string()
+}
+
+fn checkout_dir(g: &Global, dir: &Option<PathBuf>) -> PathBuf {
+    dir.clone().unwrap_or_else(|| {
+        g.state_dir()
+            .join("demo")
+            .join(project(g))
+            .join("mender-server")
+    })
+}
+
+/// The compose invocation of a 3.x production checkout (what production/run runs).
+pub fn production_files(project: &str, dir: &Path) -> ProjectFiles {
+    let files = [
+        "docker-compose.yml",
+        "docker-compose.storage.minio.yml",
+        "production/config/prod.yml",
+    ];
+    project_files(
+        project,
+        dir,
+        files.iter().map(PathBuf::from).collect(),
+        vec![],
+    )
+}
+
+pub async fn up(g: &Global, a: UpArgs) -> anyhow::Result<Exit> {
+    let loaded = g.load_catalog()?;
+    let version = Version::parse(&a.release).map_err(|_| {
+        Failure::new(
+            Exit::Usage,
+            format!("{:?} is not a version", a.release),
+            "nothing",
+            "e.g. --release 3.4.0",
+        )
+    })?;
+    let release = loaded
+        .catalog
+        .release(&version)
+        .filter(|r| r.templates)
+        .ok_or_else(|| {
+            let known: Vec<String> = loaded
+                .catalog
+                .releases
+                .iter()
+                .filter(|r| r.templates)
+                .map(|r| r.version.to_string())
+                .collect();
+            Failure::new(
+                Exit::Usage,
+                format!("the test bed has no stack for release {version}"),
+                "nothing",
+                format!("choose one of {}", known.join(", ")),
+            )
+        })?;
+    let (project, registry) = (project(g), registry(g));
+    let dir = checkout_dir(g, &a.dir);
+    let compose = Compose::detect().await.map_err(from_compose)?;
+    let docker = docker::connect().await.map_err(from_docker)?;
+    let fresh = !dir.join("docker-compose.yml").exists();
+    if fresh {
+        let files = loaded.template_files(&version)?;
+        let settings = checkout::Settings {
+            project: &project,
+            registry: &registry,
+            volume_prefix: &a.volume_prefix,
+            https_port: &a.https_port,
+        };
+        checkout::write(&dir, &files, &settings)
+            .with_context(|| format!("writing the demo checkout in {}", dir.display()))?;
+        eprintln!(
+            "wrote a {} integration checkout to {}",
+            release.version,
+            dir.display()
+        );
+    } else {
+        eprintln!("reusing the checkout in {}", dir.display());
+    }
+    for name in ["mender-db", "mender-artifacts"] {
+        create_volume(&docker, &format!("{}{name}", a.volume_prefix)).await?;
+    }
+    let files = production_files(&project, &dir);
+    eprintln!(
+        "starting project {project} with docker compose {}",
+        compose.version
+    );
+    compose
+        .run(&files, &["up", "-d", "--remove-orphans"])
+        .await
+        .map_err(from_compose)?;
+    wait_healthy(
+        &docker,
+        &loaded.catalog,
+        g,
+        &project,
+        Duration::from_secs(a.timeout),
+    )
+    .await?;
+    let marker = dir.join(".demo-seeded");
+    if !marker.exists() {
+        seed(&docker, &project, &registry, &version, &a).await?;
+        std::fs::write(
+            &marker,
+            format!("{} devices, {} artifacts\n", a.devices, a.artifacts),
+        )?;
+    }
+    println!(
+        "Mender Server {version} (test bed) is up as compose project {project} in {}.",
+        dir.display()
+    );
+    println!("Try:");
+    println!("  mender-compose-upgrade --image-registry {registry} -p {project} status");
+    println!("  mender-compose-upgrade --image-registry {registry} -p {project} plan --to 3.7.11");
+    Ok(Exit::Ok)
+}
+
+async fn create_volume(docker: &Docker, name: &str) -> anyhow::Result<()> {
+    if docker.inspect_volume(name).await.is_ok() {
+        return Ok(());
+    }
+    docker
+        .create_volume(VolumeCreateRequest {
+            name: Some(name.to_string()),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("creating volume {name}"))?;
+    Ok(())
+}
+
+async fn wait_healthy(
+    docker: &Docker,
+    catalog: &Catalog,
+    g: &Global,
+    project: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let opts = Options {
+        project: Some(project),
+        registry: Some(g.registry().unwrap_or(TESTBED_REGISTRY)),
+        counts: false,
+    };
+    loop {
+        let stack = observe(docker, catalog, &opts)
+            .await
+            .map_err(from_observe)?;
+        if stack.healthy {
+            eprintln!(
+                "all services healthy after {:.0} s",
+                start.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            let problems: Vec<String> = stack
+                .services
+                .iter()
+                .flat_map(|s| s.problems.iter().map(move |p| format!("{}: {p}", s.name)))
+                .collect();
+            return Err(Failure::new(
+                Exit::Precondition,
+                format!("the demo stack did not become healthy within {} s: {}", timeout.as_secs(), problems.join("; ")),
+                "the containers are left running for inspection",
+                format!("look at `docker compose -p {project} logs`, or remove it with `demo down --volumes`"),
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+async fn seed(
+    docker: &Docker,
+    project: &str,
+    registry: &str,
+    version: &Version,
+    a: &UpArgs,
+) -> anyhow::Result<()> {
+    let containers = crate::engine::inspect::project_containers(docker, project)
+        .await
+        .map_err(from_docker)?;
+    let deployments = containers
+        .iter()
+        .find(|c| c.service == "mender-deployments")
+        .context("the stack has no mender-deployments")?;
+    let network = deployments
+        .networks
+        .first()
+        .cloned()
+        .context("mender-deployments has no network")?;
+    // The seeder reaches the store with the same settings as deployments itself.
+    let env: Vec<String> = deployments
+        .env
+        .iter()
+        .filter(|kv| kv.starts_with("DEPLOYMENTS_AWS_") || kv.starts_with("DEPLOYMENTS_STORAGE_"))
+        .cloned()
+        .collect();
+    let spec = SidecarSpec {
+        image: format!("{registry}/mender-standin:latest"),
+        entrypoint: Some(vec!["/usr/bin/mender-standin".into()]),
+        cmd: [
+            "seed",
+            "--release",
+            &version.to_string(),
+            "--devices",
+            &a.devices.to_string(),
+            "--pad",
+            &a.device_pad.to_string(),
+            "--artifacts",
+            &a.artifacts.to_string(),
+            "--artifact-size",
+            &a.artifact_size.to_string(),
+            "--mongo",
+            "mongodb://mender-mongo:27017",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        network: Some(network),
+        env,
+        ..Default::default()
+    };
+    let (_, outcome) = run_collect(docker, &spec)
+        .await
+        .context("running the test-bed seeder")?;
+    anyhow::ensure!(
+        outcome.exit_code == 0,
+        "seeding failed (exit {}): {}",
+        outcome.exit_code,
+        outcome.stderr.trim()
+    );
+    eprintln!("{}", outcome.stderr.trim());
+    Ok(())
+}
+
+pub async fn down(g: &Global, a: DownArgs) -> anyhow::Result<Exit> {
+    let project = project(g);
+    let dir = checkout_dir(g, &a.dir);
+    let compose = Compose::detect().await.map_err(from_compose)?;
+    if dir.join("docker-compose.yml").exists() {
+        compose
+            .run(
+                &production_files(&project, &dir),
+                &["down", "--remove-orphans"],
+            )
+            .await
+            .map_err(from_compose)?;
+    }
+    if a.volumes {
+        let docker = docker::connect().await.map_err(from_docker)?;
+        let prefix = checkout::volume_prefix(&dir).unwrap_or_default();
+        for name in ["mender-db", "mender-artifacts"] {
+            let _ = docker
+                .remove_volume(
+                    &format!("{prefix}{name}"),
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
+                .await;
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+    }
+    eprintln!(
+        "project {project} is down{}",
+        if a.volumes {
+            ", its volumes and checkout removed"
+        } else {
+            ""
+        }
+    );
+    Ok(Exit::Ok)
+}

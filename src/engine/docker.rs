@@ -1,0 +1,165 @@
+//! The Docker daemon through bollard: connection, image building, and the queries discovery needs.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::{BuildImageOptionsBuilder, TagImageOptionsBuilder};
+use futures_util::StreamExt;
+
+/// Long enough for `stop` with a generous grace period: bollard's default 120 s cuts a slow stop
+/// while the daemon carries on (the response arrives only once the container has stopped).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("cannot reach the Docker daemon at {host}: {reason}")]
+    Unreachable { host: String, reason: String },
+    #[error("Docker API call failed ({what}): {source}")]
+    Api {
+        what: String,
+        source: bollard::errors::Error,
+    },
+    #[error("image build of {tag} failed: {message}")]
+    Build { tag: String, message: String },
+}
+
+impl DockerError {
+    pub fn api(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> DockerError {
+        let what = what.into();
+        move |source| DockerError::Api { what, source }
+    }
+}
+
+/// The daemon address users see: `DOCKER_HOST` or the default socket.
+pub fn docker_host() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+}
+
+/// Connects, negotiates the API version, and proves the daemon answers.
+pub async fn connect() -> Result<Docker, DockerError> {
+    let host = docker_host();
+    let unreachable = |reason: String| DockerError::Unreachable {
+        host: host.clone(),
+        reason,
+    };
+    let docker = Docker::connect_with_defaults()
+        .map_err(|e| unreachable(e.to_string()))?
+        .with_timeout(CLIENT_TIMEOUT);
+    let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+        .await
+        .map_err(|_| unreachable("no answer within 10 s".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    tokio::time::timeout(Duration::from_secs(10), docker.ping())
+        .await
+        .map_err(|_| unreachable("no answer within 10 s".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    Ok(docker)
+}
+
+/// One entry of a build context.
+pub enum ContextEntry {
+    File {
+        path: String,
+        mode: u32,
+        data: Vec<u8>,
+    },
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+}
+
+/// A build context tar from entries (paths relative, no leading slash).
+pub fn context_tar(entries: &[ContextEntry]) -> std::io::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        match e {
+            ContextEntry::File { path, mode, data } => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(*mode);
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, path, data.as_slice())?;
+            }
+            ContextEntry::Dir { path, mode } => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(*mode);
+                h.set_size(0);
+                b.append_data(&mut h, path, std::io::empty())?;
+            }
+            ContextEntry::Symlink { path, target } => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_mode(0o777);
+                h.set_size(0);
+                b.append_link(&mut h, path, target)?;
+            }
+        }
+    }
+    b.into_inner()
+}
+
+/// Builds `tags[0]` from a context tar with the classic builder and adds the other tags.
+pub async fn build_image(
+    docker: &Docker,
+    context: Vec<u8>,
+    tags: &[String],
+    labels: &HashMap<String, String>,
+    build_args: &HashMap<String, String>,
+) -> Result<(), DockerError> {
+    let Some(first) = tags.first() else {
+        return Ok(());
+    };
+    let opts = BuildImageOptionsBuilder::new()
+        .dockerfile("Dockerfile")
+        .t(first)
+        .rm(true)
+        .forcerm(true)
+        .labels(labels)
+        .buildargs(build_args)
+        .build();
+    let mut stream = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
+    let mut log = String::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(s) = info.stream {
+                    log.push_str(&s);
+                }
+                if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                    return Err(DockerError::Build {
+                        tag: first.clone(),
+                        message: e,
+                    });
+                }
+            }
+            Err(e) => {
+                return Err(DockerError::Build {
+                    tag: first.clone(),
+                    message: format!("{e}\n{log}"),
+                });
+            }
+        }
+    }
+    for tag in &tags[1..] {
+        let (repo, t) = tag.rsplit_once(':').unwrap_or((tag.as_str(), "latest"));
+        docker
+            .tag_image(
+                first,
+                Some(TagImageOptionsBuilder::new().repo(repo).tag(t).build()),
+            )
+            .await
+            .map_err(DockerError::api(format!("tag {tag}")))?;
+    }
+    Ok(())
+}

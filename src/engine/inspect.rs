@@ -1,0 +1,136 @@
+//! Reads the compose projects' containers from the daemon.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::Docker;
+use bollard::query_parameters::ListContainersOptionsBuilder;
+
+use super::docker::DockerError;
+use crate::snapshot::container::{
+    ContainerInfo, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE, Mount,
+};
+
+async fn list(
+    docker: &Docker,
+    project: Option<&str>,
+) -> Result<Vec<bollard::models::ContainerSummary>, DockerError> {
+    let project_filter = match project {
+        Some(p) => format!("{LABEL_PROJECT}={p}"),
+        None => LABEL_PROJECT.to_string(),
+    };
+    let filters = HashMap::from([("label", vec![project_filter])]);
+    let list = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(DockerError::api("list containers"))?;
+    // `compose run` one-offs are not part of the stack.
+    Ok(list
+        .into_iter()
+        .filter(|s| {
+            !s.labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_ONEOFF))
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        })
+        .collect())
+}
+
+/// Project, service and image of every compose container on the daemon: enough to choose the
+/// project without inspecting everything.
+pub async fn compose_summaries(docker: &Docker) -> Result<Vec<ContainerInfo>, DockerError> {
+    Ok(list(docker, None)
+        .await?
+        .into_iter()
+        .map(|s| {
+            let labels: BTreeMap<String, String> =
+                s.labels.unwrap_or_default().into_iter().collect();
+            ContainerInfo {
+                id: s.id.unwrap_or_default(),
+                project: labels.get(LABEL_PROJECT).cloned().unwrap_or_default(),
+                service: labels.get(LABEL_SERVICE).cloned().unwrap_or_default(),
+                image: s.image.unwrap_or_default(),
+                labels,
+                ..Default::default()
+            }
+        })
+        .collect())
+}
+
+/// The containers of one project, inspected, running or not.
+pub async fn project_containers(
+    docker: &Docker,
+    project: &str,
+) -> Result<Vec<ContainerInfo>, DockerError> {
+    let mut out = Vec::new();
+    for summary in list(docker, Some(project)).await? {
+        let Some(id) = summary.id else { continue };
+        // A container removed between list and inspect is simply gone.
+        if let Ok(info) = docker.inspect_container(&id, None).await {
+            out.push(to_info(info));
+        }
+    }
+    out.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));
+    Ok(out)
+}
+
+fn to_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
+    let config = c.config.unwrap_or_default();
+    let labels: BTreeMap<String, String> = config
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let state = c.state.unwrap_or_default();
+    let networks = c
+        .network_settings
+        .and_then(|n| n.networks)
+        .map(|n| {
+            let mut v: Vec<String> = n.into_keys().collect();
+            v.sort();
+            v
+        })
+        .unwrap_or_default();
+    ContainerInfo {
+        id: c.id.unwrap_or_default(),
+        name: c
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
+        project: labels.get(LABEL_PROJECT).cloned().unwrap_or_default(),
+        service: labels.get(LABEL_SERVICE).cloned().unwrap_or_default(),
+        image: config.image.unwrap_or_default(),
+        image_id: c.image.unwrap_or_default(),
+        state: state.status.map(|s| s.to_string()).unwrap_or_default(),
+        running: state.running.unwrap_or(false),
+        restarting: state.restarting.unwrap_or(false),
+        restart_count: c.restart_count.unwrap_or(0),
+        exit_code: state.exit_code,
+        health: state
+            .health
+            .and_then(|h| h.status)
+            .map(|s| s.to_string())
+            .filter(|s| !s.is_empty() && s != "none"),
+        started_at: state.started_at,
+        networks,
+        env: config.env.unwrap_or_default(),
+        labels,
+        mounts: c
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| Mount {
+                kind: m.typ.unwrap_or_default(),
+                name: m.name,
+                source: m.source,
+                destination: m.destination.unwrap_or_default(),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,8 @@
+//! The only place that touches the world: the Docker daemon (bollard), the compose CLI, sidecar
+//! containers of the helper image, and storage APIs. Everything else is pure.
+
+pub mod compose;
+pub mod docker;
+pub mod inspect;
+pub mod s3;
+pub mod sidecar;

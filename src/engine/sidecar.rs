@@ -1,0 +1,309 @@
+//! Short-lived containers on the stack's own network: the tool's helper (HTTP probes, MongoDB
+//! queries; the Mender images have no shell to exec into) and, later, mongodump/mongorestore
+//! from the stack's own mongo image. Output is read by attaching before start — never through
+//! `logs`, which mangles binary data — and streamed, so memory stays flat.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListImagesOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::docker::{ContextEntry, DockerError, build_image, context_tar};
+
+/// Label on every sidecar, so that `recover` can find ones a killed run left behind.
+pub const SIDECAR_LABEL: &str = "io.mender-compose-upgrade.sidecar";
+const HELPER_LABEL: &str = "io.mender-compose-upgrade.helper";
+const HELPER_REPO: &str = "mender-compose-upgrade-helper";
+/// Keep the last part of a sidecar's stderr for error messages.
+const STDERR_KEEP: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error("cannot read this program's own binary for the helper image: {0}")]
+    SelfExe(std::io::Error),
+    #[error("the helper sidecar failed: {0}")]
+    Helper(String),
+    #[error("writing the output of sidecar {image} failed: {source}")]
+    Output {
+        image: String,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SidecarSpec {
+    pub image: String,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Vec<String>,
+    pub network: Option<String>,
+    pub env: Vec<String>,
+    pub binds: Vec<String>,
+    pub labels: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SidecarOutcome {
+    pub exit_code: i64,
+    /// The tail of stderr.
+    pub stderr: String,
+}
+
+fn unique_name(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{:x}-{:x}",
+        std::process::id(),
+        nanos & 0xffff_ffff_ffff
+    )
+}
+
+/// Runs a sidecar to completion, streaming its stdout into `out`.
+pub async fn run_to_writer<W: AsyncWrite + Unpin>(
+    docker: &Docker,
+    spec: &SidecarSpec,
+    out: &mut W,
+) -> Result<SidecarOutcome, SidecarError> {
+    let name = unique_name("mcu-sidecar");
+    let mut labels = spec.labels.clone();
+    labels.insert(SIDECAR_LABEL.into(), "1".into());
+    let body = ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        entrypoint: spec.entrypoint.clone(),
+        cmd: Some(spec.cmd.clone()),
+        env: Some(spec.env.clone()),
+        labels: Some(labels),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        tty: Some(false),
+        host_config: Some(HostConfig {
+            network_mode: spec.network.clone(),
+            binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+            body,
+        )
+        .await
+        .map_err(DockerError::api(format!(
+            "create sidecar from {}",
+            spec.image
+        )))?;
+    let result = attach_start_wait(docker, &name, spec, out).await;
+    let _ = docker
+        .remove_container(
+            &name,
+            Some(
+                RemoveContainerOptionsBuilder::new()
+                    .force(true)
+                    .v(true)
+                    .build(),
+            ),
+        )
+        .await;
+    result
+}
+
+async fn attach_start_wait<W: AsyncWrite + Unpin>(
+    docker: &Docker,
+    name: &str,
+    spec: &SidecarSpec,
+    out: &mut W,
+) -> Result<SidecarOutcome, SidecarError> {
+    // Attach before start, or the first bytes are lost.
+    let attach = AttachContainerOptionsBuilder::new()
+        .stdout(true)
+        .stderr(true)
+        .stream(true)
+        .logs(false)
+        .build();
+    let mut stream = docker
+        .attach_container(name, Some(attach))
+        .await
+        .map_err(DockerError::api("attach sidecar"))?
+        .output;
+    docker
+        .start_container(name, None)
+        .await
+        .map_err(DockerError::api(format!(
+            "start sidecar from {}",
+            spec.image
+        )))?;
+    let mut stderr: Vec<u8> = Vec::new();
+    while let Some(frame) = stream.next().await {
+        match frame.map_err(DockerError::api("read sidecar output"))? {
+            LogOutput::StdOut { message } => {
+                out.write_all(&message)
+                    .await
+                    .map_err(|source| SidecarError::Output {
+                        image: spec.image.clone(),
+                        source,
+                    })?;
+            }
+            LogOutput::StdErr { message } => {
+                stderr.extend_from_slice(&message);
+                if stderr.len() > 2 * STDERR_KEEP {
+                    stderr.drain(..stderr.len() - STDERR_KEEP);
+                }
+            }
+            _ => {}
+        }
+    }
+    out.flush().await.map_err(|source| SidecarError::Output {
+        image: spec.image.clone(),
+        source,
+    })?;
+    let exit_code = wait(docker, name).await?;
+    Ok(SidecarOutcome {
+        exit_code,
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    })
+}
+
+/// The container's exit code; bollard reports a non-zero exit as an error value.
+pub async fn wait(docker: &Docker, name: &str) -> Result<i64, DockerError> {
+    let mut w = docker.wait_container(name, None);
+    match w.next().await {
+        Some(Ok(r)) => Ok(r.status_code),
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+        Some(Err(e)) => Err(DockerError::Api {
+            what: "wait for sidecar".into(),
+            source: e,
+        }),
+        None => Ok(-1),
+    }
+}
+
+/// Runs a sidecar whose output is small (a JSON report).
+pub async fn run_collect(
+    docker: &Docker,
+    spec: &SidecarSpec,
+) -> Result<(Vec<u8>, SidecarOutcome), SidecarError> {
+    let mut buf = Vec::new();
+    let outcome = run_to_writer(docker, spec, &mut buf).await?;
+    Ok((buf, outcome))
+}
+
+/// Runs the tool's helper on `network` and returns its report.
+pub async fn run_helper(
+    docker: &Docker,
+    network: &str,
+    request: &crate::helper::Request,
+) -> Result<crate::helper::Response, SidecarError> {
+    let image = helper_image(docker).await?;
+    let json = serde_json::to_string(request).map_err(|e| SidecarError::Helper(e.to_string()))?;
+    let spec = SidecarSpec {
+        image,
+        cmd: vec!["--request".into(), json],
+        network: Some(network.to_string()),
+        ..Default::default()
+    };
+    let (stdout, outcome) = run_collect(docker, &spec).await?;
+    if outcome.exit_code != 0 {
+        return Err(SidecarError::Helper(format!(
+            "exit {}: {}",
+            outcome.exit_code,
+            outcome.stderr.trim()
+        )));
+    }
+    serde_json::from_slice(&stdout)
+        .map_err(|e| SidecarError::Helper(format!("unreadable report: {e}")))
+}
+
+/// The helper image: this very binary (statically linked) in a FROM-scratch image, so that the
+/// tool can run itself on the stack's network without any registry. Tagged by the binary's size
+/// and modification time, so a rebuilt tool builds a new helper once.
+pub async fn helper_image(docker: &Docker) -> Result<String, SidecarError> {
+    let exe = std::env::current_exe().map_err(SidecarError::SelfExe)?;
+    let meta = std::fs::metadata(&exe).map_err(SidecarError::SelfExe)?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let tag = format!(
+        "{HELPER_REPO}:{}-{:x}-{:x}",
+        env!("CARGO_PKG_VERSION"),
+        meta.len(),
+        mtime
+    );
+    if docker.inspect_image(&tag).await.is_ok() {
+        return Ok(tag);
+    }
+    let binary = std::fs::read(&exe).map_err(SidecarError::SelfExe)?;
+    let dockerfile = "FROM scratch\nCOPY rootfs/ /\nUSER 65534:65534\nENTRYPOINT [\"/usr/bin/mender-compose-upgrade\", \"helper\"]\n";
+    let ctx = context_tar(&[
+        ContextEntry::File {
+            path: "Dockerfile".into(),
+            mode: 0o644,
+            data: dockerfile.into(),
+        },
+        ContextEntry::Dir {
+            path: "rootfs/tmp".into(),
+            mode: 0o1777,
+        },
+        ContextEntry::File {
+            path: "rootfs/etc/passwd".into(),
+            mode: 0o644,
+            data: b"nobody:x:65534:65534:nobody:/:/sbin/nologin\n".to_vec(),
+        },
+        ContextEntry::File {
+            path: "rootfs/usr/bin/mender-compose-upgrade".into(),
+            mode: 0o755,
+            data: binary,
+        },
+    ])
+    .map_err(SidecarError::SelfExe)?;
+    let labels = HashMap::from([(HELPER_LABEL.to_string(), "1".to_string())]);
+    build_image(
+        docker,
+        ctx,
+        std::slice::from_ref(&tag),
+        &labels,
+        &HashMap::new(),
+    )
+    .await?;
+    remove_old_helpers(docker, &tag).await;
+    Ok(tag)
+}
+
+/// Best effort: helper images of earlier builds are dead weight.
+async fn remove_old_helpers(docker: &Docker, keep: &str) {
+    let filters = HashMap::from([("label", vec![HELPER_LABEL])]);
+    let Ok(images) = docker
+        .list_images(Some(
+            ListImagesOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await
+    else {
+        return;
+    };
+    for img in images
+        .into_iter()
+        .filter(|i| !i.repo_tags.iter().any(|t| t == keep))
+    {
+        let _ = docker
+            .remove_image(
+                &img.id,
+                Some(RemoveImageOptionsBuilder::new().force(false).build()),
+                None,
+            )
+            .await;
+    }
+}

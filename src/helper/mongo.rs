@@ -1,0 +1,167 @@
+//! The MongoDB facts an upgrade depends on, read through the driver from inside the network.
+
+use std::time::Duration;
+
+use bson::{Bson, Document, doc};
+use futures_util::TryStreamExt;
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Database};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MongoQuery {
+    pub uri: String,
+    /// Databases whose `migration_info` to read.
+    pub dbs: Vec<String>,
+    /// Also count the documents of every collection (exact counts).
+    #[serde(default)]
+    pub counts: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MongoReport {
+    pub reachable: bool,
+    pub error: Option<String>,
+    /// What the server reports in buildInfo.
+    pub version: Option<String>,
+    pub fcv: Option<String>,
+    /// FerretDB answers buildInfo with a `ferretdb` section (the test bed's stand-in for mongod).
+    pub ferretdb: bool,
+    pub databases: Vec<DbReport>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DbReport {
+    pub name: String,
+    pub exists: bool,
+    /// Newest `migration_info` version, e.g. "1.2.11".
+    pub migration: Option<String>,
+    pub collections: Vec<CollectionCount>,
+    pub size_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CollectionCount {
+    pub name: String,
+    pub count: u64,
+}
+
+pub async fn report(q: &MongoQuery) -> MongoReport {
+    match try_report(q).await {
+        Ok(r) => r,
+        Err(e) => MongoReport {
+            reachable: false,
+            error: Some(e.to_string()),
+            ..Default::default()
+        },
+    }
+}
+
+async fn try_report(q: &MongoQuery) -> mongodb::error::Result<MongoReport> {
+    let mut opts = ClientOptions::parse(&q.uri).await?;
+    opts.server_selection_timeout = Some(Duration::from_secs(5));
+    opts.connect_timeout = Some(Duration::from_secs(5));
+    opts.direct_connection = Some(true);
+    opts.app_name = Some("mender-compose-upgrade".into());
+    let client = Client::with_options(opts)?;
+    let admin = client.database("admin");
+    let info = admin.run_command(doc! {"buildInfo": 1}).await?;
+    let fcv = admin
+        .run_command(doc! {"getParameter": 1, "featureCompatibilityVersion": 1})
+        .await
+        .ok()
+        .and_then(|d| {
+            d.get_document("featureCompatibilityVersion")
+                .ok()
+                .and_then(|f| f.get_str("version").ok())
+                .map(str::to_string)
+        });
+    let listed = admin.run_command(doc! {"listDatabases": 1}).await?;
+    let sizes: Vec<(String, u64)> = listed
+        .get_array("databases")
+        .map(|a| {
+            a.iter()
+                .filter_map(Bson::as_document)
+                .filter_map(|d| {
+                    Some((
+                        d.get_str("name").ok()?.to_string(),
+                        number(d.get("sizeOnDisk")).unwrap_or(0),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut databases = Vec::new();
+    for name in &q.dbs {
+        let size = sizes.iter().find(|(n, _)| n == name).map(|(_, s)| *s);
+        let db = client.database(name);
+        databases.push(db_report(&db, size.is_some(), size, q.counts).await?);
+    }
+    Ok(MongoReport {
+        reachable: true,
+        error: None,
+        version: info.get_str("version").ok().map(str::to_string),
+        fcv,
+        ferretdb: info.contains_key("ferretdb") || info.contains_key("ferretdbVersion"),
+        databases,
+    })
+}
+
+fn number(b: Option<&Bson>) -> Option<u64> {
+    match b? {
+        Bson::Int32(n) => u64::try_from(*n).ok(),
+        Bson::Int64(n) => u64::try_from(*n).ok(),
+        Bson::Double(n) if *n >= 0.0 => Some(*n as u64),
+        _ => None,
+    }
+}
+
+async fn db_report(
+    db: &Database,
+    exists: bool,
+    size: Option<u64>,
+    counts: bool,
+) -> mongodb::error::Result<DbReport> {
+    let mut report = DbReport {
+        name: db.name().to_string(),
+        exists,
+        size_bytes: size,
+        ..Default::default()
+    };
+    if !exists {
+        return Ok(report);
+    }
+    report.migration = newest_migration(db).await?;
+    if counts {
+        let mut names = db.list_collection_names().await?;
+        names.sort();
+        for name in names {
+            let count = db
+                .collection::<Document>(&name)
+                .count_documents(doc! {})
+                .await?;
+            report.collections.push(CollectionCount { name, count });
+        }
+    }
+    Ok(report)
+}
+
+/// The newest `{version: {major, minor, patch}}` entry of `migration_info`.
+async fn newest_migration(db: &Database) -> mongodb::error::Result<Option<String>> {
+    let mut cursor = db
+        .collection::<Document>("migration_info")
+        .find(doc! {})
+        .await?;
+    let mut newest: Option<semver::Version> = None;
+    while let Some(d) = cursor.try_next().await? {
+        let Ok(v) = d.get_document("version") else {
+            continue;
+        };
+        let part = |k: &str| number(v.get(k)).unwrap_or(0);
+        let found = semver::Version::new(part("major"), part("minor"), part("patch"));
+        if newest.as_ref().is_none_or(|n| found > *n) {
+            newest = Some(found);
+        }
+    }
+    Ok(newest.map(|v| v.to_string()))
+}

@@ -1,0 +1,69 @@
+//! Exit codes and the errors an operator can act on.
+
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+/// The documented exit codes (README, DESIGN §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Exit {
+    Ok = 0,
+    Unexpected = 1,
+    /// Bad usage or input: unknown version, downgrade, ambiguous project.
+    Usage = 2,
+    /// A precondition is not met: daemon unreachable, no stack, unhealthy stack, lock held.
+    Precondition = 3,
+    /// The upgrade failed and was rolled back cleanly.
+    RolledBack = 4,
+    /// The upgrade failed and the rollback is incomplete.
+    RollbackIncomplete = 5,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// An error that says what was wrong, what was left unchanged, and what to do next.
+#[derive(Debug, Clone, thiserror::Error, Serialize)]
+#[error("{what}")]
+pub struct Failure {
+    #[serde(skip)]
+    pub exit: Exit,
+    pub what: String,
+    pub unchanged: String,
+    pub next: String,
+}
+
+impl Failure {
+    pub fn new(
+        exit: Exit,
+        what: impl ToString,
+        unchanged: impl ToString,
+        next: impl ToString,
+    ) -> Failure {
+        Failure {
+            exit,
+            what: what.to_string(),
+            unchanged: unchanged.to_string(),
+            next: next.to_string(),
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = format!("error: {}\n", self.what);
+        if !self.unchanged.is_empty() {
+            s.push_str(&format!("  unchanged: {}\n", self.unchanged));
+        }
+        if !self.next.is_empty() {
+            s.push_str(&format!("  next: {}\n", self.next));
+        }
+        s
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({"error": {"exit_code": self.exit as u8, "what": self.what, "unchanged": self.unchanged, "next": self.next}})
+    }
+}

@@ -1,0 +1,120 @@
+//! `plan` for people: each hop with its image changes, data changes, MongoDB steps, manual steps
+//! and how it would be rolled back.
+
+use std::fmt::Write;
+
+use crate::catalog::When;
+use crate::plan::{HopKind, Plan, Rollback};
+
+pub fn render(p: &Plan) -> String {
+    let mut out = String::new();
+    let n = p.hops.len();
+    let _ = writeln!(
+        out,
+        "Upgrade plan: {} → {} in {n} hop{}",
+        p.from,
+        p.to,
+        if n == 1 { "" } else { "s" }
+    );
+    for (i, h) in p.hops.iter().enumerate() {
+        let kind = match h.kind {
+            HopKind::Patch => "patch release".to_string(),
+            HopKind::Minor if !h.skipped_lines.is_empty() => format!(
+                "minor, skips {} by the documented exception",
+                h.skipped_lines.join(", ")
+            ),
+            HopKind::Minor => "minor".to_string(),
+            HopKind::Major => "major".to_string(),
+        };
+        let _ = writeln!(out, "\nHop {}: {} → {} ({kind})", i + 1, h.from, h.to);
+        match &h.rollback {
+            Rollback::ImageSwap => {
+                let _ = writeln!(out, "  Rollback: image swap (no database changes)");
+            }
+            Rollback::DataRestore { reasons } => {
+                let _ = writeln!(
+                    out,
+                    "  Rollback: data restore from the pre-hop dump ({})",
+                    reasons.join("; ")
+                );
+            }
+        }
+        if !h.image_changes.is_empty() {
+            let _ = writeln!(out, "  Images:");
+            let w = h
+                .image_changes
+                .iter()
+                .map(|c| c.service.len())
+                .max()
+                .unwrap_or(0);
+            for c in &h.image_changes {
+                let _ = writeln!(out, "    {:<w$}  {} → {}", c.service, c.from, c.to);
+            }
+        }
+        for (label, list) in [
+            ("Added services", &h.added_services),
+            ("Removed services", &h.removed_services),
+        ] {
+            if !list.is_empty() {
+                let _ = writeln!(out, "  {label}: {}", list.join(", "));
+            }
+        }
+        if !h.renamed_services.is_empty() {
+            let r: Vec<String> = h
+                .renamed_services
+                .iter()
+                .map(|(a, b)| format!("{a} → {b}"))
+                .collect();
+            let _ = writeln!(out, "  Renamed services: {}", r.join(", "));
+        }
+        if let Some(m) = &h.mongo {
+            let steps: Vec<String> = m
+                .steps
+                .iter()
+                .map(|s| {
+                    format!(
+                        "check FCV {}, run {}, set FCV {}{}",
+                        s.require_fcv,
+                        s.image_major,
+                        s.set_fcv,
+                        if s.confirm { " (confirm: true)" } else { "" }
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "  MongoDB {} → {}: {}",
+                m.from_major,
+                m.to_major,
+                steps.join("; then ")
+            );
+        }
+        if h.replaces_base_files {
+            let _ = writeln!(
+                out,
+                "  Compose: upstream base files replaced from compose-templates/ (your prod.yml is kept)"
+            );
+        }
+        if !h.manual_steps.is_empty() {
+            let _ = writeln!(out, "  Manual steps:");
+            for s in &h.manual_steps {
+                let when = if s.when == When::Before {
+                    "before"
+                } else {
+                    "after"
+                };
+                let _ = writeln!(out, "    [{when}] {}", s.text.trim());
+            }
+        }
+        if let Some(w) = &h.window {
+            let _ = writeln!(out, "  Maintenance window (Mender docs): {w}");
+        }
+    }
+    if !p.warnings.is_empty() {
+        out.push_str("\nWarnings:\n");
+        for w in &p.warnings {
+            let _ = writeln!(out, "  {w}");
+        }
+    }
+    out
+}

@@ -1,0 +1,282 @@
+//! `status` for people: the release, each service's state and health, the databases, the
+//! artifact storage and where the stack can go next.
+
+use std::fmt::Write;
+
+use crate::plan::HopKind;
+use crate::snapshot::{Drift, SchemaStatus, Stack, StorageKind};
+
+use super::table;
+
+pub fn render(s: &Stack) -> String {
+    let mut out = String::new();
+    let dir = s
+        .working_dir
+        .as_deref()
+        .map(|d| format!("  ({d})"))
+        .unwrap_or_default();
+    let _ = writeln!(out, "Project    {}{dir}", s.project);
+    match &s.release {
+        Some(v) => {
+            let drifted = s.services.iter().filter(|x| x.drift.is_some()).count();
+            let note = if drifted == 0 {
+                String::new()
+            } else {
+                format!("  ({drifted} services on other images)")
+            };
+            let _ = writeln!(out, "Release    Mender Server {v}{note}");
+        }
+        None => {
+            let _ = writeln!(out, "Release    unknown: {}", unknown_release_note(s));
+        }
+    }
+    let problems: usize =
+        s.services.iter().map(|x| x.problems.len()).sum::<usize>() + s.missing.len();
+    let _ = writeln!(
+        out,
+        "Health     {}",
+        if s.healthy {
+            "healthy".to_string()
+        } else {
+            format!("UNHEALTHY ({} problems)", problems.max(1))
+        }
+    );
+    if let Some(m) = &s.mongo {
+        let _ = writeln!(out, "MongoDB    {}", mongo_line(m));
+    }
+    let _ = writeln!(out, "Artifacts  {}", storage_line(s));
+    out.push('\n');
+    out.push_str(&services_table(s));
+    if !s.databases.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = s
+            .databases
+            .iter()
+            .map(|d| {
+                vec![
+                    d.name.clone(),
+                    d.migration
+                        .clone()
+                        .unwrap_or_else(|| if d.exists { "none".into() } else { "-".into() }),
+                    d.expected.clone().unwrap_or_default(),
+                    match d.status {
+                        SchemaStatus::Current => "current",
+                        SchemaStatus::Behind => "BEHIND (needs migration)",
+                        SchemaStatus::Ahead => "AHEAD (newer than this release)",
+                        SchemaStatus::Unknown => "unknown",
+                    }
+                    .into(),
+                ]
+            })
+            .collect();
+        out.push_str(&table::render(
+            &["DATABASE", "MIGRATION_INFO", "RELEASE NEEDS", "SCHEMA"],
+            &rows,
+        ));
+    }
+    let issues = problem_lines(s);
+    if !issues.is_empty() {
+        out.push_str("\nProblems:\n");
+        for i in issues {
+            let _ = writeln!(out, "  {i}");
+        }
+    }
+    out.push('\n');
+    out.push_str(&next_hops(s));
+    out
+}
+
+fn unknown_release_note(s: &Stack) -> String {
+    if s.unknown_tags.is_empty() {
+        "no image of this project matches a catalog release".into()
+    } else {
+        format!(
+            "the catalog has no release with {}",
+            s.unknown_tags.join(", ")
+        )
+    }
+}
+
+fn mongo_line(m: &crate::snapshot::MongoState) -> String {
+    let image = m.image.clone().unwrap_or_else(|| "no container".into());
+    if !m.reachable {
+        return format!(
+            "{} ({image}) UNREACHABLE: {}",
+            m.service,
+            m.error.clone().unwrap_or_default()
+        );
+    }
+    let fcv = match (&m.fcv, m.ferretdb) {
+        (Some(f), true) => format!("featureCompatibilityVersion {f} (FerretDB stand-in: fixed)"),
+        (Some(f), false) => format!("featureCompatibilityVersion {f}"),
+        (None, _) => "featureCompatibilityVersion unknown".into(),
+    };
+    format!(
+        "{} ({image}), server {}, {fcv}; release expects {}",
+        m.service,
+        m.server_version.clone().unwrap_or_default(),
+        m.expected_major
+    )
+}
+
+fn storage_line(s: &Stack) -> String {
+    let st = &s.storage;
+    let bucket = st.bucket.clone().unwrap_or_default();
+    let creds = if st.credentials {
+        "credentials set"
+    } else {
+        "NO credentials configured"
+    };
+    match st.kind {
+        StorageKind::Volume => format!(
+            "S3 store inside the stack: service {}, volume {}, bucket {bucket}, {}, {creds}",
+            st.service.clone().unwrap_or_default(),
+            st.volume.clone().unwrap_or_else(|| "none".into()),
+            st.endpoint.clone().unwrap_or_default()
+        ),
+        StorageKind::S3 => format!(
+            "external S3: {}, bucket {bucket}, region {}, {creds}",
+            st.endpoint.clone().unwrap_or_else(|| "AWS".into()),
+            st.region.clone().unwrap_or_default()
+        ),
+        StorageKind::Azure => format!(
+            "Azure Blob: account {}, container {bucket}, {}, {creds}",
+            st.account.clone().unwrap_or_default(),
+            st.endpoint.clone().unwrap_or_default()
+        ),
+        StorageKind::Unknown => "unknown (no deployments service found)".into(),
+    }
+}
+
+fn services_table(s: &Stack) -> String {
+    let rows: Vec<Vec<String>> = s
+        .services
+        .iter()
+        .map(|x| {
+            let release = match &x.drift {
+                None => s
+                    .release
+                    .as_ref()
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                Some(Drift::UnknownImage) => "UNKNOWN".into(),
+                Some(Drift::OtherRelease { releases }) => {
+                    format!(
+                        "DRIFT {}",
+                        releases
+                            .iter()
+                            .map(|v| v.to_string())
+                            .collect::<Vec<_>>()
+                            .join("/")
+                    )
+                }
+            };
+            let http = if x.http.is_empty() {
+                "-".into()
+            } else {
+                x.http
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} {}",
+                            p.check,
+                            p.status.map_or("ERR".into(), |c| c.to_string())
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            vec![
+                x.name.clone(),
+                x.image.clone(),
+                release,
+                if x.restarting {
+                    "restarting".into()
+                } else {
+                    x.state.clone()
+                },
+                x.restarts.to_string(),
+                x.docker_health.clone().unwrap_or_else(|| "-".into()),
+                http,
+                if x.healthy {
+                    "ok".into()
+                } else {
+                    "UNHEALTHY".into()
+                },
+            ]
+        })
+        .collect();
+    table::render(
+        &[
+            "SERVICE", "IMAGE", "RELEASE", "STATE", "RESTARTS", "DOCKER", "HTTP", "VERDICT",
+        ],
+        &rows,
+    )
+}
+
+fn problem_lines(s: &Stack) -> Vec<String> {
+    let mut out: Vec<String> = s
+        .services
+        .iter()
+        .flat_map(|x| x.problems.iter().map(move |p| format!("{}: {p}", x.name)))
+        .collect();
+    out.extend(
+        s.missing
+            .iter()
+            .map(|m| format!("{m}: no container (the release has this service)")),
+    );
+    if let Some(m) = s.mongo.as_ref().filter(|m| !m.reachable) {
+        out.push(format!(
+            "{}: MongoDB unreachable: {}",
+            m.service,
+            m.error.clone().unwrap_or_default()
+        ));
+    }
+    for d in s
+        .databases
+        .iter()
+        .filter(|d| matches!(d.status, SchemaStatus::Behind | SchemaStatus::Ahead))
+    {
+        out.push(format!(
+            "database {}: migration_info {} but the release needs {}",
+            d.name,
+            d.migration.clone().unwrap_or_else(|| "none".into()),
+            d.expected.clone().unwrap_or_default()
+        ));
+    }
+    out
+}
+
+fn next_hops(s: &Stack) -> String {
+    let Some(v) = &s.release else {
+        return "Next hops: unknown until the release is identified.\n".into();
+    };
+    if s.next_hops.is_empty() {
+        return format!("Next hops: none; {v} is the newest release the catalog knows.\n");
+    }
+    let hops: Vec<String> = s
+        .next_hops
+        .iter()
+        .map(|h| {
+            let kind = match h.kind {
+                HopKind::Patch => "patch",
+                HopKind::Minor => "minor",
+                HopKind::Major => "major",
+            };
+            if h.skips.is_empty() {
+                format!("{} ({kind})", h.to)
+            } else {
+                format!("{} ({kind}, skips {})", h.to, h.skips.join(", "))
+            }
+        })
+        .collect();
+    let last = s
+        .next_hops
+        .last()
+        .map(|h| h.to.to_string())
+        .unwrap_or_default();
+    format!(
+        "Next hops from {v}: {}\nSee what a hop involves: mender-compose-upgrade plan --to {last}\n",
+        hops.join(", ")
+    )
+}

@@ -1,0 +1,153 @@
+//! Which compose project on the daemon is the Mender Server: pure selection over containers.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::container::ContainerInfo;
+use crate::catalog::ImageRef;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DiscoverError {
+    #[error(
+        "no compose project on this Docker daemon runs Mender images (mendersoftware/*{registry_hint})"
+    )]
+    NoProject { registry_hint: String },
+    #[error("{count} compose projects run Mender images: {names}; choose one with -p/--project")]
+    Ambiguous { count: usize, names: String },
+    #[error("no compose project named {name} has containers on this Docker daemon{others}")]
+    NotFound { name: String, others: String },
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Candidate {
+    pub project: String,
+    pub mender_containers: usize,
+    pub containers: usize,
+}
+
+/// Whether an image is a Mender service image (behind the mirror prefix, if any).
+pub fn is_mender_image(image: &str, registry: Option<&str>) -> bool {
+    let r = ImageRef::parse(image, registry);
+    r.repository.starts_with("mendersoftware/")
+        || r.repository.contains("/mender-server-enterprise/")
+}
+
+/// Compose projects that run at least one Mender image.
+pub fn candidates(containers: &[ContainerInfo], registry: Option<&str>) -> Vec<Candidate> {
+    let mut by: BTreeMap<&str, Candidate> = BTreeMap::new();
+    for c in containers {
+        let e = by.entry(&c.project).or_insert_with(|| Candidate {
+            project: c.project.clone(),
+            mender_containers: 0,
+            containers: 0,
+        });
+        e.containers += 1;
+        if is_mender_image(&c.image, registry) {
+            e.mender_containers += 1;
+        }
+    }
+    by.into_values()
+        .filter(|c| c.mender_containers > 0)
+        .collect()
+}
+
+/// The project to work on: the one named with `-p`, or the only Mender project.
+pub fn select(
+    containers: &[ContainerInfo],
+    requested: Option<&str>,
+    registry: Option<&str>,
+) -> Result<String, DiscoverError> {
+    let found = candidates(containers, registry);
+    let names = |list: &[Candidate]| {
+        list.iter()
+            .map(|c| c.project.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(name) = requested {
+        if containers.iter().any(|c| c.project == name) {
+            return Ok(name.to_string());
+        }
+        let others = if found.is_empty() {
+            String::new()
+        } else {
+            format!(" (Mender projects here: {})", names(&found))
+        };
+        return Err(DiscoverError::NotFound {
+            name: name.to_string(),
+            others,
+        });
+    }
+    match found.len() {
+        0 => Err(DiscoverError::NoProject {
+            registry_hint: registry
+                .map(|r| format!(", also under {r}/"))
+                .unwrap_or_default(),
+        }),
+        1 => Ok(found[0].project.clone()),
+        n => Err(DiscoverError::Ambiguous {
+            count: n,
+            names: names(&found),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(project: &str, image: &str) -> ContainerInfo {
+        ContainerInfo {
+            project: project.into(),
+            image: image.into(),
+            service: "s".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn single_mender_project_is_chosen() {
+        let cs = [
+            c(
+                "menderproduction",
+                "mendersoftware/deployments:mender-3.4.0",
+            ),
+            c("other", "nginx:1"),
+        ];
+        assert_eq!(select(&cs, None, None).unwrap(), "menderproduction");
+    }
+
+    #[test]
+    fn mirror_prefix_is_recognised() {
+        let cs = [c("mp", "testbed.local/mendersoftware/useradm:mender-3.4.0")];
+        assert!(select(&cs, None, None).is_err());
+        assert_eq!(select(&cs, None, Some("testbed.local")).unwrap(), "mp");
+    }
+
+    #[test]
+    fn none_two_and_unknown_name_are_errors() {
+        assert!(matches!(
+            select(&[c("x", "nginx:1")], None, None),
+            Err(DiscoverError::NoProject { .. })
+        ));
+        let two = [
+            c("a", "mendersoftware/inventory:mender-3.4.0"),
+            c("b", "mendersoftware/inventory:mender-3.6.5"),
+        ];
+        let err = select(&two, None, None).unwrap_err();
+        assert_eq!(
+            err,
+            DiscoverError::Ambiguous {
+                count: 2,
+                names: "a, b".into()
+            }
+        );
+        assert_eq!(select(&two, Some("b"), None).unwrap(), "b");
+        let err = select(&two, Some("zz"), None).unwrap_err();
+        assert!(
+            err.to_string().contains("zz") && err.to_string().contains("a, b"),
+            "{err}"
+        );
+    }
+}

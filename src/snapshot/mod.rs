@@ -1,0 +1,400 @@
+//! The observed stack: which release runs, in what state, how healthy, where its data lives.
+//! Built by pure functions from what the engine read (containers, helper report), so that every
+//! verdict here is unit-tested on data.
+
+pub mod container;
+pub mod discover;
+pub mod observe;
+mod storage;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use semver::Version;
+use serde::Serialize;
+
+use crate::catalog::{Catalog, ImageRef, Release, Role, ServiceFacts};
+use crate::helper::{MongoQuery, Probe, ProbeResult, Request, Response};
+use crate::plan::{NextStop, next_stops};
+pub use container::ContainerInfo;
+pub use storage::{Storage, StorageKind};
+
+/// Which release the stack runs, decided by its Mender images.
+#[derive(Debug, Clone)]
+pub struct Identified<'c> {
+    pub release: Option<&'c Release>,
+    /// Mender image tags that no catalog release has (e.g. an unlisted patch release).
+    pub unknown_tags: Vec<String>,
+}
+
+/// Picks the release most of the stack's Mender images belong to (ties: the newest).
+pub fn identify<'c>(
+    containers: &[ContainerInfo],
+    catalog: &'c Catalog,
+    registry: Option<&str>,
+) -> Identified<'c> {
+    let mut votes: BTreeMap<Version, usize> = BTreeMap::new();
+    let mut unknown = BTreeSet::new();
+    for c in containers
+        .iter()
+        .filter(|c| discover::is_mender_image(&c.image, registry))
+    {
+        let img = ImageRef::parse(&c.image, registry);
+        let releases: BTreeSet<Version> = catalog
+            .releases_with_image(&img)
+            .into_iter()
+            .map(|(r, _)| r.version.clone())
+            .collect();
+        if releases.is_empty() {
+            unknown.insert(img.to_string());
+        }
+        for v in releases {
+            *votes.entry(v).or_default() += 1;
+        }
+    }
+    let best = votes
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)))
+        .map(|(v, _)| v.clone());
+    Identified {
+        release: best.and_then(|v| catalog.release(&v)),
+        unknown_tags: unknown.into_iter().collect(),
+    }
+}
+
+/// The helper request for a stack: HTTP probes of every API service and the MongoDB report.
+pub fn helper_request(id: &Identified<'_>, containers: &[ContainerInfo], counts: bool) -> Request {
+    let Some(release) = id.release else {
+        return Request::default();
+    };
+    let present: BTreeSet<&str> = containers.iter().map(|c| c.service.as_str()).collect();
+    let mut probes = Vec::new();
+    for (name, f) in release
+        .services
+        .iter()
+        .filter(|(n, _)| present.contains(n.as_str()))
+    {
+        let port = f.port.unwrap_or(8080);
+        for (check, path) in [("alive", &f.alive), ("health", &f.health)] {
+            if let Some(path) = path {
+                probes.push(Probe {
+                    service: name.clone(),
+                    check: check.into(),
+                    url: format!("http://{name}:{port}{path}"),
+                });
+            }
+        }
+    }
+    let dbs: BTreeSet<String> = release
+        .services
+        .values()
+        .filter(|f| f.schema.is_some())
+        .filter_map(|f| f.db.clone())
+        .collect();
+    let mongo = Some(MongoQuery {
+        uri: format!("mongodb://{}:27017", release.mongo.service),
+        dbs: dbs.into_iter().collect(),
+        counts,
+    });
+    Request { probes, mongo }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stack {
+    pub project: String,
+    pub working_dir: Option<String>,
+    pub config_files: Vec<String>,
+    pub network: Option<String>,
+    pub release: Option<Version>,
+    pub unknown_tags: Vec<String>,
+    pub services: Vec<ServiceState>,
+    /// Services of the release that have no container.
+    pub missing: Vec<String>,
+    pub mongo: Option<MongoState>,
+    pub databases: Vec<DbState>,
+    pub storage: Storage,
+    pub next_hops: Vec<NextStop>,
+    pub healthy: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceState {
+    pub name: String,
+    pub role: Option<Role>,
+    pub container: String,
+    pub image: String,
+    /// The releases whose catalog entry has this image.
+    pub image_releases: Vec<Version>,
+    pub expected_image: Option<String>,
+    pub drift: Option<Drift>,
+    pub state: String,
+    pub running: bool,
+    pub restarting: bool,
+    pub restarts: i64,
+    pub docker_health: Option<String>,
+    pub http: Vec<ProbeResult>,
+    pub healthy: bool,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Drift {
+    /// The image belongs to other releases than the stack's.
+    OtherRelease { releases: Vec<Version> },
+    /// The catalog does not know this image at all.
+    UnknownImage,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MongoState {
+    pub service: String,
+    pub image: Option<String>,
+    pub expected_major: String,
+    pub reachable: bool,
+    pub error: Option<String>,
+    pub server_version: Option<String>,
+    pub fcv: Option<String>,
+    /// The test bed runs FerretDB in place of mongod; its featureCompatibilityVersion is fixed.
+    pub ferretdb: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DbState {
+    pub name: String,
+    pub services: Vec<String>,
+    pub exists: bool,
+    pub migration: Option<String>,
+    pub expected: Option<String>,
+    pub status: SchemaStatus,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchemaStatus {
+    Current,
+    /// Older than the release needs: a server without --automigrate refuses to start.
+    Behind,
+    /// Newer than the release: older binaries run on a newer schema (a rollback without restore).
+    Ahead,
+    Unknown,
+}
+
+fn role_of<'a>(release: Option<&'a Release>, service: &str) -> Option<&'a ServiceFacts> {
+    release.and_then(|r| r.services.get(service))
+}
+
+/// Assembles the stack from its containers and the helper's report.
+pub fn assemble(
+    project: &str,
+    containers: &[ContainerInfo],
+    id: &Identified<'_>,
+    report: &Response,
+    catalog: &Catalog,
+    registry: Option<&str>,
+) -> Stack {
+    let release = id.release;
+    let services: Vec<ServiceState> = containers
+        .iter()
+        .map(|c| {
+            service_state(
+                c,
+                role_of(release, &c.service),
+                release,
+                report,
+                catalog,
+                registry,
+            )
+        })
+        .collect();
+    let present: BTreeSet<&str> = containers.iter().map(|c| c.service.as_str()).collect();
+    let missing = release
+        .map(|r| {
+            r.services
+                .keys()
+                .filter(|s| !present.contains(s.as_str()))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let mongo = release.map(|r| mongo_state(r, containers, report, registry));
+    let databases = release.map(|r| db_states(r, report)).unwrap_or_default();
+    let first = containers.first();
+    let label = |k: &str| first.and_then(|c| c.label(k)).cloned();
+    let network = containers
+        .iter()
+        .flat_map(|c| c.networks.iter())
+        .find(|n| n.starts_with(&format!("{project}_")))
+        .cloned();
+    let storage = storage::from_containers(containers, release);
+    let next_hops = release
+        .map(|r| next_stops(catalog, &r.version))
+        .unwrap_or_default();
+    let healthy = release.is_some()
+        && services.iter().all(|s| s.healthy)
+        && Vec::<String>::is_empty(&missing)
+        && mongo.as_ref().is_some_and(|m| m.reachable)
+        && databases.iter().all(|d| d.status == SchemaStatus::Current);
+    Stack {
+        project: project.to_string(),
+        working_dir: label(container::LABEL_WORKING_DIR),
+        config_files: label(container::LABEL_CONFIG_FILES)
+            .map(|v| v.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
+        network,
+        release: release.map(|r| r.version.clone()),
+        unknown_tags: id.unknown_tags.clone(),
+        services,
+        missing,
+        mongo,
+        databases,
+        storage,
+        next_hops,
+        healthy,
+    }
+}
+
+fn service_state(
+    c: &ContainerInfo,
+    facts: Option<&ServiceFacts>,
+    release: Option<&Release>,
+    report: &Response,
+    catalog: &Catalog,
+    registry: Option<&str>,
+) -> ServiceState {
+    let img = ImageRef::parse(&c.image, registry);
+    let image_releases: Vec<Version> = {
+        let set: BTreeSet<Version> = catalog
+            .releases_with_image(&img)
+            .into_iter()
+            .map(|(r, _)| r.version.clone())
+            .collect();
+        set.into_iter().collect()
+    };
+    let expected = facts.map(|f| ImageRef::parse(&f.image, None));
+    let drift = match (&expected, release) {
+        (Some(e), _) if *e == img => None,
+        (Some(_), _) if image_releases.is_empty() => Some(Drift::UnknownImage),
+        (Some(_), _) => Some(Drift::OtherRelease {
+            releases: image_releases.clone(),
+        }),
+        (None, _) => None,
+    };
+    let http: Vec<ProbeResult> = report
+        .probes
+        .iter()
+        .filter(|p| p.service == c.service)
+        .cloned()
+        .collect();
+    let mut problems = Vec::new();
+    if !c.running {
+        problems.push(format!("not running ({})", c.state));
+    }
+    if c.restarting {
+        problems.push(format!("restarting (restarted {} times)", c.restart_count));
+    }
+    if let Some(h) = c.health.as_deref().filter(|h| *h != "healthy") {
+        problems.push(format!("Docker health {h}"));
+    }
+    for p in http.iter().filter(|p| !p.ok()) {
+        let why = p
+            .error
+            .clone()
+            .unwrap_or_else(|| format!("HTTP {}", p.status.unwrap_or(0)));
+        problems.push(format!("{} check failed: {why}", p.check));
+    }
+    match &drift {
+        Some(Drift::UnknownImage) => problems.push(format!("image {img} is not in the catalog")),
+        Some(Drift::OtherRelease { releases }) => problems.push(format!(
+            "image {img} belongs to release {}",
+            releases
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        None => {}
+    }
+    ServiceState {
+        name: c.service.clone(),
+        role: facts.map(|f| f.role),
+        container: c.name.clone(),
+        image: c.image.clone(),
+        image_releases,
+        expected_image: expected.map(|e| e.qualified(registry)),
+        drift,
+        state: c.state.clone(),
+        running: c.running,
+        restarting: c.restarting,
+        restarts: c.restart_count,
+        docker_health: c.health.clone(),
+        http,
+        healthy: problems.is_empty(),
+        problems,
+    }
+}
+
+fn mongo_state(
+    r: &Release,
+    containers: &[ContainerInfo],
+    report: &Response,
+    _registry: Option<&str>,
+) -> MongoState {
+    let c = containers.iter().find(|c| c.service == r.mongo.service);
+    let m = report.mongo.clone().unwrap_or_default();
+    MongoState {
+        service: r.mongo.service.clone(),
+        image: c.map(|c| c.image.clone()),
+        expected_major: r.mongo.major.clone(),
+        reachable: m.reachable,
+        error: m.error,
+        server_version: m.version,
+        fcv: m.fcv,
+        ferretdb: m.ferretdb,
+    }
+}
+
+fn db_states(r: &Release, report: &Response) -> Vec<DbState> {
+    let mut by_db: BTreeMap<String, (Vec<String>, Option<Version>)> = BTreeMap::new();
+    for (name, f) in &r.services {
+        if let (Some(db), Some(schema)) = (&f.db, &f.schema) {
+            let e = by_db.entry(db.clone()).or_insert_with(|| (vec![], None));
+            e.0.push(name.clone());
+            if e.1.as_ref().is_none_or(|v| schema > v) {
+                e.1 = Some(schema.clone());
+            }
+        }
+    }
+    let reports = report
+        .mongo
+        .as_ref()
+        .map(|m| m.databases.as_slice())
+        .unwrap_or_default();
+    by_db
+        .into_iter()
+        .map(|(name, (services, expected))| {
+            let found = reports.iter().find(|d| d.name == name);
+            let migration = found.and_then(|d| d.migration.clone());
+            let status = match (
+                migration.as_deref().and_then(|m| Version::parse(m).ok()),
+                &expected,
+            ) {
+                (Some(m), Some(e)) if m == *e => SchemaStatus::Current,
+                (Some(m), Some(e)) if m < *e => SchemaStatus::Behind,
+                (Some(_), Some(_)) => SchemaStatus::Ahead,
+                (None, Some(_)) if found.is_some() => SchemaStatus::Behind,
+                _ => SchemaStatus::Unknown,
+            };
+            DbState {
+                name,
+                services,
+                exists: found.is_some_and(|d| d.exists),
+                migration,
+                expected: expected.map(|v| v.to_string()),
+                status,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,63 @@
+//! Observing a live stack: the engine reads, the pure functions of this module decide.
+
+use bollard::Docker;
+
+use super::{Stack, assemble, discover, helper_request, identify};
+use crate::catalog::Catalog;
+use crate::engine::docker::DockerError;
+use crate::engine::inspect::{compose_summaries, project_containers};
+use crate::engine::sidecar::{SidecarError, run_helper};
+use crate::helper::{MongoReport, Response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    Discover(#[from] discover::DiscoverError),
+    #[error(transparent)]
+    Sidecar(#[from] SidecarError),
+}
+
+pub struct Options<'a> {
+    pub project: Option<&'a str>,
+    pub registry: Option<&'a str>,
+    /// Count the documents of every collection (slower; for backups).
+    pub counts: bool,
+}
+
+pub async fn observe(
+    docker: &Docker,
+    catalog: &Catalog,
+    opts: &Options<'_>,
+) -> Result<Stack, ObserveError> {
+    let all = compose_summaries(docker).await?;
+    let project = discover::select(&all, opts.project, opts.registry)?;
+    let containers = project_containers(docker, &project).await?;
+    let id = identify(&containers, catalog, opts.registry);
+    let request = helper_request(&id, &containers, opts.counts);
+    let network = containers
+        .iter()
+        .flat_map(|c| c.networks.iter())
+        .find(|n| n.starts_with(&format!("{project}_")))
+        .cloned();
+    let report = match (&network, id.release) {
+        (Some(net), Some(_)) => run_helper(docker, net, &request).await?,
+        // Nothing to probe on: every check reads as failed rather than skipped.
+        _ => Response {
+            probes: vec![],
+            mongo: Some(MongoReport {
+                error: Some("the project has no network of its own".into()),
+                ..Default::default()
+            }),
+        },
+    };
+    Ok(assemble(
+        &project,
+        &containers,
+        &id,
+        &report,
+        catalog,
+        opts.registry,
+    ))
+}

@@ -1,0 +1,175 @@
+//! The non-Mender parts of a 3.x stack that the test bed cannot run for real: the API gateway
+//! (traefik), the GUI, OpenSearch (3.5), and the HTTP front that makes SeaweedFS answer where
+//! MinIO would (port 9000 and `/minio/health/live`).
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use hyper::StatusCode;
+
+use crate::http::{self, forward, json, proxy_client, respond, tls_from_files};
+
+/// Which backend a path of the public API goes to, as routed by traefik.yaml.
+fn route(path: &str) -> &'static str {
+    let svc = path
+        .strip_prefix("/api/")
+        .and_then(|p| p.split('/').nth(2))
+        .unwrap_or("");
+    match svc {
+        "authentication" | "devauth" => "mender-device-auth:8080",
+        "deployments" => "mender-deployments:8080",
+        "inventory" => "mender-inventory:8080",
+        "useradm" => "mender-useradm:8080",
+        "deviceconnect" => "mender-deviceconnect:8080",
+        "deviceconfig" => "mender-deviceconfig:8080",
+        "iot-manager" => "mender-iot-manager:8080",
+        _ => "mender-gui:80",
+    }
+}
+
+/// traefik stand-in: HTTP on 80 redirects to HTTPS on 443, which routes by path prefix.
+pub async fn gateway() -> Result<()> {
+    let tls = tls_from_files(
+        "/etc/traefik/certs/cert.crt",
+        "/etc/traefik/certs/private.key",
+    )?;
+    let client = proxy_client();
+    let https = http::serve(SocketAddr::from(([0, 0, 0, 0], 443)), tls, move |req| {
+        let client = client.clone();
+        async move {
+            let upstream = route(req.uri().path());
+            forward(&client, upstream, req).await
+        }
+    });
+    let redirect = http::serve(
+        SocketAddr::from(([0, 0, 0, 0], 80)),
+        None,
+        |req| async move {
+            let host = req
+                .headers()
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost")
+                .to_string();
+            let mut r = respond(StatusCode::MOVED_PERMANENTLY, "");
+            let location = format!(
+                "https://{}{}",
+                host.split(':').next().unwrap_or("localhost"),
+                req.uri().path()
+            );
+            if let Ok(v) = location.parse() {
+                r.headers_mut().insert("location", v);
+            }
+            r
+        },
+    );
+    tokio::try_join!(https, redirect)?;
+    Ok(())
+}
+
+/// gui stand-in: the UI on 80 and the error responder on 8080.
+pub async fn gui() -> Result<()> {
+    let ui = http::serve(SocketAddr::from(([0, 0, 0, 0], 80)), None, |_req| async {
+        respond(
+            StatusCode::OK,
+            "<!doctype html><title>Mender</title><div id=\"main\"></div>",
+        )
+    });
+    let errors = http::serve(SocketAddr::from(([0, 0, 0, 0], 8080)), None, |_req| async {
+        respond(
+            StatusCode::OK,
+            "<!doctype html><title>Mender</title><p>Service unavailable</p>",
+        )
+    });
+    tokio::try_join!(ui, errors)?;
+    Ok(())
+}
+
+/// OpenSearch stand-in (3.5's reporting index): cluster info and health on 9200.
+pub async fn opensearch() -> Result<()> {
+    http::serve(SocketAddr::from(([0, 0, 0, 0], 9200)), None, |req| async move {
+        match req.uri().path() {
+            "/_cluster/health" => json(StatusCode::OK, serde_json::json!({"cluster_name": "opensearch", "status": "green"})),
+            _ => json(StatusCode::OK, serde_json::json!({"name": "mender-opensearch", "version": {"distribution": "opensearch", "number": "2.4.0"}})),
+        }
+    })
+    .await
+}
+
+/// `minio server DIR`: runs SeaweedFS with its data in DIR and the MinIO credentials from the
+/// environment, and answers on MinIO's port and health path.
+pub async fn minio(args: &[String]) -> Result<()> {
+    let dir = args
+        .iter()
+        .skip_while(|a| *a != "server")
+        .nth(1)
+        .cloned()
+        .unwrap_or_else(|| "/export".into());
+    let env = |a: &str, b: &str| {
+        std::env::var(a)
+            .or_else(|_| std::env::var(b))
+            .unwrap_or_default()
+    };
+    let (key, secret) = (
+        env("MINIO_ACCESS_KEY", "MINIO_ROOT_USER"),
+        env("MINIO_SECRET_KEY", "MINIO_ROOT_PASSWORD"),
+    );
+    anyhow::ensure!(
+        !key.is_empty() && !secret.is_empty(),
+        "MINIO_ACCESS_KEY and MINIO_SECRET_KEY must be set"
+    );
+    let identities = serde_json::json!({"identities": [{
+        "name": "mender", "credentials": [{"accessKey": key, "secretKey": secret}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]});
+    let config = "/tmp/s3-identities.json";
+    std::fs::write(config, identities.to_string()).context("cannot write the S3 identities")?;
+    let mut weed = tokio::process::Command::new("/usr/bin/weed")
+        .args([
+            "server",
+            &format!("-dir={dir}"),
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-s3",
+            "-s3.port=8333",
+        ])
+        .arg(format!("-s3.config={config}"))
+        .args(["-master.volumeSizeLimitMB=256", "-volume.preStopSeconds=0"])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start /usr/bin/weed")?;
+    let client = proxy_client();
+    let health_client = proxy_client();
+    let front = http::serve(SocketAddr::from(([0, 0, 0, 0], 9000)), None, move |req| {
+        let (client, health_client) = (client.clone(), health_client.clone());
+        async move {
+            if req.uri().path().starts_with("/minio/health/") {
+                let mut probe = req;
+                *probe.uri_mut() = "/healthz".parse().unwrap_or_default();
+                let r = forward(&health_client, "127.0.0.1:8333", probe).await;
+                let status = if r.status().is_success() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                return respond(status, "");
+            }
+            forward(&client, "127.0.0.1:8333", req).await
+        }
+    });
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = front => r?,
+        status = weed.wait() => anyhow::bail!("weed exited: {}", status?),
+        _ = term.recv() => {
+            // Let SeaweedFS flush its volumes before the container stops.
+            if let Some(pid) = weed.id().and_then(|p| i32::try_from(p).ok()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(8), weed.wait()).await;
+        }
+    }
+    Ok(())
+}

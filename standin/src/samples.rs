@@ -1,0 +1,90 @@
+//! Documents shaped like the real services' (collection names and main fields), written by each
+//! stand-in on first start and in bulk by `seed`.
+
+use anyhow::Result;
+use bson::{Document, doc};
+use mongodb::Database;
+
+use crate::identity::Resolved;
+
+/// The collection a stand-in's migrations mark.
+pub fn primary_collection(kind: &str) -> &'static str {
+    match kind {
+        "deployments" => "images",
+        "useradm" => "users",
+        "workflows" => "jobs",
+        "iot-manager" => "integrations",
+        _ => "devices",
+    }
+}
+
+fn device_id(i: u64) -> String {
+    format!("{:08x}-0000-4000-8000-{:012x}", i, i)
+}
+
+/// `n` documents of `kind` numbered from `start`; `pad` bytes of inventory-like attributes make
+/// documents as large as a busy install's.
+pub fn documents(kind: &str, start: u64, n: u64, pad: usize) -> Vec<(&'static str, Document)> {
+    let filler = "x".repeat(pad);
+    let now = bson::DateTime::now();
+    (start..start + n)
+        .flat_map(|i| {
+            let id = device_id(i);
+            match kind {
+                "deviceauth" => vec![
+                    ("devices", doc! {"_id": &id, "id_data": format!("{{\"mac\":\"02:00:00:{:02x}:{:02x}:{:02x}\"}}", (i >> 16) & 255, (i >> 8) & 255, i & 255), "status": "accepted", "created_ts": now, "updated_ts": now, "tenant_id": ""}),
+                    ("auth_sets", doc! {"_id": format!("as-{id}"), "device_id": &id, "pubkey": format!("-----BEGIN PUBLIC KEY-----\nMFkw{id}\n-----END PUBLIC KEY-----\n"), "status": "accepted", "ts": now}),
+                ],
+                "inventory" => vec![("devices", doc! {
+                    "_id": &id, "updated_ts": now, "group": if i % 3 == 0 { "production" } else { "field" },
+                    "attributes": {"identity-mac": {"scope": "identity", "value": format!("02:00:00:00:00:{:02x}", i & 255)},
+                                   "inventory-device_type": {"scope": "inventory", "value": "raspberrypi4"},
+                                   "inventory-artifact_name": {"scope": "inventory", "value": "release-1"},
+                                   "inventory-notes": {"scope": "inventory", "value": &filler}},
+                })],
+                "deployments" => vec![("deployments", doc! {"_id": format!("dep-{i:08}"), "name": format!("rollout {i}"), "artifact_name": "release-1", "status": "finished", "created": now, "device_count": 1_i32, "stats": {"success": 1_i32}})],
+                "useradm" => vec![("users", doc! {"_id": format!("user-{i:08}"), "email": format!("user{i}@example.com"), "password": "$2a$10$Y9X8Kq4wVb4s7oJ0Y1jL0uXmHq2Xo3nQW2v1g3F7bW8h0Z6y9K5aC", "created_ts": now, "tenant_id": ""})],
+                "workflows" => vec![("jobs", doc! {"_id": format!("job-{i:08}"), "workflow_name": "provision_device", "status": 2_i32, "input_parameters": [{"name": "device_id", "value": &id}], "insert_time": now})],
+                "deviceconnect" => vec![("devices", doc! {"_id": &id, "status": "disconnected", "created_ts": now, "updated_ts": now})],
+                "deviceconfig" => vec![("devices", doc! {"_id": &id, "configured": [], "reported": [{"key": "timezone", "value": "UTC"}], "updated_ts": now})],
+                "iot-manager" => vec![("integrations", doc! {"_id": format!("int-{i:08}"), "provider": "iot-hub", "credentials": {"type": "sas"}})],
+                _ => vec![],
+            }
+        })
+        .collect()
+}
+
+/// A few documents on first start, like a freshly used install.
+pub async fn ensure(r: &Resolved, db: &Database) -> Result<()> {
+    let kind = r.kind();
+    let docs = documents(&kind, 0, 3, 64);
+    // The first sample collection doubles as the marker of an install that was used before.
+    let Some((marker, _)) = docs.first() else {
+        return Ok(());
+    };
+    if db
+        .collection::<Document>(marker)
+        .count_documents(doc! {})
+        .await?
+        > 0
+    {
+        return Ok(());
+    }
+    if kind == "deployments" {
+        crate::artifacts::ensure_samples(db).await?;
+    }
+    insert(db, docs).await
+}
+
+pub async fn insert(db: &Database, docs: Vec<(&'static str, Document)>) -> Result<()> {
+    let mut by_coll: std::collections::BTreeMap<&str, Vec<Document>> = Default::default();
+    for (c, d) in docs {
+        by_coll.entry(c).or_default().push(d);
+    }
+    for (c, docs) in by_coll {
+        if !docs.is_empty() {
+            db.collection::<Document>(c).insert_many(docs).await?;
+        }
+    }
+    Ok(())
+}
