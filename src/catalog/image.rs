@@ -20,13 +20,14 @@ impl ImageRef {
     /// and Docker Hub's implicit parts.
     pub fn parse(reference: &str, registry: Option<&str>) -> ImageRef {
         let mut rest = reference.trim();
-        if let Some(prefix) = registry
+        let prefix = registry
             .map(|r| r.trim_end_matches('/'))
-            .filter(|r| !r.is_empty())
+            .filter(|r| !r.is_empty());
+        if let Some(stripped) = prefix
+            .and_then(|p| rest.strip_prefix(p))
+            .and_then(|r| r.strip_prefix('/'))
         {
-            if let Some(stripped) = rest.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')) {
-                rest = stripped;
-            }
+            rest = stripped;
         }
         for hub in ["docker.io/", "index.docker.io/", "registry-1.docker.io/"] {
             if let Some(stripped) = rest.strip_prefix(hub) {

@@ -5,7 +5,6 @@
 mod image;
 mod model;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use include_dir::{Dir, include_dir};
@@ -272,17 +271,15 @@ impl Catalog {
     /// Every schema version a database has had up to and including `release`, oldest first: the
     /// migrations a fresh database goes through.
     pub fn schema_ladder(&self, db: &str, release: &Version) -> Vec<Version> {
-        let mut seen: BTreeMap<Version, ()> = BTreeMap::new();
-        for r in self.releases.iter().filter(|r| r.version <= *release) {
-            for s in r.services.values() {
-                if s.db.as_deref() == Some(db) {
-                    if let Some(v) = &s.schema {
-                        seen.insert(v.clone(), ());
-                    }
-                }
-            }
-        }
-        seen.into_keys().collect()
+        let seen: std::collections::BTreeSet<Version> = self
+            .releases
+            .iter()
+            .filter(|r| r.version <= *release)
+            .flat_map(|r| r.services.values())
+            .filter(|s| s.db.as_deref() == Some(db))
+            .filter_map(|s| s.schema.clone())
+            .collect();
+        seen.into_iter().collect()
     }
 }
 

@@ -239,13 +239,16 @@ fn check_target<'c>(catalog: &'c Catalog, target: &Version) -> Result<&'c Releas
     }
 }
 
+/// One leg of the route: from, to, and the lines jumped over.
+type Leg<'c> = (&'c Release, &'c Release, Vec<String>);
+
 /// The releases the upgrade stops at: each hop lands on the next line's stop release (or the
 /// target itself on the target's line), taking the furthest documented jump.
 fn route<'c>(
     catalog: &'c Catalog,
     from: &'c Release,
     to: &'c Release,
-) -> Result<Vec<(&'c Release, &'c Release, Vec<String>)>, PlanError> {
+) -> Result<Vec<Leg<'c>>, PlanError> {
     let order: Vec<&str> = catalog.server_lines().map(|l| l.line.as_str()).collect();
     let pos = |line: &str| order.iter().position(|l| *l == line);
     let target_pos =

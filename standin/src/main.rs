@@ -73,10 +73,19 @@ async fn run(args: Vec<String>) -> anyhow::Result<ExitCode> {
     }
     let resolved = identity::Resolved::load()?;
     let args = strip_config(args);
-    match resolved.role() {
-        Role::Gateway => front::gateway().await.map(|_| ExitCode::SUCCESS),
-        Role::Gui => front::gui().await.map(|_| ExitCode::SUCCESS),
-        Role::Search => front::opensearch().await.map(|_| ExitCode::SUCCESS),
-        _ => backend::run(resolved, &args).await,
+    let role = async {
+        match resolved.role() {
+            Role::Gateway => front::gateway().await.map(|_| ExitCode::SUCCESS),
+            Role::Gui => front::gui().await.map(|_| ExitCode::SUCCESS),
+            Role::Search => front::opensearch().await.map(|_| ExitCode::SUCCESS),
+            _ => backend::run(resolved, &args).await,
+        }
+    };
+    // Like the real services, stop promptly on SIGTERM (PID 1 gets no default handler).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = role => r,
+        _ = term.recv() => Ok(ExitCode::SUCCESS),
+        _ = tokio::signal::ctrl_c() => Ok(ExitCode::SUCCESS),
     }
 }

@@ -1,0 +1,91 @@
+//! `plan` through the CLI: hop lists and refusals (exit 2, the problem named). `--from` plans
+//! for a stack at a given release without a daemon.
+
+mod common;
+
+use common::*;
+
+fn hops(from: &str, to: &str) -> Vec<String> {
+    let out = tool(&["--json", "plan", "--from", from, "--to", to]);
+    assert!(out.status.success(), "plan {from} → {to}: {}", stderr(&out));
+    let p = json(&out);
+    p["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            format!(
+                "{}→{}",
+                h["from"].as_str().unwrap(),
+                h["to"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn expected_hops_to_3_7_11_and_4_1() {
+    assert_eq!(hops("3.3.2", "3.7.11"), ["3.3.2→3.6.5", "3.6.5→3.7.11"]);
+    assert_eq!(hops("3.4.0", "3.7.11"), ["3.4.0→3.6.5", "3.6.5→3.7.11"]);
+    assert_eq!(hops("3.6.5", "3.7.11"), ["3.6.5→3.7.11"]);
+    assert_eq!(hops("3.7.11", "4.1.3"), ["3.7.11→4.0.4", "4.0.4→4.1.3"]);
+    assert_eq!(hops("3.7.11", "4.1.0"), ["3.7.11→4.0.4", "4.0.4→4.1.0"]);
+}
+
+#[test]
+fn plan_details_for_the_mongo_hop() {
+    let out = tool(&["--json", "plan", "--from", "3.6.5", "--to", "3.7.11"]);
+    let p = json(&out);
+    let h = &p["hops"][0];
+    assert_eq!(h["mongo"]["from_major"], "4.4");
+    assert_eq!(h["mongo"]["steps"][0]["set_fcv"], "5.0");
+    assert_eq!(h["rollback"]["class"], "data-restore");
+    let text = stdout(&tool(&["plan", "--from", "3.6.5", "--to", "3.7.11"]));
+    assert!(
+        text.contains("MongoDB 4.4 → 5.0: check FCV 4.4, run 5.0, set FCV 5.0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mender-deployments") && text.contains("mender-3.6.5 → "),
+        "{text}"
+    );
+}
+
+fn refused(from: &str, to: &str, needle: &str) {
+    let out = tool(&["plan", "--from", from, "--to", to]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "plan {from} → {to}: {}",
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    assert!(err.contains("unchanged:") && err.contains("next:"), "{err}");
+}
+
+#[test]
+fn bad_targets_exit_2_naming_the_problem() {
+    refused(
+        "3.6.5",
+        "3.4.0",
+        "3.4.0 is older than the running release 3.6.5",
+    );
+    refused("3.6.5", "3.6.5", "already runs 3.6.5");
+    refused(
+        "3.6.5",
+        "3.9.0",
+        "3.9.0 is not a Mender Server version the catalog knows",
+    );
+    refused("3.7.11", "3.8.1", "3.8.1 is not a Mender Server release");
+    refused("3.4.0", "banana", "\"banana\" is not a version");
+}
+
+#[test]
+fn json_errors_are_machine_readable() {
+    let out = tool(&["--json", "plan", "--from", "3.7.11", "--to", "3.4.0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = json(&out);
+    assert_eq!(e["error"]["exit_code"], 2);
+    assert!(e["error"]["what"].as_str().unwrap().contains("older"));
+}
