@@ -5,15 +5,19 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use semver::Version;
 
+use crate::backup::dump;
+use crate::backup::{self, BackupError, BackupOptions, artifacts::Choice};
 use crate::catalog::{CatalogError, LoadedCatalog, line_name};
 use crate::demo;
 use crate::engine::compose::ComposeError;
 use crate::engine::docker::{self, DockerError};
 use crate::engine::sidecar::SidecarError;
 use crate::plan::{self, PlanError};
+use crate::report::progress::Progress;
 use crate::report::{self, Exit, Failure};
 use crate::snapshot::discover::DiscoverError;
 use crate::snapshot::observe::{ObserveError, Options, observe};
+use crate::state::{LockError, StateDir};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -63,6 +67,10 @@ pub enum Command {
     Status(StatusArgs),
     /// Compute the hops from the running release (or --from) to a target release.
     Plan(PlanArgs),
+    /// Take a full backup bundle: database dump, artifacts, compose configuration, manifest.
+    Backup(BackupArgs),
+    /// Prove a bundle: checksums, the archive read back, and optionally a real restore.
+    Verify(VerifyArgs),
     /// The embedded test-bed stack (stand-in images under testbed.local/).
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -86,6 +94,36 @@ pub struct PlanArgs {
     /// Plan for a stack at this release instead of looking at the daemon.
     #[arg(long)]
     pub from: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Directory the bundle is written into (default: STATE_DIR/backups).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Do not refuse when the free-space estimate says the bundle will not fit.
+    #[arg(long)]
+    pub skip_space_check: bool,
+    /// Back up without the artifacts (only when they are protected some other way).
+    #[arg(long, conflicts_with = "artifacts_to")]
+    pub skip_artifacts: bool,
+    /// For an external bucket without versioning: `bundle` (copy the objects into the bundle) or
+    /// s3://BUCKET[/PREFIX] (server-side copy into another bucket).
+    #[arg(long, value_name = "DEST")]
+    pub artifacts_to: Option<String>,
+    /// Seconds each service gets to stop before it is killed.
+    #[arg(long, default_value_t = 30)]
+    pub stop_timeout: i32,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The bundle directory.
+    pub bundle: PathBuf,
+    /// Also restore the archive with mongorestore into a throwaway container of the same mongo
+    /// image and compare every collection's count and content.
+    #[arg(long)]
+    pub restore_test: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -124,7 +162,12 @@ impl Global {
             None => LoadedCatalog::embedded(),
         };
         loaded.map_err(|e: CatalogError| {
-            Failure::new(Exit::Usage, e, "nothing", "fix the catalog directory given with --catalog, or drop the option to use the built-in catalog")
+            Failure::new(
+                Exit::Usage,
+                e,
+                "nothing",
+                "fix the catalog directory given with --catalog, or drop the option to use the built-in catalog",
+            )
         })
     }
 }
@@ -133,6 +176,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Status(a) => status(&cli.global, a).await,
         Command::Plan(a) => plan_cmd(&cli.global, a).await,
+        Command::Backup(a) => backup(&cli.global, a).await,
+        Command::Verify(a) => verify(&cli.global, a).await,
         Command::Demo(DemoCommand::Up(a)) => demo::up(&cli.global, a).await,
         Command::Demo(DemoCommand::Down(a)) => demo::down(&cli.global, a).await,
         Command::Helper(a) => helper(a).await,
@@ -147,62 +192,34 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
     let catalog = g.load_catalog()?;
     let docker = docker::connect().await.map_err(from_docker)?;
-    let opts = Options {
-        project: g.project.as_deref(),
-        registry: g.registry(),
-        counts: false,
-    };
-    let stack = observe(&docker, &catalog.catalog, &opts)
-        .await
-        .map_err(from_observe)?;
+    let opts = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
+    let stack = observe(&docker, &catalog.catalog, &opts).await.map_err(from_observe)?;
     if g.json {
         print_json(&stack)?;
     } else {
         print!("{}", report::status::render(&stack));
     }
-    Ok(if a.require_healthy && !stack.healthy {
-        Exit::Precondition
-    } else {
-        Exit::Ok
-    })
+    Ok(if a.require_healthy && !stack.healthy { Exit::Precondition } else { Exit::Ok })
 }
 
 async fn plan_cmd(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
     let catalog = g.load_catalog()?.catalog;
     let target = parse_version(&a.to)?;
     let start = match &a.from {
-        Some(v) => plan::Start {
-            release: parse_version(v)?,
-            drift: vec![],
-        },
+        Some(v) => plan::Start { release: parse_version(v)?, drift: vec![] },
         None => {
             let docker = docker::connect().await.map_err(from_docker)?;
-            let opts = Options {
-                project: g.project.as_deref(),
-                registry: g.registry(),
-                counts: false,
-            };
-            let stack = observe(&docker, &catalog, &opts)
-                .await
-                .map_err(from_observe)?;
+            let opts = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
+            let stack = observe(&docker, &catalog, &opts).await.map_err(from_observe)?;
             let release = stack.release.clone().ok_or_else(|| {
                 Failure::new(
                     Exit::Precondition,
-                    format!(
-                        "the release of project {} is unknown: {}",
-                        stack.project,
-                        stack.unknown_tags.join(", ")
-                    ),
+                    format!("the release of project {} is unknown: {}", stack.project, stack.unknown_tags.join(", ")),
                     "nothing",
                     "pass --from VERSION to plan from a known release",
                 )
             })?;
-            let drift = stack
-                .services
-                .iter()
-                .filter(|s| s.drift.is_some())
-                .map(|s| s.name.clone())
-                .collect();
+            let drift = stack.services.iter().filter(|s| s.drift.is_some()).map(|s| s.name.clone()).collect();
             plan::Start { release, drift }
         }
     };
@@ -213,6 +230,88 @@ async fn plan_cmd(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
         print!("{}", report::plan::render(&p));
     }
     Ok(Exit::Ok)
+}
+
+fn progress(g: &Global) -> Progress {
+    Progress { json: g.json, quiet: g.quiet }
+}
+
+async fn backup(g: &Global, a: BackupArgs) -> anyhow::Result<Exit> {
+    let catalog = g.load_catalog()?;
+    let docker = docker::connect().await.map_err(from_docker)?;
+    let state = StateDir::new(g.state_dir());
+    let choice = match (a.skip_artifacts, a.artifacts_to) {
+        (true, _) => Choice::Skip,
+        (false, Some(d)) => Choice::To(d),
+        (false, None) => Choice::Auto,
+    };
+    let opts =
+        BackupOptions { out: a.out, skip_space_check: a.skip_space_check, artifacts: choice, grace: a.stop_timeout };
+    let observe = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
+    let outcome =
+        backup::run(&docker, &catalog.catalog, &state, &observe, &opts, &progress(g)).await.map_err(from_backup)?;
+    if g.json {
+        let mut v = serde_json::to_value(&outcome)?;
+        v["event"] = "result".into();
+        println!("{v}");
+    } else {
+        let m = &outcome.manifest;
+        let docs: u64 = m.databases.iter().flat_map(|d| d.collections.values()).sum();
+        println!(
+            "Backup of {} ({}) written to {}",
+            m.project,
+            m.mender_version.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+            outcome.bundle.display()
+        );
+        println!(
+            "  databases: {} ({docs} documents), archive {} MiB",
+            m.databases.len(),
+            m.files.iter().find(|f| f.path == "mongo.archive.gz").map_or(0, |f| f.size >> 20)
+        );
+        println!(
+            "  artifacts: {} objects, {} MiB ({})",
+            m.artifacts.objects,
+            m.artifacts.bytes >> 20,
+            m.artifacts.location
+        );
+        println!("  writers stopped for {:.1} s", outcome.downtime_secs);
+        println!("Prove it: mender-compose-upgrade verify --restore-test {}", outcome.bundle.display());
+    }
+    if !outcome.restart_failures.is_empty() {
+        return Err(Failure::new(
+            Exit::Unexpected,
+            format!(
+                "the backup is complete, but these services did not start again: {}",
+                outcome.restart_failures.join("; ")
+            ),
+            "the bundle is complete",
+            "start them with `docker start <container>` or production/run up -d",
+        )
+        .into());
+    }
+    Ok(Exit::Ok)
+}
+
+async fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<Exit> {
+    let docker = if a.restore_test { Some(docker::connect().await.map_err(from_docker)?) } else { None };
+    let report = backup::verify::verify(&a.bundle, docker.as_ref(), &progress(g))
+        .await
+        .map_err(|e| Failure::new(Exit::Usage, e, "nothing", "give the directory of a bundle written by `backup`"))?;
+    if g.json {
+        print_json(&report)?;
+    } else if report.ok {
+        println!("{}: OK ({})", report.bundle.display(), report.checks.join(", "));
+    }
+    if report.ok {
+        return Ok(Exit::Ok);
+    }
+    Err(Failure::new(
+        Exit::Precondition,
+        format!("the bundle {} failed verification:\n    {}", report.bundle.display(), report.problems.join("\n    ")),
+        "the bundle was not changed except for the verification record in its manifest",
+        "do not rely on this bundle; take a new backup",
+    )
+    .into())
 }
 
 async fn helper(a: HelperArgs) -> anyhow::Result<Exit> {
@@ -263,12 +362,9 @@ pub fn from_observe(e: ObserveError) -> Failure {
         ObserveError::Discover(d @ DiscoverError::Ambiguous { .. }) => {
             Failure::new(Exit::Usage, d, "nothing", "pass -p PROJECT")
         }
-        ObserveError::Discover(d @ DiscoverError::NotFound { .. }) => Failure::new(
-            Exit::Usage,
-            d,
-            "nothing",
-            "check the project name with `docker compose ls -a`",
-        ),
+        ObserveError::Discover(d @ DiscoverError::NotFound { .. }) => {
+            Failure::new(Exit::Usage, d, "nothing", "check the project name with `docker compose ls -a`")
+        }
         ObserveError::Sidecar(s) => from_sidecar(s),
     }
 }
@@ -290,19 +386,14 @@ pub fn from_plan(e: PlanError) -> Failure {
         PlanError::Downgrade { to, .. } => {
             format!("to go back to {to}, restore a backup taken on {to}")
         }
-        PlanError::SameVersion(_) => {
-            "nothing to do; `status` shows the next possible hops".to_string()
-        }
+        PlanError::SameVersion(_) => "nothing to do; `status` shows the next possible hops".to_string(),
         PlanError::NoFacts(_, stop) => {
             format!("plan to {stop}, the line's newest release the catalog knows")
         }
-        PlanError::NotServerRelease(v, _) => format!(
-            "the server line after 3.7 is 4.0: plan to 4.0.4 instead of {}",
-            line_name(v)
-        ),
-        PlanError::UnknownCurrent(_) => {
-            "pass --from with the release the stack really runs".to_string()
+        PlanError::NotServerRelease(v, _) => {
+            format!("the server line after 3.7 is 4.0: plan to 4.0.4 instead of {}", line_name(v))
         }
+        PlanError::UnknownCurrent(_) => "pass --from with the release the stack really runs".to_string(),
         _ => "choose a release the catalog lists".to_string(),
     };
     Failure::new(Exit::Usage, e, "nothing", next)
@@ -316,4 +407,67 @@ pub fn from_compose(e: ComposeError) -> Failure {
         _ => "see the compose error above",
     };
     Failure::new(Exit::Precondition, e, "nothing", next)
+}
+
+pub fn from_backup(e: BackupError) -> Failure {
+    use crate::backup::artifacts::PlanError as A;
+    let nothing = "nothing: no service was stopped and no bundle was written";
+    let restarted = "the services were started again and no bundle was kept (the partial one was removed)";
+    match e {
+        BackupError::Observe(o) => from_observe(o),
+        BackupError::Lock(l @ LockError::Held { .. }) => Failure::new(
+            Exit::Precondition,
+            l,
+            nothing,
+            "wait for that run to finish; if its process is gone on another host, remove the lock with `recover`",
+        ),
+        BackupError::Space { .. } => Failure::new(
+            Exit::Precondition,
+            e,
+            nothing,
+            "free space, or write the bundle elsewhere with --out DIR (or --skip-space-check if you know it fits)",
+        ),
+        BackupError::Artifacts(a @ A::Unversioned { .. }) => Failure::new(
+            Exit::Precondition,
+            a,
+            nothing,
+            "enable versioning on the bucket (aws s3api put-bucket-versioning --bucket B --versioning-configuration Status=Enabled), or copy the objects: --artifacts-to bundle, or --artifacts-to s3://BACKUP-BUCKET/PREFIX; or --skip-artifacts if they are protected otherwise",
+        ),
+        BackupError::Artifacts(a @ A::BadDestination(_)) => {
+            Failure::new(Exit::Usage, a, nothing, "use --artifacts-to bundle or s3://BUCKET/PREFIX")
+        }
+        BackupError::Artifacts(a) => Failure::new(
+            Exit::Precondition,
+            a,
+            nothing,
+            "set the storage credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or --skip-artifacts",
+        ),
+        BackupError::UnknownRelease(_) | BackupError::MongoDown(..) => Failure::new(
+            Exit::Precondition,
+            e,
+            nothing,
+            "check `mender-compose-upgrade status` and bring the stack to health first",
+        ),
+        BackupError::Repair(_) => Failure::new(
+            Exit::Precondition,
+            e,
+            "the stopped services are still stopped",
+            "start them with production/run up -d, then run the backup again",
+        ),
+        BackupError::Dump(dump::DumpError::Write(ref io)) if io.raw_os_error() == Some(28) => Failure::new(
+            Exit::Precondition,
+            format!("the disk filled up while writing the dump: {e}"),
+            restarted,
+            "free space or use --out on a larger filesystem, then run the backup again",
+        ),
+        BackupError::Interrupted => {
+            Failure::new(Exit::Interrupted, "the backup was interrupted", restarted, "run the backup again")
+        }
+        other => Failure::new(
+            Exit::Unexpected,
+            other,
+            restarted,
+            "run with -v for details, fix the cause, and run the backup again",
+        ),
+    }
 }

@@ -41,8 +41,7 @@ pub struct ImageSite {
 }
 
 pub fn image_sites(text: &str) -> Result<Vec<ImageSite>, ComposeFileError> {
-    let shape: FileShape =
-        serde_saphyr::from_str(text).map_err(|e| ComposeFileError::Parse(e.to_string()))?;
+    let shape: FileShape = serde_saphyr::from_str(text).map_err(|e| ComposeFileError::Parse(e.to_string()))?;
     let mut sites = Vec::new();
     for (service, svc) in shape.services.unwrap_or_default() {
         let Some(image) = svc.and_then(|s| s.image) else {
@@ -53,23 +52,14 @@ pub fn image_sites(text: &str) -> Result<Vec<ImageSite>, ComposeFileError> {
             continue;
         };
         let via_anchor = image.referenced.span().byte_offset() != Some(start);
-        sites.push(ImageSite {
-            service,
-            value: image.value,
-            start: start as usize,
-            len: len as usize,
-            via_anchor,
-        });
+        sites.push(ImageSite { service, value: image.value, start: start as usize, len: len as usize, via_anchor });
     }
     Ok(sites)
 }
 
 /// Rewrites `image:` values: `change(service, current)` returns the new reference or `None` to
 /// keep it. A value shared through an anchor is edited once, where it is defined.
-pub fn replace_images(
-    text: &str,
-    change: impl Fn(&str, &str) -> Option<String>,
-) -> Result<String, ComposeFileError> {
+pub fn replace_images(text: &str, change: impl Fn(&str, &str) -> Option<String>) -> Result<String, ComposeFileError> {
     let mut edits: BTreeMap<usize, (usize, String)> = BTreeMap::new();
     for site in image_sites(text)? {
         let Some(new) = change(&site.service, &site.value) else {
@@ -79,10 +69,7 @@ pub fn replace_images(
             continue;
         }
         if site.value.contains("${") {
-            return Err(ComposeFileError::Interpolated {
-                service: site.service,
-                value: site.value,
-            });
+            return Err(ComposeFileError::Interpolated { service: site.service, value: site.value });
         }
         let original = &text[site.start..site.start + site.len];
         let quoted = match original.chars().next() {
@@ -116,38 +103,20 @@ mod tests {
     #[test]
     fn sites_report_anchors_and_services() {
         let sites = image_sites(FILE).unwrap();
-        let dep = sites
-            .iter()
-            .find(|s| s.service == "mender-deployments")
-            .unwrap();
+        let dep = sites.iter().find(|s| s.service == "mender-deployments").unwrap();
         assert!(dep.via_anchor);
         assert_eq!(dep.value, "mendersoftware/deployments:mender-3.4.0");
-        assert!(
-            !sites
-                .iter()
-                .find(|s| s.service == "mender-gui")
-                .unwrap()
-                .via_anchor
-        );
+        assert!(!sites.iter().find(|s| s.service == "mender-gui").unwrap().via_anchor);
         assert_eq!(sites.len(), 3);
     }
 
     #[test]
     fn selective_change_and_variables_refused() {
-        let out = replace_images(FILE, |s, v| {
-            (s == "mender-gui").then(|| format!("testbed.local/{v}"))
-        })
-        .unwrap();
+        let out = replace_images(FILE, |s, v| (s == "mender-gui").then(|| format!("testbed.local/{v}"))).unwrap();
         assert!(out.contains("image: testbed.local/mendersoftware/gui:mender-3.4.0\n"));
         assert!(out.contains("useradm:mender-3.4.0\""));
         let var = "services:\n  a:\n    image: ${REG}/x:1\n";
-        assert!(matches!(
-            replace_images(var, |_, _| Some("y:2".into())),
-            Err(ComposeFileError::Interpolated { .. })
-        ));
-        assert!(matches!(
-            replace_images("services: [", |_, _| None),
-            Err(ComposeFileError::Parse(_))
-        ));
+        assert!(matches!(replace_images(var, |_, _| Some("y:2".into())), Err(ComposeFileError::Interpolated { .. })));
+        assert!(matches!(replace_images("services: [", |_, _| None), Err(ComposeFileError::Parse(_))));
     }
 }

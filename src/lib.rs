@@ -2,6 +2,7 @@
 //! Docker Compose. The modules follow the pipeline: discover (`snapshot`) → `plan` → backup →
 //! staging → upgrade → `report`; every side effect goes through `engine`.
 
+pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod compose_file;
@@ -11,3 +12,4 @@ pub mod helper;
 pub mod plan;
 pub mod report;
 pub mod snapshot;
+pub mod state;

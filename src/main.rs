@@ -11,19 +11,12 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                Exit::Usage.into()
-            } else {
-                Exit::Ok.into()
-            };
+            return if e.use_stderr() { Exit::Usage.into() } else { Exit::Ok.into() };
         }
     };
     init_tracing(&cli.global);
     let json = cli.global.json;
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -59,9 +52,7 @@ fn init_tracing(g: &cli::Global) {
         }
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MENDER_COMPOSE_UPGRADE_LOG")
-        .unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(format!("mender_compose_upgrade={level}"))
-        });
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("mender_compose_upgrade={level}")));
     let ansi = !g.no_color && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -13,18 +13,11 @@ use testcontainers::{GenericImage, ImageExt};
 #[test]
 fn no_daemon_is_a_precondition_failure() {
     let host = "unix:///tmp/mcutest-no-such-daemon.sock";
-    for args in [
-        &["status"][..],
-        &["plan", "--to", "3.7.11"][..],
-        &["--json", "status"][..],
-    ] {
+    for args in [&["status"][..], &["plan", "--to", "3.7.11"][..], &["--json", "status"][..]] {
         let out = tool_env(args, &[("DOCKER_HOST", host)]);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
         let err = stderr(&out);
-        assert!(
-            err.contains(&format!("cannot reach the Docker daemon at {host}")),
-            "{err}"
-        );
+        assert!(err.contains(&format!("cannot reach the Docker daemon at {host}")), "{err}");
         assert!(err.contains("next: start the Docker daemon"), "{err}");
     }
 }
@@ -40,10 +33,7 @@ struct EmptyDaemon {
 
 impl EmptyDaemon {
     fn start() -> EmptyDaemon {
-        let dir = tempfile::Builder::new()
-            .prefix("mcud")
-            .tempdir_in("/tmp")
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("mcud").tempdir_in("/tmp").unwrap();
         let p = |s: &str| dir.path().join(s).to_string_lossy().into_owned();
         let host = format!("unix://{}", p("d.sock"));
         let log = std::fs::File::create(p("dockerd.log")).unwrap();
@@ -61,28 +51,14 @@ impl EmptyDaemon {
                 "--pidfile",
                 &p("d.pid"),
             ])
-            .args([
-                "--bridge",
-                "none",
-                "--iptables=false",
-                "--ip-masq=false",
-                "--ip-forward=false",
-            ])
+            .args(["--bridge", "none", "--iptables=false", "--ip-masq=false", "--ip-forward=false"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start a second dockerd");
-        let d = EmptyDaemon {
-            child,
-            host,
-            _dir: dir,
-        };
+        let d = EmptyDaemon { child, host, _dir: dir };
         let start = Instant::now();
-        while !Command::new("docker")
-            .args(["-H", &d.host, "version"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
+        while !Command::new("docker").args(["-H", &d.host, "version"]).output().is_ok_and(|o| o.status.success()) {
             assert!(
                 start.elapsed() < Duration::from_secs(60),
                 "the second dockerd did not start: {}",
@@ -96,9 +72,7 @@ impl EmptyDaemon {
 
 impl Drop for EmptyDaemon {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
     }
 }
@@ -109,16 +83,9 @@ fn daemon_without_a_mender_project_is_a_precondition_failure() {
     let d = EmptyDaemon::start();
     // A compose project that is not Mender must not be mistaken for one.
     let image = format!("{REGISTRY}/mender-standin:latest");
-    let save = Command::new("sh")
-        .arg("-c")
-        .arg(format!("docker save {image} | docker -H {} load", d.host))
-        .output()
-        .unwrap();
-    assert!(
-        save.status.success(),
-        "{}",
-        String::from_utf8_lossy(&save.stderr)
-    );
+    let save =
+        Command::new("sh").arg("-c").arg(format!("docker save {image} | docker -H {} load", d.host)).output().unwrap();
+    assert!(save.status.success(), "{}", String::from_utf8_lossy(&save.stderr));
     let create = Command::new("docker")
         .args([
             "-H",
@@ -134,27 +101,21 @@ fn daemon_without_a_mender_project_is_a_precondition_failure() {
         ])
         .output()
         .unwrap();
-    assert!(
-        create.status.success(),
-        "{}",
-        String::from_utf8_lossy(&create.stderr)
-    );
+    assert!(create.status.success(), "{}", String::from_utf8_lossy(&create.stderr));
     let before = project_fingerprint(Some(&d.host), "webshop");
     let out = tool_env(&["status"], &[("DOCKER_HOST", &d.host)]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("no compose project on this Docker daemon runs Mender images (mendersoftware/*, also under testbed.local/)"), "{err}");
-    assert!(err.contains("unchanged: nothing"), "{err}");
-    let named = tool_env(
-        &["-p", "menderproduction", "status"],
-        &[("DOCKER_HOST", &d.host)],
-    );
-    assert_eq!(named.status.code(), Some(2));
     assert!(
-        stderr(&named).contains("no compose project named menderproduction"),
-        "{}",
-        stderr(&named)
+        err.contains(
+            "no compose project on this Docker daemon runs Mender images (mendersoftware/*, also under testbed.local/)"
+        ),
+        "{err}"
     );
+    assert!(err.contains("unchanged: nothing"), "{err}");
+    let named = tool_env(&["-p", "menderproduction", "status"], &[("DOCKER_HOST", &d.host)]);
+    assert_eq!(named.status.code(), Some(2));
+    assert!(stderr(&named).contains("no compose project named menderproduction"), "{}", stderr(&named));
     assert_eq!(project_fingerprint(Some(&d.host), "webshop"), before);
 }
 
@@ -163,24 +124,18 @@ async fn two_candidate_projects_need_p() {
     prepare();
     let mut started = Vec::new();
     for name in ["ambig-a", "ambig-b"] {
-        let c = GenericImage::new(
-            format!("{REGISTRY}/mendersoftware/inventory"),
-            "mender-3.4.0".to_string(),
-        )
-        .with_cmd(["version"])
-        .with_container_name(format!("{PREFIX}{name}"))
-        .with_label("com.docker.compose.project", format!("{PREFIX}{name}"))
-        .with_label("com.docker.compose.service", "mender-inventory")
-        .with_label("com.docker.compose.oneoff", "False")
-        .start()
-        .await
-        .expect("throwaway container");
+        let c = GenericImage::new(format!("{REGISTRY}/mendersoftware/inventory"), "mender-3.4.0".to_string())
+            .with_cmd(["version"])
+            .with_container_name(format!("{PREFIX}{name}"))
+            .with_label("com.docker.compose.project", format!("{PREFIX}{name}"))
+            .with_label("com.docker.compose.service", "mender-inventory")
+            .with_label("com.docker.compose.oneoff", "False")
+            .start()
+            .await
+            .expect("throwaway container");
         started.push(c);
     }
-    let before = (
-        project_fingerprint(None, "mcutest-ambig-a"),
-        project_fingerprint(None, "mcutest-ambig-b"),
-    );
+    let before = (project_fingerprint(None, "mcutest-ambig-a"), project_fingerprint(None, "mcutest-ambig-b"));
     let out = tool(&["status"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
@@ -195,11 +150,5 @@ async fn two_candidate_projects_need_p() {
     let one = tool(&["-p", "mcutest-ambig-a", "--json", "status"]);
     assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
     assert_eq!(json(&one)["project"], "mcutest-ambig-a");
-    assert_eq!(
-        before,
-        (
-            project_fingerprint(None, "mcutest-ambig-a"),
-            project_fingerprint(None, "mcutest-ambig-b")
-        )
-    );
+    assert_eq!(before, (project_fingerprint(None, "mcutest-ambig-a"), project_fingerprint(None, "mcutest-ambig-b")));
 }

@@ -13,13 +13,7 @@ fn hops(from: &str, to: &str) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| {
-            format!(
-                "{}→{}",
-                h["from"].as_str().unwrap(),
-                h["to"].as_str().unwrap()
-            )
-        })
+        .map(|h| format!("{}→{}", h["from"].as_str().unwrap(), h["to"].as_str().unwrap()))
         .collect()
 }
 
@@ -41,24 +35,13 @@ fn plan_details_for_the_mongo_hop() {
     assert_eq!(h["mongo"]["steps"][0]["set_fcv"], "5.0");
     assert_eq!(h["rollback"]["class"], "data-restore");
     let text = stdout(&tool(&["plan", "--from", "3.6.5", "--to", "3.7.11"]));
-    assert!(
-        text.contains("MongoDB 4.4 → 5.0: check FCV 4.4, run 5.0, set FCV 5.0"),
-        "{text}"
-    );
-    assert!(
-        text.contains("mender-deployments") && text.contains("mender-3.6.5 → "),
-        "{text}"
-    );
+    assert!(text.contains("MongoDB 4.4 → 5.0: check FCV 4.4, run 5.0, set FCV 5.0"), "{text}");
+    assert!(text.contains("mender-deployments") && text.contains("mender-3.6.5 → "), "{text}");
 }
 
 fn refused(from: &str, to: &str, needle: &str) {
     let out = tool(&["plan", "--from", from, "--to", to]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "plan {from} → {to}: {}",
-        stderr(&out)
-    );
+    assert_eq!(out.status.code(), Some(2), "plan {from} → {to}: {}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains(needle), "expected {needle:?} in: {err}");
     assert!(err.contains("unchanged:") && err.contains("next:"), "{err}");
@@ -66,17 +49,9 @@ fn refused(from: &str, to: &str, needle: &str) {
 
 #[test]
 fn bad_targets_exit_2_naming_the_problem() {
-    refused(
-        "3.6.5",
-        "3.4.0",
-        "3.4.0 is older than the running release 3.6.5",
-    );
+    refused("3.6.5", "3.4.0", "3.4.0 is older than the running release 3.6.5");
     refused("3.6.5", "3.6.5", "already runs 3.6.5");
-    refused(
-        "3.6.5",
-        "3.9.0",
-        "3.9.0 is not a Mender Server version the catalog knows",
-    );
+    refused("3.6.5", "3.9.0", "3.9.0 is not a Mender Server version the catalog knows");
     refused("3.7.11", "3.8.1", "3.8.1 is not a Mender Server release");
     refused("3.4.0", "banana", "\"banana\" is not a version");
 }

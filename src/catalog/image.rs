@@ -20,13 +20,8 @@ impl ImageRef {
     /// and Docker Hub's implicit parts.
     pub fn parse(reference: &str, registry: Option<&str>) -> ImageRef {
         let mut rest = reference.trim();
-        let prefix = registry
-            .map(|r| r.trim_end_matches('/'))
-            .filter(|r| !r.is_empty());
-        if let Some(stripped) = prefix
-            .and_then(|p| rest.strip_prefix(p))
-            .and_then(|r| r.strip_prefix('/'))
-        {
+        let prefix = registry.map(|r| r.trim_end_matches('/')).filter(|r| !r.is_empty());
+        if let Some(stripped) = prefix.and_then(|p| rest.strip_prefix(p)).and_then(|r| r.strip_prefix('/')) {
             rest = stripped;
         }
         for hub in ["docker.io/", "index.docker.io/", "registry-1.docker.io/"] {
@@ -41,10 +36,7 @@ impl ImageRef {
         // A ':' after the last '/' separates the tag; one before it belongs to a registry port.
         let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
         let (name, tag) = match name_tag[last_slash..].rfind(':') {
-            Some(i) => (
-                &name_tag[..last_slash + i],
-                Some(name_tag[last_slash + i + 1..].to_string()),
-            ),
+            Some(i) => (&name_tag[..last_slash + i], Some(name_tag[last_slash + i + 1..].to_string())),
             None => (name_tag, None),
         };
         let name = name.strip_prefix("library/").unwrap_or(name);
@@ -52,19 +44,12 @@ impl ImageRef {
             (None, None) => Some("latest".to_string()),
             _ => tag,
         };
-        ImageRef {
-            repository: name.to_string(),
-            tag,
-            digest,
-        }
+        ImageRef { repository: name.to_string(), tag, digest }
     }
 
     /// The reference under a mirror prefix, as `docker pull` or a compose file would name it.
     pub fn qualified(&self, registry: Option<&str>) -> String {
-        match registry
-            .map(|r| r.trim_end_matches('/'))
-            .filter(|r| !r.is_empty())
-        {
+        match registry.map(|r| r.trim_end_matches('/')).filter(|r| !r.is_empty()) {
             Some(prefix) => format!("{prefix}/{self}"),
             None => self.to_string(),
         }
@@ -72,10 +57,7 @@ impl ImageRef {
 
     /// The last path component: `deployments` for `mendersoftware/deployments`.
     pub fn short_name(&self) -> &str {
-        self.repository
-            .rsplit('/')
-            .next()
-            .unwrap_or(&self.repository)
+        self.repository.rsplit('/').next().unwrap_or(&self.repository)
     }
 }
 
@@ -100,24 +82,15 @@ mod tests {
     fn hub_forms_are_equal() {
         let a = ImageRef::parse("mongo:4.4", None);
         assert_eq!(a, ImageRef::parse("docker.io/library/mongo:4.4", None));
-        assert_eq!(
-            a,
-            ImageRef::parse("testbed.local/mongo:4.4", Some("testbed.local"))
-        );
+        assert_eq!(a, ImageRef::parse("testbed.local/mongo:4.4", Some("testbed.local")));
         assert_eq!(a.to_string(), "mongo:4.4");
     }
 
     #[test]
     fn mirror_prefix_only_stripped_when_given() {
-        let r = ImageRef::parse(
-            "testbed.local/mendersoftware/deployments:mender-3.4.0",
-            None,
-        );
+        let r = ImageRef::parse("testbed.local/mendersoftware/deployments:mender-3.4.0", None);
         assert_eq!(r.repository, "testbed.local/mendersoftware/deployments");
-        let r = ImageRef::parse(
-            "testbed.local/mendersoftware/deployments:mender-3.4.0",
-            Some("testbed.local/"),
-        );
+        let r = ImageRef::parse("testbed.local/mendersoftware/deployments:mender-3.4.0", Some("testbed.local/"));
         assert_eq!(r.repository, "mendersoftware/deployments");
         assert_eq!(r.tag.as_deref(), Some("mender-3.4.0"));
         assert_eq!(r.short_name(), "deployments");
@@ -136,13 +109,7 @@ mod tests {
     fn digest_kept_and_qualified_adds_prefix() {
         let r = ImageRef::parse("mongo:4.4@sha256:abc", None);
         assert_eq!(r.digest.as_deref(), Some("sha256:abc"));
-        assert_eq!(
-            r.qualified(Some("testbed.local")),
-            "testbed.local/mongo:4.4@sha256:abc"
-        );
-        assert_eq!(
-            ImageRef::parse("traefik:v2.8", None).qualified(None),
-            "traefik:v2.8"
-        );
+        assert_eq!(r.qualified(Some("testbed.local")), "testbed.local/mongo:4.4@sha256:abc");
+        assert_eq!(ImageRef::parse("traefik:v2.8", None).qualified(None), "traefik:v2.8");
     }
 }

@@ -19,10 +19,7 @@ static EMBEDDED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/compose-templa
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("cannot read the catalog file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("the catalog file {path} is missing")]
     Missing { path: PathBuf },
     #[error("the catalog file {path} is not valid: {message}")]
@@ -74,18 +71,10 @@ impl LoadedCatalog {
                 .get_file(rel)
                 .and_then(|f| f.contents_utf8())
                 .map(str::to_string)
-                .ok_or_else(|| CatalogError::Missing {
-                    path: PathBuf::from(rel),
-                })
+                .ok_or_else(|| CatalogError::Missing { path: PathBuf::from(rel) })
         };
-        let catalog = parse(
-            &read("catalog/lines.yaml")?,
-            &read("catalog/releases.yaml")?,
-        )?;
-        Ok(LoadedCatalog {
-            catalog,
-            source: Source::Embedded,
-        })
+        let catalog = parse(&read("catalog/lines.yaml")?, &read("catalog/releases.yaml")?)?;
+        Ok(LoadedCatalog { catalog, source: Source::Embedded })
     }
 
     /// A catalog directory laid out like `compose-templates/`.
@@ -94,14 +83,8 @@ impl LoadedCatalog {
             let path = dir.join(rel);
             std::fs::read_to_string(&path).map_err(|source| CatalogError::Read { path, source })
         };
-        let catalog = parse(
-            &read("catalog/lines.yaml")?,
-            &read("catalog/releases.yaml")?,
-        )?;
-        Ok(LoadedCatalog {
-            catalog,
-            source: Source::Dir(dir.to_path_buf()),
-        })
+        let catalog = parse(&read("catalog/lines.yaml")?, &read("catalog/releases.yaml")?)?;
+        Ok(LoadedCatalog { catalog, source: Source::Dir(dir.to_path_buf()) })
     }
 
     /// The base compose files of a release (docker-compose.yml, prod.yml.template, traefik config, …).
@@ -110,9 +93,7 @@ impl LoadedCatalog {
         let mut files = Vec::new();
         match &self.source {
             Source::Embedded => {
-                let dir = EMBEDDED
-                    .get_dir(&rel)
-                    .ok_or_else(|| CatalogError::NoTemplates(version.clone()))?;
+                let dir = EMBEDDED.get_dir(&rel).ok_or_else(|| CatalogError::NoTemplates(version.clone()))?;
                 collect_embedded(dir, Path::new(&rel), &mut files);
             }
             Source::Dir(root) => {
@@ -131,10 +112,7 @@ impl LoadedCatalog {
 fn collect_embedded(dir: &Dir<'_>, base: &Path, out: &mut Vec<TemplateFile>) {
     for file in dir.files() {
         if let (Ok(path), Some(contents)) = (file.path().strip_prefix(base), file.contents_utf8()) {
-            out.push(TemplateFile {
-                path: path.to_path_buf(),
-                contents: contents.to_string(),
-            });
+            out.push(TemplateFile { path: path.to_path_buf(), contents: contents.to_string() });
         }
     }
     for sub in dir.dirs() {
@@ -143,29 +121,16 @@ fn collect_embedded(dir: &Dir<'_>, base: &Path, out: &mut Vec<TemplateFile>) {
 }
 
 fn collect_dir(base: &Path, dir: &Path, out: &mut Vec<TemplateFile>) -> Result<(), CatalogError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| CatalogError::Read {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| CatalogError::Read { path: dir.to_path_buf(), source })?;
     for entry in entries {
-        let path = entry
-            .map_err(|source| CatalogError::Read {
-                path: dir.to_path_buf(),
-                source,
-            })?
-            .path();
+        let path = entry.map_err(|source| CatalogError::Read { path: dir.to_path_buf(), source })?.path();
         if path.is_dir() {
             collect_dir(base, &path, out)?;
         } else {
-            let contents = std::fs::read_to_string(&path).map_err(|source| CatalogError::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let contents =
+                std::fs::read_to_string(&path).map_err(|source| CatalogError::Read { path: path.clone(), source })?;
             let rel = path.strip_prefix(base).unwrap_or(&path).to_path_buf();
-            out.push(TemplateFile {
-                path: rel,
-                contents,
-            });
+            out.push(TemplateFile { path: rel, contents });
         }
     }
     Ok(())
@@ -173,21 +138,12 @@ fn collect_dir(base: &Path, dir: &Path, out: &mut Vec<TemplateFile>) -> Result<(
 
 /// Parses and cross-checks the two catalog files.
 pub fn parse(lines_yaml: &str, releases_yaml: &str) -> Result<Catalog, CatalogError> {
-    let lines: LinesFile = serde_saphyr::from_str(lines_yaml).map_err(|e| CatalogError::Parse {
-        path: "catalog/lines.yaml".into(),
-        message: e.to_string(),
-    })?;
-    let releases: ReleasesFile =
-        serde_saphyr::from_str(releases_yaml).map_err(|e| CatalogError::Parse {
-            path: "catalog/releases.yaml".into(),
-            message: e.to_string(),
-        })?;
-    let catalog = Catalog {
-        rule: lines.rule,
-        lines: lines.lines,
-        releases: releases.releases,
-        mongo_majors: lines.mongo_majors,
-    };
+    let lines: LinesFile = serde_saphyr::from_str(lines_yaml)
+        .map_err(|e| CatalogError::Parse { path: "catalog/lines.yaml".into(), message: e.to_string() })?;
+    let releases: ReleasesFile = serde_saphyr::from_str(releases_yaml)
+        .map_err(|e| CatalogError::Parse { path: "catalog/releases.yaml".into(), message: e.to_string() })?;
+    let catalog =
+        Catalog { rule: lines.rule, lines: lines.lines, releases: releases.releases, mongo_majors: lines.mongo_majors };
     catalog.check()?;
     Ok(catalog)
 }
@@ -202,22 +158,13 @@ impl Catalog {
         let bad = |m: String| Err(CatalogError::Inconsistent(m));
         for r in &self.releases {
             if self.line(&r.line).is_none_or(|l| !l.server_release) {
-                return bad(format!(
-                    "release {} belongs to unknown or non-server line {}",
-                    r.version, r.line
-                ));
+                return bad(format!("release {} belongs to unknown or non-server line {}", r.version, r.line));
             }
             if !r.services.contains_key(&r.mongo.service) {
-                return bad(format!(
-                    "release {} names mongo service {} it does not have",
-                    r.version, r.mongo.service
-                ));
+                return bad(format!("release {} names mongo service {} it does not have", r.version, r.mongo.service));
             }
             if !self.mongo_majors.contains(&r.mongo.major) {
-                return bad(format!(
-                    "release {} runs mongo {} which is not in mongo_majors",
-                    r.version, r.mongo.major
-                ));
+                return bad(format!("release {} runs mongo {} which is not in mongo_majors", r.version, r.mongo.major));
             }
         }
         for l in self.lines.iter().filter(|l| l.server_release) {
@@ -227,10 +174,7 @@ impl Catalog {
             }
             for from in l.upgrade.iter().flat_map(|u| &u.from) {
                 if self.line(from).is_none_or(|f| !f.server_release) {
-                    return bad(format!(
-                        "line {} is reached from unknown line {from}",
-                        l.line
-                    ));
+                    return bad(format!("line {} is reached from unknown line {from}", l.line));
                 }
             }
         }
@@ -294,9 +238,7 @@ mod tests {
     #[test]
     fn embedded_catalog_loads_and_covers_3_0_to_4_1() {
         let c = LoadedCatalog::embedded().unwrap().catalog;
-        for r in [
-            "3.0.0", "3.3.2", "3.4.0", "3.5.1", "3.6.5", "3.7.11", "4.0.4", "4.1.3",
-        ] {
+        for r in ["3.0.0", "3.3.2", "3.4.0", "3.5.1", "3.6.5", "3.7.11", "4.0.4", "4.1.3"] {
             assert!(c.release(&v(r)).is_some(), "missing {r}");
         }
         assert!(!c.line("3.8").unwrap().server_release);
@@ -311,14 +253,8 @@ mod tests {
         assert_eq!(d.image, "mendersoftware/deployments:mender-3.4.0");
         assert_eq!(d.db.as_deref(), Some("deployment_service"));
         assert_eq!(d.schema, Some(v("1.2.11")));
-        assert_eq!(
-            r.services["mender-device-auth"].health.as_deref(),
-            Some("/api/internal/v1/devauth/health")
-        );
-        assert_eq!(
-            r.services["mender-workflows-server"].alive.as_deref(),
-            Some("/status")
-        );
+        assert_eq!(r.services["mender-device-auth"].health.as_deref(), Some("/api/internal/v1/devauth/health"));
+        assert_eq!(r.services["mender-workflows-server"].alive.as_deref(), Some("/status"));
         assert_eq!(r.mongo.major, "4.4");
         assert_eq!(c.release(&v("3.7.11")).unwrap().mongo.major, "5.0");
     }
@@ -326,10 +262,7 @@ mod tests {
     #[test]
     fn image_lookup_finds_every_release_using_it() {
         let c = LoadedCatalog::embedded().unwrap().catalog;
-        let hits = c.releases_with_image(&ImageRef::parse(
-            "mendersoftware/useradm:mender-3.6.5",
-            None,
-        ));
+        let hits = c.releases_with_image(&ImageRef::parse("mendersoftware/useradm:mender-3.6.5", None));
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].1, "mender-useradm");
         let traefik = c.releases_with_image(&ImageRef::parse("traefik:v2.8", None));
@@ -342,10 +275,7 @@ mod tests {
         let c = LoadedCatalog::embedded().unwrap().catalog;
         let ladder = c.schema_ladder("useradm", &v("3.4.0"));
         assert_eq!(ladder, vec![v("1.1.4"), v("2.0.1")]);
-        assert_eq!(
-            c.schema_ladder("useradm", &v("3.7.11")).last(),
-            Some(&v("2.0.3"))
-        );
+        assert_eq!(c.schema_ladder("useradm", &v("3.7.11")).last(), Some(&v("2.0.3")));
     }
 
     #[test]
@@ -354,21 +284,16 @@ mod tests {
         for r in ["3.3.2", "3.4.0", "3.5.1", "3.6.5", "3.7.11"] {
             let files = loaded.template_files(&v(r)).unwrap();
             let names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
-            assert!(
-                names.contains(&"docker-compose.yml".to_string()),
-                "{r}: {names:?}"
-            );
+            assert!(names.contains(&"docker-compose.yml".to_string()), "{r}: {names:?}");
             assert!(names.contains(&"production/config/prod.yml.template".to_string()));
         }
-        assert!(matches!(
-            loaded.template_files(&v("3.0.0")),
-            Err(CatalogError::NoTemplates(_))
-        ));
+        assert!(matches!(loaded.template_files(&v("3.0.0")), Err(CatalogError::NoTemplates(_))));
     }
 
     #[test]
     fn inconsistent_catalog_is_rejected() {
-        let lines = "rule: r\nlines:\n  - line: '3.4'\n    server_release: true\n    stop: 3.4.9\nmongo_majors: ['4.4']\n";
+        let lines =
+            "rule: r\nlines:\n  - line: '3.4'\n    server_release: true\n    stop: 3.4.9\nmongo_majors: ['4.4']\n";
         let err = parse(lines, "releases: []\n").unwrap_err();
         assert!(err.to_string().contains("no stop release"), "{err}");
     }

@@ -24,22 +24,16 @@ pub fn write(dir: &Path, files: &[TemplateFile], s: &Settings<'_>) -> Result<()>
     std::fs::create_dir_all(dir)?;
     let secret = random_hex(16)?;
     for f in files {
-        let is_compose = f.path.extension().is_some_and(|e| e == "yml")
-            || f.path.to_string_lossy().ends_with(".yml.template");
+        let is_compose =
+            f.path.extension().is_some_and(|e| e == "yml") || f.path.to_string_lossy().ends_with(".yml.template");
         let text = if is_compose {
-            replace_images(&f.contents, |_, image| {
-                Some(ImageRef::parse(image, None).qualified(Some(s.registry)))
-            })?
+            replace_images(&f.contents, |_, image| Some(ImageRef::parse(image, None).qualified(Some(s.registry))))?
         } else {
             f.contents.clone()
         };
         write_file(&dir.join(&f.path), &text, 0o644)?;
         if f.path.ends_with("prod.yml.template") {
-            write_file(
-                &dir.join("production/config/prod.yml"),
-                &fill_prod(&text, s, &secret)?,
-                0o600,
-            )?;
+            write_file(&dir.join("production/config/prod.yml"), &fill_prod(&text, s, &secret)?, 0o600)?;
         }
     }
     write_file(&dir.join("production/run"), &run_script(s.project), 0o755)?;
@@ -107,11 +101,9 @@ fn fill_prod(template: &str, s: &Settings<'_>, secret: &str) -> Result<String> {
             "DEPLOYMENTS_AWS_EXTERNAL_URI: https://set-my-alias-here.com" => {
                 format!("{indent}DEPLOYMENTS_AWS_EXTERNAL_URI: https://s3.docker.mender.io")
             }
-            "name: mender-artifacts" | "name: mender-db" => format!(
-                "{indent}name: {}{}",
-                s.volume_prefix,
-                t.trim_start_matches("name: ")
-            ),
+            "name: mender-artifacts" | "name: mender-db" => {
+                format!("{indent}name: {}{}", s.volume_prefix, t.trim_start_matches("name: "))
+            }
             "ports:" => {
                 skip_ports = true;
                 match &port_line {
@@ -175,11 +167,7 @@ fn keys(dir: &Path) -> Result<()> {
         ])?;
     }
     // The services run as uid 65534 and read the mounted keys.
-    for f in [
-        "cert/private.key",
-        "keys/deviceauth/private.key",
-        "keys/useradm/private.key",
-    ] {
+    for f in ["cert/private.key", "keys/deviceauth/private.key", "keys/useradm/private.key"] {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644))?;
     }
@@ -187,29 +175,18 @@ fn keys(dir: &Path) -> Result<()> {
 }
 
 fn openssl(args: &[&str]) -> Result<()> {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .context("running openssl (needed to generate the demo keys)")?;
+    let out =
+        Command::new("openssl").args(args).output().context("running openssl (needed to generate the demo keys)")?;
     if !out.status.success() {
-        bail!(
-            "openssl {} failed: {}",
-            args[0],
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("openssl {} failed: {}", args[0], String::from_utf8_lossy(&out.stderr));
     }
     Ok(())
 }
 
 /// Operators keep their setup on a local branch of the integration checkout; so does the demo.
 fn git_commit(dir: &Path) {
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
+    let git =
+        |args: &[&str]| Command::new("git").args(args).current_dir(dir).output().is_ok_and(|o| o.status.success());
     let _ = git(&["init", "-q", "-b", "my-production-setup"])
         && git(&["add", "-A"])
         && git(&[
@@ -231,45 +208,17 @@ mod tests {
     #[test]
     fn prod_yml_is_filled_like_the_guide_says() {
         let template = "services:\n    mender-api-gateway:\n        ports:\n            # list of ports\n            - \"443:443\"\n        networks:\n            mender:\n                aliases:\n                    - set-my-alias-here.com\n        environment:\n            ALLOWED_HOSTS: my-gateway-dns-name\n    minio:\n        environment:\n            MINIO_ACCESS_KEY:\n            MINIO_SECRET_KEY:\nvolumes:\n    mender-db:\n        external:\n            name: mender-db\n";
-        let s = Settings {
-            project: "p",
-            registry: "r",
-            volume_prefix: "t1-",
-            https_port: "0",
-        };
+        let s = Settings { project: "p", registry: "r", volume_prefix: "t1-", https_port: "0" };
         let out = fill_prod(template, &s, "s3cr3t").unwrap();
         assert!(out.contains("- \"127.0.0.1::443\"") && !out.contains("443:443"));
-        assert!(
-            out.contains("- s3.docker.mender.io")
-                && out.contains("ALLOWED_HOSTS: docker.mender.io")
-        );
-        assert!(
-            out.contains("MINIO_ACCESS_KEY: mender-deployments")
-                && out.contains("MINIO_SECRET_KEY: s3cr3t")
-        );
+        assert!(out.contains("- s3.docker.mender.io") && out.contains("ALLOWED_HOSTS: docker.mender.io"));
+        assert!(out.contains("MINIO_ACCESS_KEY: mender-deployments") && out.contains("MINIO_SECRET_KEY: s3cr3t"));
         assert!(out.contains("name: t1-mender-db"));
-        let none = fill_prod(
-            template,
-            &Settings {
-                https_port: "none",
-                ..s
-            },
-            "x",
-        )
-        .unwrap();
+        let none = fill_prod(template, &Settings { https_port: "none", ..s }, "x").unwrap();
         assert!(!none.contains("ports:") && !none.contains("443"));
         assert!(
-            fill_prod(
-                template,
-                &Settings {
-                    https_port: "abc",
-                    project: "p",
-                    registry: "r",
-                    volume_prefix: ""
-                },
-                "x"
-            )
-            .is_err()
+            fill_prod(template, &Settings { https_port: "abc", project: "p", registry: "r", volume_prefix: "" }, "x")
+                .is_err()
         );
     }
 }

@@ -67,9 +67,7 @@ pub struct DownArgs {
 }
 
 fn project(g: &Global) -> String {
-    g.project
-        .clone()
-        .unwrap_or_else(|| DEFAULT_PROJECT.to_string())
+    g.project.clone().unwrap_or_else(|| DEFAULT_PROJECT.to_string())
 }
 
 fn registry(g: &Global) -> String {
@@ -77,58 +75,30 @@ fn registry(g: &Global) -> String {
 }
 
 fn checkout_dir(g: &Global, dir: &Option<PathBuf>) -> PathBuf {
-    dir.clone().unwrap_or_else(|| {
-        g.state_dir()
-            .join("demo")
-            .join(project(g))
-            .join("mender-server")
-    })
+    dir.clone().unwrap_or_else(|| g.state_dir().join("demo").join(project(g)).join("mender-server"))
 }
 
 /// The compose invocation of a 3.x production checkout (what production/run runs).
 pub fn production_files(project: &str, dir: &Path) -> ProjectFiles {
-    let files = [
-        "docker-compose.yml",
-        "docker-compose.storage.minio.yml",
-        "production/config/prod.yml",
-    ];
-    project_files(
-        project,
-        dir,
-        files.iter().map(PathBuf::from).collect(),
-        vec![],
-    )
+    let files = ["docker-compose.yml", "docker-compose.storage.minio.yml", "production/config/prod.yml"];
+    project_files(project, dir, files.iter().map(PathBuf::from).collect(), vec![])
 }
 
 pub async fn up(g: &Global, a: UpArgs) -> anyhow::Result<Exit> {
     let loaded = g.load_catalog()?;
     let version = Version::parse(&a.release).map_err(|_| {
+        Failure::new(Exit::Usage, format!("{:?} is not a version", a.release), "nothing", "e.g. --release 3.4.0")
+    })?;
+    let release = loaded.catalog.release(&version).filter(|r| r.templates).ok_or_else(|| {
+        let known: Vec<String> =
+            loaded.catalog.releases.iter().filter(|r| r.templates).map(|r| r.version.to_string()).collect();
         Failure::new(
             Exit::Usage,
-            format!("{:?} is not a version", a.release),
+            format!("the test bed has no stack for release {version}"),
             "nothing",
-            "e.g. --release 3.4.0",
+            format!("choose one of {}", known.join(", ")),
         )
     })?;
-    let release = loaded
-        .catalog
-        .release(&version)
-        .filter(|r| r.templates)
-        .ok_or_else(|| {
-            let known: Vec<String> = loaded
-                .catalog
-                .releases
-                .iter()
-                .filter(|r| r.templates)
-                .map(|r| r.version.to_string())
-                .collect();
-            Failure::new(
-                Exit::Usage,
-                format!("the test bed has no stack for release {version}"),
-                "nothing",
-                format!("choose one of {}", known.join(", ")),
-            )
-        })?;
     let (project, registry) = (project(g), registry(g));
     let dir = checkout_dir(g, &a.dir);
     let compose = Compose::detect().await.map_err(from_compose)?;
@@ -144,11 +114,7 @@ pub async fn up(g: &Global, a: UpArgs) -> anyhow::Result<Exit> {
         };
         checkout::write(&dir, &files, &settings)
             .with_context(|| format!("writing the demo checkout in {}", dir.display()))?;
-        eprintln!(
-            "wrote a {} integration checkout to {}",
-            release.version,
-            dir.display()
-        );
+        eprintln!("wrote a {} integration checkout to {}", release.version, dir.display());
     } else {
         eprintln!("reusing the checkout in {}", dir.display());
     }
@@ -156,34 +122,15 @@ pub async fn up(g: &Global, a: UpArgs) -> anyhow::Result<Exit> {
         create_volume(&docker, &format!("{}{name}", a.volume_prefix)).await?;
     }
     let files = production_files(&project, &dir);
-    eprintln!(
-        "starting project {project} with docker compose {}",
-        compose.version
-    );
-    compose
-        .run(&files, &["up", "-d", "--remove-orphans"])
-        .await
-        .map_err(from_compose)?;
-    wait_healthy(
-        &docker,
-        &loaded.catalog,
-        g,
-        &project,
-        Duration::from_secs(a.timeout),
-    )
-    .await?;
+    eprintln!("starting project {project} with docker compose {}", compose.version);
+    compose.run(&files, &["up", "-d", "--remove-orphans"]).await.map_err(from_compose)?;
+    wait_healthy(&docker, &loaded.catalog, g, &project, Duration::from_secs(a.timeout)).await?;
     let marker = dir.join(".demo-seeded");
     if !marker.exists() {
         seed(&docker, &project, &registry, &version, &a).await?;
-        std::fs::write(
-            &marker,
-            format!("{} devices, {} artifacts\n", a.devices, a.artifacts),
-        )?;
+        std::fs::write(&marker, format!("{} devices, {} artifacts\n", a.devices, a.artifacts))?;
     }
-    println!(
-        "Mender Server {version} (test bed) is up as compose project {project} in {}.",
-        dir.display()
-    );
+    println!("Mender Server {version} (test bed) is up as compose project {project} in {}.", dir.display());
     println!("Try:");
     println!("  mender-compose-upgrade --image-registry {registry} -p {project} status");
     println!("  mender-compose-upgrade --image-registry {registry} -p {project} plan --to 3.7.11");
@@ -195,10 +142,7 @@ async fn create_volume(docker: &Docker, name: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     docker
-        .create_volume(VolumeCreateRequest {
-            name: Some(name.to_string()),
-            ..Default::default()
-        })
+        .create_volume(VolumeCreateRequest { name: Some(name.to_string()), ..Default::default() })
         .await
         .with_context(|| format!("creating volume {name}"))?;
     Ok(())
@@ -212,20 +156,12 @@ async fn wait_healthy(
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    let opts = Options {
-        project: Some(project),
-        registry: Some(g.registry().unwrap_or(TESTBED_REGISTRY)),
-        counts: false,
-    };
+    let opts =
+        Options { project: Some(project), registry: Some(g.registry().unwrap_or(TESTBED_REGISTRY)), counts: false };
     loop {
-        let stack = observe(docker, catalog, &opts)
-            .await
-            .map_err(from_observe)?;
+        let stack = observe(docker, catalog, &opts).await.map_err(from_observe)?;
         if stack.healthy {
-            eprintln!(
-                "all services healthy after {:.0} s",
-                start.elapsed().as_secs_f64()
-            );
+            eprintln!("all services healthy after {:.0} s", start.elapsed().as_secs_f64());
             return Ok(());
         }
         if start.elapsed() > timeout {
@@ -236,7 +172,11 @@ async fn wait_healthy(
                 .collect();
             return Err(Failure::new(
                 Exit::Precondition,
-                format!("the demo stack did not become healthy within {} s: {}", timeout.as_secs(), problems.join("; ")),
+                format!(
+                    "the demo stack did not become healthy within {} s: {}",
+                    timeout.as_secs(),
+                    problems.join("; ")
+                ),
                 "the containers are left running for inspection",
                 format!("look at `docker compose -p {project} logs`, or remove it with `demo down --volumes`"),
             )
@@ -246,25 +186,11 @@ async fn wait_healthy(
     }
 }
 
-async fn seed(
-    docker: &Docker,
-    project: &str,
-    registry: &str,
-    version: &Version,
-    a: &UpArgs,
-) -> anyhow::Result<()> {
-    let containers = crate::engine::inspect::project_containers(docker, project)
-        .await
-        .map_err(from_docker)?;
-    let deployments = containers
-        .iter()
-        .find(|c| c.service == "mender-deployments")
-        .context("the stack has no mender-deployments")?;
-    let network = deployments
-        .networks
-        .first()
-        .cloned()
-        .context("mender-deployments has no network")?;
+async fn seed(docker: &Docker, project: &str, registry: &str, version: &Version, a: &UpArgs) -> anyhow::Result<()> {
+    let containers = crate::engine::inspect::project_containers(docker, project).await.map_err(from_docker)?;
+    let deployments =
+        containers.iter().find(|c| c.service == "mender-deployments").context("the stack has no mender-deployments")?;
+    let network = deployments.networks.first().cloned().context("mender-deployments has no network")?;
     // The seeder reaches the store with the same settings as deployments itself.
     let env: Vec<String> = deployments
         .env
@@ -297,15 +223,8 @@ async fn seed(
         env,
         ..Default::default()
     };
-    let (_, outcome) = run_collect(docker, &spec)
-        .await
-        .context("running the test-bed seeder")?;
-    anyhow::ensure!(
-        outcome.exit_code == 0,
-        "seeding failed (exit {}): {}",
-        outcome.exit_code,
-        outcome.stderr.trim()
-    );
+    let (_, outcome) = run_collect(docker, &spec).await.context("running the test-bed seeder")?;
+    anyhow::ensure!(outcome.exit_code == 0, "seeding failed (exit {}): {}", outcome.exit_code, outcome.stderr.trim());
     eprintln!("{}", outcome.stderr.trim());
     Ok(())
 }
@@ -315,36 +234,20 @@ pub async fn down(g: &Global, a: DownArgs) -> anyhow::Result<Exit> {
     let dir = checkout_dir(g, &a.dir);
     let compose = Compose::detect().await.map_err(from_compose)?;
     if dir.join("docker-compose.yml").exists() {
-        compose
-            .run(
-                &production_files(&project, &dir),
-                &["down", "--remove-orphans"],
-            )
-            .await
-            .map_err(from_compose)?;
+        compose.run(&production_files(&project, &dir), &["down", "--remove-orphans"]).await.map_err(from_compose)?;
     }
     if a.volumes {
         let docker = docker::connect().await.map_err(from_docker)?;
         let prefix = checkout::volume_prefix(&dir).unwrap_or_default();
         for name in ["mender-db", "mender-artifacts"] {
             let _ = docker
-                .remove_volume(
-                    &format!("{prefix}{name}"),
-                    None::<bollard::query_parameters::RemoveVolumeOptions>,
-                )
+                .remove_volume(&format!("{prefix}{name}"), None::<bollard::query_parameters::RemoveVolumeOptions>)
                 .await;
         }
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         }
     }
-    eprintln!(
-        "project {project} is down{}",
-        if a.volumes {
-            ", its volumes and checkout removed"
-        } else {
-            ""
-        }
-    );
+    eprintln!("project {project} is down{}", if a.volumes { ", its volumes and checkout removed" } else { "" });
     Ok(Exit::Ok)
 }

@@ -8,25 +8,14 @@ use tokio::process::Command;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
-    #[error(
-        "Docker Compose v2 was not found (neither `docker compose` nor `docker-compose` answered)"
-    )]
+    #[error("Docker Compose v2 was not found (neither `docker compose` nor `docker-compose` answered)")]
     NotFound,
-    #[error(
-        "Docker Compose {0} is v1, which names containers differently and is unmaintained; Compose v2 is required"
-    )]
+    #[error("Docker Compose {0} is v1, which names containers differently and is unmaintained; Compose v2 is required")]
     V1(String),
     #[error("`{command}` failed (exit {code}): {stderr}")]
-    Failed {
-        command: String,
-        code: i32,
-        stderr: String,
-    },
+    Failed { command: String, code: i32, stderr: String },
     #[error("cannot run {program}: {source}")]
-    Spawn {
-        program: String,
-        source: std::io::Error,
-    },
+    Spawn { program: String, source: std::io::Error },
 }
 
 /// A found compose v2 and how to invoke it.
@@ -53,10 +42,7 @@ async fn version_of(program: &[&str]) -> Option<String> {
         .output()
         .await
         .ok()?;
-    let v = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .trim_start_matches('v')
-        .to_string();
+    let v = String::from_utf8_lossy(&out.stdout).trim().trim_start_matches('v').to_string();
     (out.status.success() && !v.is_empty()).then_some(v)
 }
 
@@ -68,10 +54,7 @@ impl Compose {
                 if version.starts_with("1.") {
                     return Err(ComposeError::V1(version));
                 }
-                return Ok(Compose {
-                    program: program.iter().map(|s| s.to_string()).collect(),
-                    version,
-                });
+                return Ok(Compose { program: program.iter().map(|s| s.to_string()).collect(), version });
             }
         }
         Err(ComposeError::NotFound)
@@ -97,18 +80,11 @@ impl Compose {
     pub async fn run(&self, project: &ProjectFiles, args: &[&str]) -> Result<String, ComposeError> {
         let mut cmd = self.command(project);
         cmd.args(args);
-        let out = cmd.output().await.map_err(|source| ComposeError::Spawn {
-            program: self.program.join(" "),
-            source,
-        })?;
+        let out =
+            cmd.output().await.map_err(|source| ComposeError::Spawn { program: self.program.join(" "), source })?;
         if !out.status.success() {
             return Err(ComposeError::Failed {
-                command: format!(
-                    "{} -p {} {}",
-                    self.program.join(" "),
-                    project.name,
-                    args.join(" ")
-                ),
+                command: format!("{} -p {} {}", self.program.join(" "), project.name, args.join(" ")),
                 code: out.status.code().unwrap_or(-1),
                 stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
@@ -119,29 +95,13 @@ impl Compose {
 
 /// Splits the comma-joined path list of a compose label.
 pub fn label_paths(value: Option<&String>) -> Vec<PathBuf> {
-    value
-        .map(|v| {
-            v.split(',')
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-                .collect()
-        })
-        .unwrap_or_default()
+    value.map(|v| v.split(',').filter(|s| !s.is_empty()).map(PathBuf::from).collect()).unwrap_or_default()
 }
 
 /// The project's files, relative paths resolved against its working directory.
-pub fn project_files(
-    name: &str,
-    working_dir: &Path,
-    config: Vec<PathBuf>,
-    env: Vec<PathBuf>,
-) -> ProjectFiles {
+pub fn project_files(name: &str, working_dir: &Path, config: Vec<PathBuf>, env: Vec<PathBuf>) -> ProjectFiles {
     let abs = |p: PathBuf| {
-        if p.is_absolute() {
-            p
-        } else {
-            working_dir.join(p)
-        }
+        if p.is_absolute() { p } else { working_dir.join(p) }
     };
     ProjectFiles {
         name: name.to_string(),

@@ -16,10 +16,7 @@ pub enum DockerError {
     #[error("cannot reach the Docker daemon at {host}: {reason}")]
     Unreachable { host: String, reason: String },
     #[error("Docker API call failed ({what}): {source}")]
-    Api {
-        what: String,
-        source: bollard::errors::Error,
-    },
+    Api { what: String, source: bollard::errors::Error },
     #[error("image build of {tag} failed: {message}")]
     Build { tag: String, message: String },
 }
@@ -33,22 +30,14 @@ impl DockerError {
 
 /// The daemon address users see: `DOCKER_HOST` or the default socket.
 pub fn docker_host() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+    std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "unix:///var/run/docker.sock".into())
 }
 
 /// Connects, negotiates the API version, and proves the daemon answers.
 pub async fn connect() -> Result<Docker, DockerError> {
     let host = docker_host();
-    let unreachable = |reason: String| DockerError::Unreachable {
-        host: host.clone(),
-        reason,
-    };
-    let docker = Docker::connect_with_defaults()
-        .map_err(|e| unreachable(e.to_string()))?
-        .with_timeout(CLIENT_TIMEOUT);
+    let unreachable = |reason: String| DockerError::Unreachable { host: host.clone(), reason };
+    let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?.with_timeout(CLIENT_TIMEOUT);
     let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
         .await
         .map_err(|_| unreachable("no answer within 10 s".into()))?
@@ -62,19 +51,9 @@ pub async fn connect() -> Result<Docker, DockerError> {
 
 /// One entry of a build context.
 pub enum ContextEntry {
-    File {
-        path: String,
-        mode: u32,
-        data: Vec<u8>,
-    },
-    Dir {
-        path: String,
-        mode: u32,
-    },
-    Symlink {
-        path: String,
-        target: String,
-    },
+    File { path: String, mode: u32, data: Vec<u8> },
+    Dir { path: String, mode: u32 },
+    Symlink { path: String, target: String },
 }
 
 /// A build context tar from entries (paths relative, no leading slash).
@@ -137,29 +116,109 @@ pub async fn build_image(
                     log.push_str(&s);
                 }
                 if let Some(e) = info.error_detail.and_then(|d| d.message) {
-                    return Err(DockerError::Build {
-                        tag: first.clone(),
-                        message: e,
-                    });
+                    return Err(DockerError::Build { tag: first.clone(), message: e });
                 }
             }
             Err(e) => {
-                return Err(DockerError::Build {
-                    tag: first.clone(),
-                    message: format!("{e}\n{log}"),
-                });
+                return Err(DockerError::Build { tag: first.clone(), message: format!("{e}\n{log}") });
             }
         }
     }
     for tag in &tags[1..] {
         let (repo, t) = tag.rsplit_once(':').unwrap_or((tag.as_str(), "latest"));
         docker
-            .tag_image(
-                first,
-                Some(TagImageOptionsBuilder::new().repo(repo).tag(t).build()),
-            )
+            .tag_image(first, Some(TagImageOptionsBuilder::new().repo(repo).tag(t).build()))
             .await
             .map_err(DockerError::api(format!("tag {tag}")))?;
     }
     Ok(())
+}
+
+/// Stops a container, giving it `grace` seconds before SIGKILL.
+pub async fn stop(docker: &Docker, id: &str, grace: i32) -> Result<(), DockerError> {
+    let opts = bollard::query_parameters::StopContainerOptionsBuilder::new().t(grace).build();
+    match docker.stop_container(id, Some(opts)).await {
+        // 304: already stopped.
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+        r => r.map_err(DockerError::api(format!("stop {id}"))),
+    }
+}
+
+pub async fn start(docker: &Docker, id: &str) -> Result<(), DockerError> {
+    match docker.start_container(id, None).await {
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+        r => r.map_err(DockerError::api(format!("start {id}"))),
+    }
+}
+
+/// The registry digests an image was pulled by (empty for locally built images).
+pub async fn repo_digests(docker: &Docker, image: &str) -> Vec<String> {
+    docker.inspect_image(image).await.ok().and_then(|i| i.repo_digests).unwrap_or_default()
+}
+
+/// Removes containers carrying `label=value` (sidecars of a run that was interrupted).
+pub async fn remove_labelled(docker: &Docker, label: &str, value: &str) {
+    let filters = HashMap::from([("label", vec![format!("{label}={value}")])]);
+    let opts = bollard::query_parameters::ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+    if let Ok(list) = docker.list_containers(Some(opts)).await {
+        for c in list.into_iter().filter_map(|c| c.id) {
+            let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+            let _ = docker.remove_container(&c, Some(rm)).await;
+        }
+    }
+}
+
+/// A user-defined bridge network (internal: no way out of it).
+pub async fn create_network(
+    docker: &Docker,
+    name: &str,
+    internal: bool,
+    labels: HashMap<String, String>,
+) -> Result<(), DockerError> {
+    let req = bollard::models::NetworkCreateRequest {
+        name: name.to_string(),
+        driver: Some("bridge".into()),
+        internal: Some(internal),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    docker.create_network(req).await.map_err(DockerError::api(format!("create network {name}")))?;
+    Ok(())
+}
+
+pub async fn remove_network(docker: &Docker, name: &str) {
+    let _ = docker.remove_network(name).await;
+}
+
+/// Starts a long-running container on `network` under `aliases`.
+pub async fn run_detached(
+    docker: &Docker,
+    name: &str,
+    image: &str,
+    network: &str,
+    aliases: Vec<String>,
+    labels: HashMap<String, String>,
+) -> Result<String, DockerError> {
+    let endpoint = bollard::models::EndpointSettings { aliases: Some(aliases), ..Default::default() };
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(image.to_string()),
+        labels: Some(labels),
+        host_config: Some(bollard::models::HostConfig {
+            network_mode: Some(network.to_string()),
+            ..Default::default()
+        }),
+        networking_config: Some(bollard::models::NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(network.to_string(), endpoint)])),
+        }),
+        ..Default::default()
+    };
+    let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new().name(name).build();
+    let id = docker.create_container(Some(opts), body).await.map_err(DockerError::api(format!("create {name}")))?.id;
+    start(docker, &id).await?;
+    Ok(id)
+}
+
+pub async fn remove_container(docker: &Docker, id: &str) {
+    let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+    let _ = docker.remove_container(id, Some(rm)).await;
 }

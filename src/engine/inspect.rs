@@ -6,36 +6,23 @@ use bollard::Docker;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 
 use super::docker::DockerError;
-use crate::snapshot::container::{
-    ContainerInfo, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE, Mount,
-};
+use crate::snapshot::container::{ContainerInfo, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE, Mount};
 
-async fn list(
-    docker: &Docker,
-    project: Option<&str>,
-) -> Result<Vec<bollard::models::ContainerSummary>, DockerError> {
+async fn list(docker: &Docker, project: Option<&str>) -> Result<Vec<bollard::models::ContainerSummary>, DockerError> {
     let project_filter = match project {
         Some(p) => format!("{LABEL_PROJECT}={p}"),
         None => LABEL_PROJECT.to_string(),
     };
     let filters = HashMap::from([("label", vec![project_filter])]);
     let list = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
+        .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
         .await
         .map_err(DockerError::api("list containers"))?;
     // `compose run` one-offs are not part of the stack.
     Ok(list
         .into_iter()
         .filter(|s| {
-            !s.labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_ONEOFF))
-                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            !s.labels.as_ref().and_then(|l| l.get(LABEL_ONEOFF)).is_some_and(|v| v.eq_ignore_ascii_case("true"))
         })
         .collect())
 }
@@ -47,8 +34,7 @@ pub async fn compose_summaries(docker: &Docker) -> Result<Vec<ContainerInfo>, Do
         .await?
         .into_iter()
         .map(|s| {
-            let labels: BTreeMap<String, String> =
-                s.labels.unwrap_or_default().into_iter().collect();
+            let labels: BTreeMap<String, String> = s.labels.unwrap_or_default().into_iter().collect();
             ContainerInfo {
                 id: s.id.unwrap_or_default(),
                 project: labels.get(LABEL_PROJECT).cloned().unwrap_or_default(),
@@ -62,10 +48,7 @@ pub async fn compose_summaries(docker: &Docker) -> Result<Vec<ContainerInfo>, Do
 }
 
 /// The containers of one project, inspected, running or not.
-pub async fn project_containers(
-    docker: &Docker,
-    project: &str,
-) -> Result<Vec<ContainerInfo>, DockerError> {
+pub async fn project_containers(docker: &Docker, project: &str) -> Result<Vec<ContainerInfo>, DockerError> {
     let mut out = Vec::new();
     for summary in list(docker, Some(project)).await? {
         let Some(id) = summary.id else { continue };
@@ -80,12 +63,7 @@ pub async fn project_containers(
 
 fn to_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
     let config = c.config.unwrap_or_default();
-    let labels: BTreeMap<String, String> = config
-        .labels
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let labels: BTreeMap<String, String> = config.labels.clone().unwrap_or_default().into_iter().collect();
     let state = c.state.unwrap_or_default();
     let networks = c
         .network_settings
@@ -98,11 +76,7 @@ fn to_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
         .unwrap_or_default();
     ContainerInfo {
         id: c.id.unwrap_or_default(),
-        name: c
-            .name
-            .unwrap_or_default()
-            .trim_start_matches('/')
-            .to_string(),
+        name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
         project: labels.get(LABEL_PROJECT).cloned().unwrap_or_default(),
         service: labels.get(LABEL_SERVICE).cloned().unwrap_or_default(),
         image: config.image.unwrap_or_default(),
@@ -112,11 +86,7 @@ fn to_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
         restarting: state.restarting.unwrap_or(false),
         restart_count: c.restart_count.unwrap_or(0),
         exit_code: state.exit_code,
-        health: state
-            .health
-            .and_then(|h| h.status)
-            .map(|s| s.to_string())
-            .filter(|s| !s.is_empty() && s != "none"),
+        health: state.health.and_then(|h| h.status).map(|s| s.to_string()).filter(|s| !s.is_empty() && s != "none"),
         started_at: state.started_at,
         networks,
         env: config.env.unwrap_or_default(),

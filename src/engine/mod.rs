@@ -3,6 +3,7 @@
 
 pub mod compose;
 pub mod docker;
+pub mod host;
 pub mod inspect;
 pub mod s3;
 pub mod sidecar;

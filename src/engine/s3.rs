@@ -20,30 +20,24 @@ pub struct S3Endpoint {
 impl std::fmt::Debug for S3Endpoint {
     // The keys never reach a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Endpoint")
-            .field("url", &self.url)
-            .field("region", &self.region)
-            .finish_non_exhaustive()
+        f.debug_struct("S3Endpoint").field("url", &self.url).field("region", &self.region).finish_non_exhaustive()
     }
 }
 
 pub fn client(ep: &S3Endpoint) -> aws_sdk_s3::Client {
+    // Plain-HTTP stores (inside a stack, emulators) need no roots; the helper image has none.
+    let https = ep.url.as_deref().is_none_or(|u| u.starts_with("https://"));
+    let trust = tls::TrustStore::empty().with_native_roots(https);
+    let context = tls::TlsContext::builder().with_trust_store(trust).build().unwrap_or_default();
     let http = Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .tls_context(context)
         .build_https();
     let mut cfg = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .http_client(http)
         .region(Region::new(ep.region.clone()))
-        .credentials_provider(Credentials::new(
-            &ep.access_key,
-            &ep.secret_key,
-            None,
-            None,
-            "mender-compose-upgrade",
-        ))
+        .credentials_provider(Credentials::new(&ep.access_key, &ep.secret_key, None, None, "mender-compose-upgrade"))
         .force_path_style(true)
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired);

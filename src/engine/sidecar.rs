@@ -34,10 +34,7 @@ pub enum SidecarError {
     #[error("the helper sidecar failed: {0}")]
     Helper(String),
     #[error("writing the output of sidecar {image} failed: {source}")]
-    Output {
-        image: String,
-        source: std::io::Error,
-    },
+    Output { image: String, source: std::io::Error },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -49,6 +46,8 @@ pub struct SidecarSpec {
     pub env: Vec<String>,
     pub binds: Vec<String>,
     pub labels: HashMap<String, String>,
+    /// `uid:gid` to run as (the helper writes into the operator's bundle as the operator).
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,15 +58,8 @@ pub struct SidecarOutcome {
 }
 
 fn unique_name(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}-{:x}-{:x}",
-        std::process::id(),
-        nanos & 0xffff_ffff_ffff
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}-{:x}-{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
 }
 
 /// Runs a sidecar to completion, streaming its stdout into `out`.
@@ -78,7 +70,8 @@ pub async fn run_to_writer<W: AsyncWrite + Unpin>(
 ) -> Result<SidecarOutcome, SidecarError> {
     let name = unique_name("mcu-sidecar");
     let mut labels = spec.labels.clone();
-    labels.insert(SIDECAR_LABEL.into(), "1".into());
+    // The owner pid: a later run removes sidecars whose owner died.
+    labels.insert(SIDECAR_LABEL.into(), std::process::id().to_string());
     let body = ContainerCreateBody {
         image: Some(spec.image.clone()),
         entrypoint: spec.entrypoint.clone(),
@@ -88,6 +81,7 @@ pub async fn run_to_writer<W: AsyncWrite + Unpin>(
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         tty: Some(false),
+        user: spec.user.clone(),
         host_config: Some(HostConfig {
             network_mode: spec.network.clone(),
             binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
@@ -96,27 +90,12 @@ pub async fn run_to_writer<W: AsyncWrite + Unpin>(
         ..Default::default()
     };
     docker
-        .create_container(
-            Some(CreateContainerOptionsBuilder::new().name(&name).build()),
-            body,
-        )
+        .create_container(Some(CreateContainerOptionsBuilder::new().name(&name).build()), body)
         .await
-        .map_err(DockerError::api(format!(
-            "create sidecar from {}",
-            spec.image
-        )))?;
+        .map_err(DockerError::api(format!("create sidecar from {}", spec.image)))?;
     let result = attach_start_wait(docker, &name, spec, out).await;
-    let _ = docker
-        .remove_container(
-            &name,
-            Some(
-                RemoveContainerOptionsBuilder::new()
-                    .force(true)
-                    .v(true)
-                    .build(),
-            ),
-        )
-        .await;
+    let _ =
+        docker.remove_container(&name, Some(RemoveContainerOptionsBuilder::new().force(true).v(true).build())).await;
     result
 }
 
@@ -127,34 +106,17 @@ async fn attach_start_wait<W: AsyncWrite + Unpin>(
     out: &mut W,
 ) -> Result<SidecarOutcome, SidecarError> {
     // Attach before start, or the first bytes are lost.
-    let attach = AttachContainerOptionsBuilder::new()
-        .stdout(true)
-        .stderr(true)
-        .stream(true)
-        .logs(false)
-        .build();
-    let mut stream = docker
-        .attach_container(name, Some(attach))
-        .await
-        .map_err(DockerError::api("attach sidecar"))?
-        .output;
-    docker
-        .start_container(name, None)
-        .await
-        .map_err(DockerError::api(format!(
-            "start sidecar from {}",
-            spec.image
-        )))?;
+    let attach = AttachContainerOptionsBuilder::new().stdout(true).stderr(true).stream(true).logs(false).build();
+    let mut stream =
+        docker.attach_container(name, Some(attach)).await.map_err(DockerError::api("attach sidecar"))?.output;
+    docker.start_container(name, None).await.map_err(DockerError::api(format!("start sidecar from {}", spec.image)))?;
     let mut stderr: Vec<u8> = Vec::new();
     while let Some(frame) = stream.next().await {
         match frame.map_err(DockerError::api("read sidecar output"))? {
             LogOutput::StdOut { message } => {
                 out.write_all(&message)
                     .await
-                    .map_err(|source| SidecarError::Output {
-                        image: spec.image.clone(),
-                        source,
-                    })?;
+                    .map_err(|source| SidecarError::Output { image: spec.image.clone(), source })?;
             }
             LogOutput::StdErr { message } => {
                 stderr.extend_from_slice(&message);
@@ -165,15 +127,9 @@ async fn attach_start_wait<W: AsyncWrite + Unpin>(
             _ => {}
         }
     }
-    out.flush().await.map_err(|source| SidecarError::Output {
-        image: spec.image.clone(),
-        source,
-    })?;
+    out.flush().await.map_err(|source| SidecarError::Output { image: spec.image.clone(), source })?;
     let exit_code = wait(docker, name).await?;
-    Ok(SidecarOutcome {
-        exit_code,
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    })
+    Ok(SidecarOutcome { exit_code, stderr: String::from_utf8_lossy(&stderr).into_owned() })
 }
 
 /// The container's exit code; bollard reports a non-zero exit as an error value.
@@ -182,19 +138,13 @@ pub async fn wait(docker: &Docker, name: &str) -> Result<i64, DockerError> {
     match w.next().await {
         Some(Ok(r)) => Ok(r.status_code),
         Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-        Some(Err(e)) => Err(DockerError::Api {
-            what: "wait for sidecar".into(),
-            source: e,
-        }),
+        Some(Err(e)) => Err(DockerError::Api { what: "wait for sidecar".into(), source: e }),
         None => Ok(-1),
     }
 }
 
 /// Runs a sidecar whose output is small (a JSON report).
-pub async fn run_collect(
-    docker: &Docker,
-    spec: &SidecarSpec,
-) -> Result<(Vec<u8>, SidecarOutcome), SidecarError> {
+pub async fn run_collect(docker: &Docker, spec: &SidecarSpec) -> Result<(Vec<u8>, SidecarOutcome), SidecarError> {
     let mut buf = Vec::new();
     let outcome = run_to_writer(docker, spec, &mut buf).await?;
     Ok((buf, outcome))
@@ -206,24 +156,24 @@ pub async fn run_helper(
     network: &str,
     request: &crate::helper::Request,
 ) -> Result<crate::helper::Response, SidecarError> {
+    run_helper_with(docker, network, request, SidecarSpec::default()).await
+}
+
+/// The same, with the environment, bind mounts, user and labels of `extra`.
+pub async fn run_helper_with(
+    docker: &Docker,
+    network: &str,
+    request: &crate::helper::Request,
+    extra: SidecarSpec,
+) -> Result<crate::helper::Response, SidecarError> {
     let image = helper_image(docker).await?;
     let json = serde_json::to_string(request).map_err(|e| SidecarError::Helper(e.to_string()))?;
-    let spec = SidecarSpec {
-        image,
-        cmd: vec!["--request".into(), json],
-        network: Some(network.to_string()),
-        ..Default::default()
-    };
+    let spec = SidecarSpec { image, cmd: vec!["--request".into(), json], network: Some(network.to_string()), ..extra };
     let (stdout, outcome) = run_collect(docker, &spec).await?;
     if outcome.exit_code != 0 {
-        return Err(SidecarError::Helper(format!(
-            "exit {}: {}",
-            outcome.exit_code,
-            outcome.stderr.trim()
-        )));
+        return Err(SidecarError::Helper(format!("exit {}: {}", outcome.exit_code, outcome.stderr.trim())));
     }
-    serde_json::from_slice(&stdout)
-        .map_err(|e| SidecarError::Helper(format!("unreadable report: {e}")))
+    serde_json::from_slice(&stdout).map_err(|e| SidecarError::Helper(format!("unreadable report: {e}")))
 }
 
 /// The helper image: this very binary (statically linked) in a FROM-scratch image, so that the
@@ -232,53 +182,26 @@ pub async fn run_helper(
 pub async fn helper_image(docker: &Docker) -> Result<String, SidecarError> {
     let exe = std::env::current_exe().map_err(SidecarError::SelfExe)?;
     let meta = std::fs::metadata(&exe).map_err(SidecarError::SelfExe)?;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
-    let tag = format!(
-        "{HELPER_REPO}:{}-{:x}-{:x}",
-        env!("CARGO_PKG_VERSION"),
-        meta.len(),
-        mtime
-    );
+    let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
+    let tag = format!("{HELPER_REPO}:{}-{:x}-{:x}", env!("CARGO_PKG_VERSION"), meta.len(), mtime);
     if docker.inspect_image(&tag).await.is_ok() {
         return Ok(tag);
     }
     let binary = std::fs::read(&exe).map_err(SidecarError::SelfExe)?;
     let dockerfile = "FROM scratch\nCOPY rootfs/ /\nUSER 65534:65534\nENTRYPOINT [\"/usr/bin/mender-compose-upgrade\", \"helper\"]\n";
     let ctx = context_tar(&[
-        ContextEntry::File {
-            path: "Dockerfile".into(),
-            mode: 0o644,
-            data: dockerfile.into(),
-        },
-        ContextEntry::Dir {
-            path: "rootfs/tmp".into(),
-            mode: 0o1777,
-        },
+        ContextEntry::File { path: "Dockerfile".into(), mode: 0o644, data: dockerfile.into() },
+        ContextEntry::Dir { path: "rootfs/tmp".into(), mode: 0o1777 },
         ContextEntry::File {
             path: "rootfs/etc/passwd".into(),
             mode: 0o644,
             data: b"nobody:x:65534:65534:nobody:/:/sbin/nologin\n".to_vec(),
         },
-        ContextEntry::File {
-            path: "rootfs/usr/bin/mender-compose-upgrade".into(),
-            mode: 0o755,
-            data: binary,
-        },
+        ContextEntry::File { path: "rootfs/usr/bin/mender-compose-upgrade".into(), mode: 0o755, data: binary },
     ])
     .map_err(SidecarError::SelfExe)?;
     let labels = HashMap::from([(HELPER_LABEL.to_string(), "1".to_string())]);
-    build_image(
-        docker,
-        ctx,
-        std::slice::from_ref(&tag),
-        &labels,
-        &HashMap::new(),
-    )
-    .await?;
+    build_image(docker, ctx, std::slice::from_ref(&tag), &labels, &HashMap::new()).await?;
     remove_old_helpers(docker, &tag).await;
     Ok(tag)
 }
@@ -286,24 +209,10 @@ pub async fn helper_image(docker: &Docker) -> Result<String, SidecarError> {
 /// Best effort: helper images of earlier builds are dead weight.
 async fn remove_old_helpers(docker: &Docker, keep: &str) {
     let filters = HashMap::from([("label", vec![HELPER_LABEL])]);
-    let Ok(images) = docker
-        .list_images(Some(
-            ListImagesOptionsBuilder::new().filters(&filters).build(),
-        ))
-        .await
-    else {
+    let Ok(images) = docker.list_images(Some(ListImagesOptionsBuilder::new().filters(&filters).build())).await else {
         return;
     };
-    for img in images
-        .into_iter()
-        .filter(|i| !i.repo_tags.iter().any(|t| t == keep))
-    {
-        let _ = docker
-            .remove_image(
-                &img.id,
-                Some(RemoveImageOptionsBuilder::new().force(false).build()),
-                None,
-            )
-            .await;
+    for img in images.into_iter().filter(|i| !i.repo_tags.iter().any(|t| t == keep)) {
+        let _ = docker.remove_image(&img.id, Some(RemoveImageOptionsBuilder::new().force(false).build()), None).await;
     }
 }

@@ -3,11 +3,13 @@
 //! featureCompatibilityVersion, each database's `migration_info`, collection counts). The report
 //! is printed as JSON on stdout.
 
+mod artifacts;
 mod mongo;
 mod probe;
 
 use serde::{Deserialize, Serialize};
 
+pub use artifacts::{ArtifactsJob, ArtifactsOp, ArtifactsResult, KEY_ENV, SECRET_ENV};
 pub use mongo::{CollectionCount, DbReport, MongoQuery, MongoReport};
 pub use probe::{Probe, ProbeResult};
 
@@ -17,20 +19,33 @@ pub struct Request {
     pub probes: Vec<Probe>,
     #[serde(default)]
     pub mongo: Option<MongoQuery>,
+    #[serde(default)]
+    pub artifacts: Option<ArtifactsJob>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Response {
     pub probes: Vec<ProbeResult>,
     pub mongo: Option<MongoReport>,
+    #[serde(default)]
+    pub artifacts: Option<ArtifactsResult>,
 }
 
 pub async fn run(req: Request) -> Response {
-    let (probes, mongo) = tokio::join!(probe::run_all(&req.probes), async {
-        match &req.mongo {
-            Some(q) => Some(mongo::report(q).await),
-            None => None,
+    let (probes, mongo, artifacts) = tokio::join!(
+        probe::run_all(&req.probes),
+        async {
+            match &req.mongo {
+                Some(q) => Some(mongo::report(q).await),
+                None => None,
+            }
+        },
+        async {
+            match &req.artifacts {
+                Some(job) => Some(artifacts::run(job).await),
+                None => None,
+            }
         }
-    });
-    Response { probes, mongo }
+    );
+    Response { probes, mongo, artifacts }
 }

@@ -16,6 +16,12 @@ pub struct MongoQuery {
     /// Also count the documents of every collection (exact counts).
     #[serde(default)]
     pub counts: bool,
+    /// Report every database except admin, config and local (not only `dbs`).
+    #[serde(default)]
+    pub all_dbs: bool,
+    /// Also compute each collection's order-independent content digest (a full read).
+    #[serde(default)]
+    pub digests: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -44,16 +50,14 @@ pub struct DbReport {
 pub struct CollectionCount {
     pub name: String,
     pub count: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 pub async fn report(q: &MongoQuery) -> MongoReport {
     match try_report(q).await {
         Ok(r) => r,
-        Err(e) => MongoReport {
-            reachable: false,
-            error: Some(e.to_string()),
-            ..Default::default()
-        },
+        Err(e) => MongoReport { reachable: false, error: Some(e.to_string()), ..Default::default() },
     }
 }
 
@@ -66,36 +70,32 @@ async fn try_report(q: &MongoQuery) -> mongodb::error::Result<MongoReport> {
     let client = Client::with_options(opts)?;
     let admin = client.database("admin");
     let info = admin.run_command(doc! {"buildInfo": 1}).await?;
-    let fcv = admin
-        .run_command(doc! {"getParameter": 1, "featureCompatibilityVersion": 1})
-        .await
-        .ok()
-        .and_then(|d| {
-            d.get_document("featureCompatibilityVersion")
-                .ok()
-                .and_then(|f| f.get_str("version").ok())
-                .map(str::to_string)
-        });
+    let fcv = admin.run_command(doc! {"getParameter": 1, "featureCompatibilityVersion": 1}).await.ok().and_then(|d| {
+        d.get_document("featureCompatibilityVersion").ok().and_then(|f| f.get_str("version").ok()).map(str::to_string)
+    });
     let listed = admin.run_command(doc! {"listDatabases": 1}).await?;
     let sizes: Vec<(String, u64)> = listed
         .get_array("databases")
         .map(|a| {
             a.iter()
                 .filter_map(Bson::as_document)
-                .filter_map(|d| {
-                    Some((
-                        d.get_str("name").ok()?.to_string(),
-                        number(d.get("sizeOnDisk")).unwrap_or(0),
-                    ))
-                })
+                .filter_map(|d| Some((d.get_str("name").ok()?.to_string(), number(d.get("sizeOnDisk")).unwrap_or(0))))
                 .collect()
         })
         .unwrap_or_default();
+    let mut names: Vec<String> = q.dbs.clone();
+    if q.all_dbs {
+        for (n, _) in &sizes {
+            if !["admin", "config", "local"].contains(&n.as_str()) && !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+    }
     let mut databases = Vec::new();
-    for name in &q.dbs {
+    for name in &names {
         let size = sizes.iter().find(|(n, _)| n == name).map(|(_, s)| *s);
         let db = client.database(name);
-        databases.push(db_report(&db, size.is_some(), size, q.counts).await?);
+        databases.push(db_report(&db, size.is_some(), size, q).await?);
     }
     Ok(MongoReport {
         reachable: true,
@@ -116,42 +116,37 @@ fn number(b: Option<&Bson>) -> Option<u64> {
     }
 }
 
-async fn db_report(
-    db: &Database,
-    exists: bool,
-    size: Option<u64>,
-    counts: bool,
-) -> mongodb::error::Result<DbReport> {
-    let mut report = DbReport {
-        name: db.name().to_string(),
-        exists,
-        size_bytes: size,
-        ..Default::default()
-    };
+async fn db_report(db: &Database, exists: bool, size: Option<u64>, q: &MongoQuery) -> mongodb::error::Result<DbReport> {
+    let mut report = DbReport { name: db.name().to_string(), exists, size_bytes: size, ..Default::default() };
     if !exists {
         return Ok(report);
     }
     report.migration = newest_migration(db).await?;
-    if counts {
+    if q.counts || q.digests {
         let mut names = db.list_collection_names().await?;
         names.sort();
         for name in names {
-            let count = db
-                .collection::<Document>(&name)
-                .count_documents(doc! {})
-                .await?;
-            report.collections.push(CollectionCount { name, count });
+            let count = db.collection::<Document>(&name).count_documents(doc! {}).await?;
+            let digest = if q.digests { Some(digest(db, &name).await?) } else { None };
+            report.collections.push(CollectionCount { name, count, digest });
         }
     }
     Ok(report)
 }
 
+/// The same order-independent digest the archive reader computes, over the stored documents.
+async fn digest(db: &Database, coll: &str) -> mongodb::error::Result<String> {
+    let mut d = crate::backup::archive::DocDigest::default();
+    let mut cursor = db.collection::<bson::RawDocumentBuf>(coll).find(doc! {}).await?;
+    while let Some(doc) = cursor.try_next().await? {
+        d.add(doc.as_bytes());
+    }
+    Ok(d.hex())
+}
+
 /// The newest `{version: {major, minor, patch}}` entry of `migration_info`.
 async fn newest_migration(db: &Database) -> mongodb::error::Result<Option<String>> {
-    let mut cursor = db
-        .collection::<Document>("migration_info")
-        .find(doc! {})
-        .await?;
+    let mut cursor = db.collection::<Document>("migration_info").find(doc! {}).await?;
     let mut newest: Option<semver::Version> = None;
     while let Some(d) = cursor.try_next().await? {
         let Ok(v) = d.get_document("version") else {

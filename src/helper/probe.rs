@@ -43,10 +43,7 @@ pub async fn run_all(probes: &[Probe]) -> Vec<ProbeResult> {
             let (status, error) = match p.url.parse() {
                 Err(e) => (None, Some(format!("bad URL: {e}"))),
                 Ok(uri) => match tokio::time::timeout(TIMEOUT, client.get(uri)).await {
-                    Err(_) => (
-                        None,
-                        Some(format!("no answer within {} s", TIMEOUT.as_secs())),
-                    ),
+                    Err(_) => (None, Some(format!("no answer within {} s", TIMEOUT.as_secs()))),
                     Ok(Err(e)) => (None, Some(describe(&e))),
                     Ok(Ok(resp)) => (Some(resp.status().as_u16()), None),
                 },

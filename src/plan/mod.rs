@@ -14,9 +14,7 @@ pub enum PlanError {
     UnknownTarget(String, String),
     #[error("{0} is not a Mender Server release: {1}")]
     NotServerRelease(Version, String),
-    #[error(
-        "the catalog knows {0} exists but has no facts for it (images, schema versions); target {1} instead"
-    )]
+    #[error("the catalog knows {0} exists but has no facts for it (images, schema versions); target {1} instead")]
     NoFacts(Version, Version),
     #[error("the stack runs {0}, which the catalog has no facts for")]
     UnknownCurrent(Version),
@@ -145,26 +143,14 @@ pub fn next_stops(catalog: &Catalog, current: &Version) -> Vec<NextStop> {
         return out;
     };
     if let Some(stop) = lines[pos].stop.as_ref().filter(|s| *s > current) {
-        out.push(NextStop {
-            to: stop.clone(),
-            kind: HopKind::Patch,
-            skips: vec![],
-        });
+        out.push(NextStop { to: stop.clone(), kind: HopKind::Patch, skips: vec![] });
     }
     for (i, l) in lines.iter().enumerate().skip(pos + 1) {
         let reachable = l.upgrade.as_ref().is_some_and(|u| u.from.contains(&here));
         if let (true, Some(stop)) = (reachable, &l.stop) {
-            let kind = if stop.major != current.major {
-                HopKind::Major
-            } else {
-                HopKind::Minor
-            };
+            let kind = if stop.major != current.major { HopKind::Major } else { HopKind::Minor };
             let skips = lines[pos + 1..i].iter().map(|l| l.line.clone()).collect();
-            out.push(NextStop {
-                to: stop.clone(),
-                kind,
-                skips,
-            });
+            out.push(NextStop { to: stop.clone(), kind, skips });
         }
     }
     out
@@ -173,14 +159,9 @@ pub fn next_stops(catalog: &Catalog, current: &Version) -> Vec<NextStop> {
 /// Computes the plan from `start` to `target`.
 pub fn plan(start: &Start, catalog: &Catalog, target: &Version) -> Result<Plan, PlanError> {
     let to = check_target(catalog, target)?;
-    let from = catalog
-        .release(&start.release)
-        .ok_or_else(|| PlanError::UnknownCurrent(start.release.clone()))?;
+    let from = catalog.release(&start.release).ok_or_else(|| PlanError::UnknownCurrent(start.release.clone()))?;
     if to.version < from.version {
-        return Err(PlanError::Downgrade {
-            from: from.version.clone(),
-            to: to.version.clone(),
-        });
+        return Err(PlanError::Downgrade { from: from.version.clone(), to: to.version.clone() });
     }
     if to.version == from.version {
         return Err(PlanError::SameVersion(from.version.clone()));
@@ -203,12 +184,7 @@ pub fn plan(start: &Start, catalog: &Catalog, target: &Version) -> Result<Plan, 
             h.to, h.from, h.to
         ));
     }
-    Ok(Plan {
-        from: from.version.clone(),
-        to: to.version.clone(),
-        hops,
-        warnings,
-    })
+    Ok(Plan { from: from.version.clone(), to: to.version.clone(), hops, warnings })
 }
 
 fn check_target<'c>(catalog: &'c Catalog, target: &Version) -> Result<&'c Release, PlanError> {
@@ -217,24 +193,15 @@ fn check_target<'c>(catalog: &'c Catalog, target: &Version) -> Result<&'c Releas
     }
     let line = catalog.line(&line_name(target));
     match line {
-        Some(l) if !l.server_release => Err(PlanError::NotServerRelease(
-            target.clone(),
-            l.note.clone().unwrap_or_default().trim().to_string(),
-        )),
-        Some(l) if l.tags.contains(target) => Err(PlanError::NoFacts(
-            target.clone(),
-            l.stop.clone().unwrap_or_else(|| target.clone()),
-        )),
+        Some(l) if !l.server_release => {
+            Err(PlanError::NotServerRelease(target.clone(), l.note.clone().unwrap_or_default().trim().to_string()))
+        }
+        Some(l) if l.tags.contains(target) => {
+            Err(PlanError::NoFacts(target.clone(), l.stop.clone().unwrap_or_else(|| target.clone())))
+        }
         _ => {
-            let known: Vec<String> = catalog
-                .releases
-                .iter()
-                .map(|r| r.version.to_string())
-                .collect();
-            Err(PlanError::UnknownTarget(
-                target.to_string(),
-                known.join(", "),
-            ))
+            let known: Vec<String> = catalog.releases.iter().map(|r| r.version.to_string()).collect();
+            Err(PlanError::UnknownTarget(target.to_string(), known.join(", ")))
         }
     }
 }
@@ -244,29 +211,19 @@ type Leg<'c> = (&'c Release, &'c Release, Vec<String>);
 
 /// The releases the upgrade stops at: each hop lands on the next line's stop release (or the
 /// target itself on the target's line), taking the furthest documented jump.
-fn route<'c>(
-    catalog: &'c Catalog,
-    from: &'c Release,
-    to: &'c Release,
-) -> Result<Vec<Leg<'c>>, PlanError> {
+fn route<'c>(catalog: &'c Catalog, from: &'c Release, to: &'c Release) -> Result<Vec<Leg<'c>>, PlanError> {
     let order: Vec<&str> = catalog.server_lines().map(|l| l.line.as_str()).collect();
     let pos = |line: &str| order.iter().position(|l| *l == line);
-    let target_pos =
-        pos(&to.line).ok_or_else(|| PlanError::NoPath(from.line.clone(), to.version.clone()))?;
+    let target_pos = pos(&to.line).ok_or_else(|| PlanError::NoPath(from.line.clone(), to.version.clone()))?;
     let mut hops = Vec::new();
     let mut cur = from;
     while cur.line != to.line {
-        let cur_pos = pos(&cur.line)
-            .ok_or_else(|| PlanError::NoPath(cur.line.clone(), to.version.clone()))?;
+        let cur_pos = pos(&cur.line).ok_or_else(|| PlanError::NoPath(cur.line.clone(), to.version.clone()))?;
         let next = catalog
             .server_lines()
             .enumerate()
             .filter(|(i, _)| *i > cur_pos && *i <= target_pos)
-            .filter(|(_, l)| {
-                l.upgrade
-                    .as_ref()
-                    .is_some_and(|u| u.from.contains(&cur.line))
-            })
+            .filter(|(_, l)| l.upgrade.as_ref().is_some_and(|u| u.from.contains(&cur.line)))
             .max_by_key(|(i, _)| *i)
             .ok_or_else(|| PlanError::NoPath(cur.line.clone(), to.version.clone()))?;
         let (next_pos, line) = next;
@@ -278,10 +235,7 @@ fn route<'c>(
                 .and_then(|s| catalog.release(s))
                 .ok_or_else(|| PlanError::NoPath(line.line.clone(), to.version.clone()))?
         };
-        let skipped = order[cur_pos + 1..next_pos]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let skipped = order[cur_pos + 1..next_pos].iter().map(|s| s.to_string()).collect();
         hops.push((cur, land, skipped));
         cur = land;
     }
@@ -301,10 +255,7 @@ fn hop(catalog: &Catalog, from: &Release, to: &Release, skipped_lines: Vec<Strin
     };
     // A 4.x service that names its 3.x predecessor in `was` continues it.
     let predecessor = |name: &str| -> String {
-        to.services
-            .get(name)
-            .and_then(|s| s.was.clone())
-            .unwrap_or_else(|| name.to_string())
+        to.services.get(name).and_then(|s| s.was.clone()).unwrap_or_else(|| name.to_string())
     };
     let mut image_changes = Vec::new();
     let mut added = Vec::new();
@@ -329,18 +280,11 @@ fn hop(catalog: &Catalog, from: &Release, to: &Release, skipped_lines: Vec<Strin
             None => added.push(name.clone()),
         }
     }
-    let removed: Vec<String> = from
-        .services
-        .keys()
-        .filter(|n| !continued.contains(*n))
-        .cloned()
-        .collect();
+    let removed: Vec<String> = from.services.keys().filter(|n| !continued.contains(*n)).cloned().collect();
     let schema_changes = schema_changes(from, to);
     let mongo = mongo_upgrade(catalog, &from.mongo.major, &to.mongo.major);
     let rollback = rollback_class(&schema_changes, mongo.as_ref());
-    let upgrade = (kind != HopKind::Patch)
-        .then(|| catalog.line(&to.line).and_then(|l| l.upgrade.clone()))
-        .flatten();
+    let upgrade = (kind != HopKind::Patch).then(|| catalog.line(&to.line).and_then(|l| l.upgrade.clone())).flatten();
     Hop {
         from: from.version.clone(),
         to: to.version.clone(),
@@ -354,10 +298,7 @@ fn hop(catalog: &Catalog, from: &Release, to: &Release, skipped_lines: Vec<Strin
         renamed_services: renamed,
         schema_changes,
         mongo,
-        manual_steps: upgrade
-            .as_ref()
-            .map(|u| u.steps.clone())
-            .unwrap_or_default(),
+        manual_steps: upgrade.as_ref().map(|u| u.steps.clone()).unwrap_or_default(),
         window: upgrade.and_then(|u| u.window),
         rollback,
     }
@@ -382,11 +323,7 @@ fn schema_changes(from: &Release, to: &Release) -> Vec<SchemaChange> {
     let dbs: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     dbs.into_iter()
         .filter(|db| a.get(*db) != b.get(*db))
-        .map(|db| SchemaChange {
-            db: db.clone(),
-            from: a.get(db).cloned(),
-            to: b.get(db).cloned(),
-        })
+        .map(|db| SchemaChange { db: db.clone(), from: a.get(db).cloned(), to: b.get(db).cloned() })
         .collect()
 }
 
@@ -395,10 +332,7 @@ fn mongo_upgrade(catalog: &Catalog, from: &str, to: &str) -> Option<MongoUpgrade
         return None;
     }
     let majors = &catalog.mongo_majors;
-    let (i, j) = (
-        majors.iter().position(|m| m == from)?,
-        majors.iter().position(|m| m == to)?,
-    );
+    let (i, j) = (majors.iter().position(|m| m == from)?, majors.iter().position(|m| m == to)?);
     if j < i {
         return None;
     }
@@ -411,11 +345,7 @@ fn mongo_upgrade(catalog: &Catalog, from: &str, to: &str) -> Option<MongoUpgrade
             confirm: Version::parse(&format!("{}.0", w[1])).is_ok_and(|v| v.major >= 7),
         })
         .collect();
-    Some(MongoUpgrade {
-        from_major: from.to_string(),
-        to_major: to.to_string(),
-        steps,
-    })
+    Some(MongoUpgrade { from_major: from.to_string(), to_major: to.to_string(), steps })
 }
 
 fn rollback_class(schema: &[SchemaChange], mongo: Option<&MongoUpgrade>) -> Rollback {
@@ -429,16 +359,9 @@ fn rollback_class(schema: &[SchemaChange], mongo: Option<&MongoUpgrade>) -> Roll
         })
         .collect();
     if let Some(m) = mongo {
-        reasons.push(format!(
-            "MongoDB {} → {} (data files and featureCompatibilityVersion)",
-            m.from_major, m.to_major
-        ));
+        reasons.push(format!("MongoDB {} → {} (data files and featureCompatibilityVersion)", m.from_major, m.to_major));
     }
-    if reasons.is_empty() {
-        Rollback::ImageSwap
-    } else {
-        Rollback::DataRestore { reasons }
-    }
+    if reasons.is_empty() { Rollback::ImageSwap } else { Rollback::DataRestore { reasons } }
 }
 
 #[cfg(test)]
@@ -455,28 +378,16 @@ mod tests {
     }
 
     fn run(from: &str, to: &str) -> Result<Plan, PlanError> {
-        plan(
-            &Start {
-                release: v(from),
-                drift: vec![],
-            },
-            &cat(),
-            &v(to),
-        )
+        plan(&Start { release: v(from), drift: vec![] }, &cat(), &v(to))
     }
 
     fn stops(p: &Plan) -> Vec<String> {
-        std::iter::once(p.from.to_string())
-            .chain(p.hops.iter().map(|h| h.to.to_string()))
-            .collect()
+        std::iter::once(p.from.to_string()).chain(p.hops.iter().map(|h| h.to.to_string())).collect()
     }
 
     #[test]
     fn skips_3_5_from_3_3_and_3_4_by_the_documented_exception() {
-        assert_eq!(
-            stops(&run("3.3.2", "3.7.11").unwrap()),
-            ["3.3.2", "3.6.5", "3.7.11"]
-        );
+        assert_eq!(stops(&run("3.3.2", "3.7.11").unwrap()), ["3.3.2", "3.6.5", "3.7.11"]);
         let p = run("3.4.0", "3.7.11").unwrap();
         assert_eq!(stops(&p), ["3.4.0", "3.6.5", "3.7.11"]);
         assert_eq!(p.hops[0].skipped_lines, ["3.5"]);
@@ -485,10 +396,7 @@ mod tests {
 
     #[test]
     fn adjacent_lines_when_target_is_3_5() {
-        assert_eq!(
-            stops(&run("3.3.2", "3.5.1").unwrap()),
-            ["3.3.2", "3.4.0", "3.5.1"]
-        );
+        assert_eq!(stops(&run("3.3.2", "3.5.1").unwrap()), ["3.3.2", "3.4.0", "3.5.1"]);
     }
 
     #[test]
@@ -497,22 +405,9 @@ mod tests {
         assert_eq!(stops(&p), ["3.7.11", "4.0.4", "4.1.3"]);
         assert_eq!(p.hops[0].kind, HopKind::Major);
         assert!(p.hops[0].replaces_base_files);
-        assert!(
-            p.hops[0]
-                .renamed_services
-                .contains(&("mender-device-auth".into(), "deviceauth".into()))
-        );
-        assert_eq!(
-            stops(&run("3.6.5", "4.1.0").unwrap()),
-            ["3.6.5", "3.7.11", "4.0.4", "4.1.0"]
-        );
-        assert!(
-            run("3.0.0", "4.1.3")
-                .unwrap()
-                .hops
-                .iter()
-                .all(|h| h.to.minor != 8 || h.to.major != 3)
-        );
+        assert!(p.hops[0].renamed_services.contains(&("mender-device-auth".into(), "deviceauth".into())));
+        assert_eq!(stops(&run("3.6.5", "4.1.0").unwrap()), ["3.6.5", "3.7.11", "4.0.4", "4.1.0"]);
+        assert!(run("3.0.0", "4.1.3").unwrap().hops.iter().all(|h| h.to.minor != 8 || h.to.major != 3));
     }
 
     #[test]
@@ -522,11 +417,7 @@ mod tests {
         assert_eq!(p.hops[0].kind, HopKind::Patch);
         assert_eq!(p.hops[0].rollback, Rollback::ImageSwap);
         assert!(p.hops[0].manual_steps.is_empty());
-        let d = p.hops[0]
-            .image_changes
-            .iter()
-            .find(|c| c.service == "mender-deployments")
-            .unwrap();
+        let d = p.hops[0].image_changes.iter().find(|c| c.service == "mender-deployments").unwrap();
         assert_eq!(d.to, "mendersoftware/deployments:mender-3.7.11");
     }
 
@@ -534,11 +425,9 @@ mod tests {
     fn migrations_make_a_data_restore_hop() {
         let p = run("3.3.0", "3.3.2").unwrap();
         match &p.hops[0].rollback {
-            Rollback::DataRestore { reasons } => assert!(
-                reasons
-                    .iter()
-                    .any(|r| r.contains("deployment_service schema 1.2.9 → 1.2.10"))
-            ),
+            Rollback::DataRestore { reasons } => {
+                assert!(reasons.iter().any(|r| r.contains("deployment_service schema 1.2.9 → 1.2.10")))
+            }
             r => panic!("{r:?}"),
         }
     }
@@ -557,14 +446,8 @@ mod tests {
             }]
         );
         let p = run("3.7.11", "4.0.4").unwrap();
-        let majors: Vec<&str> = p.hops[0]
-            .mongo
-            .as_ref()
-            .unwrap()
-            .steps
-            .iter()
-            .map(|s| s.image_major.as_str())
-            .collect();
+        let majors: Vec<&str> =
+            p.hops[0].mongo.as_ref().unwrap().steps.iter().map(|s| s.image_major.as_str()).collect();
         assert_eq!(majors, ["6.0", "7.0"]);
         assert!(p.hops[0].mongo.as_ref().unwrap().steps[1].confirm);
         assert!(matches!(p.hops[0].rollback, Rollback::DataRestore { .. }));
@@ -574,14 +457,7 @@ mod tests {
     fn hop_3_5_to_3_6_removes_reporting_and_shows_steps() {
         let p = run("3.5.1", "3.6.5").unwrap();
         let h = &p.hops[0];
-        assert_eq!(
-            h.removed_services,
-            [
-                "mender-opensearch",
-                "mender-reporting",
-                "mender-reporting-indexer"
-            ]
-        );
+        assert_eq!(h.removed_services, ["mender-opensearch", "mender-reporting", "mender-reporting-indexer"]);
         assert!(h.replaces_base_files);
         assert!(h.manual_steps.iter().any(|s| s.text.contains("useradm")));
         assert_eq!(h.window.as_deref(), Some("about 15 minutes"));
@@ -591,10 +467,7 @@ mod tests {
     fn next_stops_include_patch_adjacent_and_exception() {
         let c = cat();
         let to = |v: &str| {
-            next_stops(&c, &Version::parse(v).unwrap())
-                .into_iter()
-                .map(|s| s.to.to_string())
-                .collect::<Vec<_>>()
+            next_stops(&c, &Version::parse(v).unwrap()).into_iter().map(|s| s.to.to_string()).collect::<Vec<_>>()
         };
         assert_eq!(to("3.4.0"), ["3.5.1", "3.6.5"]);
         assert_eq!(to("3.7.0"), ["3.7.11", "4.0.4"]);
@@ -605,51 +478,19 @@ mod tests {
 
     #[test]
     fn refusals_name_the_problem() {
-        assert_eq!(
-            run("3.6.5", "3.4.0"),
-            Err(PlanError::Downgrade {
-                from: v("3.6.5"),
-                to: v("3.4.0")
-            })
-        );
-        assert_eq!(
-            run("3.6.5", "3.6.5"),
-            Err(PlanError::SameVersion(v("3.6.5")))
-        );
-        assert!(matches!(
-            run("3.6.5", "3.9.0"),
-            Err(PlanError::UnknownTarget(..))
-        ));
-        assert!(matches!(
-            run("3.7.11", "3.8.2"),
-            Err(PlanError::NotServerRelease(..))
-        ));
-        assert_eq!(
-            run("3.4.0", "3.6.2"),
-            Err(PlanError::NoFacts(v("3.6.2"), v("3.6.5")))
-        );
-        assert_eq!(
-            run("3.6.2", "3.7.11"),
-            Err(PlanError::UnknownCurrent(v("3.6.2")))
-        );
+        assert_eq!(run("3.6.5", "3.4.0"), Err(PlanError::Downgrade { from: v("3.6.5"), to: v("3.4.0") }));
+        assert_eq!(run("3.6.5", "3.6.5"), Err(PlanError::SameVersion(v("3.6.5"))));
+        assert!(matches!(run("3.6.5", "3.9.0"), Err(PlanError::UnknownTarget(..))));
+        assert!(matches!(run("3.7.11", "3.8.2"), Err(PlanError::NotServerRelease(..))));
+        assert_eq!(run("3.4.0", "3.6.2"), Err(PlanError::NoFacts(v("3.6.2"), v("3.6.5"))));
+        assert_eq!(run("3.6.2", "3.7.11"), Err(PlanError::UnknownCurrent(v("3.6.2"))));
     }
 
     #[test]
     fn drift_and_missing_templates_are_warned() {
-        let p = plan(
-            &Start {
-                release: v("3.7.11"),
-                drift: vec!["mender-useradm".into()],
-            },
-            &cat(),
-            &v("4.0.4"),
-        )
-        .unwrap();
+        let p =
+            plan(&Start { release: v("3.7.11"), drift: vec!["mender-useradm".into()] }, &cat(), &v("4.0.4")).unwrap();
         assert!(p.warnings.iter().any(|w| w.contains("mender-useradm")));
-        assert!(
-            p.warnings
-                .iter()
-                .any(|w| w.contains("no base compose files for 4.0.4"))
-        );
+        assert!(p.warnings.iter().any(|w| w.contains("no base compose files for 4.0.4")));
     }
 }

@@ -18,6 +18,8 @@ pub enum Exit {
     RolledBack = 4,
     /// The upgrade failed and the rollback is incomplete.
     RollbackIncomplete = 5,
+    /// Stopped by Ctrl-C (after putting things back).
+    Interrupted = 130,
 }
 
 impl From<Exit> for ExitCode {
@@ -38,18 +40,8 @@ pub struct Failure {
 }
 
 impl Failure {
-    pub fn new(
-        exit: Exit,
-        what: impl ToString,
-        unchanged: impl ToString,
-        next: impl ToString,
-    ) -> Failure {
-        Failure {
-            exit,
-            what: what.to_string(),
-            unchanged: unchanged.to_string(),
-            next: next.to_string(),
-        }
+    pub fn new(exit: Exit, what: impl ToString, unchanged: impl ToString, next: impl ToString) -> Failure {
+        Failure { exit, what: what.to_string(), unchanged: unchanged.to_string(), next: next.to_string() }
     }
 
     pub fn render(&self) -> String {

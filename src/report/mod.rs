@@ -2,6 +2,7 @@
 
 pub mod exit;
 pub mod plan;
+pub mod progress;
 pub mod status;
 mod table;
 

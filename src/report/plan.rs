@@ -9,20 +9,13 @@ use crate::plan::{HopKind, Plan, Rollback};
 pub fn render(p: &Plan) -> String {
     let mut out = String::new();
     let n = p.hops.len();
-    let _ = writeln!(
-        out,
-        "Upgrade plan: {} → {} in {n} hop{}",
-        p.from,
-        p.to,
-        if n == 1 { "" } else { "s" }
-    );
+    let _ = writeln!(out, "Upgrade plan: {} → {} in {n} hop{}", p.from, p.to, if n == 1 { "" } else { "s" });
     for (i, h) in p.hops.iter().enumerate() {
         let kind = match h.kind {
             HopKind::Patch => "patch release".to_string(),
-            HopKind::Minor if !h.skipped_lines.is_empty() => format!(
-                "minor, skips {} by the documented exception",
-                h.skipped_lines.join(", ")
-            ),
+            HopKind::Minor if !h.skipped_lines.is_empty() => {
+                format!("minor, skips {} by the documented exception", h.skipped_lines.join(", "))
+            }
             HopKind::Minor => "minor".to_string(),
             HopKind::Major => "major".to_string(),
         };
@@ -32,39 +25,23 @@ pub fn render(p: &Plan) -> String {
                 let _ = writeln!(out, "  Rollback: image swap (no database changes)");
             }
             Rollback::DataRestore { reasons } => {
-                let _ = writeln!(
-                    out,
-                    "  Rollback: data restore from the pre-hop dump ({})",
-                    reasons.join("; ")
-                );
+                let _ = writeln!(out, "  Rollback: data restore from the pre-hop dump ({})", reasons.join("; "));
             }
         }
         if !h.image_changes.is_empty() {
             let _ = writeln!(out, "  Images:");
-            let w = h
-                .image_changes
-                .iter()
-                .map(|c| c.service.len())
-                .max()
-                .unwrap_or(0);
+            let w = h.image_changes.iter().map(|c| c.service.len()).max().unwrap_or(0);
             for c in &h.image_changes {
                 let _ = writeln!(out, "    {:<w$}  {} → {}", c.service, c.from, c.to);
             }
         }
-        for (label, list) in [
-            ("Added services", &h.added_services),
-            ("Removed services", &h.removed_services),
-        ] {
+        for (label, list) in [("Added services", &h.added_services), ("Removed services", &h.removed_services)] {
             if !list.is_empty() {
                 let _ = writeln!(out, "  {label}: {}", list.join(", "));
             }
         }
         if !h.renamed_services.is_empty() {
-            let r: Vec<String> = h
-                .renamed_services
-                .iter()
-                .map(|(a, b)| format!("{a} → {b}"))
-                .collect();
+            let r: Vec<String> = h.renamed_services.iter().map(|(a, b)| format!("{a} → {b}")).collect();
             let _ = writeln!(out, "  Renamed services: {}", r.join(", "));
         }
         if let Some(m) = &h.mongo {
@@ -81,13 +58,7 @@ pub fn render(p: &Plan) -> String {
                     )
                 })
                 .collect();
-            let _ = writeln!(
-                out,
-                "  MongoDB {} → {}: {}",
-                m.from_major,
-                m.to_major,
-                steps.join("; then ")
-            );
+            let _ = writeln!(out, "  MongoDB {} → {}: {}", m.from_major, m.to_major, steps.join("; then "));
         }
         if h.replaces_base_files {
             let _ = writeln!(
@@ -98,11 +69,7 @@ pub fn render(p: &Plan) -> String {
         if !h.manual_steps.is_empty() {
             let _ = writeln!(out, "  Manual steps:");
             for s in &h.manual_steps {
-                let when = if s.when == When::Before {
-                    "before"
-                } else {
-                    "after"
-                };
+                let when = if s.when == When::Before { "before" } else { "after" };
                 let _ = writeln!(out, "    [{when}] {}", s.text.trim());
             }
         }

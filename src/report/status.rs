@@ -10,36 +10,23 @@ use super::table;
 
 pub fn render(s: &Stack) -> String {
     let mut out = String::new();
-    let dir = s
-        .working_dir
-        .as_deref()
-        .map(|d| format!("  ({d})"))
-        .unwrap_or_default();
+    let dir = s.working_dir.as_deref().map(|d| format!("  ({d})")).unwrap_or_default();
     let _ = writeln!(out, "Project    {}{dir}", s.project);
     match &s.release {
         Some(v) => {
             let drifted = s.services.iter().filter(|x| x.drift.is_some()).count();
-            let note = if drifted == 0 {
-                String::new()
-            } else {
-                format!("  ({drifted} services on other images)")
-            };
+            let note = if drifted == 0 { String::new() } else { format!("  ({drifted} services on other images)") };
             let _ = writeln!(out, "Release    Mender Server {v}{note}");
         }
         None => {
             let _ = writeln!(out, "Release    unknown: {}", unknown_release_note(s));
         }
     }
-    let problems: usize =
-        s.services.iter().map(|x| x.problems.len()).sum::<usize>() + s.missing.len();
+    let problems: usize = s.services.iter().map(|x| x.problems.len()).sum::<usize>() + s.missing.len();
     let _ = writeln!(
         out,
         "Health     {}",
-        if s.healthy {
-            "healthy".to_string()
-        } else {
-            format!("UNHEALTHY ({} problems)", problems.max(1))
-        }
+        if s.healthy { "healthy".to_string() } else { format!("UNHEALTHY ({} problems)", problems.max(1)) }
     );
     if let Some(m) = &s.mongo {
         let _ = writeln!(out, "MongoDB    {}", mongo_line(m));
@@ -55,9 +42,7 @@ pub fn render(s: &Stack) -> String {
             .map(|d| {
                 vec![
                     d.name.clone(),
-                    d.migration
-                        .clone()
-                        .unwrap_or_else(|| if d.exists { "none".into() } else { "-".into() }),
+                    d.migration.clone().unwrap_or_else(|| if d.exists { "none".into() } else { "-".into() }),
                     d.expected.clone().unwrap_or_default(),
                     match d.status {
                         SchemaStatus::Current => "current",
@@ -69,10 +54,7 @@ pub fn render(s: &Stack) -> String {
                 ]
             })
             .collect();
-        out.push_str(&table::render(
-            &["DATABASE", "MIGRATION_INFO", "RELEASE NEEDS", "SCHEMA"],
-            &rows,
-        ));
+        out.push_str(&table::render(&["DATABASE", "MIGRATION_INFO", "RELEASE NEEDS", "SCHEMA"], &rows));
     }
     let issues = problem_lines(s);
     if !issues.is_empty() {
@@ -90,21 +72,14 @@ fn unknown_release_note(s: &Stack) -> String {
     if s.unknown_tags.is_empty() {
         "no image of this project matches a catalog release".into()
     } else {
-        format!(
-            "the catalog has no release with {}",
-            s.unknown_tags.join(", ")
-        )
+        format!("the catalog has no release with {}", s.unknown_tags.join(", "))
     }
 }
 
 fn mongo_line(m: &crate::snapshot::MongoState) -> String {
     let image = m.image.clone().unwrap_or_else(|| "no container".into());
     if !m.reachable {
-        return format!(
-            "{} ({image}) UNREACHABLE: {}",
-            m.service,
-            m.error.clone().unwrap_or_default()
-        );
+        return format!("{} ({image}) UNREACHABLE: {}", m.service, m.error.clone().unwrap_or_default());
     }
     let fcv = match (&m.fcv, m.ferretdb) {
         (Some(f), true) => format!("featureCompatibilityVersion {f} (FerretDB stand-in: fixed)"),
@@ -122,11 +97,7 @@ fn mongo_line(m: &crate::snapshot::MongoState) -> String {
 fn storage_line(s: &Stack) -> String {
     let st = &s.storage;
     let bucket = st.bucket.clone().unwrap_or_default();
-    let creds = if st.credentials {
-        "credentials set"
-    } else {
-        "NO credentials configured"
-    };
+    let creds = if st.credentials { "credentials set" } else { "NO credentials configured" };
     match st.kind {
         StorageKind::Volume => format!(
             "S3 store inside the stack: service {}, volume {}, bucket {bucket}, {}, {creds}",
@@ -154,21 +125,10 @@ fn services_table(s: &Stack) -> String {
         .iter()
         .map(|x| {
             let release = match &x.drift {
-                None => s
-                    .release
-                    .as_ref()
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "?".into()),
+                None => s.release.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
                 Some(Drift::UnknownImage) => "UNKNOWN".into(),
                 Some(Drift::OtherRelease { releases }) => {
-                    format!(
-                        "DRIFT {}",
-                        releases
-                            .iter()
-                            .map(|v| v.to_string())
-                            .collect::<Vec<_>>()
-                            .join("/")
-                    )
+                    format!("DRIFT {}", releases.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("/"))
                 }
             };
             let http = if x.http.is_empty() {
@@ -176,13 +136,7 @@ fn services_table(s: &Stack) -> String {
             } else {
                 x.http
                     .iter()
-                    .map(|p| {
-                        format!(
-                            "{} {}",
-                            p.check,
-                            p.status.map_or("ERR".into(), |c| c.to_string())
-                        )
-                    })
+                    .map(|p| format!("{} {}", p.check, p.status.map_or("ERR".into(), |c| c.to_string())))
                     .collect::<Vec<_>>()
                     .join(", ")
             };
@@ -190,53 +144,25 @@ fn services_table(s: &Stack) -> String {
                 x.name.clone(),
                 x.image.clone(),
                 release,
-                if x.restarting {
-                    "restarting".into()
-                } else {
-                    x.state.clone()
-                },
+                if x.restarting { "restarting".into() } else { x.state.clone() },
                 x.restarts.to_string(),
                 x.docker_health.clone().unwrap_or_else(|| "-".into()),
                 http,
-                if x.healthy {
-                    "ok".into()
-                } else {
-                    "UNHEALTHY".into()
-                },
+                if x.healthy { "ok".into() } else { "UNHEALTHY".into() },
             ]
         })
         .collect();
-    table::render(
-        &[
-            "SERVICE", "IMAGE", "RELEASE", "STATE", "RESTARTS", "DOCKER", "HTTP", "VERDICT",
-        ],
-        &rows,
-    )
+    table::render(&["SERVICE", "IMAGE", "RELEASE", "STATE", "RESTARTS", "DOCKER", "HTTP", "VERDICT"], &rows)
 }
 
 fn problem_lines(s: &Stack) -> Vec<String> {
-    let mut out: Vec<String> = s
-        .services
-        .iter()
-        .flat_map(|x| x.problems.iter().map(move |p| format!("{}: {p}", x.name)))
-        .collect();
-    out.extend(
-        s.missing
-            .iter()
-            .map(|m| format!("{m}: no container (the release has this service)")),
-    );
+    let mut out: Vec<String> =
+        s.services.iter().flat_map(|x| x.problems.iter().map(move |p| format!("{}: {p}", x.name))).collect();
+    out.extend(s.missing.iter().map(|m| format!("{m}: no container (the release has this service)")));
     if let Some(m) = s.mongo.as_ref().filter(|m| !m.reachable) {
-        out.push(format!(
-            "{}: MongoDB unreachable: {}",
-            m.service,
-            m.error.clone().unwrap_or_default()
-        ));
+        out.push(format!("{}: MongoDB unreachable: {}", m.service, m.error.clone().unwrap_or_default()));
     }
-    for d in s
-        .databases
-        .iter()
-        .filter(|d| matches!(d.status, SchemaStatus::Behind | SchemaStatus::Ahead))
-    {
+    for d in s.databases.iter().filter(|d| matches!(d.status, SchemaStatus::Behind | SchemaStatus::Ahead)) {
         out.push(format!(
             "database {}: migration_info {} but the release needs {}",
             d.name,
@@ -270,11 +196,7 @@ fn next_hops(s: &Stack) -> String {
             }
         })
         .collect();
-    let last = s
-        .next_hops
-        .last()
-        .map(|h| h.to.to_string())
-        .unwrap_or_default();
+    let last = s.next_hops.last().map(|h| h.to.to_string()).unwrap_or_default();
     format!(
         "Next hops from {v}: {}\nSee what a hop involves: mender-compose-upgrade plan --to {last}\n",
         hops.join(", ")

@@ -48,11 +48,7 @@ pub struct Mount {
 
 impl ContainerInfo {
     pub fn env_var(&self, key: &str) -> Option<&str> {
-        self.env.iter().find_map(|kv| {
-            kv.split_once('=')
-                .filter(|(k, _)| *k == key)
-                .map(|(_, v)| v)
-        })
+        self.env.iter().find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
     }
 
     pub fn label(&self, key: &str) -> Option<&String> {

@@ -9,9 +9,7 @@ use crate::catalog::ImageRef;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DiscoverError {
-    #[error(
-        "no compose project on this Docker daemon runs Mender images (mendersoftware/*{registry_hint})"
-    )]
+    #[error("no compose project on this Docker daemon runs Mender images (mendersoftware/*{registry_hint})")]
     NoProject { registry_hint: String },
     #[error("{count} compose projects run Mender images: {names}; choose one with -p/--project")]
     Ambiguous { count: usize, names: String },
@@ -29,8 +27,7 @@ pub struct Candidate {
 /// Whether an image is a Mender service image (behind the mirror prefix, if any).
 pub fn is_mender_image(image: &str, registry: Option<&str>) -> bool {
     let r = ImageRef::parse(image, registry);
-    r.repository.starts_with("mendersoftware/")
-        || r.repository.contains("/mender-server-enterprise/")
+    r.repository.starts_with("mendersoftware/") || r.repository.contains("/mender-server-enterprise/")
 }
 
 /// Compose projects that run at least one Mender image.
@@ -47,9 +44,7 @@ pub fn candidates(containers: &[ContainerInfo], registry: Option<&str>) -> Vec<C
             e.mender_containers += 1;
         }
     }
-    by.into_values()
-        .filter(|c| c.mender_containers > 0)
-        .collect()
+    by.into_values().filter(|c| c.mender_containers > 0).collect()
 }
 
 /// The project to work on: the one named with `-p`, or the only Mender project.
@@ -59,37 +54,21 @@ pub fn select(
     registry: Option<&str>,
 ) -> Result<String, DiscoverError> {
     let found = candidates(containers, registry);
-    let names = |list: &[Candidate]| {
-        list.iter()
-            .map(|c| c.project.clone())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let names = |list: &[Candidate]| list.iter().map(|c| c.project.clone()).collect::<Vec<_>>().join(", ");
     if let Some(name) = requested {
         if containers.iter().any(|c| c.project == name) {
             return Ok(name.to_string());
         }
-        let others = if found.is_empty() {
-            String::new()
-        } else {
-            format!(" (Mender projects here: {})", names(&found))
-        };
-        return Err(DiscoverError::NotFound {
-            name: name.to_string(),
-            others,
-        });
+        let others =
+            if found.is_empty() { String::new() } else { format!(" (Mender projects here: {})", names(&found)) };
+        return Err(DiscoverError::NotFound { name: name.to_string(), others });
     }
     match found.len() {
         0 => Err(DiscoverError::NoProject {
-            registry_hint: registry
-                .map(|r| format!(", also under {r}/"))
-                .unwrap_or_default(),
+            registry_hint: registry.map(|r| format!(", also under {r}/")).unwrap_or_default(),
         }),
         1 => Ok(found[0].project.clone()),
-        n => Err(DiscoverError::Ambiguous {
-            count: n,
-            names: names(&found),
-        }),
+        n => Err(DiscoverError::Ambiguous { count: n, names: names(&found) }),
     }
 }
 
@@ -98,23 +77,12 @@ mod tests {
     use super::*;
 
     fn c(project: &str, image: &str) -> ContainerInfo {
-        ContainerInfo {
-            project: project.into(),
-            image: image.into(),
-            service: "s".into(),
-            ..Default::default()
-        }
+        ContainerInfo { project: project.into(), image: image.into(), service: "s".into(), ..Default::default() }
     }
 
     #[test]
     fn single_mender_project_is_chosen() {
-        let cs = [
-            c(
-                "menderproduction",
-                "mendersoftware/deployments:mender-3.4.0",
-            ),
-            c("other", "nginx:1"),
-        ];
+        let cs = [c("menderproduction", "mendersoftware/deployments:mender-3.4.0"), c("other", "nginx:1")];
         assert_eq!(select(&cs, None, None).unwrap(), "menderproduction");
     }
 
@@ -127,27 +95,12 @@ mod tests {
 
     #[test]
     fn none_two_and_unknown_name_are_errors() {
-        assert!(matches!(
-            select(&[c("x", "nginx:1")], None, None),
-            Err(DiscoverError::NoProject { .. })
-        ));
-        let two = [
-            c("a", "mendersoftware/inventory:mender-3.4.0"),
-            c("b", "mendersoftware/inventory:mender-3.6.5"),
-        ];
+        assert!(matches!(select(&[c("x", "nginx:1")], None, None), Err(DiscoverError::NoProject { .. })));
+        let two = [c("a", "mendersoftware/inventory:mender-3.4.0"), c("b", "mendersoftware/inventory:mender-3.6.5")];
         let err = select(&two, None, None).unwrap_err();
-        assert_eq!(
-            err,
-            DiscoverError::Ambiguous {
-                count: 2,
-                names: "a, b".into()
-            }
-        );
+        assert_eq!(err, DiscoverError::Ambiguous { count: 2, names: "a, b".into() });
         assert_eq!(select(&two, Some("b"), None).unwrap(), "b");
         let err = select(&two, Some("zz"), None).unwrap_err();
-        assert!(
-            err.to_string().contains("zz") && err.to_string().contains("a, b"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("zz") && err.to_string().contains("a, b"), "{err}");
     }
 }

@@ -27,23 +27,13 @@ pub struct Identified<'c> {
 }
 
 /// Picks the release most of the stack's Mender images belong to (ties: the newest).
-pub fn identify<'c>(
-    containers: &[ContainerInfo],
-    catalog: &'c Catalog,
-    registry: Option<&str>,
-) -> Identified<'c> {
+pub fn identify<'c>(containers: &[ContainerInfo], catalog: &'c Catalog, registry: Option<&str>) -> Identified<'c> {
     let mut votes: BTreeMap<Version, usize> = BTreeMap::new();
     let mut unknown = BTreeSet::new();
-    for c in containers
-        .iter()
-        .filter(|c| discover::is_mender_image(&c.image, registry))
-    {
+    for c in containers.iter().filter(|c| discover::is_mender_image(&c.image, registry)) {
         let img = ImageRef::parse(&c.image, registry);
-        let releases: BTreeSet<Version> = catalog
-            .releases_with_image(&img)
-            .into_iter()
-            .map(|(r, _)| r.version.clone())
-            .collect();
+        let releases: BTreeSet<Version> =
+            catalog.releases_with_image(&img).into_iter().map(|(r, _)| r.version.clone()).collect();
         if releases.is_empty() {
             unknown.insert(img.to_string());
         }
@@ -51,14 +41,8 @@ pub fn identify<'c>(
             *votes.entry(v).or_default() += 1;
         }
     }
-    let best = votes
-        .iter()
-        .max_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)))
-        .map(|(v, _)| v.clone());
-    Identified {
-        release: best.and_then(|v| catalog.release(&v)),
-        unknown_tags: unknown.into_iter().collect(),
-    }
+    let best = votes.iter().max_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0))).map(|(v, _)| v.clone());
+    Identified { release: best.and_then(|v| catalog.release(&v)), unknown_tags: unknown.into_iter().collect() }
 }
 
 /// The helper request for a stack: HTTP probes of every API service and the MongoDB report.
@@ -68,11 +52,7 @@ pub fn helper_request(id: &Identified<'_>, containers: &[ContainerInfo], counts:
     };
     let present: BTreeSet<&str> = containers.iter().map(|c| c.service.as_str()).collect();
     let mut probes = Vec::new();
-    for (name, f) in release
-        .services
-        .iter()
-        .filter(|(n, _)| present.contains(n.as_str()))
-    {
+    for (name, f) in release.services.iter().filter(|(n, _)| present.contains(n.as_str())) {
         let port = f.port.unwrap_or(8080);
         for (check, path) in [("alive", &f.alive), ("health", &f.health)] {
             if let Some(path) = path {
@@ -84,18 +64,16 @@ pub fn helper_request(id: &Identified<'_>, containers: &[ContainerInfo], counts:
             }
         }
     }
-    let dbs: BTreeSet<String> = release
-        .services
-        .values()
-        .filter(|f| f.schema.is_some())
-        .filter_map(|f| f.db.clone())
-        .collect();
+    let dbs: BTreeSet<String> =
+        release.services.values().filter(|f| f.schema.is_some()).filter_map(|f| f.db.clone()).collect();
     let mongo = Some(MongoQuery {
         uri: format!("mongodb://{}:27017", release.mongo.service),
         dbs: dbs.into_iter().collect(),
         counts,
+        all_dbs: counts,
+        digests: false,
     });
-    Request { probes, mongo }
+    Request { probes, mongo, artifacts: None }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -166,6 +144,8 @@ pub struct DbState {
     pub migration: Option<String>,
     pub expected: Option<String>,
     pub status: SchemaStatus,
+    /// Size on disk as the server reports it.
+    pub size_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -195,40 +175,20 @@ pub fn assemble(
     let release = id.release;
     let services: Vec<ServiceState> = containers
         .iter()
-        .map(|c| {
-            service_state(
-                c,
-                role_of(release, &c.service),
-                release,
-                report,
-                catalog,
-                registry,
-            )
-        })
+        .map(|c| service_state(c, role_of(release, &c.service), release, report, catalog, registry))
         .collect();
     let present: BTreeSet<&str> = containers.iter().map(|c| c.service.as_str()).collect();
     let missing = release
-        .map(|r| {
-            r.services
-                .keys()
-                .filter(|s| !present.contains(s.as_str()))
-                .cloned()
-                .collect()
-        })
+        .map(|r| r.services.keys().filter(|s| !present.contains(s.as_str())).cloned().collect())
         .unwrap_or_default();
     let mongo = release.map(|r| mongo_state(r, containers, report, registry));
     let databases = release.map(|r| db_states(r, report)).unwrap_or_default();
     let first = containers.first();
     let label = |k: &str| first.and_then(|c| c.label(k)).cloned();
-    let network = containers
-        .iter()
-        .flat_map(|c| c.networks.iter())
-        .find(|n| n.starts_with(&format!("{project}_")))
-        .cloned();
+    let network =
+        containers.iter().flat_map(|c| c.networks.iter()).find(|n| n.starts_with(&format!("{project}_"))).cloned();
     let storage = storage::from_containers(containers, release);
-    let next_hops = release
-        .map(|r| next_stops(catalog, &r.version))
-        .unwrap_or_default();
+    let next_hops = release.map(|r| next_stops(catalog, &r.version)).unwrap_or_default();
     let healthy = release.is_some()
         && services.iter().all(|s| s.healthy)
         && Vec::<String>::is_empty(&missing)
@@ -263,28 +223,18 @@ fn service_state(
 ) -> ServiceState {
     let img = ImageRef::parse(&c.image, registry);
     let image_releases: Vec<Version> = {
-        let set: BTreeSet<Version> = catalog
-            .releases_with_image(&img)
-            .into_iter()
-            .map(|(r, _)| r.version.clone())
-            .collect();
+        let set: BTreeSet<Version> =
+            catalog.releases_with_image(&img).into_iter().map(|(r, _)| r.version.clone()).collect();
         set.into_iter().collect()
     };
     let expected = facts.map(|f| ImageRef::parse(&f.image, None));
     let drift = match (&expected, release) {
         (Some(e), _) if *e == img => None,
         (Some(_), _) if image_releases.is_empty() => Some(Drift::UnknownImage),
-        (Some(_), _) => Some(Drift::OtherRelease {
-            releases: image_releases.clone(),
-        }),
+        (Some(_), _) => Some(Drift::OtherRelease { releases: image_releases.clone() }),
         (None, _) => None,
     };
-    let http: Vec<ProbeResult> = report
-        .probes
-        .iter()
-        .filter(|p| p.service == c.service)
-        .cloned()
-        .collect();
+    let http: Vec<ProbeResult> = report.probes.iter().filter(|p| p.service == c.service).cloned().collect();
     let mut problems = Vec::new();
     if !c.running {
         problems.push(format!("not running ({})", c.state));
@@ -296,21 +246,14 @@ fn service_state(
         problems.push(format!("Docker health {h}"));
     }
     for p in http.iter().filter(|p| !p.ok()) {
-        let why = p
-            .error
-            .clone()
-            .unwrap_or_else(|| format!("HTTP {}", p.status.unwrap_or(0)));
+        let why = p.error.clone().unwrap_or_else(|| format!("HTTP {}", p.status.unwrap_or(0)));
         problems.push(format!("{} check failed: {why}", p.check));
     }
     match &drift {
         Some(Drift::UnknownImage) => problems.push(format!("image {img} is not in the catalog")),
         Some(Drift::OtherRelease { releases }) => problems.push(format!(
             "image {img} belongs to release {}",
-            releases
-                .iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            releases.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
         )),
         None => {}
     }
@@ -333,12 +276,7 @@ fn service_state(
     }
 }
 
-fn mongo_state(
-    r: &Release,
-    containers: &[ContainerInfo],
-    report: &Response,
-    _registry: Option<&str>,
-) -> MongoState {
+fn mongo_state(r: &Release, containers: &[ContainerInfo], report: &Response, _registry: Option<&str>) -> MongoState {
     let c = containers.iter().find(|c| c.service == r.mongo.service);
     let m = report.mongo.clone().unwrap_or_default();
     MongoState {
@@ -364,20 +302,13 @@ fn db_states(r: &Release, report: &Response) -> Vec<DbState> {
             }
         }
     }
-    let reports = report
-        .mongo
-        .as_ref()
-        .map(|m| m.databases.as_slice())
-        .unwrap_or_default();
+    let reports = report.mongo.as_ref().map(|m| m.databases.as_slice()).unwrap_or_default();
     by_db
         .into_iter()
         .map(|(name, (services, expected))| {
             let found = reports.iter().find(|d| d.name == name);
             let migration = found.and_then(|d| d.migration.clone());
-            let status = match (
-                migration.as_deref().and_then(|m| Version::parse(m).ok()),
-                &expected,
-            ) {
+            let status = match (migration.as_deref().and_then(|m| Version::parse(m).ok()), &expected) {
                 (Some(m), Some(e)) if m == *e => SchemaStatus::Current,
                 (Some(m), Some(e)) if m < *e => SchemaStatus::Behind,
                 (Some(_), Some(_)) => SchemaStatus::Ahead,
@@ -391,6 +322,7 @@ fn db_states(r: &Release, report: &Response) -> Vec<DbState> {
                 migration,
                 expected: expected.map(|v| v.to_string()),
                 status,
+                size_bytes: found.and_then(|d| d.size_bytes),
             }
         })
         .collect()

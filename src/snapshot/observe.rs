@@ -2,7 +2,7 @@
 
 use bollard::Docker;
 
-use super::{Stack, assemble, discover, helper_request, identify};
+use super::{ContainerInfo, Stack, assemble, discover, helper_request, identify};
 use crate::catalog::Catalog;
 use crate::engine::docker::DockerError;
 use crate::engine::inspect::{compose_summaries, project_containers};
@@ -26,38 +26,36 @@ pub struct Options<'a> {
     pub counts: bool,
 }
 
-pub async fn observe(
-    docker: &Docker,
-    catalog: &Catalog,
-    opts: &Options<'_>,
-) -> Result<Stack, ObserveError> {
+/// The stack and the containers it was built from (whose environment holds settings, and
+/// secrets, that the model never carries).
+pub struct Observed {
+    pub stack: Stack,
+    pub containers: Vec<ContainerInfo>,
+}
+
+pub async fn observe(docker: &Docker, catalog: &Catalog, opts: &Options<'_>) -> Result<Stack, ObserveError> {
+    Ok(observe_full(docker, catalog, opts).await?.stack)
+}
+
+pub async fn observe_full(docker: &Docker, catalog: &Catalog, opts: &Options<'_>) -> Result<Observed, ObserveError> {
     let all = compose_summaries(docker).await?;
     let project = discover::select(&all, opts.project, opts.registry)?;
     let containers = project_containers(docker, &project).await?;
     let id = identify(&containers, catalog, opts.registry);
     let request = helper_request(&id, &containers, opts.counts);
-    let network = containers
-        .iter()
-        .flat_map(|c| c.networks.iter())
-        .find(|n| n.starts_with(&format!("{project}_")))
-        .cloned();
+    let network =
+        containers.iter().flat_map(|c| c.networks.iter()).find(|n| n.starts_with(&format!("{project}_"))).cloned();
     let report = match (&network, id.release) {
         (Some(net), Some(_)) => run_helper(docker, net, &request).await?,
         // Nothing to probe on: every check reads as failed rather than skipped.
         _ => Response {
-            probes: vec![],
             mongo: Some(MongoReport {
                 error: Some("the project has no network of its own".into()),
                 ..Default::default()
             }),
+            ..Default::default()
         },
     };
-    Ok(assemble(
-        &project,
-        &containers,
-        &id,
-        &report,
-        catalog,
-        opts.registry,
-    ))
+    let stack = assemble(&project, &containers, &id, &report, catalog, opts.registry);
+    Ok(Observed { stack, containers })
 }

@@ -33,10 +33,7 @@ pub struct Storage {
 
 const DEFAULT_BUCKET: &str = "mender-artifact-storage";
 
-fn deployments<'a>(
-    containers: &'a [ContainerInfo],
-    release: Option<&Release>,
-) -> Option<&'a ContainerInfo> {
+fn deployments<'a>(containers: &'a [ContainerInfo], release: Option<&Release>) -> Option<&'a ContainerInfo> {
     let by_catalog = release.and_then(|r| {
         r.services
             .iter()
@@ -46,11 +43,7 @@ fn deployments<'a>(
     containers
         .iter()
         .find(|c| Some(&c.service) == by_catalog.as_ref())
-        .or_else(|| {
-            containers
-                .iter()
-                .find(|c| c.service.ends_with("deployments"))
-        })
+        .or_else(|| containers.iter().find(|c| c.service.ends_with("deployments")))
 }
 
 /// `user:pass@` removed from a URL.
@@ -78,11 +71,8 @@ fn host_of(url: &str) -> String {
 
 /// A field of an Azure connection string (`AccountName=…;BlobEndpoint=…`).
 fn conn_field(conn: &str, key: &str) -> Option<String> {
-    conn.split(';').find_map(|kv| {
-        kv.split_once('=')
-            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.to_string())
-    })
+    conn.split(';')
+        .find_map(|kv| kv.split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.to_string()))
 }
 
 pub fn from_containers(containers: &[ContainerInfo], release: Option<&Release>) -> Storage {
@@ -107,8 +97,7 @@ pub fn from_containers(containers: &[ContainerInfo], release: Option<&Release>) 
             .or_else(|| conn.as_deref().and_then(|c| conn_field(c, "AccountName")));
         let endpoint = env("DEPLOYMENTS_AZURE_AUTH_SHARED_KEY_URI")
             .or_else(|| conn.as_deref().and_then(|c| conn_field(c, "BlobEndpoint")));
-        let credentials =
-            conn.is_some() || env("DEPLOYMENTS_AZURE_AUTH_SHARED_KEY_ACCOUNT_KEY").is_some();
+        let credentials = conn.is_some() || env("DEPLOYMENTS_AZURE_AUTH_SHARED_KEY_ACCOUNT_KEY").is_some();
         return Storage {
             kind: StorageKind::Azure,
             endpoint: endpoint.map(|e| without_userinfo(&e)),
@@ -119,22 +108,14 @@ pub fn from_containers(containers: &[ContainerInfo], release: Option<&Release>) 
         };
     }
     let uri = env("DEPLOYMENTS_AWS_URI");
-    let credentials =
-        env("DEPLOYMENTS_AWS_AUTH_KEY").is_some() && env("DEPLOYMENTS_AWS_AUTH_SECRET").is_some();
+    let credentials = env("DEPLOYMENTS_AWS_AUTH_KEY").is_some() && env("DEPLOYMENTS_AWS_AUTH_SECRET").is_some();
     let region = Some(env("DEPLOYMENTS_AWS_REGION").unwrap_or_else(|| "us-east-1".into()));
-    let in_stack = uri
-        .as_deref()
-        .map(host_of)
-        .and_then(|h| containers.iter().find(|c| c.service == h));
+    let in_stack = uri.as_deref().map(host_of).and_then(|h| containers.iter().find(|c| c.service == h));
     match in_stack {
         Some(store) => Storage {
             kind: StorageKind::Volume,
             service: Some(store.service.clone()),
-            volume: store
-                .mounts
-                .iter()
-                .find(|m| m.kind == "volume")
-                .and_then(|m| m.name.clone()),
+            volume: store.mounts.iter().find(|m| m.kind == "volume").and_then(|m| m.name.clone()),
             endpoint: uri.map(|u| without_userinfo(&u)),
             bucket,
             region,

@@ -80,6 +80,7 @@ fn healthy_report(id: &Identified<'_>, cs: &[ContainerInfo]) -> Response {
             databases,
             ..Default::default()
         }),
+        artifacts: None,
     }
 }
 
@@ -91,25 +92,12 @@ fn healthy_stack_is_identified_and_healthy() {
     assert_eq!(id.release.unwrap().version.to_string(), "3.4.0");
     let report = healthy_report(&id, &cs);
     let s = assemble("mp", &cs, &id, &report, &c, Some("testbed.local"));
-    assert!(
-        s.healthy,
-        "{:#?}",
-        s.services.iter().filter(|s| !s.healthy).collect::<Vec<_>>()
-    );
+    assert!(s.healthy, "{:#?}", s.services.iter().filter(|s| !s.healthy).collect::<Vec<_>>());
     assert!(s.missing.is_empty());
     assert_eq!(s.network.as_deref(), Some("mp_mender"));
     let useradm = s.databases.iter().find(|d| d.name == "useradm").unwrap();
-    assert_eq!(
-        (useradm.migration.as_deref(), useradm.status),
-        (Some("2.0.1"), SchemaStatus::Current)
-    );
-    assert_eq!(
-        s.next_hops
-            .iter()
-            .map(|h| h.to.to_string())
-            .collect::<Vec<_>>(),
-        ["3.5.1", "3.6.5"]
-    );
+    assert_eq!((useradm.migration.as_deref(), useradm.status), (Some("2.0.1"), SchemaStatus::Current));
+    assert_eq!(s.next_hops.iter().map(|h| h.to.to_string()).collect::<Vec<_>>(), ["3.5.1", "3.6.5"]);
 }
 
 #[test]
@@ -129,39 +117,20 @@ fn probes_target_service_names_and_real_paths() {
 fn stopped_service_is_down_and_unhealthy() {
     let c = cat();
     let mut cs = stack_of(&c, "3.4.0", "");
-    let inv = cs
-        .iter_mut()
-        .find(|x| x.service == "mender-inventory")
-        .unwrap();
+    let inv = cs.iter_mut().find(|x| x.service == "mender-inventory").unwrap();
     inv.running = false;
     inv.state = "exited".into();
     let id = identify(&cs, &c, None);
     let mut report = healthy_report(&id, &cs);
-    for p in report
-        .probes
-        .iter_mut()
-        .filter(|p| p.service == "mender-inventory")
-    {
+    for p in report.probes.iter_mut().filter(|p| p.service == "mender-inventory") {
         p.status = None;
         p.error = Some("dns error".into());
     }
     let s = assemble("mp", &cs, &id, &report, &c, None);
-    let inv = s
-        .services
-        .iter()
-        .find(|x| x.name == "mender-inventory")
-        .unwrap();
+    let inv = s.services.iter().find(|x| x.name == "mender-inventory").unwrap();
     assert!(!inv.healthy && !inv.running);
-    assert!(
-        inv.problems
-            .iter()
-            .any(|p| p.contains("not running (exited)"))
-    );
-    assert!(
-        inv.problems
-            .iter()
-            .any(|p| p.contains("health check failed"))
-    );
+    assert!(inv.problems.iter().any(|p| p.contains("not running (exited)")));
+    assert!(inv.problems.iter().any(|p| p.contains("health check failed")));
     assert!(!s.healthy);
 }
 
@@ -169,34 +138,16 @@ fn stopped_service_is_down_and_unhealthy() {
 fn one_service_on_another_release_is_drift_by_name() {
     let c = cat();
     let mut cs = stack_of(&c, "3.6.5", "");
-    cs.iter_mut()
-        .find(|x| x.service == "mender-useradm")
-        .unwrap()
-        .image = "mendersoftware/useradm:mender-3.4.0".into();
-    cs.iter_mut()
-        .find(|x| x.service == "mender-inventory")
-        .unwrap()
-        .image = "mendersoftware/inventory:mender-9.9.9".into();
+    cs.iter_mut().find(|x| x.service == "mender-useradm").unwrap().image = "mendersoftware/useradm:mender-3.4.0".into();
+    cs.iter_mut().find(|x| x.service == "mender-inventory").unwrap().image =
+        "mendersoftware/inventory:mender-9.9.9".into();
     let id = identify(&cs, &c, None);
     assert_eq!(id.release.unwrap().version.to_string(), "3.6.5");
     assert_eq!(id.unknown_tags, ["mendersoftware/inventory:mender-9.9.9"]);
     let s = assemble("mp", &cs, &id, &healthy_report(&id, &cs), &c, None);
-    let u = s
-        .services
-        .iter()
-        .find(|x| x.name == "mender-useradm")
-        .unwrap();
-    assert_eq!(
-        u.drift,
-        Some(Drift::OtherRelease {
-            releases: vec![Version::parse("3.4.0").unwrap()]
-        })
-    );
-    let i = s
-        .services
-        .iter()
-        .find(|x| x.name == "mender-inventory")
-        .unwrap();
+    let u = s.services.iter().find(|x| x.name == "mender-useradm").unwrap();
+    assert_eq!(u.drift, Some(Drift::OtherRelease { releases: vec![Version::parse("3.4.0").unwrap()] }));
+    let i = s.services.iter().find(|x| x.name == "mender-inventory").unwrap();
     assert_eq!(i.drift, Some(Drift::UnknownImage));
     assert!(!s.healthy);
 }
@@ -208,14 +159,8 @@ fn schema_behind_and_ahead_are_told_apart() {
     let id = identify(&cs, &c, None);
     let mut report = healthy_report(&id, &cs);
     let dbs = &mut report.mongo.as_mut().unwrap().databases;
-    dbs.iter_mut()
-        .find(|d| d.name == "useradm")
-        .unwrap()
-        .migration = Some("1.1.4".into());
-    dbs.iter_mut()
-        .find(|d| d.name == "deviceauth")
-        .unwrap()
-        .migration = Some("2.0.0".into());
+    dbs.iter_mut().find(|d| d.name == "useradm").unwrap().migration = Some("1.1.4".into());
+    dbs.iter_mut().find(|d| d.name == "deviceauth").unwrap().migration = Some("2.0.0".into());
     let s = assemble("mp", &cs, &id, &report, &c, None);
     let st = |n: &str| s.databases.iter().find(|d| d.name == n).unwrap().status;
     assert_eq!(st("useradm"), SchemaStatus::Behind);
@@ -233,25 +178,16 @@ fn storage_kinds_and_no_secrets_in_json() {
     assert_eq!(s.storage.volume.as_deref(), Some("mender-artifacts"));
     assert!(s.storage.credentials);
     let json = serde_json::to_string(&s).unwrap();
-    assert!(
-        !json.contains("very-secret-value") && !json.contains("AKIAEXAMPLE"),
-        "{json}"
-    );
+    assert!(!json.contains("very-secret-value") && !json.contains("AKIAEXAMPLE"), "{json}");
 
     let mut ext = cs.clone();
-    ext.iter_mut()
-        .find(|x| x.service == "mender-deployments")
-        .unwrap()
-        .env = vec![
+    ext.iter_mut().find(|x| x.service == "mender-deployments").unwrap().env = vec![
         "DEPLOYMENTS_AWS_URI=https://user:pw@s3.eu-west-1.amazonaws.com".into(),
         "DEPLOYMENTS_STORAGE_BUCKET=artifacts".into(),
     ];
     let st = storage::from_containers(&ext, id.release);
     assert_eq!(st.kind, StorageKind::S3);
-    assert_eq!(
-        st.endpoint.as_deref(),
-        Some("https://s3.eu-west-1.amazonaws.com")
-    );
+    assert_eq!(st.endpoint.as_deref(), Some("https://s3.eu-west-1.amazonaws.com"));
     assert!(!st.credentials);
 
     let mut az = cs.clone();
@@ -260,10 +196,7 @@ fn storage_kinds_and_no_secrets_in_json() {
         "DEPLOYMENTS_AZURE_AUTH_CONNECTION_STRING=AccountName=acct;AccountKey=c2VjcmV0;BlobEndpoint=http://azurite:10000/acct".into(),
     ];
     let st = storage::from_containers(&az, id.release);
-    assert_eq!(
-        (st.kind, st.account.as_deref()),
-        (StorageKind::Azure, Some("acct"))
-    );
+    assert_eq!((st.kind, st.account.as_deref()), (StorageKind::Azure, Some("acct")));
     assert!(!serde_json::to_string(&st).unwrap().contains("c2VjcmV0"));
 }
 
@@ -273,16 +206,9 @@ fn unreachable_mongo_makes_the_stack_unhealthy() {
     let cs = stack_of(&c, "3.4.0", "");
     let id = identify(&cs, &c, None);
     let mut report = healthy_report(&id, &cs);
-    report.mongo = Some(MongoReport {
-        reachable: false,
-        error: Some("connection refused".into()),
-        ..Default::default()
-    });
+    report.mongo =
+        Some(MongoReport { reachable: false, error: Some("connection refused".into()), ..Default::default() });
     let s = assemble("mp", &cs, &id, &report, &c, None);
     assert!(!s.healthy);
-    assert!(
-        s.databases
-            .iter()
-            .all(|d| d.status == SchemaStatus::Unknown)
-    );
+    assert!(s.databases.iter().all(|d| d.status == SchemaStatus::Unknown));
 }

@@ -29,8 +29,7 @@ pub fn from_env() -> Option<Storage> {
     };
     Some(Storage {
         s3: client(&ep),
-        bucket: env("DEPLOYMENTS_STORAGE_BUCKET")
-            .unwrap_or_else(|| "mender-artifact-storage".into()),
+        bucket: env("DEPLOYMENTS_STORAGE_BUCKET").unwrap_or_else(|| "mender-artifact-storage".into()),
     })
 }
 
@@ -39,21 +38,13 @@ impl Storage {
     pub async fn ensure_bucket(&self) -> Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
         loop {
-            if self
-                .s3
-                .head_bucket()
-                .bucket(&self.bucket)
-                .send()
-                .await
-                .is_ok()
-            {
+            if self.s3.head_bucket().bucket(&self.bucket).send().await.is_ok() {
                 return Ok(());
             }
             match self.s3.create_bucket().bucket(&self.bucket).send().await {
                 Ok(_) => return Ok(()),
                 Err(e) if tokio::time::Instant::now() > deadline => {
-                    return Err(anyhow::Error::new(e)
-                        .context(format!("cannot create bucket {}", self.bucket)));
+                    return Err(anyhow::Error::new(e).context(format!("cannot create bucket {}", self.bucket)));
                 }
                 Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
             }

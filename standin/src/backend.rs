@@ -30,24 +30,13 @@ fn default_mongo_url(kind: &str) -> &'static str {
 }
 
 pub fn mongo_url(r: &Resolved) -> String {
-    let from_env = r
-        .facts
-        .mongo_env
-        .as_deref()
-        .and_then(|k| std::env::var(k).ok())
-        .filter(|v| !v.is_empty());
+    let from_env = r.facts.mongo_env.as_deref().and_then(|k| std::env::var(k).ok()).filter(|v| !v.is_empty());
     let url = from_env.unwrap_or_else(|| default_mongo_url(&r.kind()).to_string());
-    if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") {
-        url
-    } else {
-        format!("mongodb://{url}")
-    }
+    if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") { url } else { format!("mongodb://{url}") }
 }
 
 pub async fn connect(url: &str) -> Result<Client> {
-    let mut opts = ClientOptions::parse(url)
-        .await
-        .with_context(|| format!("bad MongoDB URL {url}"))?;
+    let mut opts = ClientOptions::parse(url).await.with_context(|| format!("bad MongoDB URL {url}"))?;
     opts.server_selection_timeout = Some(Duration::from_secs(3));
     opts.connect_timeout = Some(Duration::from_secs(3));
     opts.app_name = Some("mender-standin".into());
@@ -56,10 +45,7 @@ pub async fn connect(url: &str) -> Result<Client> {
 
 /// The newest version recorded in `migration_info` (documents `{version: {major, minor, patch}, timestamp}`).
 pub async fn current_version(db: &Database) -> Result<Option<Version>> {
-    let mut cursor = db
-        .collection::<Document>("migration_info")
-        .find(doc! {})
-        .await?;
+    let mut cursor = db.collection::<Document>("migration_info").find(doc! {}).await?;
     let mut newest: Option<Version> = None;
     use futures_util::TryStreamExt;
     while let Some(d) = cursor.try_next().await? {
@@ -87,9 +73,7 @@ async fn record(db: &Database, v: &Version) -> Result<()> {
         "version": { "major": v.major as i64, "minor": v.minor as i64, "patch": v.patch as i64 },
         "timestamp": bson::DateTime::now(),
     };
-    db.collection::<Document>("migration_info")
-        .insert_one(entry)
-        .await?;
+    db.collection::<Document>("migration_info").insert_one(entry).await?;
     Ok(())
 }
 
@@ -110,8 +94,7 @@ pub async fn migrate(r: &Resolved, db: &Database) -> Result<Vec<Version>> {
         .collect();
     for v in &steps {
         let coll = db.collection::<Document>(samples::primary_collection(&r.kind()));
-        coll.update_many(doc! {}, doc! { "$set": { "_schema": v.to_string() } })
-            .await?;
+        coll.update_many(doc! {}, doc! { "$set": { "_schema": v.to_string() } }).await?;
         record(db, v).await?;
         eprintln!("migration to {} {v} applied", r.db()?);
     }
@@ -126,19 +109,13 @@ async fn prepare(r: &Resolved, db: &Database, automigrate: bool) -> Result<()> {
     let current = current_version(db).await?;
     if current.as_ref().is_some_and(|c| c >= target) {
         if current.as_ref() != Some(target) {
-            eprintln!(
-                "DB migrated to version {}",
-                current.unwrap_or_else(|| target.clone())
-            );
+            eprintln!("DB migrated to version {}", current.unwrap_or_else(|| target.clone()));
         }
         return Ok(());
     }
     if !automigrate {
         let has = current.map_or("0.0.0".to_string(), |v| v.to_string());
-        bail!(
-            "db needs migration: {} has version {has}, needs version {target}",
-            r.db()?
-        );
+        bail!("db needs migration: {} has version {has}, needs version {target}", r.db()?);
     }
     migrate(r, db).await?;
     Ok(())
@@ -207,18 +184,14 @@ async fn serve(r: Resolved, client: Client) -> Result<()> {
     let health = r.facts.health.clone().unwrap_or_default();
     let broken = r.id.broken;
     let nats = (r.kind() == "workflows").then(|| {
-        let uri = std::env::var("WORKFLOWS_NATS_URI")
-            .unwrap_or_else(|_| "nats://mender-nats:4222".into());
-        uri.trim_start_matches("nats://")
-            .trim_end_matches('/')
-            .to_string()
+        let uri = std::env::var("WORKFLOWS_NATS_URI").unwrap_or_else(|_| "nats://mender-nats:4222".into());
+        uri.trim_start_matches("nats://").trim_end_matches('/').to_string()
     });
     let port = r.facts.port.unwrap_or(8080);
     let addr = SocketAddr::from(([0, 0, 0, 0], port));
     eprintln!("{} {} listening on {addr}", r.kind(), r.id.release);
     http::serve(addr, None, move |req| {
-        let (alive, health, client, nats) =
-            (alive.clone(), health.clone(), client.clone(), nats.clone());
+        let (alive, health, client, nats) = (alive.clone(), health.clone(), client.clone(), nats.clone());
         async move {
             let path = req.uri().path();
             if path == alive {
@@ -232,15 +205,9 @@ async fn serve(r: Resolved, client: Client) -> Result<()> {
                     ),
                 }
             } else if path.starts_with("/api/") {
-                json(
-                    StatusCode::UNAUTHORIZED,
-                    serde_json::json!({"error": "Unauthorized", "request_id": ""}),
-                )
+                json(StatusCode::UNAUTHORIZED, serde_json::json!({"error": "Unauthorized", "request_id": ""}))
             } else {
-                json(
-                    StatusCode::NOT_FOUND,
-                    serde_json::json!({"error": "not found", "request_id": ""}),
-                )
+                json(StatusCode::NOT_FOUND, serde_json::json!({"error": "not found", "request_id": ""}))
             }
         }
     })
@@ -251,13 +218,10 @@ async fn check_health(client: &Client, nats: Option<&str>, broken: bool) -> Resu
     if broken {
         bail!("this release is broken (test-bed -broken image)");
     }
-    tokio::time::timeout(
-        Duration::from_secs(3),
-        client.database("admin").run_command(doc! {"ping": 1}),
-    )
-    .await
-    .context("MongoDB ping timed out")?
-    .context("MongoDB ping failed")?;
+    tokio::time::timeout(Duration::from_secs(3), client.database("admin").run_command(doc! {"ping": 1}))
+        .await
+        .context("MongoDB ping timed out")?
+        .context("MongoDB ping failed")?;
     if let Some(addr) = nats {
         tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
             .await

@@ -13,10 +13,7 @@ use crate::http::{self, forward, json, proxy_client, respond, tls_from_files};
 
 /// Which backend a path of the public API goes to, as routed by traefik.yaml.
 fn route(path: &str) -> &'static str {
-    let svc = path
-        .strip_prefix("/api/")
-        .and_then(|p| p.split('/').nth(2))
-        .unwrap_or("");
+    let svc = path.strip_prefix("/api/").and_then(|p| p.split('/').nth(2)).unwrap_or("");
     match svc {
         "authentication" | "devauth" => "mender-device-auth:8080",
         "deployments" => "mender-deployments:8080",
@@ -31,10 +28,7 @@ fn route(path: &str) -> &'static str {
 
 /// traefik stand-in: HTTP on 80 redirects to HTTPS on 443, which routes by path prefix.
 pub async fn gateway() -> Result<()> {
-    let tls = tls_from_files(
-        "/etc/traefik/certs/cert.crt",
-        "/etc/traefik/certs/private.key",
-    )?;
+    let tls = tls_from_files("/etc/traefik/certs/cert.crt", "/etc/traefik/certs/private.key")?;
     let client = proxy_client();
     let https = http::serve(SocketAddr::from(([0, 0, 0, 0], 443)), tls, move |req| {
         let client = client.clone();
@@ -43,28 +37,15 @@ pub async fn gateway() -> Result<()> {
             forward(&client, upstream, req).await
         }
     });
-    let redirect = http::serve(
-        SocketAddr::from(([0, 0, 0, 0], 80)),
-        None,
-        |req| async move {
-            let host = req
-                .headers()
-                .get("host")
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("localhost")
-                .to_string();
-            let mut r = respond(StatusCode::MOVED_PERMANENTLY, "");
-            let location = format!(
-                "https://{}{}",
-                host.split(':').next().unwrap_or("localhost"),
-                req.uri().path()
-            );
-            if let Ok(v) = location.parse() {
-                r.headers_mut().insert("location", v);
-            }
-            r
-        },
-    );
+    let redirect = http::serve(SocketAddr::from(([0, 0, 0, 0], 80)), None, |req| async move {
+        let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string();
+        let mut r = respond(StatusCode::MOVED_PERMANENTLY, "");
+        let location = format!("https://{}{}", host.split(':').next().unwrap_or("localhost"), req.uri().path());
+        if let Ok(v) = location.parse() {
+            r.headers_mut().insert("location", v);
+        }
+        r
+    });
     tokio::try_join!(https, redirect)?;
     Ok(())
 }
@@ -72,16 +53,10 @@ pub async fn gateway() -> Result<()> {
 /// gui stand-in: the UI on 80 and the error responder on 8080.
 pub async fn gui() -> Result<()> {
     let ui = http::serve(SocketAddr::from(([0, 0, 0, 0], 80)), None, |_req| async {
-        respond(
-            StatusCode::OK,
-            "<!doctype html><title>Mender</title><div id=\"main\"></div>",
-        )
+        respond(StatusCode::OK, "<!doctype html><title>Mender</title><div id=\"main\"></div>")
     });
     let errors = http::serve(SocketAddr::from(([0, 0, 0, 0], 8080)), None, |_req| async {
-        respond(
-            StatusCode::OK,
-            "<!doctype html><title>Mender</title><p>Service unavailable</p>",
-        )
+        respond(StatusCode::OK, "<!doctype html><title>Mender</title><p>Service unavailable</p>")
     });
     tokio::try_join!(ui, errors)?;
     Ok(())
@@ -101,39 +76,17 @@ pub async fn opensearch() -> Result<()> {
 /// `minio server DIR`: runs SeaweedFS with its data in DIR and the MinIO credentials from the
 /// environment, and answers on MinIO's port and health path.
 pub async fn minio(args: &[String]) -> Result<()> {
-    let dir = args
-        .iter()
-        .skip_while(|a| *a != "server")
-        .nth(1)
-        .cloned()
-        .unwrap_or_else(|| "/export".into());
-    let env = |a: &str, b: &str| {
-        std::env::var(a)
-            .or_else(|_| std::env::var(b))
-            .unwrap_or_default()
-    };
-    let (key, secret) = (
-        env("MINIO_ACCESS_KEY", "MINIO_ROOT_USER"),
-        env("MINIO_SECRET_KEY", "MINIO_ROOT_PASSWORD"),
-    );
-    anyhow::ensure!(
-        !key.is_empty() && !secret.is_empty(),
-        "MINIO_ACCESS_KEY and MINIO_SECRET_KEY must be set"
-    );
+    let dir = args.iter().skip_while(|a| *a != "server").nth(1).cloned().unwrap_or_else(|| "/export".into());
+    let env = |a: &str, b: &str| std::env::var(a).or_else(|_| std::env::var(b)).unwrap_or_default();
+    let (key, secret) = (env("MINIO_ACCESS_KEY", "MINIO_ROOT_USER"), env("MINIO_SECRET_KEY", "MINIO_ROOT_PASSWORD"));
+    anyhow::ensure!(!key.is_empty() && !secret.is_empty(), "MINIO_ACCESS_KEY and MINIO_SECRET_KEY must be set");
     let identities = serde_json::json!({"identities": [{
         "name": "mender", "credentials": [{"accessKey": key, "secretKey": secret}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]});
     let config = "/tmp/s3-identities.json";
     std::fs::write(config, identities.to_string()).context("cannot write the S3 identities")?;
     let mut weed = tokio::process::Command::new("/usr/bin/weed")
-        .args([
-            "server",
-            &format!("-dir={dir}"),
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            "-s3",
-            "-s3.port=8333",
-        ])
+        .args(["server", &format!("-dir={dir}"), "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3", "-s3.port=8333"])
         .arg(format!("-s3.config={config}"))
         .args(["-master.volumeSizeLimitMB=256", "-volume.preStopSeconds=0"])
         .stdin(Stdio::null())
@@ -149,11 +102,7 @@ pub async fn minio(args: &[String]) -> Result<()> {
                 let mut probe = req;
                 *probe.uri_mut() = "/healthz".parse().unwrap_or_default();
                 let r = forward(&health_client, "127.0.0.1:8333", probe).await;
-                let status = if r.status().is_success() {
-                    StatusCode::OK
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE
-                };
+                let status = if r.status().is_success() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
                 return respond(status, "");
             }
             forward(&client, "127.0.0.1:8333", req).await

@@ -18,37 +18,24 @@ use tokio::net::TcpListener;
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
 pub fn respond(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(
-        Full::new(body.into())
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    let mut r = Response::new(Full::new(body.into()).map_err(|never| match never {}).boxed());
     *r.status_mut() = status;
     r
 }
 
 pub fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
     let mut r = respond(status, value.to_string());
-    r.headers_mut().insert(
-        "content-type",
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
     r
 }
 
 /// Serves `handler` on `addr`, optionally behind TLS, until the process ends.
-pub async fn serve<H, F>(
-    addr: SocketAddr,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    handler: H,
-) -> Result<()>
+pub async fn serve<H, F>(addr: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>, handler: H) -> Result<()>
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let (stream, _) = listener.accept().await?;
@@ -65,11 +52,7 @@ where
                     Ok(tls) => builder.serve_connection(TokioIo::new(tls), service).await,
                     Err(_) => return,
                 },
-                None => {
-                    builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
-                }
+                None => builder.serve_connection(TokioIo::new(stream), service).await,
             };
         });
     }
@@ -82,16 +65,8 @@ pub fn proxy_client() -> ProxyClient {
 }
 
 /// Forwards `req` to `upstream` (`host:port`) unchanged, streaming both bodies.
-pub async fn forward(
-    client: &ProxyClient,
-    upstream: &str,
-    mut req: Request<Incoming>,
-) -> Response<Body> {
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
+pub async fn forward(client: &ProxyClient, upstream: &str, mut req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
     let Ok(uri) = format!("http://{upstream}{path}").parse() else {
         return respond(StatusCode::BAD_REQUEST, "bad request path");
     };
@@ -104,15 +79,9 @@ pub async fn forward(
 
 /// `healthcheck URL`: the HEALTHCHECK command of images that have no shell or wget.
 pub async fn healthcheck(url: &str) -> Result<()> {
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let resp =
-        tokio::time::timeout(std::time::Duration::from_secs(5), client.get(url.parse()?)).await??;
-    anyhow::ensure!(
-        resp.status().is_success(),
-        "{url} answered {}",
-        resp.status()
-    );
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(5), client.get(url.parse()?)).await??;
+    anyhow::ensure!(resp.status().is_success(), "{url} answered {}", resp.status());
     Ok(())
 }
 

@@ -27,21 +27,14 @@ pub struct Resolved {
 impl Resolved {
     pub fn load() -> Result<Resolved> {
         let path = std::env::var("STANDIN_IDENTITY").unwrap_or_else(|_| IDENTITY_PATH.to_string());
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("stand-in identity {path}"))?;
-        let id: Identity =
-            serde_json::from_str(&text).with_context(|| format!("stand-in identity {path}"))?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("stand-in identity {path}"))?;
+        let id: Identity = serde_json::from_str(&text).with_context(|| format!("stand-in identity {path}"))?;
         let catalog = LoadedCatalog::embedded()?.catalog;
         let facts = catalog
             .release(&id.release)
             .and_then(|r| r.services.get(&id.service))
             .cloned()
-            .with_context(|| {
-                format!(
-                    "the catalog has no service {} in release {}",
-                    id.service, id.release
-                )
-            })?;
+            .with_context(|| format!("the catalog has no service {} in release {}", id.service, id.release))?;
         Ok(Resolved { id, facts, catalog })
     }
 

@@ -29,19 +29,11 @@ pub struct ImagesArgs {
 
 impl ImagesArgs {
     pub fn parse(args: &[String]) -> Result<ImagesArgs> {
-        let get = |name: &str| {
-            args.iter()
-                .position(|a| a == name)
-                .and_then(|i| args.get(i + 1))
-                .cloned()
-        };
+        let get = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
         let releases = get("--releases").unwrap_or_else(|| "3.3.2,3.4.0,3.5.1,3.6.5,3.7.11".into());
         Ok(ImagesArgs {
             prefix: get("--prefix").unwrap_or_else(|| "testbed.local".into()),
-            releases: releases
-                .split(',')
-                .map(Version::parse)
-                .collect::<Result<_, _>>()?,
+            releases: releases.split(',').map(Version::parse).collect::<Result<_, _>>()?,
             bin_dir: PathBuf::from(get("--bin-dir").context("--bin-dir is required")?),
             recipes: PathBuf::from(get("--recipes").context("--recipes is required")?),
         })
@@ -63,17 +55,11 @@ impl Builder {
         context: impl FnOnce() -> Result<Vec<u8>>,
         args: HashMap<String, String>,
     ) -> Result<()> {
-        if tags
-            .iter()
-            .all(|t| self.built.get(t).is_some_and(|h| h == inputs))
-        {
+        if tags.iter().all(|t| self.built.get(t).is_some_and(|h| h == inputs)) {
             self.count.1 += 1;
             return Ok(());
         }
-        let labels = HashMap::from([
-            (HASH_LABEL.to_string(), inputs.to_string()),
-            ("mcu.testbed".into(), "1".into()),
-        ]);
+        let labels = HashMap::from([(HASH_LABEL.to_string(), inputs.to_string()), ("mcu.testbed".into(), "1".into())]);
         build_image(&self.docker, context()?, &tags, &labels, &args).await?;
         for t in tags {
             self.built.insert(t, inputs.to_string());
@@ -95,11 +81,7 @@ fn sha(parts: &[&[u8]]) -> String {
 pub async fn run(a: ImagesArgs) -> Result<()> {
     let docker = connect().await?;
     let built = existing(&docker).await?;
-    let mut b = Builder {
-        docker,
-        built,
-        count: (0, 0),
-    };
+    let mut b = Builder { docker, built, count: (0, 0) };
     let catalog = LoadedCatalog::embedded()?.catalog;
     let exe = std::fs::read("/proc/self/exe").context("cannot read the stand-in binary")?;
     let exe_hash = sha(&[&exe]);
@@ -114,20 +96,13 @@ pub async fn run(a: ImagesArgs) -> Result<()> {
     drop(exe);
     third_party(&mut b, &a, &catalog, &exe_hash).await?;
     standins(&mut b, &a, &catalog, &base).await?;
-    eprintln!(
-        "test-bed images: {} built, {} unchanged",
-        b.count.0, b.count.1
-    );
+    eprintln!("test-bed images: {} built, {} unchanged", b.count.0, b.count.1);
     Ok(())
 }
 
 async fn existing(docker: &Docker) -> Result<HashMap<String, String>> {
     let filters = HashMap::from([("label", vec![HASH_LABEL])]);
-    let list = docker
-        .list_images(Some(
-            ListImagesOptionsBuilder::new().filters(&filters).build(),
-        ))
-        .await?;
+    let list = docker.list_images(Some(ListImagesOptionsBuilder::new().filters(&filters).build())).await?;
     let mut out = HashMap::new();
     for img in list {
         if let Some(h) = img.labels.get(HASH_LABEL) {
@@ -142,31 +117,19 @@ async fn existing(docker: &Docker) -> Result<HashMap<String, String>> {
 fn base_context(exe: &[u8]) -> Result<Vec<u8>> {
     let dockerfile = "FROM scratch\nCOPY rootfs/ /\n";
     Ok(context_tar(&[
-        ContextEntry::File {
-            path: "Dockerfile".into(),
-            mode: 0o644,
-            data: dockerfile.into(),
-        },
-        ContextEntry::Dir {
-            path: "rootfs/tmp".into(),
-            mode: 0o1777,
-        },
+        ContextEntry::File { path: "Dockerfile".into(), mode: 0o644, data: dockerfile.into() },
+        ContextEntry::Dir { path: "rootfs/tmp".into(), mode: 0o1777 },
         ContextEntry::File {
             path: "rootfs/etc/passwd".into(),
             mode: 0o644,
-            data: b"root:x:0:0:root:/:/sbin/nologin\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n"
-                .to_vec(),
+            data: b"root:x:0:0:root:/:/sbin/nologin\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n".to_vec(),
         },
         ContextEntry::File {
             path: "rootfs/etc/group".into(),
             mode: 0o644,
             data: b"root:x:0:\nnogroup:x:65534:\n".to_vec(),
         },
-        ContextEntry::File {
-            path: "rootfs/usr/bin/mender-standin".into(),
-            mode: 0o755,
-            data: exe.to_vec(),
-        },
+        ContextEntry::File { path: "rootfs/usr/bin/mender-standin".into(), mode: 0o755, data: exe.to_vec() },
     ])?)
 }
 
@@ -177,34 +140,15 @@ fn entrypoint(kind: &str, role: Role) -> (Vec<String>, Vec<String>, bool) {
         (_, Role::Gateway) => (s(&["/usr/bin/traefik"]), vec![], true),
         (_, Role::Gui) => (s(&["/usr/bin/gui"]), vec![], true),
         (_, Role::Search) => (s(&["/usr/bin/opensearch"]), vec![], false),
-        ("workflows-worker", _) => (
-            s(&[
-                "/usr/bin/workflows",
-                "--config",
-                "/etc/workflows/config.yaml",
-            ]),
-            s(&["worker"]),
-            false,
-        ),
-        ("create-artifact-worker", _) => (
-            s(&[
-                "/usr/bin/workflows",
-                "--config",
-                "/etc/workflows/config.yaml",
-                "worker",
-            ]),
-            vec![],
-            false,
-        ),
-        (k, _) => (
-            vec![
-                format!("/usr/bin/{k}"),
-                "--config".into(),
-                format!("/etc/{k}/config.yaml"),
-            ],
-            s(&["server"]),
-            false,
-        ),
+        ("workflows-worker", _) => {
+            (s(&["/usr/bin/workflows", "--config", "/etc/workflows/config.yaml"]), s(&["worker"]), false)
+        }
+        ("create-artifact-worker", _) => {
+            (s(&["/usr/bin/workflows", "--config", "/etc/workflows/config.yaml", "worker"]), vec![], false)
+        }
+        (k, _) => {
+            (vec![format!("/usr/bin/{k}"), "--config".into(), format!("/etc/{k}/config.yaml")], s(&["server"]), false)
+        }
     }
 }
 
@@ -212,9 +156,7 @@ async fn standins(b: &mut Builder, a: &ImagesArgs, catalog: &Catalog, base: &str
     // One identity per distinct image; the first service using an image names it.
     let mut images: BTreeMap<String, Identity> = BTreeMap::new();
     for v in &a.releases {
-        let r = catalog
-            .release(v)
-            .with_context(|| format!("no release {v} in the catalog"))?;
+        let r = catalog.release(v).with_context(|| format!("no release {v} in the catalog"))?;
         for (name, f) in &r.services {
             if matches!(f.role, Role::Mongo | Role::Nats | Role::Storage) {
                 continue;
@@ -227,33 +169,19 @@ async fn standins(b: &mut Builder, a: &ImagesArgs, catalog: &Catalog, base: &str
         }
     }
     for (image, id) in images {
-        let facts = &catalog
-            .release(&id.release)
-            .and_then(|r| r.services.get(&id.service))
-            .context("identity")?
-            .clone();
+        let facts =
+            &catalog.release(&id.release).and_then(|r| r.services.get(&id.service)).context("identity")?.clone();
         let image_ref = ImageRef::parse(&image, None);
         let kind = image_ref.short_name().to_string();
-        let variants: &[bool] = if image_ref.repository.starts_with("mendersoftware/") {
-            &[false, true]
-        } else {
-            &[false]
-        };
+        let variants: &[bool] =
+            if image_ref.repository.starts_with("mendersoftware/") { &[false, true] } else { &[false] };
         for &broken in variants {
-            let id = Identity {
-                broken,
-                ..id.clone()
-            };
+            let id = Identity { broken, ..id.clone() };
             let (entry, cmd, root) = entrypoint(&kind, facts.role);
             let suffix = if broken { "-broken" } else { "" };
             let tag = format!("{}{suffix}", image_ref.qualified(Some(&a.prefix)));
             let identity = serde_json::to_vec_pretty(&id)?;
-            let inputs = sha(&[
-                base.as_bytes(),
-                &identity,
-                entry.join(" ").as_bytes(),
-                cmd.join(" ").as_bytes(),
-            ]);
+            let inputs = sha(&[base.as_bytes(), &identity, entry.join(" ").as_bytes(), cmd.join(" ").as_bytes()]);
             let ctx = || standin_context(base, &identity, &kind, &entry, &cmd, root, facts.role);
             b.ensure(vec![tag], &inputs, ctx, HashMap::new()).await?;
         }
@@ -283,46 +211,24 @@ fn standin_context(
         serde_json::to_string(entry)?,
         serde_json::to_string(cmd)?
     ));
-    let conf_dir = if kind.contains("workflows") || kind == "create-artifact-worker" {
-        "workflows"
-    } else {
-        kind
-    };
+    let conf_dir = if kind.contains("workflows") || kind == "create-artifact-worker" { "workflows" } else { kind };
     Ok(context_tar(&[
-        ContextEntry::File {
-            path: "Dockerfile".into(),
-            mode: 0o644,
-            data: df.into_bytes(),
-        },
-        ContextEntry::File {
-            path: "rootfs/etc/mender-standin.json".into(),
-            mode: 0o644,
-            data: identity.to_vec(),
-        },
+        ContextEntry::File { path: "Dockerfile".into(), mode: 0o644, data: df.into_bytes() },
+        ContextEntry::File { path: "rootfs/etc/mender-standin.json".into(), mode: 0o644, data: identity.to_vec() },
         ContextEntry::File {
             path: format!("rootfs/etc/{conf_dir}/config.yaml"),
             mode: 0o644,
             data: b"# stand-in: settings come from the environment\n".to_vec(),
         },
-        ContextEntry::Symlink {
-            path: format!("rootfs/{program}"),
-            target: "mender-standin".into(),
-        },
+        ContextEntry::Symlink { path: format!("rootfs/{program}"), target: "mender-standin".into() },
     ])?)
 }
 
 /// mongo, minio and nats images for the releases' tags.
-async fn third_party(
-    b: &mut Builder,
-    a: &ImagesArgs,
-    catalog: &Catalog,
-    exe_hash: &str,
-) -> Result<()> {
+async fn third_party(b: &mut Builder, a: &ImagesArgs, catalog: &Catalog, exe_hash: &str) -> Result<()> {
     let mut wanted: BTreeMap<String, Vec<ImageRef>> = BTreeMap::new();
     for v in &a.releases {
-        let r = catalog
-            .release(v)
-            .with_context(|| format!("no release {v} in the catalog"))?;
+        let r = catalog.release(v).with_context(|| format!("no release {v} in the catalog"))?;
         for f in r.services.values() {
             let recipe = match f.role {
                 Role::Mongo => "mongo",
@@ -340,24 +246,16 @@ async fn third_party(
     for (recipe, images) in wanted {
         let dir = a.recipes.join(&recipe);
         for img in images {
-            let mut args =
-                HashMap::from([("BASE".to_string(), format!("{}/debian:bookworm", a.prefix))]);
+            let mut args = HashMap::from([("BASE".to_string(), format!("{}/debian:bookworm", a.prefix))]);
             if recipe == "minio" {
-                args.insert(
-                    "STANDIN".to_string(),
-                    format!("{}/mender-standin:{exe_hash}", a.prefix),
-                );
+                args.insert("STANDIN".to_string(), format!("{}/mender-standin:{exe_hash}", a.prefix));
             }
             if recipe == "mongo" {
-                args.insert(
-                    "MONGO_MAJOR".to_string(),
-                    img.tag.clone().unwrap_or_default(),
-                );
+                args.insert("MONGO_MAJOR".to_string(), img.tag.clone().unwrap_or_default());
             }
             let (files, inputs) = recipe_files(&dir, &a.bin_dir, &recipe, &args, exe_hash)?;
             let tag = img.qualified(Some(&a.prefix));
-            b.ensure(vec![tag], &inputs, || read_context(&files), args)
-                .await?;
+            b.ensure(vec![tag], &inputs, || read_context(&files), args).await?;
         }
     }
     Ok(())
@@ -373,9 +271,8 @@ fn recipe_files(
     exe_hash: &str,
 ) -> Result<(Vec<(String, PathBuf)>, String)> {
     let mut files: Vec<(String, PathBuf)> = Vec::new();
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("recipe {}", dir.display()))?
-        .collect::<Result<_, _>>()?;
+    let mut names: Vec<_> =
+        std::fs::read_dir(dir).with_context(|| format!("recipe {}", dir.display()))?.collect::<Result<_, _>>()?;
     names.sort_by_key(|e| e.file_name());
     for e in names {
         files.push((e.file_name().to_string_lossy().into(), e.path()));
@@ -416,16 +313,8 @@ fn read_context(files: &[(String, PathBuf)]) -> Result<Vec<u8>> {
     let mut entries = Vec::new();
     for (rel, path) in files {
         let data = std::fs::read(path)?;
-        let mode = if rel.starts_with("bin/") || data.starts_with(b"#!") {
-            0o755
-        } else {
-            0o644
-        };
-        entries.push(ContextEntry::File {
-            path: rel.clone(),
-            mode,
-            data,
-        });
+        let mode = if rel.starts_with("bin/") || data.starts_with(b"#!") { 0o755 } else { 0o644 };
+        entries.push(ContextEntry::File { path: rel.clone(), mode, data });
     }
     Ok(context_tar(&entries)?)
 }

@@ -62,12 +62,7 @@ pub async fn ensure(r: &Resolved, db: &Database) -> Result<()> {
     let Some((marker, _)) = docs.first() else {
         return Ok(());
     };
-    if db
-        .collection::<Document>(marker)
-        .count_documents(doc! {})
-        .await?
-        > 0
-    {
+    if db.collection::<Document>(marker).count_documents(doc! {}).await? > 0 {
         return Ok(());
     }
     if kind == "deployments" {

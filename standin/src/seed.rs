@@ -19,16 +19,9 @@ pub struct SeedArgs {
 
 impl SeedArgs {
     pub fn parse(args: &[String]) -> Result<SeedArgs> {
-        let get = |name: &str| {
-            args.iter()
-                .position(|a| a == name)
-                .and_then(|i| args.get(i + 1))
-                .cloned()
-        };
+        let get = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
         let num = |name: &str, default: u64| -> Result<u64> {
-            get(name).map_or(Ok(default), |v| {
-                v.parse().with_context(|| format!("{name} {v}"))
-            })
+            get(name).map_or(Ok(default), |v| v.parse().with_context(|| format!("{name} {v}")))
         };
         Ok(SeedArgs {
             mongo: get("--mongo").unwrap_or_else(|| "mongodb://mender-mongo:27017".into()),
@@ -44,25 +37,18 @@ impl SeedArgs {
 
 pub async fn run(a: SeedArgs) -> Result<()> {
     let catalog = LoadedCatalog::embedded()?.catalog;
-    let release = catalog
-        .release(&a.release)
-        .with_context(|| format!("unknown release {}", a.release))?;
+    let release = catalog.release(&a.release).with_context(|| format!("unknown release {}", a.release))?;
     let client = backend::connect(&a.mongo).await?;
     // Each database once, under the kind of the first service that owns it.
     let mut seen = std::collections::BTreeSet::new();
     for facts in release.services.values() {
-        let (Some(db), true) = (
-            &facts.db,
-            facts.role == mender_compose_upgrade::catalog::Role::Backend,
-        ) else {
+        let (Some(db), true) = (&facts.db, facts.role == mender_compose_upgrade::catalog::Role::Backend) else {
             continue;
         };
         if !seen.insert(db.clone()) {
             continue;
         }
-        let kind = mender_compose_upgrade::catalog::ImageRef::parse(&facts.image, None)
-            .short_name()
-            .to_string();
+        let kind = mender_compose_upgrade::catalog::ImageRef::parse(&facts.image, None).short_name().to_string();
         let db = client.database(db);
         let batch = 1000;
         let mut i = a.start;
@@ -73,18 +59,14 @@ pub async fn run(a: SeedArgs) -> Result<()> {
         }
     }
     if a.artifacts > 0 {
-        let storage = artifacts::from_env()
-            .context("seeding artifacts needs DEPLOYMENTS_AWS_URI, _AUTH_KEY and _AUTH_SECRET")?;
+        let storage =
+            artifacts::from_env().context("seeding artifacts needs DEPLOYMENTS_AWS_URI, _AUTH_KEY and _AUTH_SECRET")?;
         storage.ensure_bucket().await?;
-        let images = client
-            .database("deployment_service")
-            .collection::<bson::Document>("images");
+        let images = client.database("deployment_service").collection::<bson::Document>("images");
         for i in a.start..a.start + a.artifacts {
             let id = format!("b0000000-0000-4000-8000-{i:012x}");
             storage.put(&id, a.artifact_size).await?;
-            images
-                .insert_one(artifacts::image_doc(&id, i, a.artifact_size))
-                .await?;
+            images.insert_one(artifacts::image_doc(&id, i, a.artifact_size)).await?;
         }
     }
     eprintln!("seeded {} devices and {} artifacts", a.devices, a.artifacts);

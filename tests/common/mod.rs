@@ -37,15 +37,11 @@ pub fn stderr(o: &Output) -> String {
 }
 
 pub fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
 }
 
 fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run the docker CLI")
+    Command::new("docker").args(args).output().expect("run the docker CLI")
 }
 
 /// Removes containers, volumes and networks of earlier test runs, and checks the test bed is set up.
@@ -53,13 +49,7 @@ pub fn prepare() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         assert!(
-            docker(&[
-                "image",
-                "inspect",
-                &format!("{REGISTRY}/mender-standin:latest")
-            ])
-            .status
-            .success(),
+            docker(&["image", "inspect", &format!("{REGISTRY}/mender-standin:latest")]).status.success(),
             "the test-bed images are missing: run scripts/testbed first (scripts/test does)"
         );
         let ids = docker(&["ps", "-aq", "--filter", &format!("name={PREFIX}")]);
@@ -119,17 +109,8 @@ impl Stack {
         ];
         args.extend_from_slice(extra);
         let out = tool(&args);
-        let stack = Stack {
-            project,
-            dir,
-            _tmp: tmp,
-        };
-        assert!(
-            out.status.success(),
-            "demo up {release} failed:\n{}\n{}",
-            stdout(&out),
-            stderr(&out)
-        );
+        let stack = Stack { project, dir, _tmp: tmp };
+        assert!(out.status.success(), "demo up {release} failed:\n{}\n{}", stdout(&out), stderr(&out));
         stack
     }
 
@@ -142,10 +123,7 @@ impl Stack {
     /// `docker compose` on this stack, as the operator's production/run would.
     pub fn compose(&self, args: &[&str]) -> Output {
         let run = self.dir.join("production/run");
-        Command::new(&run)
-            .args(args)
-            .output()
-            .expect("run production/run")
+        Command::new(&run).args(args).output().expect("run production/run")
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -156,15 +134,7 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         let dir = self.dir.to_string_lossy().into_owned();
-        let _ = tool(&[
-            "-p",
-            &self.project,
-            "demo",
-            "down",
-            "--dir",
-            &dir,
-            "--volumes",
-        ]);
+        let _ = tool(&["-p", &self.project, "demo", "down", "--dir", &dir, "--volumes"]);
     }
 }
 
@@ -176,23 +146,11 @@ pub fn project_fingerprint(host: Option<&str>, project: &str) -> String {
         cmd.args(["-H", h]);
     }
     let out = cmd
-        .args([
-            "ps",
-            "-a",
-            "--no-trunc",
-            "--filter",
-            &format!("label=com.docker.compose.project={project}"),
-        ])
-        .args([
-            "--format",
-            "{{.ID}} {{.State}} {{.Image}} {{.Label \"com.docker.compose.config-hash\"}}",
-        ])
+        .args(["ps", "-a", "--no-trunc", "--filter", &format!("label=com.docker.compose.project={project}")])
+        .args(["--format", "{{.ID}} {{.State}} {{.Image}} {{.Label \"com.docker.compose.config-hash\"}}"])
         .output()
         .expect("docker ps");
-    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
     lines.sort();
     lines.join("\n")
 }

@@ -1,0 +1,145 @@
+//! The bundle on disk: a directory written under a `.partial` name (0700, files 0600), fsynced,
+//! and renamed only when complete, so that a crash or a full disk never leaves a bundle that
+//! looks whole.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+pub const PARTIAL_SUFFIX: &str = ".partial";
+pub const MANIFEST: &str = "manifest.json";
+pub const MANIFEST_SUM: &str = "manifest.json.sha256";
+pub const ARCHIVE: &str = "mongo.archive.gz";
+
+/// A bundle being written.
+pub struct PartialBundle {
+    pub dir: PathBuf,
+    pub final_dir: PathBuf,
+}
+
+/// Creates `dir` and its parents with mode 0700.
+pub fn private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// A new file with mode 0600 (never world-readable, even for a moment).
+pub fn private_file(path: &Path) -> io::Result<File> {
+    if let Some(parent) = path.parent() {
+        private_dir(parent)?;
+    }
+    OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
+}
+
+impl PartialBundle {
+    pub fn create(backups: &Path, name: &str) -> io::Result<PartialBundle> {
+        private_dir(backups)?;
+        let dir = backups.join(format!("{name}{PARTIAL_SUFFIX}"));
+        fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(PartialBundle { dir, final_dir: backups.join(name) })
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    /// fsyncs every file and directory, then renames the bundle to its final name.
+    pub fn complete(self) -> io::Result<PathBuf> {
+        sync_tree(&self.dir)?;
+        fs::rename(&self.dir, &self.final_dir)?;
+        if let Some(parent) = self.final_dir.parent() {
+            File::open(parent)?.sync_all()?;
+        }
+        Ok(self.final_dir)
+    }
+
+    /// Removes what was written (after a failure; frees the space a full disk needs back).
+    pub fn discard(self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn sync_tree(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            File::open(&path)?.sync_all()?;
+        }
+    }
+    File::open(dir)?.sync_all()
+}
+
+/// Counts and hashes what passes through to the inner writer.
+pub struct HashingWriter<W> {
+    inner: W,
+    state: Arc<Mutex<(Sha256, u64)>>,
+}
+
+/// The digest side of a [`HashingWriter`], readable after the writer moved elsewhere.
+#[derive(Clone)]
+pub struct HashHandle(Arc<Mutex<(Sha256, u64)>>);
+
+impl<W> HashingWriter<W> {
+    pub fn new(inner: W) -> (HashingWriter<W>, HashHandle) {
+        let state = Arc::new(Mutex::new((Sha256::new(), 0)));
+        (HashingWriter { inner, state: state.clone() }, HashHandle(state))
+    }
+
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl HashHandle {
+    /// (sha256 hex, bytes)
+    pub fn result(&self) -> (String, u64) {
+        let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        (hex::encode(guard.0.clone().finalize()), guard.1)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        guard.0.update(&buf[..n]);
+        guard.1 += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// sha256 and size of a file, streamed.
+pub fn file_sha256(path: &Path) -> io::Result<(String, u64)> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let n = io::copy(&mut f, &mut h)?;
+    Ok((hex::encode(h.finalize()), n))
+}
+
+/// Every regular file under `dir`, as paths relative to it, sorted.
+pub fn list_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+        for entry in fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(base, &path, out)?;
+            } else if let Ok(rel) = path.strip_prefix(base) {
+                out.push(rel.to_path_buf());
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out)?;
+    out.sort();
+    Ok(out)
+}

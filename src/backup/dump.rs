@@ -1,0 +1,114 @@
+//! The database dump: `mongodump --archive` in a sidecar of the stack's own mongo image on the
+//! project network, its stdout streamed through the tool (attached before start), parsed as it
+//! passes (namespaces, counts, CRCs, digests), compressed by a parallel gzip and hashed on the
+//! way to disk. Memory stays bounded by the pipe and the compressor's blocks.
+
+use std::collections::HashMap;
+use std::io::{BufWriter, Read, Write};
+use std::path::PathBuf;
+
+use bollard::Docker;
+use gzp::ZWriter;
+use gzp::deflate::Gzip;
+use gzp::par::compress::{Compression, ParCompressBuilder};
+use tokio_util::io::SyncIoBridge;
+
+use super::archive::{ArchiveError, ArchiveReader, ArchiveSummary};
+use super::bundle::{HashingWriter, private_file};
+use crate::engine::sidecar::{SidecarError, SidecarSpec, run_to_writer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    #[error("writing the archive failed: {0}")]
+    Write(std::io::Error),
+    #[error("the archive mongodump produced is not valid: {0}")]
+    Archive(ArchiveError),
+    #[error("mongodump failed (exit {code}): {stderr}")]
+    Mongodump { code: i64, stderr: String },
+    #[error(transparent)]
+    Sidecar(SidecarError),
+    #[error("the compressor failed: {0}")]
+    Compress(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Dumped {
+    pub sha256: String,
+    pub size: u64,
+    pub raw_bytes: u64,
+    pub summary: ArchiveSummary,
+}
+
+/// Where mongodump runs and what it reads.
+pub struct DumpSource<'a> {
+    pub image: &'a str,
+    pub network: &'a str,
+    pub uri: String,
+    pub labels: HashMap<String, String>,
+}
+
+/// Pipe capacity between the sidecar's output and the compressing thread.
+const PIPE: usize = 4 * 1024 * 1024;
+
+pub async fn dump(docker: &Docker, src: &DumpSource<'_>, out: PathBuf, threads: usize) -> Result<Dumped, DumpError> {
+    let (mut tx, rx) = tokio::io::duplex(PIPE);
+    let writer = tokio::task::spawn_blocking(move || write_archive(SyncIoBridge::new(rx), out, threads));
+    let spec = SidecarSpec {
+        image: src.image.to_string(),
+        cmd: vec!["mongodump".into(), format!("--uri={}", src.uri), "--archive".into()],
+        network: Some(src.network.to_string()),
+        labels: src.labels.clone(),
+        ..Default::default()
+    };
+    let ran = run_to_writer(docker, &spec, &mut tx).await;
+    drop(tx);
+    // The writer's failure (a full disk) explains the sidecar's broken pipe: report it first.
+    let written = writer.await.map_err(|e| DumpError::Compress(e.to_string()))?;
+    let outcome = match (written, ran) {
+        (Err(e), _) => return Err(e),
+        (Ok(_), Err(e)) => return Err(DumpError::Sidecar(e)),
+        (Ok(w), Ok(o)) => (w, o),
+    };
+    let (dumped, sidecar) = outcome;
+    if sidecar.exit_code != 0 {
+        return Err(DumpError::Mongodump { code: sidecar.exit_code, stderr: tail(&sidecar.stderr) });
+    }
+    Ok(dumped)
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.trim().lines().collect();
+    lines[lines.len().saturating_sub(5)..].join("\n")
+}
+
+fn write_archive(mut input: impl Read, out: PathBuf, threads: usize) -> Result<Dumped, DumpError> {
+    let file = private_file(&out).map_err(DumpError::Write)?;
+    let (hashing, hash) = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let mut gz = ParCompressBuilder::<Gzip>::new()
+        .num_threads(threads.max(1))
+        .map_err(|e| DumpError::Compress(e.to_string()))?
+        .compression_level(Compression::new(3))
+        .from_writer(hashing);
+    let mut parser = ArchiveReader::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut raw = 0u64;
+    loop {
+        let n = input.read(&mut buf).map_err(DumpError::Write)?;
+        if n == 0 {
+            break;
+        }
+        raw += n as u64;
+        parser.feed(&buf[..n]).map_err(DumpError::Archive)?;
+        gz.write_all(&buf[..n]).map_err(DumpError::Write)?;
+    }
+    let hashing = gz.finish().map_err(|e| match e {
+        gzp::GzpError::Io(io) => DumpError::Write(io),
+        other => DumpError::Compress(other.to_string()),
+    })?;
+    let mut file = hashing.into_inner().into_inner().map_err(|e| DumpError::Write(e.into_error()))?;
+    file.flush().map_err(DumpError::Write)?;
+    file.sync_all().map_err(DumpError::Write)?;
+    let summary = parser.finish().map_err(DumpError::Archive)?;
+    let (sha256, size) = hash.result();
+    Ok(Dumped { sha256, size, raw_bytes: raw, summary })
+}

@@ -1,0 +1,272 @@
+//! `manifest.json`: what a bundle holds and how it was proven. The comparisons `verify` makes are
+//! pure functions here, tested on data.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+
+use semver::Version;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::archive::{ArchiveSummary, Namespace};
+use super::bundle::{MANIFEST, MANIFEST_SUM};
+
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: u32,
+    pub tool_version: String,
+    pub created: String,
+    pub project: String,
+    pub mender_version: Option<Version>,
+    pub services: Vec<ServiceImage>,
+    pub mongo: MongoInfo,
+    /// Per database, as the driver read it with the writers stopped.
+    pub databases: Vec<DatabaseInfo>,
+    /// What the archive holds, read back from the stream as it was written.
+    pub archive: ArchiveSummary,
+    pub files: Vec<FileEntry>,
+    pub artifacts: ArtifactsInfo,
+    #[serde(default)]
+    pub verifications: Vec<Verification>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServiceImage {
+    pub service: String,
+    pub image: String,
+    pub image_id: String,
+    pub repo_digests: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MongoInfo {
+    pub service: String,
+    pub image: String,
+    pub server_version: Option<String>,
+    pub fcv: Option<String>,
+    pub ferretdb: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DatabaseInfo {
+    pub name: String,
+    pub migration: Option<String>,
+    pub collections: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ArtifactsInfo {
+    /// volume | s3 | azure | skipped
+    pub kind: String,
+    pub bucket: Option<String>,
+    pub objects: u64,
+    pub bytes: u64,
+    /// Where the copies are: `bundle` (artifacts/objects), or a backup bucket/prefix, or `versioning`.
+    pub location: String,
+    pub versioning: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Verification {
+    pub at: String,
+    pub tool_version: String,
+    pub checks: Vec<String>,
+    pub ok: bool,
+    pub problems: Vec<String>,
+}
+
+/// One line of `artifacts/inventory.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InventoryEntry {
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// Writes the manifest and its checksum file (which makes an edited manifest detectable).
+    pub fn save(&self, dir: &Path) -> io::Result<()> {
+        let text = serde_json::to_vec_pretty(self)?;
+        write_private(&dir.join(MANIFEST), &text)?;
+        let sum = format!("{}  {MANIFEST}\n", hex::encode(Sha256::digest(&text)));
+        write_private(&dir.join(MANIFEST_SUM), sum.as_bytes())
+    }
+
+    /// Reads the manifest; `Err(Edited)` when it does not match its checksum file.
+    pub fn load(dir: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read(dir.join(MANIFEST))
+            .map_err(|e| ManifestError::Read(dir.join(MANIFEST).display().to_string(), e))?;
+        let sum = std::fs::read_to_string(dir.join(MANIFEST_SUM))
+            .map_err(|e| ManifestError::Read(dir.join(MANIFEST_SUM).display().to_string(), e))?;
+        let expected = sum.split_whitespace().next().unwrap_or_default();
+        if hex::encode(Sha256::digest(&text)) != expected {
+            return Err(ManifestError::Edited);
+        }
+        serde_json::from_slice(&text).map_err(|e| ManifestError::Parse(e.to_string()))
+    }
+}
+
+fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {0}: {1}")]
+    Read(String, io::Error),
+    #[error("manifest.json does not match manifest.json.sha256: the manifest was edited or damaged")]
+    Edited,
+    #[error("manifest.json is not a manifest: {0}")]
+    Parse(String),
+}
+
+/// Files whose size or sha256 differ from the manifest, or that are missing or unlisted.
+pub fn compare_files(expected: &[FileEntry], actual: &[FileEntry]) -> Vec<String> {
+    let have: BTreeMap<&str, &FileEntry> = actual.iter().map(|f| (f.path.as_str(), f)).collect();
+    let want: BTreeMap<&str, &FileEntry> = expected.iter().map(|f| (f.path.as_str(), f)).collect();
+    let mut problems = Vec::new();
+    for (path, e) in &want {
+        match have.get(path) {
+            None => problems.push(format!("{path}: missing")),
+            Some(a) if a.size != e.size => problems.push(format!("{path}: size {} instead of {}", a.size, e.size)),
+            Some(a) if a.sha256 != e.sha256 => problems.push(format!("{path}: sha256 differs (content changed)")),
+            Some(_) => {}
+        }
+    }
+    for path in have.keys().filter(|p| !want.contains_key(*p)) {
+        problems.push(format!("{path}: not listed in the manifest"));
+    }
+    problems
+}
+
+/// Namespaces of the archive as read now against the manifest's record of the archive and the
+/// driver's counts at backup time.
+pub fn compare_archive(m: &Manifest, read: &ArchiveSummary) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (ns, want) in &m.archive.namespaces {
+        match read.namespaces.get(ns) {
+            None => problems.push(format!("collection {ns}: missing from the archive")),
+            Some(got) if got.documents != want.documents => problems.push(format!(
+                "collection {ns}: {} documents in the archive, the manifest says {}",
+                got.documents, want.documents
+            )),
+            Some(got) if got.digest != want.digest => {
+                problems.push(format!("collection {ns}: content digest differs from the manifest"))
+            }
+            Some(_) => {}
+        }
+    }
+    for ns in read.namespaces.keys().filter(|ns| !m.archive.namespaces.contains_key(*ns)) {
+        problems.push(format!("collection {ns}: in the archive but not in the manifest"));
+    }
+    for db in &m.databases {
+        for (coll, count) in &db.collections {
+            let ns = format!("{}.{coll}", db.name);
+            let in_archive = read.namespaces.get(&ns).map(|n: &Namespace| n.documents);
+            if in_archive.is_some_and(|n| n != *count) {
+                problems.push(format!(
+                    "collection {ns}: {} documents in the archive, the database had {count}",
+                    in_archive.unwrap_or(0)
+                ));
+            } else if in_archive.is_none() {
+                problems
+                    .push(format!("collection {ns}: the database had it ({count} documents) but the archive does not"));
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(docs: u64, digest: &str) -> Namespace {
+        Namespace { documents: docs, bytes: docs * 10, digest: digest.into(), kind: String::new() }
+    }
+
+    fn manifest() -> Manifest {
+        let mut archive = ArchiveSummary::default();
+        archive.namespaces.insert("useradm.users".into(), ns(2, "a"));
+        archive.namespaces.insert("deviceauth.devices".into(), ns(5, "b"));
+        Manifest {
+            format: FORMAT,
+            tool_version: "0".into(),
+            created: "now".into(),
+            project: "p".into(),
+            mender_version: None,
+            services: vec![],
+            mongo: MongoInfo::default(),
+            databases: vec![DatabaseInfo {
+                name: "useradm".into(),
+                migration: Some("2.0.1".into()),
+                collections: BTreeMap::from([("users".into(), 2)]),
+            }],
+            archive,
+            files: vec![],
+            artifacts: ArtifactsInfo::default(),
+            verifications: vec![],
+        }
+    }
+
+    #[test]
+    fn archive_differences_name_the_collection() {
+        let m = manifest();
+        assert!(compare_archive(&m, &m.archive.clone()).is_empty());
+        let mut read = m.archive.clone();
+        read.namespaces.get_mut("deviceauth.devices").unwrap().documents = 4;
+        read.namespaces.remove("useradm.users");
+        let p = compare_archive(&m, &read);
+        assert!(p.iter().any(|x| x.starts_with("collection deviceauth.devices: 4 documents")), "{p:?}");
+        assert!(p.iter().any(|x| x.contains("useradm.users: missing")), "{p:?}");
+        assert!(p.iter().any(|x| x.contains("the database had it (2 documents)")), "{p:?}");
+    }
+
+    #[test]
+    fn file_differences_name_the_file() {
+        let f = |p: &str, s: u64, h: &str| FileEntry { path: p.into(), size: s, sha256: h.into() };
+        let want = vec![f("mongo.archive.gz", 10, "x"), f("compose/a.yml", 3, "y"), f("snapshot.json", 1, "z")];
+        let have = vec![f("mongo.archive.gz", 10, "X"), f("compose/a.yml", 2, "y"), f("extra", 1, "e")];
+        let p = compare_files(&want, &have);
+        assert_eq!(
+            p,
+            [
+                "compose/a.yml: size 2 instead of 3",
+                "mongo.archive.gz: sha256 differs (content changed)",
+                "snapshot.json: missing",
+                "extra: not listed in the manifest"
+            ]
+        );
+    }
+
+    #[test]
+    fn edited_manifest_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manifest();
+        m.save(dir.path()).unwrap();
+        assert_eq!(Manifest::load(dir.path()).unwrap(), m);
+        let text = std::fs::read_to_string(dir.path().join(MANIFEST)).unwrap().replace("\"2.0.1\"", "\"2.0.3\"");
+        std::fs::write(dir.path().join(MANIFEST), text).unwrap();
+        assert!(matches!(Manifest::load(dir.path()), Err(ManifestError::Edited)));
+    }
+}

@@ -1,0 +1,517 @@
+//! `backup`: a full bundle of the running stack — the MongoDB dump (mongodump archive format,
+//! gzip), the artifacts, the compose configuration and keys, a snapshot of what ran, and a
+//! manifest that `verify` proves the bundle against. Writers are stopped for a consistent dump
+//! and always started again.
+
+pub mod archive;
+pub mod artifacts;
+pub mod bundle;
+mod config;
+pub mod dump;
+pub mod manifest;
+pub mod objects;
+pub mod quiesce;
+pub mod restore;
+pub mod verify;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::engine::docker::{self as dk, DockerError};
+use crate::engine::host;
+use crate::engine::s3;
+use crate::engine::sidecar::{SIDECAR_LABEL, SidecarError, SidecarSpec, run_helper_with};
+use crate::helper::{ArtifactsJob, ArtifactsOp, KEY_ENV, MongoQuery, Request, SECRET_ENV};
+use crate::report::progress::Progress;
+use crate::snapshot::observe::{ObserveError, Observed, Options, observe_full};
+use crate::snapshot::{ContainerInfo, Stack};
+use crate::state::{Journal, Lock, LockError, StateDir, now_rfc3339, now_stamp};
+use artifacts::{Choice, Plan};
+use bundle::{ARCHIVE, PartialBundle};
+use manifest::{ArtifactsInfo, DatabaseInfo, FileEntry, Manifest, MongoInfo, ServiceImage};
+
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    pub out: Option<PathBuf>,
+    pub skip_space_check: bool,
+    pub artifacts: Choice,
+    /// Seconds a writer gets to stop before it is killed.
+    pub grace: i32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("the stack's release is unknown, so its databases and services cannot be told apart: {0}")]
+    UnknownRelease(String),
+    #[error("MongoDB ({0}) does not answer: {1}")]
+    MongoDown(String, String),
+    #[error(
+        "not enough free space in {dir}: the backup needs about {need} MiB (databases {db} MiB, artifacts {art} MiB, plus margin), {free} MiB are free"
+    )]
+    Space { dir: String, need: u64, db: u64, art: u64, free: u64 },
+    #[error(transparent)]
+    Artifacts(#[from] artifacts::PlanError),
+    #[error("an earlier run was interrupted and its services could not be started again: {0}")]
+    Repair(quiesce::QuiesceError),
+    #[error("stopping the writers failed: {0}")]
+    Quiesce(quiesce::QuiesceError),
+    #[error("the database dump failed: {0}")]
+    Dump(#[from] dump::DumpError),
+    #[error("copying the artifacts failed: {0}")]
+    ArtifactCopy(String),
+    #[error(transparent)]
+    Sidecar(#[from] SidecarError),
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error("writing the bundle failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub bundle: PathBuf,
+    pub manifest: Manifest,
+    /// How long the writers were stopped.
+    pub downtime_secs: f64,
+    /// Services a previous, killed run had left stopped, started again by this run.
+    pub repaired: Vec<String>,
+    /// Writers that could not be started again (the backup itself succeeded).
+    pub restart_failures: Vec<String>,
+}
+
+/// What the downtime section produced.
+struct Captured {
+    databases: Vec<DatabaseInfo>,
+    dumped: dump::Dumped,
+    artifacts: ArtifactsInfo,
+}
+
+pub async fn run(
+    docker: &Docker,
+    catalog: &Catalog,
+    state: &StateDir,
+    observe_opts: &Options<'_>,
+    opts: &BackupOptions,
+    progress: &Progress,
+) -> Result<Outcome, BackupError> {
+    let Observed { stack, containers } = observe_full(docker, catalog, observe_opts).await?;
+    let lock = state.lock(&stack.project, "backup")?;
+    let repaired = repair_previous(docker, state, &stack.project, &lock, progress).await?;
+    // A repair changes what runs: look again.
+    let Observed { stack, containers } = if repaired.is_empty() {
+        Observed { stack, containers }
+    } else {
+        observe_full(docker, catalog, observe_opts).await?
+    };
+    let release = stack.release.clone().ok_or_else(|| BackupError::UnknownRelease(stack.unknown_tags.join(", ")))?;
+    let mongo = stack.mongo.clone().filter(|m| m.reachable).ok_or_else(|| {
+        let m = stack.mongo.clone();
+        BackupError::MongoDown(
+            m.as_ref().map(|m| m.service.clone()).unwrap_or_default(),
+            m.and_then(|m| m.error).unwrap_or_default(),
+        )
+    })?;
+    let network =
+        stack.network.clone().ok_or_else(|| BackupError::UnknownRelease("the project has no network".into()))?;
+    let deployments = containers.iter().find(|c| c.service.ends_with("deployments"));
+    let plan = plan_artifacts(&stack, deployments, &opts.artifacts).await?;
+    let backups = opts.out.clone().unwrap_or_else(|| state.backups());
+    if !opts.skip_space_check {
+        check_space(docker, &stack, &plan, &backups, &network).await?;
+    }
+    progress.step("plan", format!("backing up {} ({release}); artifacts: {}", stack.project, describe(&plan)));
+
+    let name = format!("{}-{release}-{}", stack.project, now_stamp());
+    let partial = PartialBundle::create(&backups, &name)?;
+    let mut journal = Journal::new("backup", &lock.owner);
+    journal.partial = Some(partial.dir.clone());
+    let writers = quiesce::writers(&stack);
+    let started = Instant::now();
+    let mongo_image =
+        containers.iter().find(|c| c.service == mongo.service).map(|c| c.image.clone()).unwrap_or_default();
+    let section = async {
+        progress.step("quiesce", format!("stopping {} writers", writers.len()));
+        quiesce::stop(docker, state, &stack.project, &mut journal, &writers, opts.grace)
+            .await
+            .map_err(BackupError::Quiesce)?;
+        capture(docker, &stack, &network, &mongo.service, &mongo_image, &partial, &plan, progress).await
+    };
+    let captured = tokio::select! {
+        r = section => r,
+        _ = tokio::signal::ctrl_c() => Err(BackupError::Interrupted),
+    };
+    // Whatever happened, the writers run again before anything else.
+    dk::remove_labelled(docker, SIDECAR_LABEL, &std::process::id().to_string()).await;
+    progress.step("restart", format!("starting {} writers again", writers.len()));
+    let restart_failures = quiesce::start(docker, &writers).await;
+    let downtime = started.elapsed();
+    let captured = match captured {
+        Ok(c) => c,
+        Err(e) => {
+            partial.discard();
+            if restart_failures.is_empty() {
+                let _ = state.clear_journal(&stack.project);
+            }
+            return Err(e);
+        }
+    };
+    let manifest = finish(docker, &stack, &containers, &mongo_image, captured, &partial).await?;
+    let dir = partial.complete()?;
+    if restart_failures.is_empty() {
+        state.clear_journal(&stack.project)?;
+    }
+    drop(lock);
+    progress.step("done", format!("bundle {} ({:.1} s of writer downtime)", dir.display(), downtime.as_secs_f64()));
+    Ok(Outcome { bundle: dir, manifest, downtime_secs: round(downtime), repaired, restart_failures })
+}
+
+fn round(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10.0).round() / 10.0
+}
+
+async fn repair_previous(
+    docker: &Docker,
+    state: &StateDir,
+    project: &str,
+    lock: &Lock,
+    progress: &Progress,
+) -> Result<Vec<String>, BackupError> {
+    if lock.took_over.is_none() && state.journal(project).is_none() {
+        return Ok(vec![]);
+    }
+    match quiesce::repair(docker, state, project).await.map_err(BackupError::Repair)? {
+        Some(j) => {
+            let names: Vec<String> = j.stopped.iter().map(|s| s.service.clone()).collect();
+            progress.step(
+                "repair",
+                format!(
+                    "an interrupted {} (pid {}) left {} services stopped: started them again",
+                    j.operation,
+                    j.owner.pid,
+                    names.len()
+                ),
+            );
+            Ok(names)
+        }
+        None => Ok(vec![]),
+    }
+}
+
+fn describe(plan: &Plan) -> String {
+    match plan {
+        Plan::InStack { service, bucket, .. } => {
+            format!("copy bucket {bucket} from the stack's {service} into the bundle")
+        }
+        Plan::RecordVersions { bucket, .. } => format!("bucket {bucket} is versioned: record its current versions"),
+        Plan::ExternalToBundle { bucket, .. } => format!("copy bucket {bucket} into the bundle"),
+        Plan::ExternalToBucket { bucket, dest_bucket, dest_prefix, .. } => {
+            format!("server-side copy of {bucket} to s3://{dest_bucket}/{dest_prefix}")
+        }
+        Plan::Skip { reason } => format!("skipped ({reason})"),
+    }
+}
+
+async fn plan_artifacts(
+    stack: &Stack,
+    deployments: Option<&ContainerInfo>,
+    choice: &Choice,
+) -> Result<Plan, BackupError> {
+    let first = artifacts::decide(stack, deployments, choice, Some(artifacts::Versioning::Enabled));
+    // Only an external bucket needs its versioning looked up; ask the store and decide again.
+    match first {
+        Ok(Plan::RecordVersions { ep, bucket })
+        | Ok(Plan::ExternalToBundle { ep, bucket, .. })
+        | Ok(Plan::ExternalToBucket { ep, bucket, .. }) => {
+            let v = objects::versioning(&s3::client(&ep), &bucket)
+                .await
+                .map_err(|e| BackupError::ArtifactCopy(e.to_string()))?;
+            Ok(artifacts::decide(stack, deployments, choice, Some(v))?)
+        }
+        other => Ok(other?),
+    }
+}
+
+async fn check_space(
+    docker: &Docker,
+    stack: &Stack,
+    plan: &Plan,
+    dir: &std::path::Path,
+    network: &str,
+) -> Result<(), BackupError> {
+    let db: u64 = stack.databases.iter().filter_map(|d| d.size_bytes).sum();
+    let art = match plan {
+        Plan::InStack { .. } | Plan::ExternalToBundle { .. } => artifact_size(docker, plan, network).await?,
+        _ => 0,
+    };
+    let mib = |b: u64| b.div_ceil(1 << 20);
+    // mongodump's archive of a database is at most about its size on disk; the margin covers the
+    // configuration files, the inventory and filesystem overhead.
+    let need = (db + art) + (db + art) / 10 + (64 << 20);
+    let free = host::free_bytes(dir)?;
+    if free < need {
+        return Err(BackupError::Space {
+            dir: dir.display().to_string(),
+            need: mib(need),
+            db: mib(db),
+            art: mib(art),
+            free: mib(free),
+        });
+    }
+    Ok(())
+}
+
+async fn artifact_size(docker: &Docker, plan: &Plan, network: &str) -> Result<u64, BackupError> {
+    match plan {
+        Plan::InStack { endpoint, bucket, region, keys, .. } => {
+            let job = ArtifactsJob {
+                op: ArtifactsOp::Size,
+                endpoint: endpoint.clone(),
+                bucket: bucket.clone(),
+                region: region.clone(),
+                dir: "/tmp".into(),
+            };
+            let spec = SidecarSpec {
+                env: vec![format!("{KEY_ENV}={}", keys.access), format!("{SECRET_ENV}={}", keys.secret)],
+                ..Default::default()
+            };
+            let r =
+                run_helper_with(docker, network, &Request { artifacts: Some(job), ..Default::default() }, spec).await?;
+            let a = r.artifacts.unwrap_or_default();
+            match (a.copied, a.error) {
+                (Some(c), None) => Ok(c.bytes),
+                (_, e) => Err(BackupError::ArtifactCopy(e.unwrap_or_else(|| "no answer from the helper".into()))),
+            }
+        }
+        Plan::ExternalToBundle { ep, bucket, .. } => Ok(objects::bucket_size(&s3::client(ep), bucket)
+            .await
+            .map_err(|e| BackupError::ArtifactCopy(e.to_string()))?
+            .bytes),
+        _ => Ok(0),
+    }
+}
+
+/// The downtime section: consistent counts, the dump, the artifacts.
+#[allow(clippy::too_many_arguments)]
+async fn capture(
+    docker: &Docker,
+    stack: &Stack,
+    network: &str,
+    mongo_service: &str,
+    mongo_image: &str,
+    partial: &PartialBundle,
+    plan: &Plan,
+    progress: &Progress,
+) -> Result<Captured, BackupError> {
+    progress.step("count", "counting documents with the writers stopped");
+    let uri = format!("mongodb://{mongo_service}:27017");
+    let dbs: Vec<String> = stack.databases.iter().map(|d| d.name.clone()).collect();
+    let q = MongoQuery { uri: uri.clone(), dbs, counts: true, all_dbs: true, digests: false };
+    let report =
+        crate::engine::sidecar::run_helper(docker, network, &Request { mongo: Some(q), ..Default::default() }).await?;
+    let m = report.mongo.unwrap_or_default();
+    if !m.reachable {
+        return Err(BackupError::MongoDown(mongo_service.into(), m.error.unwrap_or_default()));
+    }
+    let databases = m
+        .databases
+        .iter()
+        .filter(|d| d.exists)
+        .map(|d| DatabaseInfo {
+            name: d.name.clone(),
+            migration: d.migration.clone(),
+            collections: d.collections.iter().map(|c| (c.name.clone(), c.count)).collect::<BTreeMap<_, _>>(),
+        })
+        .collect();
+    progress.step("dump", format!("mongodump from {mongo_image} on {network}"));
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let src = dump::DumpSource { image: mongo_image, network, uri, labels: HashMap::new() };
+    let dumped = dump::dump(docker, &src, partial.path(ARCHIVE), threads).await?;
+    progress.step("dumped", format!("{} MiB raw, {} MiB compressed", dumped.raw_bytes >> 20, dumped.size >> 20));
+    let artifacts = copy_artifacts(docker, network, partial, plan, progress).await?;
+    Ok(Captured { databases, dumped, artifacts })
+}
+
+async fn copy_artifacts(
+    docker: &Docker,
+    network: &str,
+    partial: &PartialBundle,
+    plan: &Plan,
+    progress: &Progress,
+) -> Result<ArtifactsInfo, BackupError> {
+    let dir = partial.path("artifacts");
+    bundle::private_dir(&dir)?;
+    let fail = |e: String| BackupError::ArtifactCopy(e);
+    match plan {
+        Plan::InStack { service, endpoint, bucket, region, keys } => {
+            progress.step("artifacts", format!("copying bucket {bucket} from {service}"));
+            let job = ArtifactsJob {
+                op: ArtifactsOp::Backup,
+                endpoint: endpoint.clone(),
+                bucket: bucket.clone(),
+                region: region.clone(),
+                dir: "/out".into(),
+            };
+            let spec = SidecarSpec {
+                env: vec![format!("{KEY_ENV}={}", keys.access), format!("{SECRET_ENV}={}", keys.secret)],
+                binds: vec![format!("{}:/out", dir.display())],
+                user: Some(format!("{}:{}", nix::unistd::Uid::current(), nix::unistd::Gid::current())),
+                ..Default::default()
+            };
+            let r =
+                run_helper_with(docker, network, &Request { artifacts: Some(job), ..Default::default() }, spec).await?;
+            let a = r.artifacts.unwrap_or_default();
+            let c = match (a.copied, a.error) {
+                (Some(c), None) => c,
+                (_, e) => return Err(fail(e.unwrap_or_else(|| "no answer from the helper".into()))),
+            };
+            Ok(ArtifactsInfo {
+                kind: "volume".into(),
+                bucket: Some(bucket.clone()),
+                objects: c.objects,
+                bytes: c.bytes,
+                location: "bundle".into(),
+                versioning: None,
+                note: None,
+            })
+        }
+        Plan::ExternalToBundle { ep, bucket, versioning } => {
+            progress.step("artifacts", format!("copying bucket {bucket} into the bundle"));
+            let c = objects::bucket_to_dir(&s3::client(ep), bucket, &dir).await.map_err(|e| fail(e.to_string()))?;
+            Ok(ArtifactsInfo {
+                kind: "s3".into(),
+                bucket: Some(bucket.clone()),
+                objects: c.objects,
+                bytes: c.bytes,
+                location: "bundle".into(),
+                versioning: versioning.clone(),
+                note: None,
+            })
+        }
+        Plan::ExternalToBucket { ep, bucket, dest_bucket, dest_prefix, versioning } => {
+            progress.step("artifacts", format!("server-side copy of {bucket} to s3://{dest_bucket}/{dest_prefix}"));
+            let c = objects::copy_to_bucket(&s3::client(ep), bucket, dest_bucket, dest_prefix, &dir)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let location = format!("s3://{dest_bucket}/{dest_prefix}");
+            Ok(ArtifactsInfo {
+                kind: "s3".into(),
+                bucket: Some(bucket.clone()),
+                objects: c.objects,
+                bytes: c.bytes,
+                location,
+                versioning: versioning.clone(),
+                note: None,
+            })
+        }
+        Plan::RecordVersions { ep, bucket } => {
+            progress.step("artifacts", format!("recording the current versions in bucket {bucket}"));
+            let c = objects::record_versions(&s3::client(ep), bucket, &dir).await.map_err(|e| fail(e.to_string()))?;
+            Ok(ArtifactsInfo {
+                kind: "s3".into(),
+                bucket: Some(bucket.clone()),
+                objects: c.objects,
+                bytes: c.bytes,
+                location: "versioning".into(),
+                versioning: Some("enabled".into()),
+                note: None,
+            })
+        }
+        Plan::Skip { reason } => Ok(ArtifactsInfo {
+            kind: "skipped".into(),
+            location: "none".into(),
+            note: Some(reason.clone()),
+            ..Default::default()
+        }),
+    }
+}
+
+/// After the writers run again: configuration, snapshot, manifest.
+async fn finish(
+    docker: &Docker,
+    stack: &Stack,
+    containers: &[ContainerInfo],
+    mongo_image: &str,
+    c: Captured,
+    partial: &PartialBundle,
+) -> Result<Manifest, BackupError> {
+    let copied = config::copy(stack, containers, &partial.path("compose"))?;
+    let mut services = Vec::new();
+    for ct in containers {
+        services.push(ServiceImage {
+            service: ct.service.clone(),
+            image: ct.image.clone(),
+            image_id: ct.image_id.clone(),
+            repo_digests: dk::repo_digests(docker, &ct.image_id).await,
+        });
+    }
+    let snapshot = serde_json::json!({ "stack": stack, "containers": containers, "compose_files": copied });
+    write_json(&partial.path("snapshot.json"), &snapshot)?;
+    let mongo = stack.mongo.clone().unwrap_or_else(|| crate::snapshot::MongoState {
+        service: String::new(),
+        image: None,
+        expected_major: String::new(),
+        reachable: false,
+        error: None,
+        server_version: None,
+        fcv: None,
+        ferretdb: false,
+    });
+    let manifest = Manifest {
+        format: manifest::FORMAT,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        created: now_rfc3339(),
+        project: stack.project.clone(),
+        mender_version: stack.release.clone(),
+        services,
+        mongo: MongoInfo {
+            service: mongo.service,
+            image: mongo_image.into(),
+            server_version: mongo.server_version,
+            fcv: mongo.fcv,
+            ferretdb: mongo.ferretdb,
+        },
+        databases: c.databases,
+        archive: c.dumped.summary.clone(),
+        files: file_entries(partial, &c.dumped)?,
+        artifacts: c.artifacts,
+        verifications: vec![],
+    };
+    manifest.save(&partial.dir)?;
+    Ok(manifest)
+}
+
+fn write_json(path: &std::path::Path, value: &impl Serialize) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = bundle::private_file(path)?;
+    f.write_all(&serde_json::to_vec_pretty(value)?)?;
+    f.sync_all()
+}
+
+/// Size and sha256 of every file; the archive's were computed while it was written.
+fn file_entries(partial: &PartialBundle, dumped: &dump::Dumped) -> std::io::Result<Vec<FileEntry>> {
+    let mut out = Vec::new();
+    for rel in bundle::list_files(&partial.dir)? {
+        let path = rel.to_string_lossy().into_owned();
+        if path == bundle::MANIFEST || path == bundle::MANIFEST_SUM {
+            continue;
+        }
+        let (sha256, size) = if path == ARCHIVE {
+            (dumped.sha256.clone(), dumped.size)
+        } else {
+            bundle::file_sha256(&partial.dir.join(&rel))?
+        };
+        out.push(FileEntry { path, size, sha256 });
+    }
+    Ok(out)
+}

@@ -1,0 +1,83 @@
+//! Stopping the writers for a consistent dump (the compose mongo is standalone: no oplog, so no
+//! point-in-time dump while services write) and always starting them again. The journal lists
+//! what was stopped before anything stops, so that a killed run is repaired by the next one.
+
+use bollard::Docker;
+
+use crate::catalog::Role;
+use crate::engine::docker::{self, DockerError};
+use crate::snapshot::Stack;
+use crate::state::{Journal, StateDir, StoppedService};
+
+/// Running Mender services, in the order they stop: the gateway and GUI first (no new requests),
+/// then the API services, then the workers.
+pub fn writers(stack: &Stack) -> Vec<StoppedService> {
+    let rank = |r: Option<Role>| match r {
+        Some(Role::Gateway) => 0,
+        Some(Role::Gui) => 1,
+        Some(Role::Backend) => 2,
+        Some(Role::Worker) => 3,
+        _ => 9,
+    };
+    let mut w: Vec<_> = stack.services.iter().filter(|s| s.running && rank(s.role) < 9).collect();
+    w.sort_by_key(|s| (rank(s.role), s.name.clone()));
+    w.into_iter().map(|s| StoppedService { service: s.name.clone(), container: s.container.clone() }).collect()
+}
+
+/// Records `writers` in the journal (durably), then stops them.
+pub async fn stop(
+    docker: &Docker,
+    state: &StateDir,
+    project: &str,
+    journal: &mut Journal,
+    writers: &[StoppedService],
+    grace: i32,
+) -> Result<(), QuiesceError> {
+    journal.stopped = writers.to_vec();
+    journal.step("stopping the writers");
+    state.write_journal(project, journal).map_err(QuiesceError::Journal)?;
+    for w in writers {
+        docker::stop(docker, &w.container, grace).await.map_err(QuiesceError::Docker)?;
+    }
+    Ok(())
+}
+
+/// Starts every stopped service (in reverse stop order), even when some fail; returns the failures.
+pub async fn start(docker: &Docker, stopped: &[StoppedService]) -> Vec<String> {
+    let mut failed = Vec::new();
+    for w in stopped.iter().rev() {
+        if let Err(e) = docker::start(docker, &w.container).await {
+            failed.push(format!("{}: {e}", w.service));
+        }
+    }
+    failed
+}
+
+/// Repairs what a run that died left: starts the services its journal says it stopped, removes
+/// its partial bundle and sidecars, and clears the journal. Returns the journal it repaired.
+pub async fn repair(docker: &Docker, state: &StateDir, project: &str) -> Result<Option<Journal>, QuiesceError> {
+    let Some(j) = state.journal(project) else { return Ok(None) };
+    if !j.owner.is_dead() {
+        return Ok(None);
+    }
+    docker::remove_labelled(docker, crate::engine::sidecar::SIDECAR_LABEL, &j.owner.pid.to_string()).await;
+    let failed = start(docker, &j.stopped).await;
+    if !failed.is_empty() {
+        return Err(QuiesceError::Restart(failed));
+    }
+    if let Some(p) = &j.partial {
+        let _ = std::fs::remove_dir_all(p);
+    }
+    state.clear_journal(project).map_err(QuiesceError::Journal)?;
+    Ok(Some(j))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuiesceError {
+    #[error("cannot write the journal: {0}")]
+    Journal(std::io::Error),
+    #[error(transparent)]
+    Docker(DockerError),
+    #[error("could not start again: {}", .0.join("; "))]
+    Restart(Vec<String>),
+}

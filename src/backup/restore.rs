@@ -1,0 +1,96 @@
+//! Restoring a bundle (a library for `verify --restore-test`, staging and rollback): the archive
+//! into a given mongo through real `mongorestore --archive --gzip --drop` in a sidecar of the same
+//! image, and the artifacts into a given store.
+
+use std::path::Path;
+
+use bollard::Docker;
+
+use super::bundle::ARCHIVE;
+use super::objects::Copied;
+use crate::engine::sidecar::{SidecarError, SidecarSpec, run_collect, run_helper_with};
+use crate::helper::{ArtifactsJob, ArtifactsOp, KEY_ENV, Request, SECRET_ENV};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("mongorestore failed (exit {code}): {stderr}")]
+    Mongorestore { code: i64, stderr: String },
+    #[error("restoring the artifacts failed: {0}")]
+    Artifacts(String),
+    #[error(transparent)]
+    Sidecar(#[from] SidecarError),
+}
+
+/// A mongo to restore into: its image (for the tools), network and host name.
+pub struct MongoTarget<'a> {
+    pub image: &'a str,
+    pub network: &'a str,
+    pub host: &'a str,
+}
+
+/// `mongorestore --drop` of the bundle's archive. Index restore is skipped on FerretDB, which
+/// rejects the `ns` option mongorestore sends with every index; a real mongod gets its indexes.
+pub async fn mongo(
+    docker: &Docker,
+    bundle: &Path,
+    target: &MongoTarget<'_>,
+    ferretdb: bool,
+) -> Result<String, RestoreError> {
+    let mut cmd = vec![
+        "mongorestore".to_string(),
+        format!("--uri=mongodb://{}:27017", target.host),
+        format!("--archive=/bundle/{ARCHIVE}"),
+        "--gzip".into(),
+        "--drop".into(),
+        "--stopOnError".into(),
+    ];
+    if ferretdb {
+        cmd.push("--noIndexRestore".into());
+    }
+    let spec = SidecarSpec {
+        image: target.image.to_string(),
+        cmd,
+        network: Some(target.network.to_string()),
+        binds: vec![format!("{}:/bundle:ro", bundle.display())],
+        ..Default::default()
+    };
+    let (_, outcome) = run_collect(docker, &spec).await?;
+    let tail: Vec<&str> = outcome.stderr.trim().lines().collect();
+    let tail = tail[tail.len().saturating_sub(5)..].join("\n");
+    if outcome.exit_code != 0 {
+        return Err(RestoreError::Mongorestore { code: outcome.exit_code, stderr: tail });
+    }
+    Ok(tail)
+}
+
+/// Where an in-stack S3 store is, from inside its network.
+pub struct StoreTarget<'a> {
+    pub network: &'a str,
+    pub endpoint: &'a str,
+    pub bucket: &'a str,
+    pub region: &'a str,
+    pub access_key: &'a str,
+    pub secret_key: &'a str,
+}
+
+/// Uploads the bundle's artifact copies into the store (through the helper on its network).
+pub async fn artifacts(docker: &Docker, bundle: &Path, t: &StoreTarget<'_>) -> Result<Copied, RestoreError> {
+    let job = ArtifactsJob {
+        op: ArtifactsOp::Restore,
+        endpoint: t.endpoint.into(),
+        bucket: t.bucket.into(),
+        region: t.region.into(),
+        dir: "/in".into(),
+    };
+    let spec = SidecarSpec {
+        env: vec![format!("{KEY_ENV}={}", t.access_key), format!("{SECRET_ENV}={}", t.secret_key)],
+        binds: vec![format!("{}:/in:ro", bundle.join("artifacts").display())],
+        ..Default::default()
+    };
+    let r = run_helper_with(docker, t.network, &Request { artifacts: Some(job), ..Default::default() }, spec).await?;
+    let a = r.artifacts.unwrap_or_default();
+    match (a.copied, a.error) {
+        (Some(c), None) => Ok(c),
+        (_, e) => Err(RestoreError::Artifacts(e.unwrap_or_else(|| "no answer from the helper".into()))),
+    }
+}

@@ -1,0 +1,209 @@
+//! `verify`: a bundle counts only once it has been read back. Every file's size and sha256, the
+//! archive parsed and compared with the manifest collection by collection, and with
+//! `--restore-test` a real mongorestore into a throwaway container of the same mongo image,
+//! compared by count and content digest. The result is recorded in the manifest.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use serde::Serialize;
+
+use super::archive::read_archive;
+use super::bundle::{self, ARCHIVE, MANIFEST, MANIFEST_SUM};
+use super::manifest::{FileEntry, Manifest, ManifestError, Verification, compare_archive, compare_files};
+use super::objects::read_inventory;
+use super::restore::{self, MongoTarget};
+use crate::engine::docker::{self as dk};
+use crate::engine::sidecar::{SIDECAR_LABEL, run_helper};
+use crate::helper::{MongoQuery, Request};
+use crate::report::progress::Progress;
+use crate::state::now_rfc3339;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub bundle: PathBuf,
+    pub ok: bool,
+    pub checks: Vec<String>,
+    pub problems: Vec<String>,
+    pub restore_seconds: Option<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{0} is not a backup bundle (no manifest.json)")]
+    NotABundle(String),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
+
+pub async fn verify(
+    bundle_dir: &Path,
+    restore_with: Option<&Docker>,
+    progress: &Progress,
+) -> Result<VerifyReport, VerifyError> {
+    if !bundle_dir.join(MANIFEST).exists() {
+        return Err(VerifyError::NotABundle(bundle_dir.display().to_string()));
+    }
+    let mut report = VerifyReport {
+        bundle: bundle_dir.to_path_buf(),
+        ok: false,
+        checks: vec![],
+        problems: vec![],
+        restore_seconds: None,
+    };
+    let mut manifest = match Manifest::load(bundle_dir) {
+        Ok(m) => m,
+        Err(ManifestError::Edited) => {
+            report.problems.push("manifest.json: does not match manifest.json.sha256 (edited or damaged)".into());
+            return Ok(report);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    progress.step("files", "checking the size and sha256 of every file");
+    report.checks.push("files".into());
+    report.problems.extend(check_files(bundle_dir, &manifest.files));
+    progress.step("archive", "reading the archive back");
+    report.checks.push("archive".into());
+    match std::fs::File::open(bundle_dir.join(ARCHIVE))
+        .map_err(|e| e.to_string())
+        .and_then(|f| read_archive(std::io::BufReader::new(f)).map_err(|e| e.to_string()))
+    {
+        Ok(summary) => report.problems.extend(compare_archive(&manifest, &summary)),
+        Err(e) => report.problems.push(format!("{ARCHIVE}: {e}")),
+    }
+    if manifest.artifacts.location == "bundle" {
+        report.checks.push("artifacts".into());
+        match read_inventory(&bundle_dir.join("artifacts")) {
+            Ok(inv) if inv.len() as u64 != manifest.artifacts.objects => report.problems.push(format!(
+                "artifacts/inventory.jsonl: {} objects, the manifest says {}",
+                inv.len(),
+                manifest.artifacts.objects
+            )),
+            Ok(_) => {}
+            Err(e) => report.problems.push(format!("artifacts/inventory.jsonl: {e}")),
+        }
+    }
+    if let (Some(docker), true) = (restore_with, report.problems.is_empty()) {
+        progress.step("restore-test", format!("restoring into a throwaway {}", manifest.mongo.image));
+        report.checks.push("restore-test".into());
+        let start = Instant::now();
+        match restore_test(docker, bundle_dir, &manifest).await {
+            Ok(p) => report.problems.extend(p),
+            Err(e) => report.problems.push(format!("restore test: {e}")),
+        }
+        report.restore_seconds = Some((start.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+    }
+    report.ok = report.problems.is_empty();
+    manifest.verifications.push(Verification {
+        at: now_rfc3339(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        checks: report.checks.clone(),
+        ok: report.ok,
+        problems: report.problems.clone(),
+    });
+    // Only the record changes; the manifest stays consistent with its checksum file.
+    if let Err(e) = manifest.save(bundle_dir) {
+        report.problems.push(format!("cannot record the verification in the manifest: {e}"));
+        report.ok = false;
+    }
+    Ok(report)
+}
+
+fn check_files(dir: &Path, expected: &[FileEntry]) -> Vec<String> {
+    let listed = match bundle::list_files(dir) {
+        Ok(l) => l,
+        Err(e) => return vec![format!("cannot list the bundle: {e}")],
+    };
+    let mut actual = Vec::new();
+    for rel in listed {
+        let path = rel.to_string_lossy().into_owned();
+        if path == MANIFEST || path == MANIFEST_SUM {
+            continue;
+        }
+        match bundle::file_sha256(&dir.join(&rel)) {
+            Ok((sha256, size)) => actual.push(FileEntry { path, size, sha256 }),
+            Err(e) => return vec![format!("{path}: cannot read: {e}")],
+        }
+    }
+    compare_files(expected, &actual)
+}
+
+/// Restores into a fresh container of the bundle's mongo image on an internal network, then
+/// compares every collection's count and content digest with the archive's.
+async fn restore_test(docker: &Docker, bundle_dir: &Path, m: &Manifest) -> Result<Vec<String>, String> {
+    let id = format!("mcu-verify-{}-{}", std::process::id(), Instant::now().elapsed().subsec_nanos());
+    let labels = HashMap::from([(SIDECAR_LABEL.to_string(), std::process::id().to_string())]);
+    dk::create_network(docker, &id, true, labels.clone()).await.map_err(|e| e.to_string())?;
+    let result = async {
+        let cid = dk::run_detached(docker, &id, &m.mongo.image, &id, vec!["mongo".into()], labels)
+            .await
+            .map_err(|e| e.to_string())?;
+        let outcome = async {
+            wait_mongo(docker, &id).await?;
+            let target = MongoTarget { image: &m.mongo.image, network: &id, host: "mongo" };
+            restore::mongo(docker, bundle_dir, &target, m.mongo.ferretdb).await.map_err(|e| e.to_string())?;
+            compare_restored(docker, &id, m).await
+        }
+        .await;
+        dk::remove_container(docker, &cid).await;
+        outcome
+    }
+    .await;
+    dk::remove_network(docker, &id).await;
+    result
+}
+
+async fn wait_mongo(docker: &Docker, network: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let q = MongoQuery {
+            uri: "mongodb://mongo:27017".into(),
+            dbs: vec![],
+            counts: false,
+            all_dbs: false,
+            digests: false,
+        };
+        let r = run_helper(docker, network, &Request { mongo: Some(q), ..Default::default() })
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.mongo.is_some_and(|m| m.reachable) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("the throwaway mongo did not start within 60 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn compare_restored(docker: &Docker, network: &str, m: &Manifest) -> Result<Vec<String>, String> {
+    let q = MongoQuery { uri: "mongodb://mongo:27017".into(), dbs: vec![], counts: true, all_dbs: true, digests: true };
+    let r = run_helper(docker, network, &Request { mongo: Some(q), ..Default::default() })
+        .await
+        .map_err(|e| e.to_string())?;
+    let report = r.mongo.ok_or("no MongoDB report")?;
+    let mut problems = Vec::new();
+    for (ns, want) in m.archive.namespaces.iter().filter(|(_, n)| n.kind.is_empty()) {
+        let (db, coll) = ns.split_once('.').unwrap_or((ns, ""));
+        if ["admin", "config", "local"].contains(&db) {
+            continue;
+        }
+        let got =
+            report.databases.iter().find(|d| d.name == db).and_then(|d| d.collections.iter().find(|c| c.name == coll));
+        match got {
+            None if want.documents == 0 => {}
+            None => problems.push(format!("collection {ns}: missing after the restore")),
+            Some(c) if c.count != want.documents => problems.push(format!(
+                "collection {ns}: {} documents after the restore, {} in the archive",
+                c.count, want.documents
+            )),
+            Some(c) if c.digest.as_deref() != Some(want.digest.as_str()) => {
+                problems.push(format!("collection {ns}: content differs after the restore"))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(problems)
+}

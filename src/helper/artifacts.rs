@@ -1,0 +1,64 @@
+//! Artifact copies inside the helper sidecar: the stack's own S3 store is only reachable on the
+//! project network. The bundle directory is bind-mounted; credentials come in the environment.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backup::manifest::InventoryEntry;
+use crate::backup::objects::{self, Copied};
+use crate::engine::s3::{S3Endpoint, client};
+
+pub const KEY_ENV: &str = "MCU_S3_ACCESS_KEY";
+pub const SECRET_ENV: &str = "MCU_S3_SECRET_KEY";
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArtifactsOp {
+    /// bucket → dir (objects + inventory)
+    Backup,
+    /// dir → bucket
+    Restore,
+    /// the bucket's current inventory (keys, sizes, sha256)
+    Inventory,
+    /// object count and bytes only
+    Size,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArtifactsJob {
+    pub op: ArtifactsOp,
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    /// The directory inside the sidecar.
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ArtifactsResult {
+    pub copied: Option<Copied>,
+    pub inventory: Option<Vec<InventoryEntry>>,
+    pub error: Option<String>,
+}
+
+pub async fn run(job: &ArtifactsJob) -> ArtifactsResult {
+    let ep = S3Endpoint {
+        url: Some(job.endpoint.clone()),
+        region: job.region.clone(),
+        access_key: std::env::var(KEY_ENV).unwrap_or_default(),
+        secret_key: std::env::var(SECRET_ENV).unwrap_or_default(),
+    };
+    let s3 = client(&ep);
+    let dir = Path::new(&job.dir);
+    let r = match job.op {
+        ArtifactsOp::Backup => objects::bucket_to_dir(&s3, &job.bucket, dir).await.map(|c| (Some(c), None)),
+        ArtifactsOp::Restore => objects::dir_to_bucket(&s3, &job.bucket, dir).await.map(|c| (Some(c), None)),
+        ArtifactsOp::Inventory => objects::bucket_inventory(&s3, &job.bucket).await.map(|i| (None, Some(i))),
+        ArtifactsOp::Size => objects::bucket_size(&s3, &job.bucket).await.map(|c| (Some(c), None)),
+    };
+    match r {
+        Ok((copied, inventory)) => ArtifactsResult { copied, inventory, error: None },
+        Err(e) => ArtifactsResult { error: Some(e.to_string()), ..Default::default() },
+    }
+}

@@ -1,0 +1,232 @@
+//! The state directory: one lock and one journal per project, and the backups. The lock names its
+//! owner (pid, host, start time, command) so that a second run is refused with who holds it; the
+//! journal records what a run changed (services it stopped, steps it took), fsynced before the
+//! change, so that a crash can be repaired by the next run.
+
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backup::bundle::private_dir;
+
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: u32,
+    pub host: String,
+    pub started: String,
+    pub command: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another run holds the lock of project {project}: `{}` (pid {} on {}, started {})", owner.command, owner.pid, owner.host, owner.started)]
+    Held { project: String, owner: Owner },
+    #[error("cannot use the state directory {0}: {1}")]
+    Io(String, io::Error),
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// `20261127T101500Z`, for names.
+pub fn now_stamp() -> String {
+    now_rfc3339().replace(['-', ':'], "")
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+impl Owner {
+    pub fn me(command: &str) -> Owner {
+        Owner { pid: std::process::id(), host: hostname(), started: now_rfc3339(), command: command.to_string() }
+    }
+
+    /// Whether the owner process is gone (only decidable on the same host).
+    pub fn is_dead(&self) -> bool {
+        self.host == hostname() && !Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+/// A held lock; released when dropped.
+#[derive(Debug)]
+pub struct Lock {
+    path: PathBuf,
+    pub owner: Owner,
+    /// The owner of a lock this run took over from a dead process.
+    pub took_over: Option<Owner>,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LockError + '_ {
+    move |e| LockError::Io(path.display().to_string(), e)
+}
+
+impl StateDir {
+    pub fn new(root: PathBuf) -> StateDir {
+        StateDir { root }
+    }
+
+    pub fn backups(&self) -> PathBuf {
+        self.root.join("backups")
+    }
+
+    fn lock_path(&self, project: &str) -> PathBuf {
+        self.root.join("locks").join(format!("{project}.lock"))
+    }
+
+    fn journal_path(&self, project: &str) -> PathBuf {
+        self.root.join("journal").join(format!("{project}.json"))
+    }
+
+    /// Takes the project's lock. A lock whose owner died (same host, pid gone) is taken over and
+    /// reported in `took_over`; a live owner is refused.
+    pub fn lock(&self, project: &str, command: &str) -> Result<Lock, LockError> {
+        let path = self.lock_path(project);
+        if let Some(parent) = path.parent() {
+            private_dir(parent).map_err(io_err(&path))?;
+        }
+        let me = Owner::me(command);
+        let mut took_over = None;
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+                Ok(mut f) => {
+                    f.write_all(&serde_json::to_vec_pretty(&me).unwrap_or_default()).map_err(io_err(&path))?;
+                    f.sync_all().map_err(io_err(&path))?;
+                    return Ok(Lock { path, owner: me, took_over });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let owner = self.lock_owner(project).unwrap_or(Owner {
+                        pid: 0,
+                        host: hostname(),
+                        started: "?".into(),
+                        command: "?".into(),
+                    });
+                    if !owner.is_dead() {
+                        return Err(LockError::Held { project: project.to_string(), owner });
+                    }
+                    std::fs::remove_file(&path).map_err(io_err(&path))?;
+                    took_over = Some(owner);
+                }
+                Err(e) => return Err(LockError::Io(path.display().to_string(), e)),
+            }
+        }
+        Err(LockError::Io(path.display().to_string(), io::Error::other("the lock changed hands while taking it")))
+    }
+
+    pub fn lock_owner(&self, project: &str) -> Option<Owner> {
+        serde_json::from_slice(&std::fs::read(self.lock_path(project)).ok()?).ok()
+    }
+
+    pub fn journal(&self, project: &str) -> Option<Journal> {
+        serde_json::from_slice(&std::fs::read(self.journal_path(project)).ok()?).ok()
+    }
+
+    /// Writes the journal durably (temp file, fsync, rename, fsync of the directory).
+    pub fn write_journal(&self, project: &str, j: &Journal) -> io::Result<()> {
+        let path = self.journal_path(project);
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        private_dir(&dir)?;
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(j)?)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    }
+
+    pub fn clear_journal(&self, project: &str) -> io::Result<()> {
+        match std::fs::remove_file(self.journal_path(project)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a run is doing to a project, durable before each change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Journal {
+    pub operation: String,
+    pub owner: Owner,
+    /// Containers this run stopped and must start again.
+    pub stopped: Vec<StoppedService>,
+    /// A bundle being written (a `.partial` directory).
+    pub partial: Option<PathBuf>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoppedService {
+    pub service: String,
+    pub container: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Step {
+    pub at: String,
+    pub step: String,
+}
+
+impl Journal {
+    pub fn new(operation: &str, owner: &Owner) -> Journal {
+        Journal { operation: operation.into(), owner: owner.clone(), stopped: vec![], partial: None, steps: vec![] }
+    }
+
+    pub fn step(&mut self, step: &str) {
+        self.steps.push(Step { at: now_rfc3339(), step: step.into() });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_is_refused_with_owner_and_dead_owner_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateDir::new(dir.path().to_path_buf());
+        let held = s.lock("p", "backup").unwrap();
+        match s.lock("p", "upgrade") {
+            Err(LockError::Held { owner, .. }) => assert_eq!(owner.pid, std::process::id()),
+            other => panic!("{other:?}"),
+        }
+        std::mem::forget(held);
+        // A lock left by a process that no longer exists.
+        let dead = Owner { pid: 999_999_999, host: hostname(), started: "then".into(), command: "backup".into() };
+        std::fs::write(s.lock_path("p"), serde_json::to_vec(&dead).unwrap()).unwrap();
+        let lock = s.lock("p", "backup").unwrap();
+        assert_eq!(lock.took_over, Some(dead));
+        drop(lock);
+        assert!(s.lock_owner("p").is_none(), "dropping releases");
+    }
+
+    #[test]
+    fn journal_round_trips_and_clears() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateDir::new(dir.path().to_path_buf());
+        let mut j = Journal::new("backup", &Owner::me("backup"));
+        j.stopped.push(StoppedService { service: "mender-useradm".into(), container: "abc".into() });
+        j.step("stopped writers");
+        s.write_journal("p", &j).unwrap();
+        assert_eq!(s.journal("p"), Some(j));
+        s.clear_journal("p").unwrap();
+        assert!(s.journal("p").is_none());
+        s.clear_journal("p").unwrap();
+    }
+}
