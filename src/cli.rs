@@ -16,7 +16,7 @@ use crate::plan::{self, PlanError};
 use crate::report::progress::Progress;
 use crate::report::{self, Exit, Failure};
 use crate::snapshot::discover::DiscoverError;
-use crate::snapshot::observe::{ObserveError, Options, observe};
+use crate::snapshot::observe::{self, ObserveError, Options, observe, observe_full};
 use crate::state::{LockError, StateDir};
 
 #[derive(Parser, Debug)]
@@ -84,6 +84,21 @@ pub struct StatusArgs {
     /// Exit 3 unless every service is running and healthy.
     #[arg(long)]
     pub require_healthy: bool,
+    /// Also read what the stack holds: every collection's document count and content digest,
+    /// and the artifact store's inventory (a full read of the data; for before/after checks).
+    #[arg(long)]
+    pub data: bool,
+}
+
+/// `status --json`: the stack, plus what the state directory says about runs on it.
+#[derive(serde::Serialize)]
+struct StatusReport {
+    #[serde(flatten)]
+    stack: crate::snapshot::Stack,
+    /// A run that stopped services and did not finish (its journal).
+    interrupted: Option<crate::state::Journal>,
+    lock: Option<crate::state::Owner>,
+    data: Option<crate::snapshot::observe::DataReport>,
 }
 
 #[derive(Args, Debug)]
@@ -193,13 +208,43 @@ async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
     let catalog = g.load_catalog()?;
     let docker = docker::connect().await.map_err(from_docker)?;
     let opts = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
-    let stack = observe(&docker, &catalog.catalog, &opts).await.map_err(from_observe)?;
+    let observed = observe_full(&docker, &catalog.catalog, &opts).await.map_err(from_observe)?;
+    let data = if a.data { Some(observe::data(&docker, &observed).await.map_err(from_observe)?) } else { None };
+    let state = StateDir::new(g.state_dir());
+    let project = observed.stack.project.clone();
+    let report = StatusReport {
+        interrupted: state.journal(&project),
+        lock: state.lock_owner(&project),
+        stack: observed.stack,
+        data,
+    };
+    let healthy = report.stack.healthy && report.interrupted.is_none();
     if g.json {
-        print_json(&stack)?;
+        print_json(&report)?;
     } else {
-        print!("{}", report::status::render(&stack));
+        print!("{}", report::status::render(&report.stack));
+        if let Some(j) = &report.interrupted {
+            let names: Vec<&str> = j.stopped.iter().map(|s| s.service.as_str()).collect();
+            let alive = if j.owner.is_dead() { "no longer runs" } else { "is still running" };
+            println!(
+                "\nINTERRUPTED: a {} started {} by pid {} on {} ({alive}) stopped {}; the next backup (or `recover`) starts them again.",
+                j.operation,
+                j.owner.started,
+                j.owner.pid,
+                j.owner.host,
+                if names.is_empty() { "nothing".into() } else { names.join(", ") }
+            );
+        }
+        if let Some(d) = &report.data {
+            let docs: u64 = d.databases.iter().flat_map(|db| db.collections.iter()).map(|c| c.count).sum();
+            println!(
+                "\nData: {} databases, {docs} documents; artifacts: {}",
+                d.databases.len(),
+                d.artifacts.as_ref().map_or("not listed".into(), |a| format!("{} objects", a.len()))
+            );
+        }
     }
-    Ok(if a.require_healthy && !stack.healthy { Exit::Precondition } else { Exit::Ok })
+    Ok(if a.require_healthy && !healthy { Exit::Precondition } else { Exit::Ok })
 }
 
 async fn plan_cmd(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::azure::Account;
 use crate::engine::s3::S3Endpoint;
 use crate::snapshot::{ContainerInfo, Stack, StorageKind};
 
@@ -48,6 +49,16 @@ pub enum Plan {
         dest_prefix: String,
         versioning: Option<String>,
     },
+    /// An Azure container whose account keeps blob versions: record the current versions.
+    AzureVersions {
+        account: Account,
+        container: String,
+    },
+    /// An Azure container copied into the bundle.
+    AzureToBundle {
+        account: Account,
+        container: String,
+    },
     Skip {
         reason: String,
     },
@@ -85,8 +96,8 @@ pub enum PlanError {
     Unknown,
     #[error("--artifacts-to {0}: expected `bundle` or s3://BUCKET[/PREFIX]")]
     BadDestination(String),
-    #[error("Azure Blob storage is not supported by this version of the tool")]
-    AzureUnsupported,
+    #[error("Azure Blob: {0}")]
+    Azure(String),
 }
 
 /// Credentials: the operator's environment first (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY),
@@ -128,7 +139,21 @@ pub fn decide(
     let region = st.region.clone().unwrap_or_else(|| "us-east-1".into());
     match st.kind {
         StorageKind::Unknown => Err(PlanError::Unknown),
-        StorageKind::Azure => Err(PlanError::AzureUnsupported),
+        StorageKind::Azure => {
+            let account = azure_account(deployments)?;
+            let container = bucket;
+            let versioned = versioning == Some(Versioning::Enabled);
+            match choice {
+                Choice::To(d) if d == "bundle" => Ok(Plan::AzureToBundle { account, container }),
+                Choice::To(d) => Err(PlanError::BadDestination(d.clone())),
+                _ if versioned => Ok(Plan::AzureVersions { account, container }),
+                _ => Err(PlanError::Unversioned {
+                    endpoint: account.endpoint.clone(),
+                    bucket: container,
+                    state: "off".into(),
+                }),
+            }
+        }
         StorageKind::Volume => {
             let keys =
                 keys(deployments).ok_or_else(|| PlanError::NoCredentials("DEPLOYMENTS_AWS_AUTH_KEY/SECRET".into()))?;
@@ -159,5 +184,26 @@ pub fn decide(
                 }),
             }
         }
+    }
+}
+
+/// The account deployments uses: a connection string, or the shared-key triple.
+fn azure_account(deployments: Option<&ContainerInfo>) -> Result<Account, PlanError> {
+    let d = deployments.ok_or(PlanError::Unknown)?;
+    let env = |k: &str| d.env_var(k).filter(|v| !v.is_empty());
+    if let Some(conn) = env("DEPLOYMENTS_AZURE_AUTH_CONNECTION_STRING") {
+        return Account::from_connection_string(conn).map_err(|e| PlanError::Azure(e.to_string()));
+    }
+    let name = env("DEPLOYMENTS_AZURE_AUTH_SHARED_KEY_ACCOUNT_NAME");
+    let key = env("DEPLOYMENTS_AZURE_AUTH_SHARED_KEY_ACCOUNT_KEY");
+    match (name, key) {
+        (Some(name), Some(key)) => {
+            let default = format!("https://{name}.blob.core.windows.net");
+            let uri = env("DEPLOYMENTS_AZURE_AUTH_SHARED_KEY_URI").unwrap_or(&default);
+            Account::new(name, key, uri).map_err(|e| PlanError::Azure(e.to_string()))
+        }
+        _ => Err(PlanError::NoCredentials(
+            "DEPLOYMENTS_AZURE_AUTH_CONNECTION_STRING or DEPLOYMENTS_AZURE_AUTH_SHARED_KEY_*".into(),
+        )),
     }
 }

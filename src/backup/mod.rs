@@ -22,6 +22,7 @@ use bollard::Docker;
 use serde::Serialize;
 
 use crate::catalog::Catalog;
+use crate::engine::azure;
 use crate::engine::docker::{self as dk, DockerError};
 use crate::engine::host;
 use crate::engine::s3;
@@ -218,6 +219,10 @@ fn describe(plan: &Plan) -> String {
         Plan::ExternalToBucket { bucket, dest_bucket, dest_prefix, .. } => {
             format!("server-side copy of {bucket} to s3://{dest_bucket}/{dest_prefix}")
         }
+        Plan::AzureVersions { container, .. } => {
+            format!("Azure container {container} keeps versions: record its current versions")
+        }
+        Plan::AzureToBundle { container, .. } => format!("copy Azure container {container} into the bundle"),
         Plan::Skip { reason } => format!("skipped ({reason})"),
     }
 }
@@ -238,6 +243,20 @@ async fn plan_artifacts(
                 .map_err(|e| BackupError::ArtifactCopy(e.to_string()))?;
             Ok(artifacts::decide(stack, deployments, choice, Some(v))?)
         }
+        Err(artifacts::PlanError::Unversioned { .. }) if stack.storage.kind == crate::snapshot::StorageKind::Azure => {
+            // An Azure container: ask the account whether it keeps versions, then decide again.
+            let account = match artifacts::decide(stack, deployments, &Choice::To("bundle".into()), None)? {
+                Plan::AzureToBundle { account, container } => (account, container),
+                _ => return Err(BackupError::ArtifactCopy("Azure settings changed while planning".into())),
+            };
+            let c = account.0.container(&account.1).map_err(|e| BackupError::ArtifactCopy(e.to_string()))?;
+            let v = if azure::versioned(&c).await.map_err(|e| BackupError::ArtifactCopy(e.to_string()))? {
+                artifacts::Versioning::Enabled
+            } else {
+                artifacts::Versioning::Off
+            };
+            Ok(artifacts::decide(stack, deployments, choice, Some(v))?)
+        }
         other => Ok(other?),
     }
 }
@@ -251,7 +270,9 @@ async fn check_space(
 ) -> Result<(), BackupError> {
     let db: u64 = stack.databases.iter().filter_map(|d| d.size_bytes).sum();
     let art = match plan {
-        Plan::InStack { .. } | Plan::ExternalToBundle { .. } => artifact_size(docker, plan, network).await?,
+        Plan::InStack { .. } | Plan::ExternalToBundle { .. } | Plan::AzureToBundle { .. } => {
+            artifact_size(docker, plan, network).await?
+        }
         _ => 0,
     };
     let mib = |b: u64| b.div_ceil(1 << 20);
@@ -297,6 +318,10 @@ async fn artifact_size(docker: &Docker, plan: &Plan, network: &str) -> Result<u6
             .await
             .map_err(|e| BackupError::ArtifactCopy(e.to_string()))?
             .bytes),
+        Plan::AzureToBundle { account, container } => {
+            let c = account.container(container).map_err(|e| BackupError::ArtifactCopy(e.to_string()))?;
+            Ok(azure::size(&c).await.map_err(|e| BackupError::ArtifactCopy(e.to_string()))?.bytes)
+        }
         _ => Ok(0),
     }
 }
@@ -365,7 +390,7 @@ async fn copy_artifacts(
             let spec = SidecarSpec {
                 env: vec![format!("{KEY_ENV}={}", keys.access), format!("{SECRET_ENV}={}", keys.secret)],
                 binds: vec![format!("{}:/out", dir.display())],
-                user: Some(format!("{}:{}", nix::unistd::Uid::current(), nix::unistd::Gid::current())),
+                user: Some(crate::engine::sidecar::current_user()),
                 ..Default::default()
             };
             let r =
@@ -422,6 +447,34 @@ async fn copy_artifacts(
                 bucket: Some(bucket.clone()),
                 objects: c.objects,
                 bytes: c.bytes,
+                location: "versioning".into(),
+                versioning: Some("enabled".into()),
+                note: None,
+            })
+        }
+        Plan::AzureToBundle { account, container } => {
+            progress.step("artifacts", format!("copying Azure container {container} into the bundle"));
+            let c = account.container(container).map_err(|e| fail(e.to_string()))?;
+            let copied = azure::container_to_dir(&c, &dir).await.map_err(|e| fail(e.to_string()))?;
+            Ok(ArtifactsInfo {
+                kind: "azure".into(),
+                bucket: Some(container.clone()),
+                objects: copied.objects,
+                bytes: copied.bytes,
+                location: "bundle".into(),
+                versioning: Some("off".into()),
+                note: None,
+            })
+        }
+        Plan::AzureVersions { account, container } => {
+            progress.step("artifacts", format!("recording the current versions in Azure container {container}"));
+            let c = account.container(container).map_err(|e| fail(e.to_string()))?;
+            let copied = azure::record_versions(&c, &dir).await.map_err(|e| fail(e.to_string()))?;
+            Ok(ArtifactsInfo {
+                kind: "azure".into(),
+                bucket: Some(container.clone()),
+                objects: copied.objects,
+                bytes: copied.bytes,
                 location: "versioning".into(),
                 versioning: Some("enabled".into()),
                 note: None,

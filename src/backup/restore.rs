@@ -8,13 +8,15 @@ use bollard::Docker;
 
 use super::bundle::ARCHIVE;
 use super::objects::Copied;
-use crate::engine::sidecar::{SidecarError, SidecarSpec, run_collect, run_helper_with};
+use crate::engine::sidecar::{SidecarError, SidecarSpec, run_collect, run_helper, run_helper_with};
 use crate::helper::{ArtifactsJob, ArtifactsOp, KEY_ENV, Request, SECRET_ENV};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     #[error("mongorestore failed (exit {code}): {stderr}")]
     Mongorestore { code: i64, stderr: String },
+    #[error("emptying the databases before the restore failed: {0}")]
+    Wipe(String),
     #[error("restoring the artifacts failed: {0}")]
     Artifacts(String),
     #[error(transparent)]
@@ -28,14 +30,21 @@ pub struct MongoTarget<'a> {
     pub host: &'a str,
 }
 
-/// `mongorestore --drop` of the bundle's archive. Index restore is skipped on FerretDB, which
-/// rejects the `ns` option mongorestore sends with every index; a real mongod gets its indexes.
+/// The databases exactly as in the bundle: every database but the server's own is dropped first
+/// (`--drop` alone would leave collections a migration created), then `mongorestore --drop`.
+/// Index restore is skipped on FerretDB, which rejects the `ns` option mongorestore sends with
+/// every index; a real mongod gets its indexes.
 pub async fn mongo(
     docker: &Docker,
     bundle: &Path,
     target: &MongoTarget<'_>,
     ferretdb: bool,
 ) -> Result<String, RestoreError> {
+    let uri = format!("mongodb://{}:27017", target.host);
+    let r = run_helper(docker, target.network, &Request { wipe: Some(uri), ..Default::default() }).await?;
+    if let Some(Err(e)) = r.wiped {
+        return Err(RestoreError::Wipe(e));
+    }
     let mut cmd = vec![
         "mongorestore".to_string(),
         format!("--uri=mongodb://{}:27017", target.host),
@@ -85,6 +94,8 @@ pub async fn artifacts(docker: &Docker, bundle: &Path, t: &StoreTarget<'_>) -> R
     let spec = SidecarSpec {
         env: vec![format!("{KEY_ENV}={}", t.access_key), format!("{SECRET_ENV}={}", t.secret_key)],
         binds: vec![format!("{}:/in:ro", bundle.join("artifacts").display())],
+        // The bundle is private to its owner: read it as the owner.
+        user: Some(crate::engine::sidecar::current_user()),
         ..Default::default()
     };
     let r = run_helper_with(docker, t.network, &Request { artifacts: Some(job), ..Default::default() }, spec).await?;

@@ -16,6 +16,19 @@ pub struct Settings<'a> {
     pub registry: &'a str,
     pub volume_prefix: &'a str,
     pub https_port: &'a str,
+    pub storage: Storage,
+}
+
+/// Where deployments keeps the artifacts.
+#[derive(Debug, Clone, Default)]
+pub enum Storage {
+    /// The stack's own store (the minio service).
+    #[default]
+    InStack,
+    /// An S3 bucket outside the stack.
+    S3 { url: String, bucket: String },
+    /// An Azure Blob container.
+    Azure { connection_string: String, container: String },
 }
 
 const SETTINGS_FILE: &str = ".demo.json";
@@ -99,8 +112,20 @@ fn fill_prod(template: &str, s: &Settings<'_>, secret: &str) -> Result<String> {
             }
             "- set-my-alias-here.com" => format!("{indent}- s3.docker.mender.io"),
             "DEPLOYMENTS_AWS_EXTERNAL_URI: https://set-my-alias-here.com" => {
-                format!("{indent}DEPLOYMENTS_AWS_EXTERNAL_URI: https://s3.docker.mender.io")
+                let mut l = format!("{indent}DEPLOYMENTS_AWS_EXTERNAL_URI: https://s3.docker.mender.io");
+                match &s.storage {
+                    Storage::InStack => {}
+                    Storage::S3 { bucket, .. } => l.push_str(&format!("\n{indent}DEPLOYMENTS_STORAGE_BUCKET: {bucket}")),
+                    Storage::Azure { connection_string, container } => l.push_str(&format!(
+                        "\n{indent}DEPLOYMENTS_STORAGE_DEFAULT: azure\n{indent}DEPLOYMENTS_STORAGE_BUCKET: {container}\n{indent}DEPLOYMENTS_AZURE_AUTH_CONNECTION_STRING: \"{connection_string}\""
+                    )),
+                }
+                l
             }
+            "DEPLOYMENTS_AWS_URI: http://minio:9000" => match &s.storage {
+                Storage::S3 { url, .. } => format!("{indent}DEPLOYMENTS_AWS_URI: {url}"),
+                _ => line.to_string(),
+            },
             "name: mender-artifacts" | "name: mender-db" => {
                 format!("{indent}name: {}{}", s.volume_prefix, t.trim_start_matches("name: "))
             }
@@ -208,7 +233,8 @@ mod tests {
     #[test]
     fn prod_yml_is_filled_like_the_guide_says() {
         let template = "services:\n    mender-api-gateway:\n        ports:\n            # list of ports\n            - \"443:443\"\n        networks:\n            mender:\n                aliases:\n                    - set-my-alias-here.com\n        environment:\n            ALLOWED_HOSTS: my-gateway-dns-name\n    minio:\n        environment:\n            MINIO_ACCESS_KEY:\n            MINIO_SECRET_KEY:\nvolumes:\n    mender-db:\n        external:\n            name: mender-db\n";
-        let s = Settings { project: "p", registry: "r", volume_prefix: "t1-", https_port: "0" };
+        let s =
+            Settings { project: "p", registry: "r", volume_prefix: "t1-", https_port: "0", storage: Storage::InStack };
         let out = fill_prod(template, &s, "s3cr3t").unwrap();
         assert!(out.contains("- \"127.0.0.1::443\"") && !out.contains("443:443"));
         assert!(out.contains("- s3.docker.mender.io") && out.contains("ALLOWED_HOSTS: docker.mender.io"));
@@ -217,8 +243,18 @@ mod tests {
         let none = fill_prod(template, &Settings { https_port: "none", ..s }, "x").unwrap();
         assert!(!none.contains("ports:") && !none.contains("443"));
         assert!(
-            fill_prod(template, &Settings { https_port: "abc", project: "p", registry: "r", volume_prefix: "" }, "x")
-                .is_err()
+            fill_prod(
+                template,
+                &Settings {
+                    https_port: "abc",
+                    project: "p",
+                    registry: "r",
+                    volume_prefix: "",
+                    storage: Storage::InStack
+                },
+                "x"
+            )
+            .is_err()
         );
     }
 }

@@ -51,6 +51,15 @@ pub struct UpArgs {
     /// Size of each seeded artifact in bytes.
     #[arg(long, default_value_t = 65536)]
     pub artifact_size: u64,
+    /// Artifacts in an S3 bucket outside the stack at this endpoint (instead of its minio).
+    #[arg(long, value_name = "URL", requires = "bucket")]
+    pub s3_url: Option<String>,
+    /// The bucket (or Azure container) deployments uses.
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Artifacts in Azure Blob: the account's connection string (kept out of the command line).
+    #[arg(long, env = "MENDER_DEMO_AZURE_CONNECTION_STRING", hide_env_values = true, conflicts_with = "s3_url")]
+    pub azure_connection_string: Option<String>,
     /// Seconds to wait for every service to become healthy.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
@@ -106,11 +115,18 @@ pub async fn up(g: &Global, a: UpArgs) -> anyhow::Result<Exit> {
     let fresh = !dir.join("docker-compose.yml").exists();
     if fresh {
         let files = loaded.template_files(&version)?;
+        let bucket = a.bucket.clone().unwrap_or_else(|| "mender-artifact-storage".into());
+        let storage = match (&a.s3_url, &a.azure_connection_string) {
+            (Some(url), _) => checkout::Storage::S3 { url: url.clone(), bucket },
+            (None, Some(conn)) => checkout::Storage::Azure { connection_string: conn.clone(), container: bucket },
+            (None, None) => checkout::Storage::InStack,
+        };
         let settings = checkout::Settings {
             project: &project,
             registry: &registry,
             volume_prefix: &a.volume_prefix,
             https_port: &a.https_port,
+            storage,
         };
         checkout::write(&dir, &files, &settings)
             .with_context(|| format!("writing the demo checkout in {}", dir.display()))?;

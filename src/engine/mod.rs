@@ -1,6 +1,7 @@
 //! The only place that touches the world: the Docker daemon (bollard), the compose CLI, sidecar
 //! containers of the helper image, and storage APIs. Everything else is pure.
 
+pub mod azure;
 pub mod compose;
 pub mod docker;
 pub mod host;

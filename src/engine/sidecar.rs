@@ -22,6 +22,8 @@ use super::docker::{ContextEntry, DockerError, build_image, context_tar};
 pub const SIDECAR_LABEL: &str = "io.mender-compose-upgrade.sidecar";
 const HELPER_LABEL: &str = "io.mender-compose-upgrade.helper";
 const HELPER_REPO: &str = "mender-compose-upgrade-helper";
+/// The tool binary the helper image is built from, when it is not the running program.
+pub const HELPER_BINARY_ENV: &str = "MENDER_COMPOSE_UPGRADE_HELPER_BINARY";
 /// Keep the last part of a sidecar's stderr for error messages.
 const STDERR_KEEP: usize = 64 * 1024;
 
@@ -180,7 +182,11 @@ pub async fn run_helper_with(
 /// tool can run itself on the stack's network without any registry. Tagged by the binary's size
 /// and modification time, so a rebuilt tool builds a new helper once.
 pub async fn helper_image(docker: &Docker) -> Result<String, SidecarError> {
-    let exe = std::env::current_exe().map_err(SidecarError::SelfExe)?;
+    // Programs that link the library but are not the tool (its integration tests) name the tool.
+    let exe = match std::env::var_os(HELPER_BINARY_ENV) {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::env::current_exe().map_err(SidecarError::SelfExe)?,
+    };
     let meta = std::fs::metadata(&exe).map_err(SidecarError::SelfExe)?;
     let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
     let tag = format!("{HELPER_REPO}:{}-{:x}-{:x}", env!("CARGO_PKG_VERSION"), meta.len(), mtime);
@@ -215,4 +221,9 @@ async fn remove_old_helpers(docker: &Docker, keep: &str) {
     for img in images.into_iter().filter(|i| !i.repo_tags.iter().any(|t| t == keep)) {
         let _ = docker.remove_image(&img.id, Some(RemoveImageOptionsBuilder::new().force(false).build()), None).await;
     }
+}
+
+/// `uid:gid` of this process, for sidecars that read or write the operator's private files.
+pub fn current_user() -> String {
+    format!("{}:{}", nix::unistd::Uid::current(), nix::unistd::Gid::current())
 }

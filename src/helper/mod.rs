@@ -21,6 +21,9 @@ pub struct Request {
     pub mongo: Option<MongoQuery>,
     #[serde(default)]
     pub artifacts: Option<ArtifactsJob>,
+    /// Drop every database but admin, config and local (before an exact restore); runs first.
+    #[serde(default)]
+    pub wipe: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -29,9 +32,16 @@ pub struct Response {
     pub mongo: Option<MongoReport>,
     #[serde(default)]
     pub artifacts: Option<ArtifactsResult>,
+    /// The databases dropped, or why not.
+    #[serde(default)]
+    pub wiped: Option<Result<Vec<String>, String>>,
 }
 
 pub async fn run(req: Request) -> Response {
+    let wiped = match &req.wipe {
+        Some(uri) => Some(mongo::wipe(uri).await.map_err(|e| e.to_string())),
+        None => None,
+    };
     let (probes, mongo, artifacts) = tokio::join!(
         probe::run_all(&req.probes),
         async {
@@ -47,5 +57,5 @@ pub async fn run(req: Request) -> Response {
             }
         }
     );
-    Response { probes, mongo, artifacts }
+    Response { probes, mongo, artifacts, wiped }
 }

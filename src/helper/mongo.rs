@@ -54,6 +54,28 @@ pub struct CollectionCount {
     pub digest: Option<String>,
 }
 
+async fn connect(uri: &str) -> mongodb::error::Result<Client> {
+    let mut opts = ClientOptions::parse(uri).await?;
+    opts.server_selection_timeout = Some(Duration::from_secs(5));
+    opts.connect_timeout = Some(Duration::from_secs(5));
+    opts.direct_connection = Some(true);
+    opts.app_name = Some("mender-compose-upgrade".into());
+    Client::with_options(opts)
+}
+
+/// Drops every database except the server's own (admin, config, local).
+pub async fn wipe(uri: &str) -> mongodb::error::Result<Vec<String>> {
+    let client = connect(uri).await?;
+    let mut dropped = Vec::new();
+    for name in client.list_database_names().await? {
+        if !["admin", "config", "local"].contains(&name.as_str()) {
+            client.database(&name).drop().await?;
+            dropped.push(name);
+        }
+    }
+    Ok(dropped)
+}
+
 pub async fn report(q: &MongoQuery) -> MongoReport {
     match try_report(q).await {
         Ok(r) => r,
@@ -62,12 +84,7 @@ pub async fn report(q: &MongoQuery) -> MongoReport {
 }
 
 async fn try_report(q: &MongoQuery) -> mongodb::error::Result<MongoReport> {
-    let mut opts = ClientOptions::parse(&q.uri).await?;
-    opts.server_selection_timeout = Some(Duration::from_secs(5));
-    opts.connect_timeout = Some(Duration::from_secs(5));
-    opts.direct_connection = Some(true);
-    opts.app_name = Some("mender-compose-upgrade".into());
-    let client = Client::with_options(opts)?;
+    let client = connect(&q.uri).await?;
     let admin = client.database("admin");
     let info = admin.run_command(doc! {"buildInfo": 1}).await?;
     let fcv = admin.run_command(doc! {"getParameter": 1, "featureCompatibilityVersion": 1}).await.ok().and_then(|d| {

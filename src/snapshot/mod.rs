@@ -73,7 +73,7 @@ pub fn helper_request(id: &Identified<'_>, containers: &[ContainerInfo], counts:
         all_dbs: counts,
         digests: false,
     });
-    Request { probes, mongo, artifacts: None }
+    Request { probes, mongo, ..Default::default() }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -59,3 +59,55 @@ pub async fn observe_full(docker: &Docker, catalog: &Catalog, opts: &Options<'_>
     let stack = assemble(&project, &containers, &id, &report, catalog, opts.registry);
     Ok(Observed { stack, containers })
 }
+
+/// What the stack holds, for comparing before and after (a restore, an upgrade): every
+/// collection's count and content digest, and the in-stack artifact store's inventory.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct DataReport {
+    pub databases: Vec<crate::helper::DbReport>,
+    pub artifacts: Option<Vec<crate::backup::manifest::InventoryEntry>>,
+    pub artifacts_error: Option<String>,
+}
+
+pub async fn data(docker: &Docker, observed: &Observed) -> Result<DataReport, ObserveError> {
+    use crate::helper::{ArtifactsJob, ArtifactsOp, KEY_ENV, MongoQuery, Request, SECRET_ENV};
+    use crate::snapshot::StorageKind;
+    let stack = &observed.stack;
+    let (Some(network), Some(mongo)) = (&stack.network, &stack.mongo) else { return Ok(DataReport::default()) };
+    let q = MongoQuery {
+        uri: format!("mongodb://{}:27017", mongo.service),
+        dbs: vec![],
+        counts: true,
+        all_dbs: true,
+        digests: true,
+    };
+    let mut spec = crate::engine::sidecar::SidecarSpec::default();
+    let mut artifacts = None;
+    let deployments = observed.containers.iter().find(|c| c.service.ends_with("deployments"));
+    if let (StorageKind::Volume, Some(d)) = (stack.storage.kind, deployments) {
+        spec.env = vec![
+            format!("{KEY_ENV}={}", d.env_var("DEPLOYMENTS_AWS_AUTH_KEY").unwrap_or_default()),
+            format!("{SECRET_ENV}={}", d.env_var("DEPLOYMENTS_AWS_AUTH_SECRET").unwrap_or_default()),
+        ];
+        artifacts = Some(ArtifactsJob {
+            op: ArtifactsOp::Inventory,
+            endpoint: stack.storage.endpoint.clone().unwrap_or_default(),
+            bucket: stack.storage.bucket.clone().unwrap_or_default(),
+            region: stack.storage.region.clone().unwrap_or_default(),
+            dir: "/tmp".into(),
+        });
+    }
+    let r = crate::engine::sidecar::run_helper_with(
+        docker,
+        network,
+        &Request { mongo: Some(q), artifacts, ..Default::default() },
+        spec,
+    )
+    .await?;
+    let a = r.artifacts.unwrap_or_default();
+    Ok(DataReport {
+        databases: r.mongo.map(|m| m.databases).unwrap_or_default(),
+        artifacts: a.inventory,
+        artifacts_error: a.error,
+    })
+}

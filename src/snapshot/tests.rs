@@ -80,7 +80,7 @@ fn healthy_report(id: &Identified<'_>, cs: &[ContainerInfo]) -> Response {
             databases,
             ..Default::default()
         }),
-        artifacts: None,
+        ..Default::default()
     }
 }
 

@@ -12,7 +12,7 @@ pub fn primary_collection(kind: &str) -> &'static str {
     match kind {
         "deployments" => "images",
         "useradm" => "users",
-        "workflows" => "jobs",
+        "workflows" | "workflows-worker" | "create-artifact-worker" => "jobs",
         "iot-manager" => "integrations",
         _ => "devices",
     }
@@ -22,14 +22,27 @@ fn device_id(i: u64) -> String {
     format!("{:08x}-0000-4000-8000-{:012x}", i, i)
 }
 
+/// Attribute text that compresses like real inventory data does (hex of a hash chain, about 2:1).
+fn filler(seed: u64, len: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let mut out = String::with_capacity(len + 64);
+    let mut block = Sha256::digest(seed.to_le_bytes());
+    while out.len() < len {
+        out.push_str(&hex::encode(block));
+        block = Sha256::digest(block);
+    }
+    out.truncate(len);
+    out
+}
+
 /// `n` documents of `kind` numbered from `start`; `pad` bytes of inventory-like attributes make
 /// documents as large as a busy install's.
 pub fn documents(kind: &str, start: u64, n: u64, pad: usize) -> Vec<(&'static str, Document)> {
-    let filler = "x".repeat(pad);
     let now = bson::DateTime::now();
     (start..start + n)
         .flat_map(|i| {
             let id = device_id(i);
+            let filler = filler(i, pad);
             match kind {
                 "deviceauth" => vec![
                     ("devices", doc! {"_id": &id, "id_data": format!("{{\"mac\":\"02:00:00:{:02x}:{:02x}:{:02x}\"}}", (i >> 16) & 255, (i >> 8) & 255, i & 255), "status": "accepted", "created_ts": now, "updated_ts": now, "tenant_id": ""}),

@@ -81,6 +81,10 @@ impl Stack {
     }
 
     pub fn up_with(name: &str, release: &str, extra: &[&str]) -> Stack {
+        Stack::up_env(name, release, extra, &[])
+    }
+
+    pub fn up_env(name: &str, release: &str, extra: &[&str], env: &[(&str, &str)]) -> Stack {
         prepare();
         let project = format!("{PREFIX}{name}");
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -100,15 +104,15 @@ impl Stack {
             &vol_prefix,
             "--https-port",
             "none",
-            "--devices",
-            "20",
-            "--artifacts",
-            "3",
-            "--artifact-size",
-            "4096",
         ];
+        // Small defaults, unless the test asks for more.
+        for (flag, value) in [("--devices", "20"), ("--artifacts", "3"), ("--artifact-size", "4096")] {
+            if !extra.contains(&flag) {
+                args.extend([flag, value]);
+            }
+        }
         args.extend_from_slice(extra);
-        let out = tool(&args);
+        let out = tool_env(&args, env);
         let stack = Stack { project, dir, _tmp: tmp };
         assert!(out.status.success(), "demo up {release} failed:\n{}\n{}", stdout(&out), stderr(&out));
         stack
@@ -157,4 +161,79 @@ pub fn project_fingerprint(host: Option<&str>, project: &str) -> String {
 
 pub fn file(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Runs a docker CLI command and returns stdout (panics on failure).
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker CLI");
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Stack {
+    /// What the stack holds: per collection count and digest, and the artifact inventory.
+    pub fn data(&self) -> serde_json::Value {
+        let out = self.status(&["--json", "--data"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut d = json(&out)["data"].take();
+        // Normalise the order so that two reports compare equal when the data is.
+        if let Some(dbs) = d["databases"].as_array_mut() {
+            dbs.sort_by_key(|x| x["name"].as_str().unwrap_or_default().to_string());
+            for db in dbs.iter_mut() {
+                db["size_bytes"] = serde_json::Value::Null;
+            }
+        }
+        d
+    }
+
+    pub fn wait_healthy(&self) {
+        let start = std::time::Instant::now();
+        loop {
+            let out = self.status(&["--require-healthy"]);
+            if out.status.success() {
+                return;
+            }
+            assert!(start.elapsed().as_secs() < 180, "stack {} not healthy: {}", self.project, stdout(&out));
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+    }
+
+    /// StartedAt of every container: changes when anything is stopped and started.
+    pub fn started_at(&self) -> String {
+        let ids = docker_ok(&["ps", "-aq", "--filter", &format!("label=com.docker.compose.project={}", self.project)]);
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        let mut args = vec!["inspect", "-f", "{{.Name}} {{.State.StartedAt}} {{.State.Running}}"];
+        args.extend(ids);
+        let mut lines: Vec<String> = docker_ok(&args).lines().map(str::to_string).collect();
+        lines.sort();
+        lines.join("\n")
+    }
+
+    pub fn backups_dir(&self) -> PathBuf {
+        self.dir.parent().unwrap().join("state/backups")
+    }
+
+    /// Runs the tool on this stack with its own state directory.
+    pub fn tool(&self, args: &[&str]) -> Output {
+        self.tool_env(args, &[])
+    }
+
+    pub fn tool_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let state = self.dir.parent().unwrap().join("state");
+        let state = state.to_string_lossy().into_owned();
+        let mut all = vec!["-p", self.project.as_str(), "--state-dir", state.as_str()];
+        all.extend_from_slice(args);
+        tool_env(&all, env)
+    }
+
+    /// The one complete bundle written so far.
+    pub fn bundle(&self) -> PathBuf {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(self.backups_dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.to_string_lossy().ends_with(".partial"))
+            .collect();
+        found.sort();
+        found.pop().expect("a bundle")
+    }
 }

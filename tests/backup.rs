@@ -1,0 +1,260 @@
+//! `backup` and `verify` on real test-bed stacks: real mongodump/mongorestore, the SeaweedFS
+//! store, and the bundle proven by reading it back.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use mender_compose_upgrade::backup::restore::{self, MongoTarget, StoreTarget};
+use mender_compose_upgrade::engine::{docker, sidecar::HELPER_BINARY_ENV};
+
+fn secret_of(stack: &Stack) -> String {
+    let prod = file(&stack.path("production/config/prod.yml"));
+    prod.lines().find_map(|l| l.trim().strip_prefix("MINIO_SECRET_KEY: ")).expect("secret in prod.yml").to_string()
+}
+
+fn assert_no_secret(stack: &Stack, outputs: &[&std::process::Output]) {
+    let secret = secret_of(stack);
+    for o in outputs {
+        for text in [stdout(o), stderr(o)] {
+            assert!(!text.contains(&secret), "the storage secret leaked: {text}");
+        }
+    }
+}
+
+/// The disaster: the volumes are gone. The stack comes back empty, the bundle is restored.
+#[tokio::test(flavor = "multi_thread")]
+async fn round_trip_restores_identical_data() {
+    let stack = Stack::up_with("roundtrip", "3.4.0", &["--devices", "300", "--artifacts", "12"]);
+    let before = stack.data();
+    assert!(before["artifacts"].as_array().unwrap().len() >= 12, "{before}");
+    let backup = stack.tool(&["backup"]);
+    assert!(backup.status.success(), "{}\n{}", stdout(&backup), stderr(&backup));
+    let bundle = stack.bundle();
+    let verify = stack.tool(&["--json", "verify", "--restore-test", &bundle.to_string_lossy()]);
+    assert!(verify.status.success(), "{}\n{}", stdout(&verify), stderr(&verify));
+    assert_no_secret(&stack, &[&backup, &verify]);
+
+    // Lose everything: containers and both volumes.
+    assert!(stack.compose(&["down"]).status.success());
+    for v in ["mender-db", "mender-artifacts"] {
+        let name = format!("{}-{v}", stack.project);
+        docker_ok(&["volume", "rm", &name]);
+        docker_ok(&["volume", "create", &name]);
+    }
+    assert!(stack.compose(&["up", "-d"]).status.success());
+    stack.wait_healthy();
+    assert_ne!(stack.data(), before, "a fresh stack does not hold the seeded data");
+
+    // Restore with the writers stopped, as a rollback does.
+    let writers = [
+        "mender-api-gateway",
+        "mender-gui",
+        "mender-deployments",
+        "mender-device-auth",
+        "mender-deviceconfig",
+        "mender-deviceconnect",
+        "mender-inventory",
+        "mender-iot-manager",
+        "mender-useradm",
+        "mender-workflows-server",
+        "mender-workflows-worker",
+        "mender-create-artifact-worker",
+    ];
+    let mut stop = vec!["stop"];
+    stop.extend(writers);
+    assert!(stack.compose(&stop).status.success());
+    // SAFETY of the test: only this process reads the variable, before any helper runs.
+    unsafe { std::env::set_var(HELPER_BINARY_ENV, bin()) };
+    let d = docker::connect().await.unwrap();
+    let network = format!("{}_mender", stack.project);
+    let image = format!("{REGISTRY}/mongo:4.4");
+    let target = MongoTarget { image: &image, network: &network, host: "mender-mongo" };
+    restore::mongo(&d, &bundle, &target, true).await.expect("mongorestore");
+    let prod = file(&stack.path("production/config/prod.yml"));
+    let secret = secret_of(&stack);
+    assert!(prod.contains("MINIO_ACCESS_KEY: mender-deployments"));
+    let store = StoreTarget {
+        network: &network,
+        endpoint: "http://minio:9000",
+        bucket: "mender-artifact-storage",
+        region: "us-east-1",
+        access_key: "mender-deployments",
+        secret_key: &secret,
+    };
+    let copied = restore::artifacts(&d, &bundle, &store).await.expect("artifact restore");
+    assert_eq!(copied.objects, before["artifacts"].as_array().unwrap().len() as u64);
+    let mut start = vec!["start"];
+    start.extend(writers);
+    assert!(stack.compose(&start).status.success());
+    stack.wait_healthy();
+    assert_eq!(stack.data(), before, "counts, content digests and the artifact inventory are identical");
+}
+
+fn corrupt_copy(bundle: &Path, name: &str) -> std::path::PathBuf {
+    let dest = bundle.with_file_name(name);
+    let ok = Command::new("cp").arg("-a").arg(bundle).arg(&dest).status().unwrap().success();
+    assert!(ok);
+    dest
+}
+
+fn verify_fails(stack: &Stack, bundle: &Path, needle: &str) {
+    let out = stack.tool(&["verify", &bundle.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(3), "{}\n{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+}
+
+#[test]
+fn verify_names_what_is_broken() {
+    let stack = Stack::up_with("corrupt", "3.4.0", &["--artifacts", "4"]);
+    let backup = stack.tool(&["--json", "backup"]);
+    assert!(backup.status.success(), "{}", stderr(&backup));
+    // NDJSON: one event per step, the result last.
+    let lines: Vec<serde_json::Value> = stdout(&backup).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.iter().any(|l| l["step"] == "dump"));
+    let result = lines.last().unwrap();
+    assert_eq!(result["event"], "result");
+    let bundle = stack.bundle();
+    let mode = |p: &Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777;
+    assert_eq!(mode(&bundle), 0o700);
+    assert_eq!(mode(&bundle.join("mongo.archive.gz")), 0o600);
+    assert_eq!(mode(&bundle.join("compose/production/config/prod.yml")), 0o600);
+    assert!(stack.tool(&["verify", &bundle.to_string_lossy()]).status.success());
+
+    let flipped = corrupt_copy(&bundle, "flipped");
+    let archive = flipped.join("mongo.archive.gz");
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&archive, &bytes).unwrap();
+    verify_fails(&stack, &flipped, "mongo.archive.gz: sha256 differs");
+
+    let truncated = corrupt_copy(&bundle, "truncated");
+    let archive = truncated.join("mongo.archive.gz");
+    let bytes = std::fs::read(&archive).unwrap();
+    std::fs::write(&archive, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    verify_fails(&stack, &truncated, "mongo.archive.gz: size");
+    // The archive reader notices too, not only the checksum.
+    verify_fails(&stack, &truncated, "mongo.archive.gz: cannot read the archive");
+
+    let missing = corrupt_copy(&bundle, "missing");
+    let objects = missing.join("artifacts/objects");
+    let first = std::fs::read_dir(&objects).unwrap().next().unwrap().unwrap().path();
+    std::fs::remove_file(&first).unwrap();
+    verify_fails(
+        &stack,
+        &missing,
+        &format!("artifacts/objects/{}: missing", first.file_name().unwrap().to_string_lossy()),
+    );
+
+    let edited = corrupt_copy(&bundle, "edited");
+    let m = file(&edited.join("manifest.json"));
+    let changed = m.replacen("\"migration\": \"2.0.1\"", "\"migration\": \"2.0.3\"", 1);
+    assert_ne!(m, changed);
+    std::fs::write(edited.join("manifest.json"), changed).unwrap();
+    verify_fails(&stack, &edited, "manifest.json: does not match manifest.json.sha256");
+}
+
+/// Mounts a small tmpfs (root only, like the rest of the test bed).
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn new(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mounting a tmpfs needs root");
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn full_disk_refused_up_front_or_cleaned_up_mid_dump() {
+    let stack = Stack::up_with("diskfull", "3.4.0", &["--devices", "3000", "--device-pad", "4096", "--artifacts", "2"]);
+    let small = Tmpfs::new("2m");
+    let out_dir = small.0.path().to_string_lossy().into_owned();
+    let before = stack.started_at();
+
+    // The estimate says it will not fit: refused before anything stops.
+    let refused = stack.tool(&["backup", "--out", &out_dir]);
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("not enough free space"), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("unchanged: nothing: no service was stopped"), "{}", stderr(&refused));
+    assert_eq!(stack.started_at(), before, "no service was stopped");
+
+    // Told to go ahead anyway, the disk fills during the dump.
+    let failed = stack.tool(&["backup", "--out", &out_dir, "--skip-space-check"]);
+    assert_eq!(failed.status.code(), Some(3), "{}", stderr(&failed));
+    let err = stderr(&failed);
+    assert!(err.contains("the disk filled up while writing the dump"), "{err}");
+    assert!(err.contains("the services were started again"), "{err}");
+    let left: Vec<String> = std::fs::read_dir(small.0.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.iter().all(|n| n.ends_with(".partial")), "no bundle without the partial marker: {left:?}");
+    stack.wait_healthy();
+    assert!(json(&stack.tool(&["--json", "status"]))["interrupted"].is_null());
+}
+
+#[test]
+fn killed_backup_is_repaired_by_the_next_run() {
+    let stack = Stack::up_with("killed", "3.4.0", &["--devices", "20000", "--device-pad", "1024", "--artifacts", "2"]);
+    let state = stack.dir.parent().unwrap().join("state");
+    let mut child = Command::new(bin())
+        .args(["--image-registry", REGISTRY, "-p", &stack.project, "--state-dir", &state.to_string_lossy(), "backup"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once the mongodump sidecar of this run exists (writers stopped, dump under way).
+    let label = format!("label=io.mender-compose-upgrade.sidecar={}", child.id());
+    let start = std::time::Instant::now();
+    loop {
+        let ps = docker_ok(&["ps", "-q", "--filter", &label, "--filter", "ancestor=testbed.local/mongo:4.4"]);
+        if !ps.trim().is_empty() {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 120, "the dump never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let backups = state.join("backups");
+    let complete: Vec<_> = std::fs::read_dir(&backups)
+        .unwrap()
+        .filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(complete.is_empty(), "no complete-looking bundle");
+    let s = json(&stack.tool(&["--json", "status"]));
+    assert_eq!(s["interrupted"]["operation"], "backup", "status reports the interrupted run");
+    assert_eq!(s["healthy"], false);
+    let human = stdout(&stack.tool(&["status"]));
+    assert!(human.contains("INTERRUPTED: a backup"), "{human}");
+
+    // The next run repairs (services started, partial removed) and completes.
+    let next = stack.tool(&["backup"]);
+    assert!(next.status.success(), "{}", stderr(&next));
+    assert!(stderr(&next).contains("an interrupted backup"), "{}", stderr(&next));
+    stack.wait_healthy();
+    let names: Vec<String> =
+        std::fs::read_dir(&backups).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names.len(), 1, "only the new bundle: {names:?}");
+    assert!(!names[0].ends_with(".partial"));
+    // Its sidecar did not outlive the killed run.
+    assert!(docker_ok(&["ps", "-aq", "--filter", &label]).trim().is_empty());
+}
