@@ -123,6 +123,27 @@ fn parse_dest(dest: &str) -> Result<(String, String), PlanError> {
     Ok((bucket.to_string(), prefix.trim_end_matches('/').to_string()))
 }
 
+/// A store outside the stack, whose versioning must be asked before deciding.
+pub enum External {
+    S3 { ep: S3Endpoint, bucket: String },
+    Azure { account: Account, container: String },
+}
+
+pub fn external_store(stack: &Stack, deployments: Option<&ContainerInfo>) -> Result<Option<External>, PlanError> {
+    let st = &stack.storage;
+    let bucket = st.bucket.clone().unwrap_or_else(|| "mender-artifact-storage".into());
+    match st.kind {
+        StorageKind::S3 => {
+            let k = keys(deployments).ok_or_else(|| PlanError::NoCredentials("DEPLOYMENTS_AWS_AUTH_KEY/SECRET".into()))?;
+            let region = st.region.clone().unwrap_or_else(|| "us-east-1".into());
+            let ep = S3Endpoint { url: st.endpoint.clone(), region, access_key: k.access, secret_key: k.secret };
+            Ok(Some(External::S3 { ep, bucket }))
+        }
+        StorageKind::Azure => Ok(Some(External::Azure { account: azure_account(deployments)?, container: bucket })),
+        _ => Ok(None),
+    }
+}
+
 /// Decides, from the stack's storage and the operator's choice; `versioning` is asked only for
 /// external buckets (it needs the network).
 pub fn decide(

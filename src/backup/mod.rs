@@ -227,38 +227,22 @@ fn describe(plan: &Plan) -> String {
     }
 }
 
-async fn plan_artifacts(
-    stack: &Stack,
-    deployments: Option<&ContainerInfo>,
-    choice: &Choice,
-) -> Result<Plan, BackupError> {
-    let first = artifacts::decide(stack, deployments, choice, Some(artifacts::Versioning::Enabled));
-    // Only an external bucket needs its versioning looked up; ask the store and decide again.
-    match first {
-        Ok(Plan::RecordVersions { ep, bucket })
-        | Ok(Plan::ExternalToBundle { ep, bucket, .. })
-        | Ok(Plan::ExternalToBucket { ep, bucket, .. }) => {
-            let v = objects::versioning(&s3::client(&ep), &bucket)
-                .await
-                .map_err(|e| BackupError::ArtifactCopy(e.to_string()))?;
-            Ok(artifacts::decide(stack, deployments, choice, Some(v))?)
+async fn plan_artifacts(stack: &Stack, deployments: Option<&ContainerInfo>, choice: &Choice) -> Result<Plan, BackupError> {
+    let lookup = |e: String| BackupError::ArtifactCopy(e);
+    // Only an external store needs its versioning looked up (it takes the network).
+    let versioning = match artifacts::external_store(stack, deployments)? {
+        _ if *choice == Choice::Skip => None,
+        Some(artifacts::External::S3 { ep, bucket }) => {
+            Some(objects::versioning(&s3::client(&ep), &bucket).await.map_err(|e| lookup(e.to_string()))?)
         }
-        Err(artifacts::PlanError::Unversioned { .. }) if stack.storage.kind == crate::snapshot::StorageKind::Azure => {
-            // An Azure container: ask the account whether it keeps versions, then decide again.
-            let account = match artifacts::decide(stack, deployments, &Choice::To("bundle".into()), None)? {
-                Plan::AzureToBundle { account, container } => (account, container),
-                _ => return Err(BackupError::ArtifactCopy("Azure settings changed while planning".into())),
-            };
-            let c = account.0.container(&account.1).map_err(|e| BackupError::ArtifactCopy(e.to_string()))?;
-            let v = if azure::versioned(&c).await.map_err(|e| BackupError::ArtifactCopy(e.to_string()))? {
-                artifacts::Versioning::Enabled
-            } else {
-                artifacts::Versioning::Off
-            };
-            Ok(artifacts::decide(stack, deployments, choice, Some(v))?)
+        Some(artifacts::External::Azure { account, container }) => {
+            let c = account.container(&container).map_err(|e| lookup(e.to_string()))?;
+            let on = azure::versioned(&c).await.map_err(|e| lookup(e.to_string()))?;
+            Some(if on { artifacts::Versioning::Enabled } else { artifacts::Versioning::Off })
         }
-        other => Ok(other?),
-    }
+        None => None,
+    };
+    Ok(artifacts::decide(stack, deployments, choice, versioning)?)
 }
 
 async fn check_space(

@@ -184,7 +184,8 @@ pub async fn versioning(s3: &Client, bucket: &str) -> Result<super::artifacts::V
             Some(BucketVersioningStatus::Suspended) => Versioning::Suspended,
             _ => Versioning::Off,
         }),
-        Err(e) if matches!(&e, aws_sdk_s3::error::SdkError::ResponseError(_)) => {
+        // Any failure other than a missing bucket or a refusal: look at the versions instead.
+        Err(e) if !matches!(e.raw_response().map(|r| r.status().as_u16()), Some(403 | 404)) => {
             let versions = s3
                 .list_object_versions()
                 .bucket(bucket)
