@@ -278,7 +278,7 @@ async fn plan_cmd(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
 }
 
 fn progress(g: &Global) -> Progress {
-    Progress { json: g.json, quiet: g.quiet }
+    Progress::new(g.json, g.quiet)
 }
 
 async fn backup(g: &Global, a: BackupArgs) -> anyhow::Result<Exit> {

@@ -175,6 +175,9 @@ pub struct Journal {
 pub struct StoppedService {
     pub service: String,
     pub container: String,
+    /// Stop order: wave 0 (the gateway and GUI, so no new requests come in) before wave 1.
+    #[serde(default)]
+    pub wave: u8,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -221,7 +224,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = StateDir::new(dir.path().to_path_buf());
         let mut j = Journal::new("backup", &Owner::me("backup"));
-        j.stopped.push(StoppedService { service: "mender-useradm".into(), container: "abc".into() });
+        j.stopped.push(StoppedService { service: "mender-useradm".into(), container: "abc".into(), wave: 1 });
         j.step("stopped writers");
         s.write_journal("p", &j).unwrap();
         assert_eq!(s.journal("p"), Some(j));

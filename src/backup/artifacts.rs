@@ -134,7 +134,8 @@ pub fn external_store(stack: &Stack, deployments: Option<&ContainerInfo>) -> Res
     let bucket = st.bucket.clone().unwrap_or_else(|| "mender-artifact-storage".into());
     match st.kind {
         StorageKind::S3 => {
-            let k = keys(deployments).ok_or_else(|| PlanError::NoCredentials("DEPLOYMENTS_AWS_AUTH_KEY/SECRET".into()))?;
+            let k =
+                keys(deployments).ok_or_else(|| PlanError::NoCredentials("DEPLOYMENTS_AWS_AUTH_KEY/SECRET".into()))?;
             let region = st.region.clone().unwrap_or_else(|| "us-east-1".into());
             let ep = S3Endpoint { url: st.endpoint.clone(), region, access_key: k.access, secret_key: k.secret };
             Ok(Some(External::S3 { ep, bucket }))

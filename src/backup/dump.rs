@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bollard::Docker;
 use gzp::ZWriter;
@@ -50,9 +52,16 @@ pub struct DumpSource<'a> {
 /// Pipe capacity between the sidecar's output and the compressing thread.
 const PIPE: usize = 4 * 1024 * 1024;
 
-pub async fn dump(docker: &Docker, src: &DumpSource<'_>, out: PathBuf, threads: usize) -> Result<Dumped, DumpError> {
+/// `progress` counts the raw archive bytes as they pass.
+pub async fn dump(
+    docker: &Docker,
+    src: &DumpSource<'_>,
+    out: PathBuf,
+    threads: usize,
+    progress: Arc<AtomicU64>,
+) -> Result<Dumped, DumpError> {
     let (mut tx, rx) = tokio::io::duplex(PIPE);
-    let writer = tokio::task::spawn_blocking(move || write_archive(SyncIoBridge::new(rx), out, threads));
+    let writer = tokio::task::spawn_blocking(move || write_archive(SyncIoBridge::new(rx), out, threads, &progress));
     let spec = SidecarSpec {
         image: src.image.to_string(),
         cmd: vec!["mongodump".into(), format!("--uri={}", src.uri), "--archive".into()],
@@ -81,7 +90,12 @@ fn tail(s: &str) -> String {
     lines[lines.len().saturating_sub(5)..].join("\n")
 }
 
-fn write_archive(mut input: impl Read, out: PathBuf, threads: usize) -> Result<Dumped, DumpError> {
+fn write_archive(
+    mut input: impl Read,
+    out: PathBuf,
+    threads: usize,
+    progress: &AtomicU64,
+) -> Result<Dumped, DumpError> {
     let file = private_file(&out).map_err(DumpError::Write)?;
     let (hashing, hash) = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
     let mut gz = ParCompressBuilder::<Gzip>::new()
@@ -98,6 +112,7 @@ fn write_archive(mut input: impl Read, out: PathBuf, threads: usize) -> Result<D
             break;
         }
         raw += n as u64;
+        progress.store(raw, Ordering::Relaxed);
         parser.feed(&buf[..n]).map_err(DumpError::Archive)?;
         gz.write_all(&buf[..n]).map_err(DumpError::Write)?;
     }

@@ -89,6 +89,8 @@ pub struct Outcome {
     pub repaired: Vec<String>,
     /// Writers that could not be started again (the backup itself succeeded).
     pub restart_failures: Vec<String>,
+    /// Seconds per step of the downtime: stop, count, dump, artifacts, start.
+    pub timings: BTreeMap<String, f64>,
 }
 
 /// What the downtime section produced.
@@ -96,6 +98,7 @@ struct Captured {
     databases: Vec<DatabaseInfo>,
     dumped: dump::Dumped,
     artifacts: ArtifactsInfo,
+    timings: BTreeMap<String, f64>,
 }
 
 pub async fn run(
@@ -146,7 +149,10 @@ pub async fn run(
         quiesce::stop(docker, state, &stack.project, &mut journal, &writers, opts.grace)
             .await
             .map_err(BackupError::Quiesce)?;
-        capture(docker, &stack, &network, &mongo.service, &mongo_image, &partial, &plan, progress).await
+        let stopped = round(started.elapsed());
+        let mut c = capture(docker, &stack, &network, &mongo.service, &mongo_image, &partial, &plan, progress).await?;
+        c.timings.insert("stop".into(), stopped);
+        Ok(c)
     };
     let captured = tokio::select! {
         r = section => r,
@@ -155,9 +161,10 @@ pub async fn run(
     // Whatever happened, the writers run again before anything else.
     dk::remove_labelled(docker, SIDECAR_LABEL, &std::process::id().to_string()).await;
     progress.step("restart", format!("starting {} writers again", writers.len()));
+    let restart_started = Instant::now();
     let restart_failures = quiesce::start(docker, &writers).await;
     let downtime = started.elapsed();
-    let captured = match captured {
+    let mut captured = match captured {
         Ok(c) => c,
         Err(e) => {
             partial.discard();
@@ -167,6 +174,8 @@ pub async fn run(
             return Err(e);
         }
     };
+    captured.timings.insert("start".into(), round(restart_started.elapsed()));
+    let timings = captured.timings.clone();
     let manifest = finish(docker, &stack, &containers, &mongo_image, captured, &partial).await?;
     let dir = partial.complete()?;
     if restart_failures.is_empty() {
@@ -174,7 +183,7 @@ pub async fn run(
     }
     drop(lock);
     progress.step("done", format!("bundle {} ({:.1} s of writer downtime)", dir.display(), downtime.as_secs_f64()));
-    Ok(Outcome { bundle: dir, manifest, downtime_secs: round(downtime), repaired, restart_failures })
+    Ok(Outcome { bundle: dir, manifest, downtime_secs: round(downtime), repaired, restart_failures, timings })
 }
 
 fn round(d: Duration) -> f64 {
@@ -227,7 +236,11 @@ fn describe(plan: &Plan) -> String {
     }
 }
 
-async fn plan_artifacts(stack: &Stack, deployments: Option<&ContainerInfo>, choice: &Choice) -> Result<Plan, BackupError> {
+async fn plan_artifacts(
+    stack: &Stack,
+    deployments: Option<&ContainerInfo>,
+    choice: &Choice,
+) -> Result<Plan, BackupError> {
     let lookup = |e: String| BackupError::ArtifactCopy(e);
     // Only an external store needs its versioning looked up (it takes the network).
     let versioning = match artifacts::external_store(stack, deployments)? {
@@ -322,6 +335,12 @@ async fn capture(
     plan: &Plan,
     progress: &Progress,
 ) -> Result<Captured, BackupError> {
+    let mut timings = BTreeMap::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &str| {
+        timings.insert(name.to_string(), round(clock.elapsed()));
+        clock = Instant::now();
+    };
     progress.step("count", "counting documents with the writers stopped");
     let uri = format!("mongodb://{mongo_service}:27017");
     let dbs: Vec<String> = stack.databases.iter().map(|d| d.name.clone()).collect();
@@ -342,13 +361,19 @@ async fn capture(
             collections: d.collections.iter().map(|c| (c.name.clone(), c.count)).collect::<BTreeMap<_, _>>(),
         })
         .collect();
+    lap("count");
     progress.step("dump", format!("mongodump from {mongo_image} on {network}"));
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let src = dump::DumpSource { image: mongo_image, network, uri, labels: HashMap::new() };
-    let dumped = dump::dump(docker, &src, partial.path(ARCHIVE), threads).await?;
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let tracker = progress.track_bytes("dumping", counter.clone());
+    let dumped = dump::dump(docker, &src, partial.path(ARCHIVE), threads, counter).await?;
+    drop(tracker);
+    lap("dump");
     progress.step("dumped", format!("{} MiB raw, {} MiB compressed", dumped.raw_bytes >> 20, dumped.size >> 20));
     let artifacts = copy_artifacts(docker, network, partial, plan, progress).await?;
-    Ok(Captured { databases, dumped, artifacts })
+    lap("artifacts");
+    Ok(Captured { databases, dumped, artifacts, timings })
 }
 
 async fn copy_artifacts(

@@ -21,7 +21,13 @@ pub fn writers(stack: &Stack) -> Vec<StoppedService> {
     };
     let mut w: Vec<_> = stack.services.iter().filter(|s| s.running && rank(s.role) < 9).collect();
     w.sort_by_key(|s| (rank(s.role), s.name.clone()));
-    w.into_iter().map(|s| StoppedService { service: s.name.clone(), container: s.container.clone() }).collect()
+    w.into_iter()
+        .map(|s| StoppedService {
+            service: s.name.clone(),
+            container: s.container.clone(),
+            wave: u8::from(rank(s.role) > 1),
+        })
+        .collect()
 }
 
 /// Records `writers` in the journal (durably), then stops them.
@@ -36,18 +42,26 @@ pub async fn stop(
     journal.stopped = writers.to_vec();
     journal.step("stopping the writers");
     state.write_journal(project, journal).map_err(QuiesceError::Journal)?;
-    for w in writers {
-        docker::stop(docker, &w.container, grace).await.map_err(QuiesceError::Docker)?;
+    // Each wave in parallel: the downtime is the slowest stop, not their sum.
+    for wave in [0, 1] {
+        let stops = writers.iter().filter(|w| w.wave == wave).map(|w| docker::stop(docker, &w.container, grace));
+        for r in futures_util::future::join_all(stops).await {
+            r.map_err(QuiesceError::Docker)?;
+        }
     }
     Ok(())
 }
 
-/// Starts every stopped service (in reverse stop order), even when some fail; returns the failures.
+/// Starts every stopped service (the waves in reverse order), even when some fail; returns the failures.
 pub async fn start(docker: &Docker, stopped: &[StoppedService]) -> Vec<String> {
     let mut failed = Vec::new();
-    for w in stopped.iter().rev() {
-        if let Err(e) = docker::start(docker, &w.container).await {
-            failed.push(format!("{}: {e}", w.service));
+    for wave in [1, 0] {
+        let wave: Vec<&StoppedService> = stopped.iter().filter(|w| w.wave == wave).collect();
+        let starts = wave.iter().map(|w| docker::start(docker, &w.container));
+        for (w, r) in wave.iter().zip(futures_util::future::join_all(starts).await) {
+            if let Err(e) = r {
+                failed.push(format!("{}: {e}", w.service));
+            }
         }
     }
     failed

@@ -1,23 +1,82 @@
-//! What a long command tells while it works: one line per step on stderr for people, or one
-//! NDJSON event per step on stdout with `--json` (the final result is the last line).
+//! What a long command tells while it works: a spinner with the current step (and bytes, where
+//! data streams) on a terminal, one line per step on stderr otherwise, or one NDJSON event per
+//! step on stdout with `--json` (the final result is the last line).
 
 use std::fmt::Display;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-#[derive(Debug, Clone, Copy)]
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Debug, Clone)]
 pub struct Progress {
     pub json: bool,
     pub quiet: bool,
+    bar: Option<ProgressBar>,
 }
 
 impl Progress {
+    pub fn new(json: bool, quiet: bool) -> Progress {
+        let bar = (!json && !quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = ProgressBar::new_spinner();
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        Progress { json, quiet, bar }
+    }
+
+    /// A silent reporter (for library callers and tests).
+    pub fn silent() -> Progress {
+        Progress { json: false, quiet: true, bar: None }
+    }
+
     pub fn step(&self, step: &str, detail: impl Display) {
         if self.json {
             println!(
                 "{}",
                 serde_json::json!({"event": "step", "step": step, "detail": detail.to_string(), "at": crate::state::now_rfc3339()})
             );
+        } else if let Some(b) = &self.bar {
+            b.println(format!("==> {detail}"));
+            b.set_message(detail.to_string());
         } else if !self.quiet {
             eprintln!("==> {detail}");
+        }
+    }
+
+    /// Shows a byte counter on the spinner while `counter` grows; stops when the guard drops.
+    pub fn track_bytes(&self, label: &str, counter: Arc<AtomicU64>) -> Tracker {
+        let Some(bar) = self.bar.clone() else { return Tracker(None) };
+        let label = label.to_string();
+        let task = tokio::spawn(async move {
+            loop {
+                let n = counter.load(Ordering::Relaxed);
+                bar.set_message(format!("{label}: {:.1} MiB", n as f64 / 1048576.0));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        Tracker(Some(task))
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+pub struct Tracker(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.abort();
         }
     }
 }
