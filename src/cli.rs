@@ -9,6 +9,7 @@ use crate::backup::dump;
 use crate::backup::{self, BackupError, BackupOptions, artifacts::Choice};
 use crate::catalog::{CatalogError, LoadedCatalog, line_name};
 use crate::demo;
+use crate::engine::compose::Compose;
 use crate::engine::compose::ComposeError;
 use crate::engine::docker::{self, DockerError};
 use crate::engine::sidecar::SidecarError;
@@ -18,6 +19,7 @@ use crate::report::{self, Exit, Failure};
 use crate::snapshot::discover::DiscoverError;
 use crate::snapshot::observe::{self, ObserveError, Options, observe, observe_full};
 use crate::state::{LockError, StateDir};
+use crate::upgrade::{self, UpgradeError};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -71,6 +73,14 @@ pub enum Command {
     Backup(BackupArgs),
     /// Prove a bundle: checksums, the archive read back, and optionally a real restore.
     Verify(VerifyArgs),
+    /// Upgrade hop by hop to a release, rolling back a hop that fails.
+    Upgrade(UpgradeArgs),
+    /// Continue an interrupted upgrade from its journal.
+    Resume(ResumeArgs),
+    /// Undo the hop of an interrupted or failed upgrade (or the last completed hop).
+    Rollback(ResumeArgs),
+    /// Explain a stale lock or journal and repair it.
+    Recover,
     /// The embedded test-bed stack (stand-in images under testbed.local/).
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -126,6 +136,41 @@ pub struct BackupArgs {
     /// s3://BUCKET[/PREFIX] (server-side copy into another bucket).
     #[arg(long, value_name = "DEST")]
     pub artifacts_to: Option<String>,
+    /// Seconds each service gets to stop before it is killed.
+    #[arg(long, default_value_t = 30)]
+    pub stop_timeout: i32,
+}
+
+#[derive(Args, Debug)]
+pub struct UpgradeArgs {
+    /// Target release, e.g. 3.7.11.
+    #[arg(long)]
+    pub to: String,
+    /// Do not ask: take the plan and every manual step as confirmed.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Run the pre-flight checks and show what would happen, then stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long a hop's health gates may take (e.g. 10m, 90s).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub hop_timeout: std::time::Duration,
+    /// A verified backup older than this is not trusted: a new one is taken.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub max_backup_age: std::time::Duration,
+    /// Seconds each service gets to stop before it is killed.
+    #[arg(long, default_value_t = 30)]
+    pub stop_timeout: i32,
+}
+
+#[derive(Args, Debug)]
+pub struct ResumeArgs {
+    /// Do not ask for confirmations.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// How long a hop's health gates may take.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub hop_timeout: std::time::Duration,
     /// Seconds each service gets to stop before it is killed.
     #[arg(long, default_value_t = 30)]
     pub stop_timeout: i32,
@@ -193,6 +238,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Plan(a) => plan_cmd(&cli.global, a).await,
         Command::Backup(a) => backup(&cli.global, a).await,
         Command::Verify(a) => verify(&cli.global, a).await,
+        Command::Upgrade(a) => upgrade_cmd(&cli.global, a).await,
+        Command::Resume(a) => resume_cmd(&cli.global, a, false).await,
+        Command::Rollback(a) => resume_cmd(&cli.global, a, true).await,
+        Command::Recover => recover_cmd(&cli.global).await,
         Command::Demo(DemoCommand::Up(a)) => demo::up(&cli.global, a).await,
         Command::Demo(DemoCommand::Down(a)) => demo::down(&cli.global, a).await,
         Command::Helper(a) => helper(a).await,
@@ -359,6 +408,141 @@ async fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<Exit> {
     .into())
 }
 
+/// Asks on the terminal; without one (or with --json) only `--yes` says yes.
+fn asker(yes: bool, json: bool) -> impl Fn(&str) -> bool + Sync {
+    move |question: &str| {
+        if yes {
+            return true;
+        }
+        use std::io::IsTerminal;
+        if json || !std::io::stdin().is_terminal() {
+            eprintln!("{question}\n(no terminal to answer on: pass --yes)");
+            return false;
+        }
+        eprint!("{question} [y/N] ");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).is_ok() && matches!(line.trim().to_lowercase().as_str(), "y" | "yes")
+    }
+}
+
+async fn upgrade_cmd(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
+    let catalog = g.load_catalog()?;
+    let to = parse_version(&a.to)?;
+    let compose = Compose::detect().await.map_err(from_compose)?;
+    let docker = docker::connect().await.map_err(from_docker)?;
+    let state = StateDir::new(g.state_dir());
+    let progress = progress(g);
+    let confirm = asker(a.yes, g.json);
+    let ctx = upgrade::Ctx {
+        docker: &docker,
+        catalog: &catalog,
+        state: &state,
+        compose: &compose,
+        registry: g.registry(),
+        progress: &progress,
+        hop_timeout: a.hop_timeout,
+        grace: a.stop_timeout,
+        confirm: &confirm,
+    };
+    let opts = upgrade::UpgradeOptions { to, dry_run: a.dry_run, max_backup_age: a.max_backup_age };
+    let outcome = upgrade::run(&ctx, g.project.as_deref(), &opts).await;
+    progress.finish();
+    print_upgrade(g, outcome.map_err(from_upgrade)?)
+}
+
+fn print_upgrade(g: &Global, o: upgrade::Outcome) -> anyhow::Result<Exit> {
+    if g.json {
+        let mut v = serde_json::to_value(&o)?;
+        v["event"] = "result".into();
+        println!("{v}");
+        return Ok(Exit::Ok);
+    }
+    if o.dry_run {
+        println!(
+            "Dry run: the pre-flight checks passed; nothing was changed. The upgrade would go {} → {}.",
+            o.from, o.to
+        );
+        for n in &o.advice {
+            println!("{n}");
+        }
+        return Ok(Exit::Ok);
+    }
+    println!("{} now runs Mender Server {} (from {}).", o.project, o.to, o.from);
+    for h in &o.hops {
+        let steps: Vec<String> = h.timings.iter().map(|(k, v)| format!("{k} {v:.1}s")).collect();
+        println!("  {} → {}: {:.1} s ({})", h.from, h.to, h.total_secs, steps.join(", "));
+    }
+    for a in &o.advice {
+        println!("Next: {a}");
+    }
+    if let Some(md) = &o.report_md {
+        println!("Report: {}", md.display());
+    }
+    Ok(Exit::Ok)
+}
+
+/// The project a command acts on: `-p`, or the only Mender project on the daemon.
+async fn project_name(g: &Global, docker: &bollard::Docker) -> Result<String, Failure> {
+    if let Some(p) = &g.project {
+        return Ok(p.clone());
+    }
+    let all = crate::engine::inspect::compose_summaries(docker).await.map_err(from_docker)?;
+    crate::snapshot::discover::select(&all, None, g.registry()).map_err(|e| from_observe(ObserveError::Discover(e)))
+}
+
+async fn resume_cmd(g: &Global, a: ResumeArgs, back: bool) -> anyhow::Result<Exit> {
+    let catalog = g.load_catalog()?;
+    let compose = Compose::detect().await.map_err(from_compose)?;
+    let docker = docker::connect().await.map_err(from_docker)?;
+    let state = StateDir::new(g.state_dir());
+    let project = project_name(g, &docker).await?;
+    let progress = progress(g);
+    let confirm = asker(a.yes, g.json);
+    let registry = state.journal(&project).and_then(|j| j.upgrade).and_then(|u| u.registry);
+    let ctx = upgrade::Ctx {
+        docker: &docker,
+        catalog: &catalog,
+        state: &state,
+        compose: &compose,
+        registry: registry.as_deref().or(g.registry()),
+        progress: &progress,
+        hop_timeout: a.hop_timeout,
+        grace: a.stop_timeout,
+        confirm: &confirm,
+    };
+    if back {
+        let at = upgrade::rollback(&ctx, &project).await;
+        progress.finish();
+        let at = at.map_err(from_upgrade)?;
+        if g.json {
+            println!("{}", serde_json::json!({"event": "result", "project": project, "release": at}));
+        } else {
+            println!("{project} is back at Mender Server {at} and healthy.");
+        }
+        return Ok(Exit::Ok);
+    }
+    let outcome = upgrade::resume(&ctx, &project).await;
+    progress.finish();
+    print_upgrade(g, outcome.map_err(from_upgrade)?)
+}
+
+async fn recover_cmd(g: &Global) -> anyhow::Result<Exit> {
+    let docker = docker::connect().await.map_err(from_docker)?;
+    let state = StateDir::new(g.state_dir());
+    let project = project_name(g, &docker).await?;
+    let report = crate::backup::quiesce::recover(&docker, &state, &project)
+        .await
+        .map_err(|e| Failure::new(Exit::Precondition, e, "nothing", "see the message; `status` shows the services"))?;
+    if g.json {
+        print_json(&report)?;
+    } else {
+        for line in &report.lines {
+            println!("{line}");
+        }
+    }
+    Ok(Exit::Ok)
+}
+
 async fn helper(a: HelperArgs) -> anyhow::Result<Exit> {
     let req: crate::helper::Request = serde_json::from_str(&a.request)?;
     print_json(&crate::helper::run(req).await)?;
@@ -514,5 +698,52 @@ pub fn from_backup(e: BackupError) -> Failure {
             restarted,
             "run with -v for details, fix the cause, and run the backup again",
         ),
+    }
+}
+
+pub fn from_upgrade(e: UpgradeError) -> Failure {
+    let nothing = "nothing: no service was stopped and no file was changed";
+    match e {
+        UpgradeError::Observe(o) => from_observe(o),
+        UpgradeError::Plan(p) => from_plan(p),
+        UpgradeError::Compose(c) => from_compose(c),
+        UpgradeError::Lock(l) => Failure::new(
+            Exit::Precondition,
+            l,
+            nothing,
+            "wait for that run to finish, or run `recover` if its process is gone",
+        ),
+        UpgradeError::Preflight(msg) => Failure::new(
+            Exit::Precondition,
+            msg,
+            nothing,
+            "fix what the pre-flight check names, then run the upgrade again (--dry-run checks without changing anything)",
+        ),
+        e @ UpgradeError::NotConfirmed(_) => Failure::new(
+            Exit::Usage,
+            e,
+            "nothing beyond the hops already completed",
+            "run it again and confirm, or pass --yes",
+        ),
+        e @ UpgradeError::NothingToResume(_) => {
+            Failure::new(Exit::Usage, e, "nothing", "`status` shows the stack; `upgrade --to` starts an upgrade")
+        }
+        e @ UpgradeError::RolledBack { .. } => Failure::new(
+            Exit::RolledBack,
+            e,
+            "the stack is healthy at the release it had before the failed hop, with its data",
+            "read the report in the state directory's reports/, fix the cause (a rehearsal on staging shows it without downtime), and upgrade again",
+        ),
+        UpgradeError::RollbackFailed { from, to, step, reason, rollback, commands } => Failure::new(
+            Exit::RollbackIncomplete,
+            format!("hop {from} → {to} failed at step {step}: {reason}; the rollback did not finish: {rollback}"),
+            format!(
+                "the pre-hop dump, the saved compose files and the backup bundle are kept; the stack is NOT healthy"
+            ),
+            format!("finish the recovery by hand:\n    {}", commands.join("\n    ")),
+        ),
+        UpgradeError::Io(io) => {
+            Failure::new(Exit::Unexpected, io, "see the journal in the state directory", "`recover` explains the state")
+        }
     }
 }

@@ -86,6 +86,49 @@ pub fn replace_images(text: &str, change: impl Fn(&str, &str) -> Option<String>)
     Ok(out)
 }
 
+#[derive(Deserialize)]
+struct ServicesOnly {
+    #[serde(default)]
+    services: Option<BTreeMap<String, Spanned<serde::de::IgnoredAny>>>,
+}
+
+/// The services a compose file names (in any form: a full definition or an override).
+pub fn services(text: &str) -> Result<Vec<String>, ComposeFileError> {
+    let shape: ServicesOnly = serde_saphyr::from_str(text).map_err(|e| ComposeFileError::Parse(e.to_string()))?;
+    Ok(shape.services.unwrap_or_default().into_keys().collect())
+}
+
+/// Removes a service's entry (its key line and every deeper-indented line after it) and
+/// nothing else; comments at the key's level belong to their neighbours and stay.
+pub fn remove_service(text: &str, name: &str) -> Result<String, ComposeFileError> {
+    let shape: ServicesOnly = serde_saphyr::from_str(text).map_err(|e| ComposeFileError::Parse(e.to_string()))?;
+    let Some(value) = shape.services.unwrap_or_default().remove(name) else { return Ok(text.to_string()) };
+    let value_start = value.defined.span().byte_offset().unwrap_or(0) as usize;
+    // The key sits on the value's line (`name: {}`) or on a line above it (a block mapping).
+    let key = format!("{name}:");
+    let mut start = text[..value_start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    while !text[start..].trim_start().starts_with(&key) && start > 0 {
+        start = text[..start - 1].rfind('\n').map_or(0, |i| i + 1);
+    }
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    let key_indent = indent(&text[start..]);
+    let mut end = text[start..].find('\n').map_or(text.len(), |i| start + i + 1);
+    let mut pos = end;
+    for line in text[end..].split_inclusive('\n') {
+        pos += line.len();
+        if line.trim().is_empty() {
+            continue;
+        }
+        if indent(line) <= key_indent {
+            break;
+        }
+        end = pos;
+    }
+    let mut out = text.to_string();
+    out.replace_range(start..end, "");
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +151,22 @@ mod tests {
         assert_eq!(dep.value, "mendersoftware/deployments:mender-3.4.0");
         assert!(!sites.iter().find(|s| s.service == "mender-gui").unwrap().via_anchor);
         assert_eq!(sites.len(), 3);
+    }
+
+    #[test]
+    fn removing_a_service_keeps_the_rest_byte_for_byte() {
+        let text = "services:\n    a:\n        image: x:1\n    # logging for reporting\n    mender-reporting:\n        logging:\n            options:\n                max-file: \"10\"\n    b: {}\nvolumes:\n    v: {}\n";
+        let out = remove_service(text, "mender-reporting").unwrap();
+        assert_eq!(
+            out,
+            "services:\n    a:\n        image: x:1\n    # logging for reporting\n    b: {}\nvolumes:\n    v: {}\n"
+        );
+        assert_eq!(services(&out).unwrap(), ["a", "b"]);
+        assert_eq!(
+            remove_service(&out, "b").unwrap(),
+            "services:\n    a:\n        image: x:1\n    # logging for reporting\nvolumes:\n    v: {}\n"
+        );
+        assert_eq!(remove_service(text, "zz").unwrap(), text);
     }
 
     #[test]

@@ -130,6 +130,13 @@ impl StateDir {
         Err(LockError::Io(path.display().to_string(), io::Error::other("the lock changed hands while taking it")))
     }
 
+    /// Removes a lock whose owner died; returns that owner.
+    pub fn release_dead_lock(&self, project: &str) -> Option<Owner> {
+        let owner = self.lock_owner(project).filter(Owner::is_dead)?;
+        std::fs::remove_file(self.lock_path(project)).ok()?;
+        Some(owner)
+    }
+
     pub fn lock_owner(&self, project: &str) -> Option<Owner> {
         serde_json::from_slice(&std::fs::read(self.lock_path(project)).ok()?).ok()
     }
@@ -160,7 +167,7 @@ impl StateDir {
 }
 
 /// What a run is doing to a project, durable before each change.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Journal {
     pub operation: String,
     pub owner: Owner,
@@ -169,6 +176,9 @@ pub struct Journal {
     /// A bundle being written (a `.partial` directory).
     pub partial: Option<PathBuf>,
     pub steps: Vec<Step>,
+    /// Where an upgrade is, and what undoes its hop.
+    #[serde(default)]
+    pub upgrade: Option<crate::upgrade::UpgradeState>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -188,7 +198,14 @@ pub struct Step {
 
 impl Journal {
     pub fn new(operation: &str, owner: &Owner) -> Journal {
-        Journal { operation: operation.into(), owner: owner.clone(), stopped: vec![], partial: None, steps: vec![] }
+        Journal {
+            operation: operation.into(),
+            owner: owner.clone(),
+            stopped: vec![],
+            partial: None,
+            steps: vec![],
+            upgrade: None,
+        }
     }
 
     pub fn step(&mut self, step: &str) {

@@ -111,7 +111,25 @@ pub async fn run(
 ) -> Result<Outcome, BackupError> {
     let Observed { stack, containers } = observe_full(docker, catalog, observe_opts).await?;
     let lock = state.lock(&stack.project, "backup")?;
-    let repaired = repair_previous(docker, state, &stack.project, &lock, progress).await?;
+    let outcome = run_locked(docker, catalog, state, observe_opts, opts, progress, &lock, stack, containers).await;
+    drop(lock);
+    outcome
+}
+
+/// The backup under a lock the caller holds (an upgrade takes its backup this way).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_locked(
+    docker: &Docker,
+    catalog: &Catalog,
+    state: &StateDir,
+    observe_opts: &Options<'_>,
+    opts: &BackupOptions,
+    progress: &Progress,
+    lock: &Lock,
+    stack: Stack,
+    containers: Vec<ContainerInfo>,
+) -> Result<Outcome, BackupError> {
+    let repaired = repair_previous(docker, state, &stack.project, lock, progress).await?;
     // A repair changes what runs: look again.
     let Observed { stack, containers } = if repaired.is_empty() {
         Observed { stack, containers }
@@ -181,7 +199,6 @@ pub async fn run(
     if restart_failures.is_empty() {
         state.clear_journal(&stack.project)?;
     }
-    drop(lock);
     progress.step("done", format!("bundle {} ({:.1} s of writer downtime)", dir.display(), downtime.as_secs_f64()));
     Ok(Outcome { bundle: dir, manifest, downtime_secs: round(downtime), repaired, restart_failures, timings })
 }

@@ -42,7 +42,12 @@ pub async fn stop(
     journal.stopped = writers.to_vec();
     journal.step("stopping the writers");
     state.write_journal(project, journal).map_err(QuiesceError::Journal)?;
-    // Each wave in parallel: the downtime is the slowest stop, not their sum.
+    stop_all(docker, writers, grace).await
+}
+
+/// Stops services in their waves, each wave in parallel: the downtime is the slowest stop, not
+/// their sum.
+pub async fn stop_all(docker: &Docker, writers: &[StoppedService], grace: i32) -> Result<(), QuiesceError> {
     for wave in [0, 1] {
         let stops = writers.iter().filter(|w| w.wave == wave).map(|w| docker::stop(docker, &w.container, grace));
         for r in futures_util::future::join_all(stops).await {
@@ -86,8 +91,81 @@ pub async fn repair(docker: &Docker, state: &StateDir, project: &str) -> Result<
     Ok(Some(j))
 }
 
+/// What `recover` found and did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecoverReport {
+    pub project: String,
+    pub lines: Vec<String>,
+    pub started: Vec<String>,
+    pub released_lock: Option<crate::state::Owner>,
+    pub journal: Option<Journal>,
+}
+
+/// Explains a stale lock or journal and repairs what can be repaired without a decision: a dead
+/// owner's lock is released, services an interrupted backup stopped are started. An interrupted
+/// upgrade is only explained: its services must not start on data a migration may have moved.
+pub async fn recover(docker: &Docker, state: &StateDir, project: &str) -> Result<RecoverReport, QuiesceError> {
+    if let Some(owner) = state.lock_owner(project).filter(|o| !o.is_dead()) {
+        return Err(QuiesceError::Busy(owner));
+    }
+    let journal = state.journal(project);
+    let mut r = RecoverReport {
+        project: project.into(),
+        lines: vec![],
+        started: vec![],
+        released_lock: None,
+        journal: journal.clone(),
+    };
+    match &journal {
+        None => r.lines.push(format!("no interrupted run of {project}")),
+        Some(j) if j.upgrade.is_some() => {
+            let st = j.upgrade.as_ref().map(|u| {
+                (
+                    u.hop,
+                    u.plan.hops.len(),
+                    u.done.clone(),
+                    u.plan.hops.get(u.hop).map(|h| (h.from.clone(), h.to.clone())),
+                )
+            });
+            if let Some((hop, n, done, Some((from, to)))) = st {
+                r.lines.push(format!(
+                    "an upgrade (pid {} on {}, started {}) stopped in hop {}/{n} ({from} → {to}) after: {}",
+                    j.owner.pid,
+                    j.owner.host,
+                    j.owner.started,
+                    hop + 1,
+                    if done.is_empty() { "nothing".to_string() } else { done.join(", ") }
+                ));
+            }
+            r.lines.push("run `resume` to continue it, or `rollback` to go back to the release before the hop".into());
+            r.lines.push("its stopped services are left stopped: an older image must not start on data a migration may have moved".into());
+        }
+        Some(j) => {
+            let repaired = repair(docker, state, project).await?;
+            r.started = j.stopped.iter().map(|s| s.service.clone()).collect();
+            r.lines.push(format!(
+                "an interrupted {} (pid {}, started {}) had stopped: {}",
+                j.operation,
+                j.owner.pid,
+                j.owner.started,
+                r.started.join(", ")
+            ));
+            if repaired.is_some() {
+                r.lines.push("started them again and removed its partial bundle".into());
+            }
+        }
+    }
+    if let Some(owner) = state.release_dead_lock(project) {
+        r.lines.push(format!("released the lock of pid {} (no longer running)", owner.pid));
+        r.released_lock = Some(owner);
+    }
+    Ok(r)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QuiesceError {
+    #[error("a run holds the lock and is still running: `{}` (pid {} on {}, started {})", .0.command, .0.pid, .0.host, .0.started)]
+    Busy(crate::state::Owner),
     #[error("cannot write the journal: {0}")]
     Journal(std::io::Error),
     #[error(transparent)]

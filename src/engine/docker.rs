@@ -222,3 +222,20 @@ pub async fn remove_container(docker: &Docker, id: &str) {
     let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::new().force(true).v(true).build();
     let _ = docker.remove_container(id, Some(rm)).await;
 }
+
+/// Makes sure an image is present locally, pulling it when it is not; `Ok(true)` when pulled.
+pub async fn ensure_image(docker: &Docker, reference: &str) -> Result<bool, DockerError> {
+    if docker.inspect_image(reference).await.is_ok() {
+        return Ok(false);
+    }
+    let (name, tag) = match reference.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+        Some((n, t)) => (n.to_string(), t.to_string()),
+        None => (reference.to_string(), "latest".to_string()),
+    };
+    let opts = bollard::query_parameters::CreateImageOptionsBuilder::new().from_image(&name).tag(&tag).build();
+    let mut pull = docker.create_image(Some(opts), None, None);
+    while let Some(item) = pull.next().await {
+        item.map_err(DockerError::api(format!("pull {reference}")))?;
+    }
+    Ok(true)
+}

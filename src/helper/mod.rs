@@ -10,7 +10,7 @@ mod probe;
 use serde::{Deserialize, Serialize};
 
 pub use artifacts::{ArtifactsJob, ArtifactsOp, ArtifactsResult, KEY_ENV, SECRET_ENV};
-pub use mongo::{CollectionCount, DbReport, MongoQuery, MongoReport};
+pub use mongo::{CollectionCount, DbReport, FcvJob, MongoQuery, MongoReport};
 pub use probe::{Probe, ProbeResult};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -24,6 +24,9 @@ pub struct Request {
     /// Drop every database but admin, config and local (before an exact restore); runs first.
     #[serde(default)]
     pub wipe: Option<String>,
+    /// Check and raise the featureCompatibilityVersion after a MongoDB major upgrade.
+    #[serde(default)]
+    pub fcv: Option<FcvJob>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -35,11 +38,18 @@ pub struct Response {
     /// The databases dropped, or why not.
     #[serde(default)]
     pub wiped: Option<Result<Vec<String>, String>>,
+    /// What the FCV step did, or why it failed.
+    #[serde(default)]
+    pub fcv: Option<Result<String, String>>,
 }
 
 pub async fn run(req: Request) -> Response {
     let wiped = match &req.wipe {
         Some(uri) => Some(mongo::wipe(uri).await.map_err(|e| e.to_string())),
+        None => None,
+    };
+    let fcv = match &req.fcv {
+        Some(job) => Some(mongo::set_fcv(job).await),
         None => None,
     };
     let (probes, mongo, artifacts) = tokio::join!(
@@ -57,5 +67,5 @@ pub async fn run(req: Request) -> Response {
             }
         }
     );
-    Response { probes, mongo, artifacts, wiped }
+    Response { probes, mongo, artifacts, wiped, fcv }
 }

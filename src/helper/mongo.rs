@@ -76,6 +76,49 @@ pub async fn wipe(uri: &str) -> mongodb::error::Result<Vec<String>> {
     Ok(dropped)
 }
 
+/// After the image of a new MongoDB major runs: the featureCompatibilityVersion must still be the
+/// old major (or already the new one), and is raised to the new one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FcvJob {
+    pub uri: String,
+    pub require: String,
+    pub set: String,
+    /// MongoDB 7.0 and later refuse the change without `confirm: true`.
+    pub confirm: bool,
+}
+
+pub async fn set_fcv(job: &FcvJob) -> Result<String, String> {
+    let client = connect(&job.uri).await.map_err(|e| e.to_string())?;
+    let admin = client.database("admin");
+    let info = admin.run_command(doc! {"buildInfo": 1}).await.map_err(|e| e.to_string())?;
+    if info.contains_key("ferretdbVersion") {
+        return Ok("skipped: FerretDB has a fixed featureCompatibilityVersion".into());
+    }
+    let current = admin
+        .run_command(doc! {"getParameter": 1, "featureCompatibilityVersion": 1})
+        .await
+        .map_err(|e| e.to_string())?
+        .get_document("featureCompatibilityVersion")
+        .ok()
+        .and_then(|f| f.get_str("version").ok().map(str::to_string))
+        .unwrap_or_default();
+    if current == job.set {
+        return Ok(format!("featureCompatibilityVersion already {current}"));
+    }
+    if current != job.require {
+        return Err(format!(
+            "featureCompatibilityVersion is {current}, expected {} before raising it to {}",
+            job.require, job.set
+        ));
+    }
+    let mut cmd = doc! {"setFeatureCompatibilityVersion": &job.set};
+    if job.confirm {
+        cmd.insert("confirm", true);
+    }
+    admin.run_command(cmd).await.map_err(|e| e.to_string())?;
+    Ok(format!("featureCompatibilityVersion {current} → {}", job.set))
+}
+
 pub async fn report(q: &MongoQuery) -> MongoReport {
     match try_report(q).await {
         Ok(r) => r,

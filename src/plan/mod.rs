@@ -36,7 +36,7 @@ pub struct Start {
     pub drift: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Plan {
     pub from: Version,
     pub to: Version,
@@ -44,7 +44,7 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Hop {
     pub from: Version,
     pub to: Version,
@@ -67,7 +67,7 @@ pub struct Hop {
     pub rollback: Rollback,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum HopKind {
     /// Within one line: only patch releases, freely up- and downgradable by Mender's policy.
@@ -78,14 +78,14 @@ pub enum HopKind {
     Major,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ImageChange {
     pub service: String,
     pub from: String,
     pub to: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct SchemaChange {
     pub db: String,
     pub from: Option<Version>,
@@ -94,14 +94,14 @@ pub struct SchemaChange {
 
 /// A MongoDB major-version change: one image swap per major, with the featureCompatibilityVersion
 /// checked before and raised after each.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct MongoUpgrade {
     pub from_major: String,
     pub to_major: String,
     pub steps: Vec<MongoStep>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct MongoStep {
     /// The featureCompatibilityVersion that must be in place before the image changes.
     pub require_fcv: String,
@@ -114,7 +114,7 @@ pub struct MongoStep {
 }
 
 /// How a failed hop is undone.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(tag = "class", rename_all = "kebab-case")]
 pub enum Rollback {
     /// No database changes: the previous images and configuration are a safe rollback.
@@ -125,7 +125,7 @@ pub enum Rollback {
 }
 
 /// A release the stack can go to in one hop.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct NextStop {
     pub to: Version,
     pub kind: HopKind,

@@ -77,8 +77,7 @@ async fn record(db: &Database, v: &Version) -> Result<()> {
     Ok(())
 }
 
-/// Applies every known migration newer than the database, each one leaving a visible mark on the
-/// service's documents (so that a rollback without a data restore is detectable) and a
+/// Applies every known migration newer than the database, each one leaving a mark and a
 /// `migration_info` entry.
 pub async fn migrate(r: &Resolved, db: &Database) -> Result<Vec<Version>> {
     let Some(target) = r.facts.schema.clone() else {
@@ -93,8 +92,13 @@ pub async fn migrate(r: &Resolved, db: &Database) -> Result<Vec<Version>> {
         .filter(|v| (current.is_none() || *v > floor) && *v <= target)
         .collect();
     for v in &steps {
-        let coll = db.collection::<Document>(samples::primary_collection(&r.kind()));
-        coll.update_many(doc! {}, doc! { "$set": { "_schema": v.to_string() } }).await?;
+        // A migration changes data: here a mark in a collection of its own (the operator's
+        // documents stay byte-identical, so that an upgrade can be checked against them), which
+        // an image-swap rollback would leave behind.
+        let marks = db.collection::<Document>("migration_marks");
+        marks
+            .insert_one(doc! { "version": v.to_string(), "by": r.id.release.to_string(), "at": bson::DateTime::now() })
+            .await?;
         record(db, v).await?;
         eprintln!("migration to {} {v} applied", r.db()?);
     }

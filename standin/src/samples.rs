@@ -7,17 +7,6 @@ use mongodb::Database;
 
 use crate::identity::Resolved;
 
-/// The collection a stand-in's migrations mark.
-pub fn primary_collection(kind: &str) -> &'static str {
-    match kind {
-        "deployments" => "images",
-        "useradm" => "users",
-        "workflows" | "workflows-worker" | "create-artifact-worker" => "jobs",
-        "iot-manager" => "integrations",
-        _ => "devices",
-    }
-}
-
 fn device_id(i: u64) -> String {
     format!("{:08x}-0000-4000-8000-{:012x}", i, i)
 }

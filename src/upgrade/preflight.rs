@@ -1,0 +1,269 @@
+//! Everything checked before any downtime; a failure changes nothing (exit 3), a bad target is
+//! refused first (exit 2).
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use super::gates::{self, parse_hashes};
+use super::{Ctx, ProjectRecord, UpgradeError, UpgradeOptions, UpgradeState, hop};
+use crate::backup::manifest::Manifest;
+use crate::backup::{self, BackupOptions, artifacts::Choice};
+use crate::catalog::{ImageRef, When};
+use crate::engine::compose::label_paths;
+use crate::engine::{docker, host};
+use crate::plan::{self, Plan, Rollback, Start};
+use crate::snapshot::container::{LABEL_CONFIG_FILES, LABEL_ENV_FILE, LABEL_WORKING_DIR};
+use crate::snapshot::observe::{Observed, Options, observe_full};
+use crate::state::Lock;
+
+pub struct Ready {
+    pub lock: Lock,
+    pub plan: Plan,
+    pub project: ProjectRecord,
+    pub bundle: Option<PathBuf>,
+    /// What the confirmation and `--dry-run` show besides the plan.
+    pub notes: Vec<String>,
+}
+
+fn fail(msg: impl Into<String>) -> UpgradeError {
+    UpgradeError::Preflight(msg.into())
+}
+
+pub fn project_record(o: &Observed) -> Result<ProjectRecord, UpgradeError> {
+    let c = o.containers.first().ok_or_else(|| fail("the project has no containers"))?;
+    let wd = PathBuf::from(
+        c.label(LABEL_WORKING_DIR)
+            .cloned()
+            .ok_or_else(|| fail("the containers carry no compose working directory label"))?,
+    );
+    Ok(ProjectRecord {
+        name: o.stack.project.clone(),
+        working_dir: wd,
+        config_files: label_paths(c.label(LABEL_CONFIG_FILES)),
+        env_files: label_paths(c.label(LABEL_ENV_FILE)),
+    })
+}
+
+pub async fn check(ctx: &Ctx<'_>, project: Option<&str>, opts: &UpgradeOptions) -> Result<Ready, UpgradeError> {
+    let observed =
+        observe_full(ctx.docker, &ctx.catalog.catalog, &Options { project, registry: ctx.registry, counts: false })
+            .await?;
+    let stack = &observed.stack;
+    let release = stack.release.clone().ok_or_else(|| {
+        fail(format!("the release of project {} is unknown: {}", stack.project, stack.unknown_tags.join(", ")))
+    })?;
+    let drift = stack.services.iter().filter(|s| s.drift.is_some()).map(|s| s.name.clone()).collect();
+    let plan = plan::plan(&Start { release: release.clone(), drift }, &ctx.catalog.catalog, &opts.to)?;
+    let lock = ctx.state.lock(&stack.project, "upgrade")?;
+    if let Some(j) = ctx.state.journal(&stack.project) {
+        return Err(fail(format!(
+            "an interrupted {} (pid {}, started {}) left a journal; run `resume` or `rollback` (upgrade) or `recover` first",
+            j.operation, j.owner.pid, j.owner.started
+        )));
+    }
+    let record = project_record(&observed)?;
+    ctx.progress.step("preflight", format!("checking {} ({release}) before the upgrade to {}", stack.project, opts.to));
+    let hashes = ctx.compose.run(&record.files(), &["config", "--hash", "*"]).await?;
+    let health = gates::evaluate(stack, &release, &observed.containers, &parse_hashes(&hashes));
+    if !health.passed {
+        return Err(fail(format!(
+            "the stack is not healthy, and an upgrade starts only from a healthy stack:\n    {}",
+            health.failures.join("\n    ")
+        )));
+    }
+    executable(&plan)?;
+    images(ctx, &plan).await?;
+    space(ctx, stack, &plan)?;
+    let mut notes = Vec::new();
+    let bundle = backup_now_or_fresh(ctx, &observed, &lock, &release, opts.max_backup_age, &mut notes).await?;
+    let st = UpgradeState {
+        run_dir: PathBuf::new(),
+        plan: plan.clone(),
+        hop: 0,
+        done: vec![],
+        before: Default::default(),
+        dump_image: None,
+        project: record.clone(),
+        timings: vec![],
+        registry: ctx.registry.map(str::to_string),
+        bundle: bundle.clone(),
+    };
+    if let Some(first) = plan.hops.first() {
+        let rw = hop::preview(ctx, &st, first).map_err(fail)?;
+        notes.extend(rw.warnings.iter().map(|w| format!("hop 1 changes your files: {w}")));
+        for e in rw.edits.iter().filter(|e| e.why != super::rewrite::Why::BaseFile) {
+            notes.push(super::rewrite::diff(e));
+        }
+    }
+    notes.extend(plan.warnings.iter().cloned());
+    Ok(Ready { lock, plan, project: record, bundle, notes })
+}
+
+/// Hops this version can carry out on compose.
+fn executable(plan: &Plan) -> Result<(), UpgradeError> {
+    for h in &plan.hops {
+        if h.replaces_base_files && !h.templates_available {
+            return Err(fail(format!(
+                "hop {} → {} changes the compose layout and the catalog has no base compose files for {}: this version cannot carry it out",
+                h.from, h.to, h.to
+            )));
+        }
+        if !h.renamed_services.is_empty() {
+            return Err(fail(format!(
+                "hop {} → {} renames services; no compose production path exists upstream for it",
+                h.from, h.to
+            )));
+        }
+        if h.mongo.as_ref().is_some_and(|m| m.steps.len() > 1) {
+            return Err(fail(format!(
+                "hop {} → {} needs intermediate MongoDB majors, which this version does not run",
+                h.from, h.to
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every image of every hop, present or pulled now: no hop may wait on a registry.
+async fn images(ctx: &Ctx<'_>, plan: &Plan) -> Result<(), UpgradeError> {
+    let mut missing = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for h in &plan.hops {
+        let to = ctx.catalog.catalog.release(&h.to).ok_or_else(|| fail(format!("no release {}", h.to)))?;
+        for f in to.services.values() {
+            let reference = ImageRef::parse(&f.image, None).qualified(ctx.registry);
+            if !seen.insert(reference.clone()) {
+                continue;
+            }
+            match docker::ensure_image(ctx.docker, &reference).await {
+                Ok(true) => ctx.progress.step("pull", format!("pulled {reference}")),
+                Ok(false) => {}
+                Err(e) => missing.push(format!("{reference} ({e})")),
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(fail(format!("images of the plan are missing and could not be pulled:\n    {}", missing.join("\n    "))))
+    }
+}
+
+/// Room for one dump per hop in the state directory.
+fn space(ctx: &Ctx<'_>, stack: &crate::snapshot::Stack, plan: &Plan) -> Result<(), UpgradeError> {
+    let db: u64 = stack.databases.iter().filter_map(|d| d.size_bytes).sum();
+    let need = (db + db / 10) * plan.hops.len() as u64 + (64 << 20);
+    let free = host::free_bytes(&ctx.state.root)?;
+    if free < need {
+        return Err(fail(format!(
+            "not enough free space in {} for the pre-hop dumps: about {} MiB needed, {} MiB free",
+            ctx.state.root.display(),
+            need >> 20,
+            free >> 20
+        )));
+    }
+    Ok(())
+}
+
+/// The newest bundle of this project and release, proven by a restore test, younger than `max_age`.
+pub fn fresh_bundle(
+    ctx: &Ctx<'_>,
+    project: &str,
+    release: &semver::Version,
+    max_age: Duration,
+) -> Option<(PathBuf, Manifest)> {
+    let dir = ctx.state.backups();
+    let mut found: Vec<(PathBuf, Manifest)> = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !p.to_string_lossy().ends_with(backup::bundle::PARTIAL_SUFFIX))
+        .filter_map(|p| Manifest::load(&p).ok().map(|m| (p, m)))
+        .filter(|(_, m)| m.project == project && m.mender_version.as_ref() == Some(release))
+        .filter(|(_, m)| {
+            humantime::parse_rfc3339(&m.created)
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age <= max_age)
+        })
+        .filter(|(_, m)| m.verifications.iter().any(|v| v.ok && v.checks.iter().any(|c| c == "restore-test")))
+        .collect();
+    found.sort_by(|a, b| a.1.created.cmp(&b.1.created));
+    found.pop()
+}
+
+async fn backup_now_or_fresh(
+    ctx: &Ctx<'_>,
+    observed: &Observed,
+    lock: &Lock,
+    release: &semver::Version,
+    max_age: Duration,
+    notes: &mut Vec<String>,
+) -> Result<Option<PathBuf>, UpgradeError> {
+    if let Some((path, m)) = fresh_bundle(ctx, &observed.stack.project, release, max_age) {
+        notes.push(format!("backup: {} (taken {}, proven by a restore test)", path.display(), m.created));
+        return Ok(Some(path));
+    }
+    ctx.progress.step(
+        "backup",
+        format!("no verified backup of {release} younger than {} h: taking one now", max_age.as_secs() / 3600),
+    );
+    let opts = BackupOptions { out: None, skip_space_check: false, artifacts: Choice::Auto, grace: ctx.grace };
+    let observe = Options { project: Some(&observed.stack.project), registry: ctx.registry, counts: false };
+    let outcome = backup::run_locked(
+        ctx.docker,
+        &ctx.catalog.catalog,
+        ctx.state,
+        &observe,
+        &opts,
+        ctx.progress,
+        lock,
+        observed.stack.clone(),
+        observed.containers.clone(),
+    )
+    .await
+    .map_err(|e| fail(format!("the backup before the upgrade failed: {e}")))?;
+    let report = backup::verify::verify(&outcome.bundle, Some(ctx.docker), ctx.progress)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if !report.ok {
+        return Err(fail(format!(
+            "the backup {} failed its restore test: {}",
+            outcome.bundle.display(),
+            report.problems.join("; ")
+        )));
+    }
+    notes.push(format!("backup: {} (taken now, proven by a restore test)", outcome.bundle.display()));
+    Ok(Some(outcome.bundle))
+}
+
+/// The question asked before the first change.
+pub fn confirmation(r: &Ready) -> String {
+    let p = &r.plan;
+    let mut s = format!("Upgrade {} from {} to {} in {} hop(s):\n", r.project.name, p.from, p.to, p.hops.len());
+    for (i, h) in p.hops.iter().enumerate() {
+        let rollback = match &h.rollback {
+            Rollback::ImageSwap => "image swap".to_string(),
+            Rollback::DataRestore { .. } => "data restore".to_string(),
+        };
+        s.push_str(&format!(
+            "  hop {}: {} → {}: {} image changes, rollback by {rollback}\n",
+            i + 1,
+            h.from,
+            h.to,
+            h.image_changes.len()
+        ));
+        for m in &h.manual_steps {
+            let when = if m.when == When::Before { "before" } else { "after" };
+            s.push_str(&format!("    [{when}] {}\n", m.text.trim()));
+        }
+        if let Some(w) = &h.window {
+            s.push_str(&format!("    maintenance window (Mender docs): {w}\n"));
+        }
+    }
+    s.push_str("Expected downtime: no rehearsal has measured this stack yet.\n");
+    for n in &r.notes {
+        s.push_str(&format!("{n}\n"));
+    }
+    s.push_str("Proceed?");
+    s
+}

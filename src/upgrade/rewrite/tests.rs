@@ -1,0 +1,134 @@
+use semver::Version;
+
+use super::*;
+use crate::catalog::{Catalog, LoadedCatalog};
+
+const REG: Option<&str> = Some("testbed.local");
+
+fn v(s: &str) -> Version {
+    Version::parse(s).unwrap()
+}
+
+struct Project {
+    compose: Vec<ProjectFile>,
+    other: Vec<ProjectFile>,
+}
+
+/// The project files of a checkout of `release`, with `prod` as the operator's prod.yml.
+fn project(l: &LoadedCatalog, release: &str, prod: impl Fn(String) -> String) -> Project {
+    let files = l.template_files(&v(release)).unwrap();
+    let get = |p: &str| files.iter().find(|f| f.path.to_string_lossy() == p).map(|f| render(f, REG).unwrap());
+    let compose = vec![
+        ProjectFile { path: "docker-compose.yml".into(), contents: get("docker-compose.yml") },
+        ProjectFile {
+            path: "docker-compose.storage.minio.yml".into(),
+            contents: get("docker-compose.storage.minio.yml"),
+        },
+        ProjectFile {
+            path: "production/config/prod.yml".into(),
+            contents: Some(prod(get("production/config/prod.yml.template").unwrap())),
+        },
+    ];
+    let other = files
+        .iter()
+        .filter(|f| !compose.iter().any(|c| c.path == f.path))
+        .map(|f| ProjectFile { path: f.path.clone(), contents: Some(render(f, REG).unwrap()) })
+        .collect();
+    Project { compose, other }
+}
+
+fn run(l: &LoadedCatalog, p: &Project, from: &str, to: &str, templates: bool) -> Rewrite {
+    let c: &Catalog = &l.catalog;
+    let (f, t) = (c.release(&v(from)).unwrap(), c.release(&v(to)).unwrap());
+    let from_t = l.template_files(&v(from)).ok();
+    let to_t = if templates { l.template_files(&v(to)).ok() } else { None };
+    let removed: Vec<String> = f.services.keys().filter(|s| !t.services.contains_key(*s)).cloned().collect();
+    plan(&Inputs {
+        from: f,
+        to: t,
+        compose_files: &p.compose,
+        other_files: &p.other,
+        from_templates: from_t.as_deref(),
+        to_templates: to_t.as_deref(),
+        registry: REG,
+        removed: &removed,
+    })
+    .unwrap()
+}
+
+fn after<'a>(rw: &'a Rewrite, path: &str) -> Option<&'a FileEdit> {
+    rw.edits.iter().find(|e| e.path.to_string_lossy() == path)
+}
+
+#[test]
+fn minor_hop_replaces_base_files_and_keeps_the_operators_prod_yml() {
+    let l = LoadedCatalog::embedded().unwrap();
+    let p = project(&l, "3.4.0", |t| format!("# my production settings, keep me\n{t}"));
+    let rw = run(&l, &p, "3.4.0", "3.6.5", true);
+    let dc = after(&rw, "docker-compose.yml").unwrap();
+    assert_eq!(dc.why, Why::BaseFile);
+    assert!(dc.after.contains("image: testbed.local/mendersoftware/deployments:mender-3.6.5"));
+    assert!(dc.after.contains("image: testbed.local/nats:2.7.4-scratch"));
+    assert!(after(&rw, "production/config/prod.yml").is_none(), "prod.yml pins nothing: untouched");
+    assert!(rw.warnings.is_empty(), "{:?}", rw.warnings);
+}
+
+#[test]
+fn a_pinned_image_in_prod_yml_is_changed_in_place_with_a_warning() {
+    let l = LoadedCatalog::embedded().unwrap();
+    let pin = "    mender-useradm:\n        # pinned while testing a fix\n        image: 'testbed.local/mendersoftware/useradm:mender-3.4.0'\n";
+    let p = project(&l, "3.4.0", |t| t.replacen("    mender-useradm:\n", pin, 1));
+    let rw = run(&l, &p, "3.4.0", "3.6.5", true);
+    let prod = after(&rw, "production/config/prod.yml").unwrap();
+    let before = prod.before.clone().unwrap();
+    assert_eq!(
+        prod.after,
+        before.replace("useradm:mender-3.4.0'", "useradm:mender-3.6.5'"),
+        "only the image changes, quoting kept"
+    );
+    assert!(rw.warnings.iter().any(|w| w.contains("mender-useradm pins its image")));
+    assert!(diff(prod).contains("- ") && diff(prod).contains("useradm:mender-3.6.5"));
+}
+
+#[test]
+fn dropped_services_leave_the_overrides() {
+    let l = LoadedCatalog::embedded().unwrap();
+    let p = project(&l, "3.5.1", |t| t);
+    assert!(p.compose[2].contents.as_ref().unwrap().contains("mender-reporting:"));
+    let rw = run(&l, &p, "3.5.1", "3.6.5", true);
+    let prod = after(&rw, "production/config/prod.yml").unwrap();
+    assert_eq!(prod.why, Why::RemovedService);
+    assert!(!prod.after.contains("mender-reporting"), "{}", prod.after);
+    assert!(prod.after.contains("mender-useradm:") && prod.after.contains("max-size: \"50m\""));
+    let dc = after(&rw, "docker-compose.yml").unwrap();
+    assert!(!dc.after.contains("mender-opensearch"));
+}
+
+#[test]
+fn without_target_templates_images_are_edited_where_they_are_decided() {
+    let l = LoadedCatalog::embedded().unwrap();
+    let p = project(&l, "3.6.5", |t| t);
+    let rw = run(&l, &p, "3.6.5", "3.7.11", false);
+    let dc = after(&rw, "docker-compose.yml").unwrap();
+    assert_eq!(dc.why, Why::Image);
+    let before = dc.before.clone().unwrap();
+    let expected = before
+        .replace("mender-3.6.5", "mender-3.7.11")
+        .replace("mongo:4.4", "mongo:5.0")
+        .replace("traefik:v2.8", "traefik:v2.10");
+    assert_eq!(dc.after, expected, "only image values differ");
+}
+
+#[test]
+fn a_modified_upstream_file_is_warned_about() {
+    let l = LoadedCatalog::embedded().unwrap();
+    let mut p = project(&l, "3.4.0", |t| t);
+    let dc = p.compose[0].contents.as_mut().unwrap();
+    dc.push_str("# a local edit\n");
+    let rw = run(&l, &p, "3.4.0", "3.6.5", true);
+    assert!(
+        rw.warnings.iter().any(|w| w.contains("docker-compose.yml differs from the upstream 3.4.0 file")),
+        "{:?}",
+        rw.warnings
+    );
+}
