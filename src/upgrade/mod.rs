@@ -160,6 +160,7 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &UpgradeOptions) ->
     if !(ctx.confirm)(&question) {
         return Err(UpgradeError::NotConfirmed("the plan was not confirmed; nothing was changed".into()));
     }
+    let bundle = preflight::ensure_backup(ctx, &ready).await?;
     let run_dir = ctx.state.root.join("upgrades").join(format!("{}-{}", ready.project.name, crate::state::now_stamp()));
     crate::backup::bundle::private_dir(&run_dir)?;
     let st = UpgradeState {
@@ -172,7 +173,7 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &UpgradeOptions) ->
         project: ready.project.clone(),
         timings: vec![],
         registry: ctx.registry.map(str::to_string),
-        bundle: ready.bundle.clone(),
+        bundle: Some(bundle),
     };
     let mut journal = Journal::new("upgrade", &ready.lock.owner);
     journal.upgrade = Some(st);

@@ -20,9 +20,12 @@ pub struct Ready {
     pub lock: Lock,
     pub plan: Plan,
     pub project: ProjectRecord,
+    /// A fresh verified bundle, or `None` when one must be taken before the first hop.
     pub bundle: Option<PathBuf>,
     /// What the confirmation and `--dry-run` show besides the plan.
     pub notes: Vec<String>,
+    observed: Observed,
+    release: semver::Version,
 }
 
 fn fail(msg: impl Into<String>) -> UpgradeError {
@@ -75,7 +78,19 @@ pub async fn check(ctx: &Ctx<'_>, project: Option<&str>, opts: &UpgradeOptions) 
     images(ctx, &plan).await?;
     space(ctx, stack, &plan)?;
     let mut notes = Vec::new();
-    let bundle = backup_now_or_fresh(ctx, &observed, &lock, &release, opts.max_backup_age, &mut notes).await?;
+    let bundle = match fresh_bundle(ctx, &observed.stack.project, &release, opts.max_backup_age) {
+        Some((path, m)) => {
+            notes.push(format!("backup: {} (taken {}, proven by a restore test)", path.display(), m.created));
+            Some(path)
+        }
+        None => {
+            notes.push(format!(
+                "backup: none of {release} younger than {} h is proven by a restore test; one is taken and verified before the first hop",
+                opts.max_backup_age.as_secs() / 3600
+            ));
+            None
+        }
+    };
     let st = UpgradeState {
         run_dir: PathBuf::new(),
         plan: plan.clone(),
@@ -96,7 +111,7 @@ pub async fn check(ctx: &Ctx<'_>, project: Option<&str>, opts: &UpgradeOptions) 
         }
     }
     notes.extend(plan.warnings.iter().cloned());
-    Ok(Ready { lock, plan, project: record, bundle, notes })
+    Ok(Ready { lock, plan, project: record, bundle, notes, observed, release })
 }
 
 /// Hops this version can carry out on compose.
@@ -191,49 +206,23 @@ pub fn fresh_bundle(
     found.pop()
 }
 
-async fn backup_now_or_fresh(
-    ctx: &Ctx<'_>,
-    observed: &Observed,
-    lock: &Lock,
-    release: &semver::Version,
-    max_age: Duration,
-    notes: &mut Vec<String>,
-) -> Result<Option<PathBuf>, UpgradeError> {
-    if let Some((path, m)) = fresh_bundle(ctx, &observed.stack.project, release, max_age) {
-        notes.push(format!("backup: {} (taken {}, proven by a restore test)", path.display(), m.created));
-        return Ok(Some(path));
+/// The bundle the upgrade starts from: the fresh one found, or one taken and verified now.
+pub async fn ensure_backup(ctx: &Ctx<'_>, r: &Ready) -> Result<PathBuf, UpgradeError> {
+    if let Some(b) = &r.bundle {
+        return Ok(b.clone());
     }
-    ctx.progress.step(
-        "backup",
-        format!("no verified backup of {release} younger than {} h: taking one now", max_age.as_secs() / 3600),
-    );
+    ctx.progress.step("backup", format!("taking and verifying a backup of {} first", r.release));
     let opts = BackupOptions { out: None, skip_space_check: false, artifacts: Choice::Auto, grace: ctx.grace };
-    let observe = Options { project: Some(&observed.stack.project), registry: ctx.registry, counts: false };
-    let outcome = backup::run_locked(
-        ctx.docker,
-        &ctx.catalog.catalog,
-        ctx.state,
-        &observe,
-        &opts,
-        ctx.progress,
-        lock,
-        observed.stack.clone(),
-        observed.containers.clone(),
-    )
-    .await
-    .map_err(|e| fail(format!("the backup before the upgrade failed: {e}")))?;
-    let report = backup::verify::verify(&outcome.bundle, Some(ctx.docker), ctx.progress)
+    let o = &r.observed;
+    let observe = Options { project: Some(&o.stack.project), registry: ctx.registry, counts: false };
+    let outcome = backup::run_locked(ctx.docker, &ctx.catalog.catalog, ctx.state, &observe, &opts, ctx.progress, &r.lock, o.stack.clone(), o.containers.clone())
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(format!("the backup before the upgrade failed: {e}")))?;
+    let report = backup::verify::verify(&outcome.bundle, Some(ctx.docker), ctx.progress).await.map_err(|e| fail(e.to_string()))?;
     if !report.ok {
-        return Err(fail(format!(
-            "the backup {} failed its restore test: {}",
-            outcome.bundle.display(),
-            report.problems.join("; ")
-        )));
+        return Err(fail(format!("the backup {} failed its restore test: {}", outcome.bundle.display(), report.problems.join("; "))));
     }
-    notes.push(format!("backup: {} (taken now, proven by a restore test)", outcome.bundle.display()));
-    Ok(Some(outcome.bundle))
+    Ok(outcome.bundle)
 }
 
 /// The question asked before the first change.

@@ -1,0 +1,273 @@
+//! `upgrade`, `resume`, `rollback` on real test-bed stacks: the hops through compose, the gates,
+//! the rollbacks (data restore and image swap), and a kill at every journal point.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+/// Collections that a migration writes (and only those) may differ after an upgrade.
+fn without_migrations(data: &Value) -> Value {
+    let mut d = data.clone();
+    for db in d["databases"].as_array_mut().unwrap() {
+        let colls = db["collections"].as_array_mut().unwrap();
+        colls.retain(|c| !["migration_info", "migration_marks"].contains(&c["name"].as_str().unwrap()));
+        db["migration"] = Value::Null;
+    }
+    d
+}
+
+fn result_line(out: &std::process::Output) -> Value {
+    serde_json::from_str(stdout(out).lines().last().unwrap_or("{}")).unwrap_or(Value::Null)
+}
+
+fn container_ids(stack: &Stack) -> String {
+    let mut ids: Vec<String> = docker_ok(&["ps", "-q", "--no-trunc", "--filter", &format!("label=com.docker.compose.project={}", stack.project)])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    ids.join(",")
+}
+
+#[test]
+fn upgrade_3_4_0_to_3_7_11_keeps_data_comments_and_compose_state() {
+    let stack = Stack::up_with("up37", "3.4.0", &["--devices", "100", "--artifacts", "5"]);
+    let prod = stack.path("production/config/prod.yml");
+    let commented = format!("# Our production overrides: do not remove this line.\n\n{}", file(&prod));
+    std::fs::write(&prod, &commented).unwrap();
+    let before = stack.data();
+    let out = stack.tool(&["--json", "upgrade", "--to", "3.7.11", "--yes"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let r = result_line(&out);
+    let hops: Vec<String> = r["hops"].as_array().unwrap().iter().map(|h| format!("{}→{}", h["from"].as_str().unwrap(), h["to"].as_str().unwrap())).collect();
+    assert_eq!(hops, ["3.4.0→3.6.5", "3.6.5→3.7.11"]);
+    for h in r["hops"].as_array().unwrap() {
+        for step in ["stop", "dump", "rewrite", "migrate", "up", "gates"] {
+            assert!(h["timings"][step].is_number(), "{h}");
+        }
+    }
+    assert!(r["advice"].as_array().unwrap().iter().any(|a| a.as_str().unwrap().contains("without its cache")));
+    assert!(Path::new(r["report_md"].as_str().unwrap()).exists());
+
+    // Every gate holds now: release, health, schema versions, config hashes.
+    let s = json(&stack.tool(&["--json", "status", "--require-healthy"]));
+    assert_eq!(s["release"], "3.7.11");
+    assert_eq!(s["mongo"]["server_version"], "5.0.31");
+    assert!(s["databases"].as_array().unwrap().iter().all(|d| d["status"] == "current"), "{}", s["databases"]);
+    // The data seeded before the upgrade is all there.
+    assert_eq!(without_migrations(&stack.data()), without_migrations(&before));
+    // The operator's prod.yml is untouched, comments and all.
+    assert_eq!(file(&prod), commented);
+    // `docker compose up -d` by hand afterwards recreates nothing.
+    let ids = container_ids(&stack);
+    let again = stack.compose(&["up", "-d"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(container_ids(&stack), ids, "compose recreated containers: {}", stderr(&again));
+}
+
+/// A copy of the catalog in which `edit` changes releases.yaml (and lines.yaml).
+fn catalog_copy(edit: impl Fn(&mut Value, &mut Value)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("compose-templates");
+    assert!(Command::new("cp").arg("-a").arg(format!("{}/.", src.display())).arg(dir.path()).status().unwrap().success());
+    let rel = dir.path().join("catalog/releases.yaml");
+    let lines = dir.path().join("catalog/lines.yaml");
+    let mut r: Value = serde_yaml_ng(&file(&rel));
+    let mut l: Value = serde_yaml_ng(&file(&lines));
+    edit(&mut r, &mut l);
+    // JSON is YAML: the catalog loader reads it as it is.
+    std::fs::write(&rel, serde_json::to_string_pretty(&r).unwrap()).unwrap();
+    std::fs::write(&lines, serde_json::to_string_pretty(&l).unwrap()).unwrap();
+    dir
+}
+
+fn serde_yaml_ng(text: &str) -> Value {
+    serde_saphyr::from_str(text).expect("the catalog is YAML")
+}
+
+fn release<'a>(r: &'a mut Value, v: &str) -> &'a mut Value {
+    r["releases"].as_array_mut().unwrap().iter_mut().find(|x| x["version"] == v).unwrap()
+}
+
+/// Adds patch release `to` of line 3.6: the images of `like` retagged as mender-`to`, with
+/// `broken` services on their -broken stand-ins.
+fn add_patch(r: &mut Value, l: &mut Value, like: &str, to: &str, broken: &[&str]) {
+    let mut rel = release(r, like).clone();
+    rel["version"] = to.into();
+    for (name, svc) in rel["services"].as_object_mut().unwrap() {
+        let image = svc["image"].as_str().unwrap().to_string();
+        if let Some(repo) = image.strip_suffix(&format!(":mender-{like}")) {
+            let new = format!("{repo}:mender-{to}");
+            let source = if broken.contains(&name.as_str()) { format!("{REGISTRY}/{image}-broken") } else { format!("{REGISTRY}/{image}") };
+            docker_ok(&["tag", &source, &format!("{REGISTRY}/{new}")]);
+            svc["image"] = new.into();
+        }
+    }
+    rel["templates"] = false.into();
+    r["releases"].as_array_mut().unwrap().push(rel);
+    let line = l["lines"].as_array_mut().unwrap().iter_mut().find(|x| x["line"] == "3.6").unwrap();
+    line["tags"].as_array_mut().unwrap().push(to.into());
+    line["stop"] = to.into();
+}
+
+fn catalog_arg(dir: &tempfile::TempDir) -> String {
+    dir.path().to_string_lossy().into_owned()
+}
+
+#[test]
+fn broken_release_with_migrations_is_rolled_back_by_restoring_data() {
+    let cat = catalog_copy(|r, _| {
+        let svc = &mut release(r, "3.6.5")["services"]["mender-useradm"];
+        svc["image"] = "mendersoftware/useradm:mender-3.6.5-broken".into();
+    });
+    let stack = Stack::up("broken-mig", "3.4.0");
+    let compose_before = file(&stack.path("docker-compose.yml"));
+    let before = stack.data();
+    let out = stack.tool(&["--catalog", &catalog_arg(&cat), "upgrade", "--to", "3.6.5", "--yes", "--hop-timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("hop 3.4.0 → 3.6.5 failed at step gates") && err.contains("mender-useradm"), "{err}");
+    assert!(err.contains("rolled back to 3.4.0 (data restore from the pre-hop dump)"), "{err}");
+    let s = json(&stack.tool(&["--json", "status", "--require-healthy"]));
+    assert_eq!(s["release"], "3.4.0");
+    assert_eq!(stack.data(), before, "counts and digests identical, migration_info included");
+    assert_eq!(file(&stack.path("docker-compose.yml")), compose_before);
+    assert!(s["interrupted"].is_null());
+}
+
+#[test]
+fn broken_patch_release_is_rolled_back_by_swapping_images() {
+    let cat = catalog_copy(|r, l| add_patch(r, l, "3.6.5", "3.6.90", &["mender-inventory"]));
+    let stack = Stack::up("broken-patch", "3.6.5");
+    let before = stack.data();
+    let out = stack.tool(&["--catalog", &catalog_arg(&cat), "upgrade", "--to", "3.6.90", "--yes", "--hop-timeout", "45s"]);
+    assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("rolled back to 3.6.5 (image swap: no database had moved)"), "{err}");
+    let s = json(&stack.tool(&["--catalog", &catalog_arg(&cat), "--json", "status", "--require-healthy"]));
+    assert_eq!(s["release"], "3.6.5");
+    assert_eq!(stack.data(), before);
+}
+
+fn journal_step(stack: &Stack) -> Value {
+    json(&stack.tool(&["--json", "status"]))["interrupted"].clone()
+}
+
+#[test]
+fn killed_at_every_journal_point_rollback_restores() {
+    let cat = catalog_copy(|r, l| add_patch(r, l, "3.6.5", "3.6.91", &[]));
+    let c = catalog_arg(&cat);
+    let stack = Stack::up("killed-rb", "3.6.5");
+    let before = stack.data();
+    for point in ["stop", "dump", "rewrite", "mongo", "migrate", "up", "gates", "hop-done"] {
+        let fault = format!("after:{point}");
+        let out = stack.tool_env(&["--catalog", &c, "upgrade", "--to", "3.6.91", "--yes"], &[("MENDER_COMPOSE_UPGRADE_FAULT", &fault)]);
+        assert_eq!(out.status.code(), None, "killed after {point}: {}", stderr(&out));
+        assert_eq!(journal_step(&stack)["operation"], "upgrade", "the journal survives the kill after {point}");
+        let refused = stack.tool(&["--catalog", &c, "upgrade", "--to", "3.6.91", "--yes"]);
+        assert_eq!(refused.status.code(), Some(3), "a new upgrade waits for resume/rollback: {}", stderr(&refused));
+        let rb = stack.tool(&["--catalog", &c, "rollback", "--yes"]);
+        assert!(rb.status.success(), "rollback after {point}: {}\n{}", stdout(&rb), stderr(&rb));
+        let s = json(&stack.tool(&["--catalog", &c, "--json", "status", "--require-healthy"]));
+        assert_eq!(s["release"], "3.6.5", "after {point}");
+        assert!(s["interrupted"].is_null());
+        assert_eq!(stack.data(), before, "data identical after a kill at {point} and a rollback");
+    }
+}
+
+#[test]
+fn killed_at_journal_points_resume_completes() {
+    let points = ["stop", "rewrite", "migrate", "gates"];
+    let releases: Vec<String> = (0..points.len()).map(|i| format!("3.6.{}", 92 + i)).collect();
+    let cat = catalog_copy(|r, l| {
+        let mut like = "3.6.5".to_string();
+        for v in &releases {
+            add_patch(r, l, &like, v, &[]);
+            like = v.clone();
+        }
+    });
+    let c = catalog_arg(&cat);
+    let stack = Stack::up("killed-resume", "3.6.5");
+    let before = stack.data();
+    for (point, to) in points.iter().zip(&releases) {
+        let fault = format!("after:{point}");
+        let out = stack.tool_env(&["--catalog", &c, "upgrade", "--to", to, "--yes"], &[("MENDER_COMPOSE_UPGRADE_FAULT", &fault)]);
+        assert_eq!(out.status.code(), None, "killed after {point}: {}", stderr(&out));
+        let resumed = stack.tool(&["--catalog", &c, "--json", "resume", "--yes"]);
+        assert!(resumed.status.success(), "resume after {point}: {}\n{}", stdout(&resumed), stderr(&resumed));
+        assert_eq!(result_line(&resumed)["to"], to.as_str());
+        let s = json(&stack.tool(&["--catalog", &c, "--json", "status", "--require-healthy"]));
+        assert_eq!(s["release"], to.as_str());
+        assert_eq!(stack.data(), before, "data identical after a kill at {point} and a resume");
+    }
+}
+
+#[test]
+fn refusals_change_nothing() {
+    let stack = Stack::up("refuse", "3.4.0");
+    let started = stack.started_at();
+    for (target, code, needle) in [
+        ("3.3.2", 2, "older than the running release 3.4.0"),
+        ("3.4.0", 2, "already runs 3.4.0"),
+        ("9.9.9", 2, "not a Mender Server version the catalog knows"),
+        ("4.0.4", 3, "no base compose files for 4.0.4"),
+    ] {
+        let out = stack.tool(&["upgrade", "--to", target, "--yes"]);
+        assert_eq!(out.status.code(), Some(code), "{target}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{target}: {}", stderr(&out));
+    }
+    // Without a terminal and without --yes nothing goes ahead.
+    let unconfirmed = stack.tool(&["upgrade", "--to", "3.6.5"]);
+    assert_eq!(unconfirmed.status.code(), Some(2), "{}", stderr(&unconfirmed));
+    let dry = stack.tool(&["upgrade", "--to", "3.6.5", "--dry-run"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert!(stdout(&dry).contains("nothing was changed") && stdout(&dry).contains("one is taken and verified before the first hop"), "{}", stdout(&dry));
+    assert_eq!(stack.started_at(), started, "neither the refusals nor the dry run stopped anything");
+    // A second run while another holds the lock (a backup): refused with its owner.
+    let state = stack.dir.parent().unwrap().join("state");
+    let mut first = Command::new(bin())
+        .args(["--image-registry", REGISTRY, "-p", &stack.project, "--state-dir", &state.to_string_lossy(), "backup"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = state.join(format!("locks/{}.lock", stack.project));
+    let t = std::time::Instant::now();
+    while !lock.exists() && t.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = stack.tool(&["upgrade", "--to", "3.6.5", "--yes"]);
+    assert_eq!(second.status.code(), Some(3), "{}", stderr(&second));
+    assert!(stderr(&second).contains(&format!("pid {}", first.id())), "{}", stderr(&second));
+    assert!(first.wait().unwrap().success(), "the backup completes");
+    let started = stack.started_at();
+    // An unhealthy stack is not upgraded.
+    assert!(stack.compose(&["stop", "mender-inventory"]).status.success());
+    let unhealthy = stack.tool(&["upgrade", "--to", "3.6.5", "--yes"]);
+    assert_eq!(unhealthy.status.code(), Some(3), "{}", stderr(&unhealthy));
+    assert!(stderr(&unhealthy).contains("the stack is not healthy") && stderr(&unhealthy).contains("mender-inventory"), "{}", stderr(&unhealthy));
+    assert!(stderr(&unhealthy).contains("unchanged: nothing: no service was stopped"));
+    assert!(stack.compose(&["start", "mender-inventory"]).status.success());
+    // Compose v1 is refused.
+    let shim = tempfile::tempdir().unwrap();
+    let write = |name: &str, body: &str| {
+        let p: PathBuf = shim.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&p).unwrap().permissions(), 0o755);
+        assert!(Command::new("chmod").arg("755").arg(&p).status().unwrap().success());
+    };
+    write("docker", "#!/bin/sh\n[ \"$1\" = compose ] && exit 1\nexec /usr/local/bin/docker \"$@\"\n");
+    write("docker-compose", "#!/bin/sh\necho 1.29.2\n");
+    let path = format!("{}:{}", shim.path().display(), std::env::var("PATH").unwrap());
+    let v1 = stack.tool_env(&["upgrade", "--to", "3.6.5", "--yes"], &[("PATH", &path)]);
+    assert_eq!(v1.status.code(), Some(3), "{}", stderr(&v1));
+    assert!(stderr(&v1).contains("Docker Compose 1.29.2 is v1"), "{}", stderr(&v1));
+    stack.wait_healthy();
+    let after: Vec<String> = stack.started_at().lines().filter(|l| !l.contains("mender-inventory")).map(str::to_string).collect();
+    let before: Vec<String> = started.lines().filter(|l| !l.contains("mender-inventory")).map(str::to_string).collect();
+    assert_eq!(after, before, "no refused run stopped anything");
+}
