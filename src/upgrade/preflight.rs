@@ -52,11 +52,7 @@ pub async fn check(ctx: &Ctx<'_>, project: Option<&str>, opts: &UpgradeOptions) 
         observe_full(ctx.docker, &ctx.catalog.catalog, &Options { project, registry: ctx.registry, counts: false })
             .await?;
     let stack = &observed.stack;
-    let release = stack.release.clone().ok_or_else(|| {
-        fail(format!("the release of project {} is unknown: {}", stack.project, stack.unknown_tags.join(", ")))
-    })?;
-    let drift = stack.services.iter().filter(|s| s.drift.is_some()).map(|s| s.name.clone()).collect();
-    let plan = plan::plan(&Start { release: release.clone(), drift }, &ctx.catalog.catalog, &opts.to)?;
+    // An interrupted run comes first: its journal says what the stack is in the middle of.
     let lock = ctx.state.lock(&stack.project, "upgrade")?;
     if let Some(j) = ctx.state.journal(&stack.project) {
         return Err(fail(format!(
@@ -64,6 +60,11 @@ pub async fn check(ctx: &Ctx<'_>, project: Option<&str>, opts: &UpgradeOptions) 
             j.operation, j.owner.pid, j.owner.started
         )));
     }
+    let release = stack.release.clone().ok_or_else(|| {
+        fail(format!("the release of project {} is unknown: {}", stack.project, stack.unknown_tags.join(", ")))
+    })?;
+    let drift = stack.services.iter().filter(|s| s.drift.is_some()).map(|s| s.name.clone()).collect();
+    let plan = plan::plan(&Start { release: release.clone(), drift }, &ctx.catalog.catalog, &opts.to)?;
     let record = project_record(&observed)?;
     ctx.progress.step("preflight", format!("checking {} ({release}) before the upgrade to {}", stack.project, opts.to));
     let hashes = ctx.compose.run(&record.files(), &["config", "--hash", "*"]).await?;
@@ -215,12 +216,28 @@ pub async fn ensure_backup(ctx: &Ctx<'_>, r: &Ready) -> Result<PathBuf, UpgradeE
     let opts = BackupOptions { out: None, skip_space_check: false, artifacts: Choice::Auto, grace: ctx.grace };
     let o = &r.observed;
     let observe = Options { project: Some(&o.stack.project), registry: ctx.registry, counts: false };
-    let outcome = backup::run_locked(ctx.docker, &ctx.catalog.catalog, ctx.state, &observe, &opts, ctx.progress, &r.lock, o.stack.clone(), o.containers.clone())
+    let outcome = backup::run_locked(
+        ctx.docker,
+        &ctx.catalog.catalog,
+        ctx.state,
+        &observe,
+        &opts,
+        ctx.progress,
+        &r.lock,
+        o.stack.clone(),
+        o.containers.clone(),
+    )
+    .await
+    .map_err(|e| fail(format!("the backup before the upgrade failed: {e}")))?;
+    let report = backup::verify::verify(&outcome.bundle, Some(ctx.docker), ctx.progress)
         .await
-        .map_err(|e| fail(format!("the backup before the upgrade failed: {e}")))?;
-    let report = backup::verify::verify(&outcome.bundle, Some(ctx.docker), ctx.progress).await.map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(e.to_string()))?;
     if !report.ok {
-        return Err(fail(format!("the backup {} failed its restore test: {}", outcome.bundle.display(), report.problems.join("; "))));
+        return Err(fail(format!(
+            "the backup {} failed its restore test: {}",
+            outcome.bundle.display(),
+            report.problems.join("; ")
+        )));
     }
     Ok(outcome.bundle)
 }

@@ -173,7 +173,15 @@ pub fn docker_ok(args: &[&str]) -> String {
 impl Stack {
     /// What the stack holds: per collection count and digest, and the artifact inventory.
     pub fn data(&self) -> serde_json::Value {
-        let out = self.status(&["--json", "--data"]);
+        self.data_with(&[])
+    }
+
+    /// The same, with extra global options (a test catalog).
+    pub fn data_with(&self, global: &[&str]) -> serde_json::Value {
+        let mut args = vec!["-p", self.project.as_str()];
+        args.extend_from_slice(global);
+        args.extend(["status", "--json", "--data"]);
+        let out = tool(&args);
         assert!(out.status.success(), "{}", stderr(&out));
         let mut d = json(&out)["data"].take();
         // Normalise the order so that two reports compare equal when the data is.
