@@ -135,7 +135,18 @@ async fn two_candidate_projects_need_p() {
             .expect("throwaway container");
         started.push(c);
     }
-    let before = (project_fingerprint(None, "mcutest-ambig-a"), project_fingerprint(None, "mcutest-ambig-b"));
+    // `version` exits at once; fingerprint only after both have, or the fingerprint races the exit.
+    let settled = |p: &str| {
+        for _ in 0..100 {
+            let f = project_fingerprint(None, p);
+            if f.contains(" exited ") {
+                return f;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("throwaway container {p} never exited");
+    };
+    let before = (settled("mcutest-ambig-a"), settled("mcutest-ambig-b"));
     let out = tool(&["status"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
