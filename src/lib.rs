@@ -12,5 +12,6 @@ pub mod helper;
 pub mod plan;
 pub mod report;
 pub mod snapshot;
+pub mod staging;
 pub mod state;
 pub mod upgrade;

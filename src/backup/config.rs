@@ -20,9 +20,13 @@ pub fn sources(stack: &Stack, containers: &[ContainerInfo]) -> Vec<(PathBuf, Pat
         }
         paths.extend(c.mounts.iter().filter(|m| m.kind == "bind").filter_map(|m| m.source.as_ref().map(PathBuf::from)));
     }
-    let keys = wd.join("production/keys-generated");
-    if keys.is_dir() {
-        paths.push(keys);
+    let referenced: Vec<PathBuf> = paths.iter().flat_map(|p| referenced_files(p)).collect();
+    paths.extend(referenced);
+    // Compose reads `.env` of the project directory for interpolation without any label saying so.
+    for implicit in [wd.join(".env"), wd.join("production/keys-generated")] {
+        if implicit.exists() {
+            paths.push(implicit);
+        }
     }
     let mut out: Vec<(PathBuf, PathBuf)> = paths
         .into_iter()
@@ -37,6 +41,65 @@ pub fn sources(stack: &Stack, containers: &[ContainerInfo]) -> Vec<(PathBuf, Pat
     out.sort();
     out.dedup();
     out
+}
+
+/// Files a compose file names besides itself: `extends.file` (the integration's common.yml),
+/// `env_file`, and the files of `configs` and `secrets`; relative to the file's directory.
+fn referenced_files(compose_file: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(compose_file) else { return vec![] };
+    let Ok(doc) = serde_saphyr::from_str::<serde_json::Value>(&text) else { return vec![] };
+    let base = compose_file.parent().unwrap_or(Path::new("/"));
+    let mut names: Vec<&str> = Vec::new();
+    for svc in doc["services"].as_object().into_iter().flat_map(|s| s.values()) {
+        names.extend(svc["extends"]["file"].as_str());
+        match &svc["env_file"] {
+            serde_json::Value::String(s) => names.push(s),
+            serde_json::Value::Array(a) => {
+                names.extend(a.iter().filter_map(|e| e.as_str().or_else(|| e["path"].as_str())));
+            }
+            _ => {}
+        }
+    }
+    for section in ["configs", "secrets"] {
+        names.extend(doc[section].as_object().into_iter().flat_map(|s| s.values()).filter_map(|v| v["file"].as_str()));
+    }
+    names.into_iter().filter(|n| !n.contains('$')).map(|n| lexical(&base.join(n))).collect()
+}
+
+/// `a/b/../c` → `a/c`, without touching the file system.
+fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_a_compose_file_names_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let prod = dir.path().join("production/config/prod.yml");
+        std::fs::create_dir_all(prod.parent().unwrap()).unwrap();
+        std::fs::write(
+            &prod,
+            "services:\n  a:\n    extends: {file: ../../common.yml, service: base}\n    env_file: [./a.env, {path: b.env}]\n  b:\n    env_file: ${X}.env\nconfigs:\n  c: {file: ./c.conf}\n",
+        )
+        .unwrap();
+        let mut found = referenced_files(&prod);
+        found.sort();
+        let c = dir.path().join("production/config");
+        assert_eq!(found, [dir.path().join("common.yml"), c.join("a.env"), c.join("b.env"), c.join("c.conf")]);
+    }
 }
 
 /// Copies the configuration into `dest`; returns the relative paths of the files copied.

@@ -31,6 +31,9 @@ pub struct Manifest {
     pub artifacts: ArtifactsInfo,
     #[serde(default)]
     pub verifications: Vec<Verification>,
+    /// Rehearsals of upgrades on a staging copy restored from this bundle.
+    #[serde(default)]
+    pub rehearsals: Vec<crate::staging::rehearse::RehearsalRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -226,6 +229,7 @@ mod tests {
             files: vec![],
             artifacts: ArtifactsInfo::default(),
             verifications: vec![],
+            rehearsals: vec![],
         }
     }
 

@@ -565,6 +565,7 @@ async fn finish(
         files: file_entries(partial, &c.dumped)?,
         artifacts: c.artifacts,
         verifications: vec![],
+        rehearsals: vec![],
     };
     manifest.save(&partial.dir)?;
     Ok(manifest)

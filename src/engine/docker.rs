@@ -239,3 +239,55 @@ pub async fn ensure_image(docker: &Docker, reference: &str) -> Result<bool, Dock
     }
     Ok(true)
 }
+
+/// What `remove_all_labelled` removed, by name.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Removed {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+/// Names of the containers carrying `label=value`, running or not.
+pub async fn labelled_containers(docker: &Docker, label: &str, value: &str) -> Result<Vec<String>, DockerError> {
+    let filters = HashMap::from([("label", vec![format!("{label}={value}")])]);
+    let opts = bollard::query_parameters::ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+    let list = docker.list_containers(Some(opts)).await.map_err(DockerError::api("list containers"))?;
+    Ok(list
+        .into_iter()
+        .filter_map(|c| c.names.and_then(|n| n.first().map(|n| n.trim_start_matches('/').to_string())))
+        .collect())
+}
+
+/// Removes every container, network and volume carrying `label=value`, and nothing else:
+/// the filter is the daemon's, on the exact label value.
+pub async fn remove_all_labelled(docker: &Docker, label: &str, value: &str) -> Result<Removed, DockerError> {
+    let selector = format!("{label}={value}");
+    let filters = HashMap::from([("label", vec![selector.clone()])]);
+    let mut removed = Removed::default();
+    let opts = bollard::query_parameters::ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+    for c in docker.list_containers(Some(opts)).await.map_err(DockerError::api("list containers"))? {
+        let Some(id) = c.id else { continue };
+        let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        docker.remove_container(&id, Some(rm)).await.map_err(DockerError::api(format!("remove container {id}")))?;
+        removed
+            .containers
+            .extend(c.names.unwrap_or_default().into_iter().map(|n| n.trim_start_matches('/').to_string()));
+    }
+    let opts = bollard::query_parameters::ListNetworksOptionsBuilder::new().filters(&filters).build();
+    for n in docker.list_networks(Some(opts)).await.map_err(DockerError::api("list networks"))? {
+        let Some(name) = n.name else { continue };
+        docker.remove_network(&name).await.map_err(DockerError::api(format!("remove network {name}")))?;
+        removed.networks.push(name);
+    }
+    let opts = bollard::query_parameters::ListVolumesOptionsBuilder::new().filters(&filters).build();
+    let vols = docker.list_volumes(Some(opts)).await.map_err(DockerError::api("list volumes"))?;
+    for v in vols.volumes.unwrap_or_default() {
+        docker
+            .remove_volume(&v.name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+            .map_err(DockerError::api(format!("remove volume {}", v.name)))?;
+        removed.volumes.push(v.name);
+    }
+    Ok(removed)
+}

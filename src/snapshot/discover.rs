@@ -30,10 +30,11 @@ pub fn is_mender_image(image: &str, registry: Option<&str>) -> bool {
     r.repository.starts_with("mendersoftware/") || r.repository.contains("/mender-server-enterprise/")
 }
 
-/// Compose projects that run at least one Mender image.
+/// Compose projects that run at least one Mender image. Staging copies made by this tool are not
+/// candidates: they are named with `-p` when meant.
 pub fn candidates(containers: &[ContainerInfo], registry: Option<&str>) -> Vec<Candidate> {
     let mut by: BTreeMap<&str, Candidate> = BTreeMap::new();
-    for c in containers {
+    for c in containers.iter().filter(|c| c.label(crate::staging::isolate::STAGING_LABEL).is_none()) {
         let e = by.entry(&c.project).or_insert_with(|| Candidate {
             project: c.project.clone(),
             mender_containers: 0,
@@ -91,6 +92,15 @@ mod tests {
         let cs = [c("mp", "testbed.local/mendersoftware/useradm:mender-3.4.0")];
         assert!(select(&cs, None, None).is_err());
         assert_eq!(select(&cs, None, Some("testbed.local")).unwrap(), "mp");
+    }
+
+    #[test]
+    fn staging_copies_are_not_candidates_but_can_be_named() {
+        let mut staging = c("mp-staging", "mendersoftware/inventory:mender-3.4.0");
+        staging.labels.insert(crate::staging::isolate::STAGING_LABEL.into(), "mp-staging".into());
+        let cs = [c("mp", "mendersoftware/inventory:mender-3.4.0"), staging];
+        assert_eq!(select(&cs, None, None).unwrap(), "mp");
+        assert_eq!(select(&cs, Some("mp-staging"), None).unwrap(), "mp-staging");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 pub mod gates;
 mod hop;
-mod io;
+pub mod io;
 mod preflight;
 pub mod report;
 pub mod rewrite;
@@ -31,6 +31,7 @@ use crate::snapshot::observe::ObserveError;
 use crate::state::{Journal, LockError, StateDir};
 
 pub use hop::STEPS;
+pub use preflight::fresh_bundle;
 
 /// Everything the steps need from the world.
 pub struct Ctx<'a> {
@@ -51,6 +52,11 @@ pub struct UpgradeOptions {
     pub to: Version,
     pub dry_run: bool,
     pub max_backup_age: Duration,
+    /// The bundle this upgrade starts from, instead of looking for a fresh one (a rehearsal
+    /// upgrades a staging copy restored from it).
+    pub use_bundle: Option<PathBuf>,
+    /// Refuse unless a rehearsal of this target proved the bundle.
+    pub require_rehearsal: bool,
 }
 
 /// The upgrade's part of the journal: where it is and what it needs to undo its hop.
@@ -79,6 +85,9 @@ pub struct ProjectRecord {
     pub working_dir: PathBuf,
     pub config_files: Vec<PathBuf>,
     pub env_files: Vec<PathBuf>,
+    /// A staging project's directory: compose runs on the isolated rendering of the files.
+    #[serde(default)]
+    pub staging: Option<PathBuf>,
 }
 
 impl ProjectRecord {
@@ -88,6 +97,7 @@ impl ProjectRecord {
             working_dir: self.working_dir.clone(),
             config_files: self.config_files.clone(),
             env_files: self.env_files.clone(),
+            staging: self.staging.as_deref().map(crate::staging::compose_staging),
         }
     }
 }

@@ -26,6 +26,7 @@ pub struct Ready {
     pub notes: Vec<String>,
     observed: Observed,
     release: semver::Version,
+    rehearsal: Option<crate::staging::rehearse::RehearsalRecord>,
 }
 
 fn fail(msg: impl Into<String>) -> UpgradeError {
@@ -34,6 +35,10 @@ fn fail(msg: impl Into<String>) -> UpgradeError {
 
 pub fn project_record(o: &Observed) -> Result<ProjectRecord, UpgradeError> {
     let c = o.containers.first().ok_or_else(|| fail("the project has no containers"))?;
+    // A staging project's labels name its rendering; its record names the files a hop rewrites.
+    if c.label(crate::staging::isolate::STAGING_LABEL).is_some() {
+        return crate::staging::Record::for_containers(&o.containers).map(|r| r.project()).map_err(fail);
+    }
     let wd = PathBuf::from(
         c.label(LABEL_WORKING_DIR)
             .cloned()
@@ -44,6 +49,7 @@ pub fn project_record(o: &Observed) -> Result<ProjectRecord, UpgradeError> {
         working_dir: wd,
         config_files: label_paths(c.label(LABEL_CONFIG_FILES)),
         env_files: label_paths(c.label(LABEL_ENV_FILE)),
+        staging: None,
     })
 }
 
@@ -79,7 +85,28 @@ pub async fn check(ctx: &Ctx<'_>, project: Option<&str>, opts: &UpgradeOptions) 
     images(ctx, &plan).await?;
     space(ctx, stack, &plan)?;
     let mut notes = Vec::new();
-    let bundle = match fresh_bundle(ctx, &observed.stack.project, &release, opts.max_backup_age) {
+    let found = match &opts.use_bundle {
+        Some(b) => Manifest::load(b).ok().map(|m| (b.clone(), m)),
+        None => fresh_bundle(ctx, &observed.stack.project, &release, opts.max_backup_age),
+    };
+    let rehearsal = found.as_ref().and_then(|(_, m)| crate::staging::rehearse::proven(m, &opts.to));
+    match &rehearsal {
+        Some(r) => notes.push(format!(
+            "rehearsal: {} → {} on staging at {}: {:.0} s of downtime measured",
+            release, opts.to, r.at, r.estimate_secs
+        )),
+        None if opts.require_rehearsal => {
+            return Err(fail(format!(
+                "no rehearsal of {} proved the backup this upgrade starts from (--require-rehearsal); run `rehearse --to {}` first",
+                opts.to, opts.to
+            )));
+        }
+        None => notes.push(format!(
+            "warning: no rehearsal proved this backup; `rehearse --to {}` upgrades a staging copy first, without downtime",
+            opts.to
+        )),
+    }
+    let bundle = match found {
         Some((path, m)) => {
             notes.push(format!("backup: {} (taken {}, proven by a restore test)", path.display(), m.created));
             Some(path)
@@ -112,7 +139,7 @@ pub async fn check(ctx: &Ctx<'_>, project: Option<&str>, opts: &UpgradeOptions) 
         }
     }
     notes.extend(plan.warnings.iter().cloned());
-    Ok(Ready { lock, plan, project: record, bundle, notes, observed, release })
+    Ok(Ready { lock, plan, project: record, bundle, notes, observed, release, rehearsal })
 }
 
 /// Hops this version can carry out on compose.
@@ -266,7 +293,17 @@ pub fn confirmation(r: &Ready) -> String {
             s.push_str(&format!("    maintenance window (Mender docs): {w}\n"));
         }
     }
-    s.push_str("Expected downtime: no rehearsal has measured this stack yet.\n");
+    match &r.rehearsal {
+        Some(x) => s.push_str(&format!(
+            "Expected downtime: about {:.0} s ({}), as the rehearsal on staging at {} measured.\n",
+            x.estimate_secs,
+            x.hops.iter().map(|(h, t)| format!("{h} {t:.0} s")).collect::<Vec<_>>().join(", "),
+            x.at
+        )),
+        None => {
+            s.push_str("Expected downtime: unknown; no rehearsal has measured it (`rehearse --to` does, on staging).\n")
+        }
+    }
     for n in &r.notes {
         s.push_str(&format!("{n}\n"));
     }

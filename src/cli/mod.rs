@@ -1,5 +1,7 @@
 //! The command-line surface: one function per verb, each thin — observe, decide (pure), render.
 
+mod staging_cmd;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -81,6 +83,11 @@ pub enum Command {
     Rollback(ResumeArgs),
     /// Explain a stale lock or journal and repair it.
     Recover,
+    /// An isolated staging copy of production, restored from a backup bundle.
+    #[command(subcommand)]
+    Staging(StagingCommand),
+    /// Rehearse an upgrade on a staging copy: proves the backup, finds problems, measures the window.
+    Rehearse(RehearseArgs),
     /// The embedded test-bed stack (stand-in images under testbed.local/).
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -161,6 +168,9 @@ pub struct UpgradeArgs {
     /// Seconds each service gets to stop before it is killed.
     #[arg(long, default_value_t = 30)]
     pub stop_timeout: i32,
+    /// Refuse unless a rehearsal (`rehearse --to`) of this target proved the backup it starts from.
+    #[arg(long)]
+    pub require_rehearsal: bool,
 }
 
 #[derive(Args, Debug)]
@@ -184,6 +194,60 @@ pub struct VerifyArgs {
     /// image and compare every collection's count and content.
     #[arg(long)]
     pub restore_test: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StagingCommand {
+    /// Restore a bundle into an isolated copy of its project and start it.
+    Up(StagingUpArgs),
+    /// Remove a staging copy: exactly the containers, networks and volumes labelled for it.
+    Down(StagingDownArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StagingUpArgs {
+    /// The backup bundle to restore.
+    #[arg(long = "from", value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// Name of the staging project (default: <project>-staging).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How long the staging copy may take to pass its health gates.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct StagingDownArgs {
+    /// Name of the staging project (default: <project>-staging).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RehearseArgs {
+    /// Target release, e.g. 3.7.11.
+    #[arg(long)]
+    pub to: String,
+    /// The bundle to restore into staging (default: the newest proven one younger than
+    /// --max-backup-age, else a new backup after confirmation).
+    #[arg(long = "from", value_name = "BUNDLE")]
+    pub bundle: Option<PathBuf>,
+    /// Name of the staging project (default: <project>-staging).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Leave the staging copy running afterwards (remove it with `staging down`).
+    #[arg(long)]
+    pub keep: bool,
+    /// Do not ask before taking a backup.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// How long a hop's health gates may take.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub hop_timeout: std::time::Duration,
+    /// A backup older than this is not used: a new one is taken.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub max_backup_age: std::time::Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -242,6 +306,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Resume(a) => resume_cmd(&cli.global, a, false).await,
         Command::Rollback(a) => resume_cmd(&cli.global, a, true).await,
         Command::Recover => recover_cmd(&cli.global).await,
+        Command::Staging(StagingCommand::Up(a)) => staging_cmd::up(&cli.global, a).await,
+        Command::Staging(StagingCommand::Down(a)) => staging_cmd::down(&cli.global, a).await,
+        Command::Rehearse(a) => staging_cmd::rehearse(&cli.global, a).await,
         Command::Demo(DemoCommand::Up(a)) => demo::up(&cli.global, a).await,
         Command::Demo(DemoCommand::Down(a)) => demo::down(&cli.global, a).await,
         Command::Helper(a) => helper(a).await,
@@ -326,7 +393,7 @@ async fn plan_cmd(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn progress(g: &Global) -> Progress {
+pub fn progress(g: &Global) -> Progress {
     Progress::new(g.json, g.quiet)
 }
 
@@ -409,7 +476,7 @@ async fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<Exit> {
 }
 
 /// Asks on the terminal; without one (or with --json) only `--yes` says yes.
-fn asker(yes: bool, json: bool) -> impl Fn(&str) -> bool + Sync {
+pub fn asker(yes: bool, json: bool) -> impl Fn(&str) -> bool + Sync {
     move |question: &str| {
         if yes {
             return true;
@@ -444,7 +511,13 @@ async fn upgrade_cmd(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
         grace: a.stop_timeout,
         confirm: &confirm,
     };
-    let opts = upgrade::UpgradeOptions { to, dry_run: a.dry_run, max_backup_age: a.max_backup_age };
+    let opts = upgrade::UpgradeOptions {
+        to,
+        dry_run: a.dry_run,
+        max_backup_age: a.max_backup_age,
+        use_bundle: None,
+        require_rehearsal: a.require_rehearsal,
+    };
     let outcome = upgrade::run(&ctx, g.project.as_deref(), &opts).await;
     progress.finish();
     print_upgrade(g, outcome.map_err(from_upgrade)?)
@@ -482,7 +555,7 @@ fn print_upgrade(g: &Global, o: upgrade::Outcome) -> anyhow::Result<Exit> {
 }
 
 /// The project a command acts on: `-p`, or the only Mender project on the daemon.
-async fn project_name(g: &Global, docker: &bollard::Docker) -> Result<String, Failure> {
+pub async fn project_name(g: &Global, docker: &bollard::Docker) -> Result<String, Failure> {
     if let Some(p) = &g.project {
         return Ok(p.clone());
     }

@@ -1,0 +1,305 @@
+//! The isolation transform: the production project as `docker compose config --format json`
+//! renders it, turned into a staging project that cannot touch production. Pure, tested on data.
+//!
+//! On one daemon a plain copy is not isolated (peers.md §1.5): traefik's Docker provider sees
+//! every container, host ports clash, external volumes and networks are shared by name, and a
+//! `storage-daemon` deletes objects. Every rule below closes one of those doors.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+/// The label this tool puts on every staging resource; `staging down` removes by it alone.
+pub const STAGING_LABEL: &str = "io.mender-compose-upgrade.staging";
+
+/// What the transform needs besides the rendered configuration.
+pub struct Spec<'a> {
+    /// The staging project name (also the label value).
+    pub name: &'a str,
+    /// The staging copy of the production project directory; bind sources inside it are copies.
+    pub project_dir: &'a Path,
+    /// Host paths outside the project directory that the bundle holds copies of.
+    pub external_copies: &'a BTreeMap<PathBuf, PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Isolated {
+    pub config: Value,
+    /// Services left out of staging, with why.
+    pub dropped: Vec<String>,
+    /// What was changed beyond renaming, for the operator.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IsolateError {
+    #[error("the rendered compose configuration has no services")]
+    NoServices,
+    #[error(
+        "service {0} uses network_mode {1}, which shares a network namespace with production; it cannot be isolated"
+    )]
+    SharedNetwork(String, String),
+}
+
+const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// Whether a service runs the deployments storage daemon, which deletes objects of expired uploads.
+fn is_storage_daemon(svc: &Value) -> bool {
+    match &svc["command"] {
+        Value::Array(a) => a.first().and_then(Value::as_str) == Some("storage-daemon"),
+        Value::String(s) => s.split_whitespace().next() == Some("storage-daemon"),
+        _ => false,
+    }
+}
+
+pub fn isolate(rendered: &Value, spec: &Spec<'_>) -> Result<Isolated, IsolateError> {
+    let mut config = rendered.clone();
+    let mut out = Isolated { config: Value::Null, dropped: vec![], notes: vec![] };
+    config["name"] = spec.name.into();
+    let services = config.get_mut("services").and_then(Value::as_object_mut).ok_or(IsolateError::NoServices)?;
+    services.retain(|name, svc| {
+        let keep = !is_storage_daemon(svc);
+        if !keep {
+            out.dropped.push(format!("{name}: runs storage-daemon, which would delete objects"));
+        }
+        keep
+    });
+    let mut used_networks = Vec::new();
+    for (name, svc) in services.iter_mut() {
+        let svc = svc.as_object_mut().ok_or(IsolateError::NoServices)?;
+        isolate_service(name, svc, spec, &mut out.notes)?;
+        match svc.get("networks").and_then(Value::as_object) {
+            Some(n) => used_networks.extend(n.keys().cloned()),
+            None => used_networks.push("default".into()),
+        }
+    }
+    isolate_networks(&mut config, spec.name, &used_networks, &mut out.notes);
+    isolate_volumes(&mut config, spec.name, &mut out.notes);
+    out.config = config;
+    Ok(out)
+}
+
+fn staging_labels(name: &str) -> Value {
+    json!({ STAGING_LABEL: name })
+}
+
+fn isolate_service(
+    name: &str,
+    svc: &mut Map<String, Value>,
+    spec: &Spec<'_>,
+    notes: &mut Vec<String>,
+) -> Result<(), IsolateError> {
+    if let Some(mode) = svc.get("network_mode").and_then(Value::as_str) {
+        if mode == "host" || mode.starts_with("container:") {
+            return Err(IsolateError::SharedNetwork(name.into(), mode.into()));
+        }
+    }
+    // Fixed names clash with production's containers; compose names staging ones by project.
+    if svc.remove("container_name").is_some() {
+        notes.push(format!("{name}: container_name dropped"));
+    }
+    // Published ports would clash with production's (and an internal network publishes nothing).
+    if svc.remove("ports").is_some_and(|p| p.as_array().is_some_and(|a| !a.is_empty())) {
+        notes.push(format!("{name}: host ports dropped"));
+    }
+    // Links to containers outside the project would reach production.
+    if svc.remove("external_links").is_some() {
+        notes.push(format!("{name}: external_links dropped"));
+    }
+    // Router labels would make a Docker-provider traefik route production traffic here.
+    let labels = svc.entry("labels").or_insert_with(|| json!({}));
+    if let Some(l) = labels.as_object_mut() {
+        l.retain(|k, _| !k.starts_with("traefik."));
+        l.insert("traefik.enable".into(), "false".into());
+        l.insert(STAGING_LABEL.into(), spec.name.into());
+    }
+    if let Some(vols) = svc.get_mut("volumes").and_then(Value::as_array_mut) {
+        vols.retain_mut(|m| isolate_mount(name, m, spec, notes));
+    }
+    Ok(())
+}
+
+/// Keeps a mount (rewritten) or drops it (returns false).
+fn isolate_mount(service: &str, m: &mut Value, spec: &Spec<'_>, notes: &mut Vec<String>) -> bool {
+    if m["type"] != "bind" {
+        return true;
+    }
+    let Some(source) = m["source"].as_str().map(PathBuf::from) else { return true };
+    if source == Path::new(DOCKER_SOCKET) {
+        // The Docker API is the daemon production runs on.
+        notes.push(format!("{service}: {DOCKER_SOCKET} not mounted"));
+        return false;
+    }
+    if source.starts_with(spec.project_dir) {
+        return true;
+    }
+    match spec.external_copies.get(&source) {
+        Some(copy) => m["source"] = copy.display().to_string().into(),
+        None => {
+            // Not in the bundle: the production path, but never writable from staging.
+            m["read_only"] = true.into();
+            notes.push(format!("{service}: host path {} mounted read-only (not in the bundle)", source.display()));
+        }
+    }
+    true
+}
+
+fn isolate_networks(config: &mut Value, name: &str, used: &[String], notes: &mut Vec<String>) {
+    let nets = config.as_object_mut().map(|c| c.entry("networks").or_insert_with(|| json!({})));
+    let Some(nets) = nets.and_then(Value::as_object_mut) else { return };
+    for key in used {
+        nets.entry(key.clone()).or_insert_with(|| json!({}));
+    }
+    for (key, net) in nets.iter_mut() {
+        if net.get("external").and_then(Value::as_bool) == Some(true) {
+            notes.push(format!("network {key}: production's external network replaced by a staging one"));
+        }
+        if net.pointer("/ipam/config").is_some_and(|c| c.as_array().is_some_and(|a| !a.is_empty())) {
+            notes.push(format!("network {key}: fixed subnets dropped (they are production's)"));
+        }
+        // Internal: no route out (integrations, SMTP, the external bucket) and nothing published.
+        *net = json!({ "name": format!("{name}_{key}"), "internal": true, "labels": staging_labels(name) });
+    }
+}
+
+fn isolate_volumes(config: &mut Value, name: &str, notes: &mut Vec<String>) {
+    let Some(vols) = config.get_mut("volumes").and_then(Value::as_object_mut) else { return };
+    for (key, vol) in vols.iter_mut() {
+        if vol.get("driver_opts").is_some() {
+            notes.push(format!("volume {key}: driver options dropped (they may name production's storage)"));
+        }
+        // A fresh volume per staging project: production's external volumes are never mounted.
+        *vol = json!({ "name": format!("{name}_{key}"), "labels": staging_labels(name) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn production() -> Value {
+        json!({
+            "name": "menderproduction",
+            "services": {
+                "mender-api-gateway": {
+                    "image": "traefik:v2.8",
+                    "container_name": "gateway",
+                    "ports": [{"mode": "ingress", "target": 443, "published": "443", "protocol": "tcp"}],
+                    "labels": {"traefik.http.routers.api.rule": "PathPrefix(`/`)", "traefik.enable": "true", "mender.x": "1"},
+                    "networks": {"mender": {"aliases": ["s3.docker.mender.io"]}},
+                    "volumes": [
+                        {"type": "bind", "source": "/var/run/docker.sock", "target": "/var/run/docker.sock", "read_only": true},
+                        {"type": "bind", "source": "/srv/mender/config/traefik/traefik.yaml", "target": "/etc/traefik/config/traefik.yaml", "read_only": true},
+                        {"type": "bind", "source": "/etc/ssl/mender/cert.crt", "target": "/etc/traefik/certs/cert.crt", "read_only": true},
+                        {"type": "bind", "source": "/opt/shared", "target": "/shared"}
+                    ]
+                },
+                "mender-mongo": {
+                    "image": "mongo:4.4",
+                    "networks": {"mender": {"aliases": ["mongo-deployments"]}},
+                    "volumes": [{"type": "volume", "source": "mender-db", "target": "/data/db"}]
+                },
+                "storage-cleaner": {"image": "mendersoftware/deployments:mender-3.4.0", "command": ["storage-daemon", "--interval", "1h"]},
+                "sidecar": {"image": "busybox", "external_links": ["other:other"]}
+            },
+            "networks": {
+                "mender": {"name": "menderproduction_mender", "ipam": {"config": [{"subnet": "172.30.0.0/16"}]}},
+                "shared": {"name": "corp", "external": true}
+            },
+            "volumes": {
+                "mender-db": {"name": "mender-db", "external": true},
+                "mender-artifacts": {"name": "mender-artifacts", "external": true, "driver_opts": {"device": "/srv/artifacts", "o": "bind"}}
+            }
+        })
+    }
+
+    fn run(v: &Value) -> Isolated {
+        let copies = BTreeMap::from([(
+            PathBuf::from("/etc/ssl/mender/cert.crt"),
+            PathBuf::from("/state/staging/s/project/_external/etc/ssl/mender/cert.crt"),
+        )]);
+        let spec =
+            Spec { name: "menderproduction-staging", project_dir: Path::new("/srv/mender"), external_copies: &copies };
+        isolate(v, &spec).unwrap()
+    }
+
+    #[test]
+    fn every_resource_is_renamed_and_labelled() {
+        let out = run(&production());
+        let c = &out.config;
+        assert_eq!(c["name"], "menderproduction-staging");
+        for (key, net) in c["networks"].as_object().unwrap() {
+            assert_eq!(net["name"], format!("menderproduction-staging_{key}"));
+            assert_eq!(net["internal"], true);
+            assert_eq!(net["labels"][STAGING_LABEL], "menderproduction-staging");
+            assert!(net.get("external").is_none() && net.get("ipam").is_none());
+        }
+        // `default` is defined (internal) for the services that name no network.
+        assert_eq!(c["networks"]["default"]["internal"], true);
+        for (key, vol) in c["volumes"].as_object().unwrap() {
+            assert_eq!(vol["name"], format!("menderproduction-staging_{key}"));
+            assert!(vol.get("external").is_none() && vol.get("driver_opts").is_none());
+            assert_eq!(vol["labels"][STAGING_LABEL], "menderproduction-staging");
+        }
+        for svc in c["services"].as_object().unwrap().values() {
+            assert_eq!(svc["labels"][STAGING_LABEL], "menderproduction-staging");
+            assert_eq!(svc["labels"]["traefik.enable"], "false");
+        }
+    }
+
+    #[test]
+    fn gateway_loses_ports_routers_socket_and_fixed_name() {
+        let out = run(&production());
+        let gw = &out.config["services"]["mender-api-gateway"];
+        assert!(gw.get("ports").is_none() && gw.get("container_name").is_none());
+        let labels = gw["labels"].as_object().unwrap();
+        assert!(!labels.keys().any(|k| k.starts_with("traefik.") && k != "traefik.enable"), "{labels:?}");
+        assert_eq!(labels["mender.x"], "1", "other labels are kept");
+        let sources: Vec<&str> =
+            gw["volumes"].as_array().unwrap().iter().map(|m| m["source"].as_str().unwrap()).collect();
+        assert_eq!(
+            sources,
+            [
+                "/srv/mender/config/traefik/traefik.yaml",
+                "/state/staging/s/project/_external/etc/ssl/mender/cert.crt",
+                "/opt/shared"
+            ]
+        );
+        // A host path the bundle does not hold stays, read-only.
+        assert_eq!(gw["volumes"][2]["read_only"], true);
+        assert_eq!(
+            gw["networks"]["mender"]["aliases"][0], "s3.docker.mender.io",
+            "aliases live on the staging network"
+        );
+    }
+
+    #[test]
+    fn storage_daemon_and_external_links_are_dropped_with_notes() {
+        let out = run(&production());
+        assert!(out.config["services"].get("storage-cleaner").is_none());
+        assert_eq!(out.dropped.len(), 1);
+        assert!(out.config["services"]["sidecar"].get("external_links").is_none());
+        for expected in
+            ["external_links", "host ports", "fixed subnets", "external network", "driver options", "read-only"]
+        {
+            assert!(out.notes.iter().any(|n| n.contains(expected)), "no note on {expected}: {:?}", out.notes);
+        }
+    }
+
+    #[test]
+    fn host_network_is_refused() {
+        let mut v = production();
+        v["services"]["sidecar"]["network_mode"] = "host".into();
+        let copies = BTreeMap::new();
+        let spec = Spec { name: "s", project_dir: Path::new("/srv/mender"), external_copies: &copies };
+        assert_eq!(isolate(&v, &spec).unwrap_err(), IsolateError::SharedNetwork("sidecar".into(), "host".into()));
+    }
+
+    #[test]
+    fn literal_dollars_stay_escaped() {
+        let mut v = production();
+        v["services"]["mender-mongo"]["environment"] = json!({"P": "ab$$cd"});
+        assert_eq!(run(&v).config["services"]["mender-mongo"]["environment"]["P"], "ab$$cd");
+    }
+}
