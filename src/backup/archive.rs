@@ -122,14 +122,13 @@ impl ArchiveReader {
     pub fn feed(&mut self, mut data: &[u8]) -> Result<(), ArchiveError> {
         while !data.is_empty() {
             // A whole item at the front of `data`: parse it in place.
-            if self.buf.is_empty() {
-                if let Some(n) = self.item_len(data)? {
-                    if data.len() >= n {
-                        self.complete(&data[..n])?;
-                        data = &data[n..];
-                        continue;
-                    }
-                }
+            if self.buf.is_empty()
+                && let Some(n) = self.item_len(data)?
+                && data.len() >= n
+            {
+                self.complete(&data[..n])?;
+                data = &data[n..];
+                continue;
             }
             let want = self.item_len(&self.buf)?.unwrap_or(4);
             let take = want.saturating_sub(self.buf.len()).min(data.len());

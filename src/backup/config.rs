@@ -81,27 +81,6 @@ fn lexical(p: &Path) -> PathBuf {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn files_a_compose_file_names_are_found() {
-        let dir = tempfile::tempdir().unwrap();
-        let prod = dir.path().join("production/config/prod.yml");
-        std::fs::create_dir_all(prod.parent().unwrap()).unwrap();
-        std::fs::write(
-            &prod,
-            "services:\n  a:\n    extends: {file: ../../common.yml, service: base}\n    env_file: [./a.env, {path: b.env}]\n  b:\n    env_file: ${X}.env\nconfigs:\n  c: {file: ./c.conf}\n",
-        )
-        .unwrap();
-        let mut found = referenced_files(&prod);
-        found.sort();
-        let c = dir.path().join("production/config");
-        assert_eq!(found, [dir.path().join("common.yml"), c.join("a.env"), c.join("b.env"), c.join("c.conf")]);
-    }
-}
-
 /// Copies the configuration into `dest`; returns the relative paths of the files copied.
 pub fn copy(stack: &Stack, containers: &[ContainerInfo], dest: &Path) -> io::Result<Vec<String>> {
     private_dir(dest)?;
@@ -132,4 +111,25 @@ fn copy_tree(src: &Path, dst: &Path, rel: &Path, copied: &mut Vec<String>) -> io
         copied.push(rel.display().to_string());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_a_compose_file_names_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let prod = dir.path().join("production/config/prod.yml");
+        std::fs::create_dir_all(prod.parent().unwrap()).unwrap();
+        std::fs::write(
+            &prod,
+            "services:\n  a:\n    extends: {file: ../../common.yml, service: base}\n    env_file: [./a.env, {path: b.env}]\n  b:\n    env_file: ${X}.env\nconfigs:\n  c: {file: ./c.conf}\n",
+        )
+        .unwrap();
+        let mut found = referenced_files(&prod);
+        found.sort();
+        let c = dir.path().join("production/config");
+        assert_eq!(found, [dir.path().join("common.yml"), c.join("a.env"), c.join("b.env"), c.join("c.conf")]);
+    }
 }

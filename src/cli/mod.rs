@@ -807,12 +807,10 @@ pub fn from_upgrade(e: UpgradeError) -> Failure {
             "the stack is healthy at the release it had before the failed hop, with its data",
             "read the report in the state directory's reports/, fix the cause (a rehearsal on staging shows it without downtime), and upgrade again",
         ),
-        UpgradeError::RollbackFailed { from, to, step, reason, rollback, commands } => Failure::new(
+        UpgradeError::RollbackFailed { hop, rollback, commands } => Failure::new(
             Exit::RollbackIncomplete,
-            format!("hop {from} → {to} failed at step {step}: {reason}; the rollback did not finish: {rollback}"),
-            format!(
-                "the pre-hop dump, the saved compose files and the backup bundle are kept; the stack is NOT healthy"
-            ),
+            format!("{hop}; the rollback did not finish: {rollback}"),
+            "the pre-hop dump, the saved compose files and the backup bundle are kept; the stack is NOT healthy",
             format!("finish the recovery by hand:\n    {}", commands.join("\n    ")),
         ),
         UpgradeError::Io(io) => {

@@ -90,10 +90,10 @@ fn isolate_service(
     spec: &Spec<'_>,
     notes: &mut Vec<String>,
 ) -> Result<(), IsolateError> {
-    if let Some(mode) = svc.get("network_mode").and_then(Value::as_str) {
-        if mode == "host" || mode.starts_with("container:") {
-            return Err(IsolateError::SharedNetwork(name.into(), mode.into()));
-        }
+    if let Some(mode) = svc.get("network_mode").and_then(Value::as_str)
+        && (mode == "host" || mode.starts_with("container:"))
+    {
+        return Err(IsolateError::SharedNetwork(name.into(), mode.into()));
     }
     // Fixed names clash with production's containers; compose names staging ones by project.
     if svc.remove("container_name").is_some() {

@@ -102,6 +102,16 @@ impl ProjectRecord {
     }
 }
 
+/// Which hop failed, where and why (boxed in the errors: it is large).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("hop {from} → {to} failed at step {step}: {reason}")]
+pub struct HopFailed {
+    pub from: Version,
+    pub to: Version,
+    pub step: String,
+    pub reason: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UpgradeError {
     #[error(transparent)]
@@ -120,11 +130,11 @@ pub enum UpgradeError {
     #[error("no interrupted upgrade of project {0} to continue")]
     NothingToResume(String),
     /// A hop failed and was rolled back; the stack is healthy at `at`.
-    #[error("hop {from} → {to} failed at step {step}: {reason}; rolled back to {at} ({how})")]
-    RolledBack { from: Version, to: Version, step: String, reason: String, at: Version, how: String },
+    #[error("{hop}; rolled back to {at} ({how})")]
+    RolledBack { hop: Box<HopFailed>, at: Version, how: String },
     /// A hop failed and the rollback did not bring the stack back to health.
-    #[error("hop {from} → {to} failed at step {step}: {reason}; the rollback did not finish: {rollback}")]
-    RollbackFailed { from: Version, to: Version, step: String, reason: String, rollback: String, commands: Vec<String> },
+    #[error("{hop}; the rollback did not finish: {rollback}")]
+    RollbackFailed { hop: Box<HopFailed>, rollback: String, commands: Vec<String> },
     #[error("the state directory: {0}")]
     Io(#[from] std::io::Error),
 }

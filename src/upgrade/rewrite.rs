@@ -117,15 +117,16 @@ fn replace_base_files(
             .and_then(|ts| ts.iter().find(|f| f.path == t.path))
             .map(|f| render(f, i.registry))
             .transpose()?;
-        if let (Some(now), Some(up)) = (&now, &upstream_before) {
-            if now != up && *now != rendered {
-                rw.warnings.push(format!(
-                    "{} differs from the upstream {} file and is replaced by the {} one (a copy of yours is kept)",
-                    t.path.display(),
-                    i.from.version,
-                    i.to.version
-                ));
-            }
+        if let (Some(now), Some(up)) = (&now, &upstream_before)
+            && now != up
+            && *now != rendered
+        {
+            rw.warnings.push(format!(
+                "{} differs from the upstream {} file and is replaced by the {} one (a copy of yours is kept)",
+                t.path.display(),
+                i.from.version,
+                i.to.version
+            ));
         }
         edit(rw, &t.path, now.as_ref(), rendered.clone(), Why::BaseFile);
         if let Some(f) = current.iter_mut().find(|f| f.path == t.path) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use semver::Version;
 
 use super::hop::{self, Failure, hop_dir};
-use super::{Ctx, UpgradeError, UpgradeState, io};
+use super::{Ctx, HopFailed, UpgradeError, UpgradeState, io};
 use crate::backup::{quiesce, restore};
 use crate::state::Journal;
 
@@ -49,18 +49,13 @@ pub async fn after_failure(ctx: &Ctx<'_>, journal: &mut Journal, failure: Failur
         Ok((at, how)) => {
             let _ = ctx.state.clear_journal(&st.project.name);
             let _ = super::report::write_failure(ctx, &st, &failure, &format!("rolled back to {at} ({how})"));
-            UpgradeError::RolledBack { from: hop.from, to: hop.to, step: failure.step, reason: failure.reason, at, how }
+            let hop = HopFailed { from: hop.from, to: hop.to, step: failure.step, reason: failure.reason };
+            UpgradeError::RolledBack { hop: Box::new(hop), at, how }
         }
         Err((why, commands)) => {
             let _ = super::report::write_failure(ctx, &st, &failure, &format!("rollback incomplete: {why}"));
-            UpgradeError::RollbackFailed {
-                from: hop.from,
-                to: hop.to,
-                step: failure.step,
-                reason: failure.reason,
-                rollback: why,
-                commands,
-            }
+            let hop = HopFailed { from: hop.from, to: hop.to, step: failure.step, reason: failure.reason };
+            UpgradeError::RollbackFailed { hop: Box::new(hop), rollback: why, commands }
         }
     }
 }
@@ -78,14 +73,10 @@ pub async fn on_request(ctx: &Ctx<'_>, journal: &mut Journal) -> Result<Version,
     let (from, to) = (st.plan.hops[st.hop].from.clone(), st.plan.hops[st.hop].to.clone());
     match undo(ctx, journal).await {
         Ok((at, _)) => Ok(at),
-        Err((why, commands)) => Err(UpgradeError::RollbackFailed {
-            from,
-            to,
-            step: "rollback".into(),
-            reason: "requested".into(),
-            rollback: why,
-            commands,
-        }),
+        Err((why, commands)) => {
+            let hop = HopFailed { from, to, step: "rollback".into(), reason: "requested".into() };
+            Err(UpgradeError::RollbackFailed { hop: Box::new(hop), rollback: why, commands })
+        }
     }
 }
 

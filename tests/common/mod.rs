@@ -2,6 +2,10 @@
 //! daemon, and a sweep of what earlier (killed) test runs left behind.
 #![allow(dead_code)]
 
+pub mod catalog;
+#[allow(unused_imports)]
+pub use catalog::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Once;

@@ -1,0 +1,231 @@
+//! `staging up|down` and `rehearse` on real test-bed stacks: the copy holds production's data,
+//! cannot reach or be reached from production, goes away completely, and a rehearsal proves the
+//! bundle, estimates the window and catches a broken release without touching production.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::Value;
+
+const LABEL: &str = "io.mender-compose-upgrade.staging";
+
+/// Everything about production a staging run must leave as it was: container ids, states,
+/// images, config hashes, restart counts and start times, and the data read through a sidecar
+/// (every collection's count and content digest, every artifact's key, size and hash).
+fn production(stack: &Stack) -> (String, String, String, Value) {
+    let ids = docker_ok(&["ps", "-aq", "--filter", &format!("label=com.docker.compose.project={}", stack.project)]);
+    let mut args = vec!["inspect", "-f", "{{.Name}} {{.RestartCount}}"];
+    args.extend(ids.split_whitespace());
+    (project_fingerprint(None, &stack.project), stack.started_at(), docker_ok(&args), stack.data())
+}
+
+fn labelled(kind: &str, name: &str) -> Vec<String> {
+    let filter = format!("label={LABEL}={name}");
+    let out = match kind {
+        "container" => docker_ok(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]),
+        "network" => docker_ok(&["network", "ls", "--filter", &filter, "--format", "{{.Name}}"]),
+        _ => docker_ok(&["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"]),
+    };
+    let mut v: Vec<String> = out.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+fn nothing_left(name: &str) {
+    for kind in ["container", "network", "volume"] {
+        assert!(labelled(kind, name).is_empty(), "{kind}s of {name} left: {:?}", labelled(kind, name));
+    }
+}
+
+fn backup(stack: &Stack) -> PathBuf {
+    let out = stack.tool(&["backup"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stack.bundle()
+}
+
+fn staging_data(name: &str) -> Value {
+    let out = tool(&["-p", name, "status", "--json", "--data"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut d = json(&out)["data"].take();
+    let dbs = d["databases"].as_array_mut().unwrap();
+    dbs.sort_by_key(|x| x["name"].as_str().unwrap_or_default().to_string());
+    for db in dbs.iter_mut() {
+        db["size_bytes"] = Value::Null;
+    }
+    d
+}
+
+/// Every network a container is attached to.
+fn networks_of(container: &str) -> Vec<String> {
+    let out = docker_ok(&["inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", container]);
+    out.split_whitespace().map(str::to_string).collect()
+}
+
+fn assert_isolated(name: &str, prod: &Stack) {
+    let containers = labelled("container", name);
+    assert!(containers.len() >= 10, "{containers:?}");
+    for c in &containers {
+        let ports = docker_ok(&["inspect", "-f", "{{json .HostConfig.PortBindings}}", c]);
+        assert!(matches!(ports.trim(), "{}" | "null"), "{c} publishes {ports}");
+        for n in networks_of(c) {
+            assert!(n.starts_with(name), "{c} is on {n}");
+            assert_eq!(docker_ok(&["network", "inspect", "-f", "{{.Internal}}", &n]).trim(), "true", "{n}");
+        }
+        let labels: Value = serde_json::from_str(&docker_ok(&["inspect", "-f", "{{json .Config.Labels}}", c])).unwrap();
+        let traefik: Vec<&String> = labels.as_object().unwrap().keys().filter(|k| k.starts_with("traefik.")).collect();
+        assert_eq!(traefik, ["traefik.enable"], "{c}");
+        assert_eq!(labels["traefik.enable"], "false");
+        let mounts = docker_ok(&["inspect", "-f", "{{range .Mounts}}{{.Type}}:{{.Name}}:{{.Source}} {{end}}", c]);
+        assert!(!mounts.contains("docker.sock"), "{c}: {mounts}");
+        assert!(!mounts.contains(&format!(":{}-mender-", prod.project)), "{c} mounts a production volume: {mounts}");
+    }
+    // The production gateway resolves service names on production's network only: no staging
+    // container is on any production network.
+    let gw = docker_ok(&["ps", "-q", "--filter", &format!("label=com.docker.compose.project={}", prod.project)]);
+    for id in gw.split_whitespace() {
+        for n in networks_of(id) {
+            let members = docker_ok(&["network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", &n]);
+            assert!(!members.contains(name), "production network {n} holds staging containers: {members}");
+        }
+    }
+}
+
+#[test]
+fn staging_is_a_restored_isolated_copy_and_down_removes_only_it() {
+    let prod = Stack::up_with("stgiso", "3.4.0", &["--devices", "30", "--artifacts", "4"]);
+    let bundle = backup(&prod);
+    let bundle_s = bundle.to_string_lossy().into_owned();
+    let before = production(&prod);
+    let name = format!("{}-staging", prod.project);
+
+    let out = prod.tool(&["staging", "up", "--from", &bundle_s]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains(&format!("Staging {name} runs 3.4.0")), "{}", stdout(&out));
+    // Data identical after the restore: every collection's count and digest, every artifact.
+    assert_eq!(staging_data(&name), before.3);
+    assert_isolated(&name, &prod);
+    let s = json(&tool(&["-p", &name, "--json", "status", "--require-healthy"]));
+    assert_eq!(s["release"], "3.4.0");
+    // `status` without -p still finds production: staging copies are not candidates.
+    let found = json(&prod.tool(&["--json", "status"]));
+    assert_eq!(found["project"], prod.project);
+
+    // A second staging of the same name is refused, and changes nothing.
+    let again = prod.tool(&["staging", "up", "--from", &bundle_s]);
+    assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));
+    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+    // A damaged bundle is refused before anything is created.
+    let damaged = tempfile::tempdir().unwrap();
+    let copy = damaged.path().join("bundle");
+    assert!(std::process::Command::new("cp").arg("-a").arg(&bundle).arg(&copy).status().unwrap().success());
+    std::fs::write(copy.join("mongo.archive.gz"), b"not a dump").unwrap();
+    let bad = prod.tool(&["staging", "up", "--from", &copy.to_string_lossy(), "--name", "mcutest-stgbad"]);
+    assert_eq!(bad.status.code(), Some(3), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("mongo.archive.gz"), "{}", stderr(&bad));
+    nothing_left("mcutest-stgbad");
+
+    // Decoys that share the name but not the label (or carry another staging's label).
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "mcutest-stgiso-decoy",
+        "--label",
+        &format!("com.docker.compose.project={name}"),
+        "--label",
+        &format!("{LABEL}=mcutest-other"),
+        &format!("{REGISTRY}/mendersoftware/inventory:mender-3.4.0"),
+        "version",
+    ]);
+    docker_ok(&["network", "create", &format!("{name}_decoy")]);
+    docker_ok(&["volume", "create", "--label", &format!("{LABEL}=mcutest-other"), &format!("{name}_decoy")]);
+    let down = prod.tool(&["staging", "down"]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    nothing_left(&name);
+    docker_ok(&["inspect", "mcutest-stgiso-decoy"]);
+    docker_ok(&["network", "inspect", &format!("{name}_decoy")]);
+    docker_ok(&["volume", "inspect", &format!("{name}_decoy")]);
+    docker_ok(&["rm", "-f", "mcutest-stgiso-decoy"]);
+    docker_ok(&["network", "rm", &format!("{name}_decoy")]);
+    docker_ok(&["volume", "rm", &format!("{name}_decoy")]);
+    let gone = prod.tool(&["staging", "down"]);
+    assert_eq!(gone.status.code(), Some(2), "{}", stderr(&gone));
+    assert!(stderr(&gone).contains(&format!("no staging project named {name}")), "{}", stderr(&gone));
+
+    assert_eq!(production(&prod), before, "production changed");
+}
+
+fn result_line(out: &std::process::Output) -> Value {
+    serde_json::from_str(stdout(out).lines().last().unwrap_or("{}")).unwrap_or(Value::Null)
+}
+
+fn rehearsals(bundle: &Path) -> Value {
+    let m: Value = serde_json::from_str(&file(&bundle.join("manifest.json"))).unwrap();
+    m["rehearsals"].clone()
+}
+
+#[test]
+fn rehearsal_proves_the_bundle_and_estimates_the_window() {
+    let prod = Stack::up("rehearse", "3.4.0");
+    let bundle = backup(&prod);
+    let before = production(&prod);
+    let out = prod.tool(&["--json", "rehearse", "--to", "3.6.5", "--from", &bundle.to_string_lossy()]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let r = result_line(&out);
+    assert_eq!(r["ok"], true, "{r}");
+    let hop = &r["hops"][0];
+    assert_eq!((hop["from"].as_str(), hop["to"].as_str()), (Some("3.4.0"), Some("3.6.5")));
+    for step in ["stop", "dump", "migrate", "up", "gates"] {
+        assert!(hop["timings"][step].as_f64().is_some_and(|t| t >= 0.0), "{hop}");
+    }
+    let estimate = r["estimate_secs"].as_f64().unwrap();
+    assert!((estimate - hop["total_secs"].as_f64().unwrap()).abs() < 0.2, "{r}");
+    assert!(Path::new(r["report_md"].as_str().unwrap()).exists());
+    nothing_left(r["staging"].as_str().unwrap());
+    assert_eq!(production(&prod), before, "production changed during the rehearsal");
+    let marks = rehearsals(&bundle);
+    assert_eq!((marks[0]["ok"].as_bool(), marks[0]["to"].as_str()), (Some(true), Some("3.6.5")), "{marks}");
+
+    // The upgrade shows what the rehearsal measured, and --require-rehearsal holds it to that.
+    let dry = prod.tool(&["upgrade", "--to", "3.6.5", "--dry-run"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert!(stdout(&dry).contains("rehearsal: 3.4.0 → 3.6.5 on staging"), "{}", stdout(&dry));
+    let unproven = prod.tool(&["upgrade", "--to", "3.7.11", "--dry-run", "--require-rehearsal"]);
+    assert_eq!(unproven.status.code(), Some(3), "{}", stderr(&unproven));
+    assert!(stderr(&unproven).contains("no rehearsal of 3.7.11 proved"), "{}", stderr(&unproven));
+}
+
+#[test]
+fn rehearsal_catches_a_broken_release_without_touching_production() {
+    let cat = catalog_copy(|r, _| {
+        let svc = &mut release(r, "3.6.5")["services"]["mender-useradm"];
+        svc["image"] = "mendersoftware/useradm:mender-3.6.5-broken".into();
+    });
+    let prod = Stack::up("rehearse-broken", "3.4.0");
+    let bundle = backup(&prod);
+    let before = production(&prod);
+    let cat = catalog_arg(&cat);
+    let out = prod.tool(&[
+        "--catalog",
+        &cat,
+        "rehearse",
+        "--to",
+        "3.6.5",
+        "--from",
+        &bundle.to_string_lossy(),
+        "--hop-timeout",
+        "45s",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("the rehearsal of 3.4.0 → 3.6.5 failed on staging") && err.contains("mender-useradm"),
+        "{err}"
+    );
+    assert!(err.contains("production was not touched"), "{err}");
+    nothing_left(&format!("{}-staging", prod.project));
+    assert_eq!(production(&prod), before, "production changed during a failed rehearsal");
+    assert_eq!(rehearsals(&bundle)[0]["ok"], false);
+}
