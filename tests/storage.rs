@@ -138,6 +138,26 @@ async fn external_s3_unversioned_is_refused_copied_or_recorded() {
     let verify = stack.tool(&["verify", "--restore-test", &bundle]);
     assert!(verify.status.success(), "{}", stderr(&verify));
 
+    // Staging from that bundle gets a store of its own holding the copies: it never reaches
+    // (or holds the keys of) the production bucket, which stays as it was.
+    let staged = stack.tool(&["staging", "up", "--from", &bundle]);
+    assert!(staged.status.success(), "{}\n{}", stdout(&staged), stderr(&staged));
+    let name = format!("{}-staging", stack.project);
+    let d = json(&tool(&["-p", &name, "--json", "status", "--data"]));
+    assert_eq!(d["storage"]["kind"], "volume", "{}", d["storage"]);
+    let mut staged_keys: Vec<String> =
+        d["data"]["artifacts"].as_array().unwrap().iter().map(|e| e["key"].as_str().unwrap().to_string()).collect();
+    staged_keys.sort();
+    assert_eq!(staged_keys, stored);
+    let env = docker_ok(&["inspect", "-f", "{{json .Config.Env}}", &format!("{name}-mender-deployments-1")]);
+    assert!(
+        !env.contains(&host_ip()) && !env.contains(&secret),
+        "staging deployments reaches production's bucket: {env}"
+    );
+    assert_eq!(keys(&s3, "artifacts").await, stored, "the production bucket changed");
+    assert!(!stdout(&staged).contains(&secret) && !stderr(&staged).contains(&secret), "secret leaked");
+    assert!(stack.tool(&["staging", "down"]).status.success());
+
     // Server-side copy into a backup bucket.
     let to_bucket = stack.tool(&["backup", "--artifacts-to", "s3://mcutest-backup/nightly"]);
     assert!(to_bucket.status.success(), "{}", stderr(&to_bucket));

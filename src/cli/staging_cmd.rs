@@ -28,7 +28,7 @@ pub fn from_staging(e: StagingError) -> Failure {
             Exit::Precondition,
             e,
             nothing,
-            "rehearse on a copy of the bucket by hand, or upgrade without a rehearsal",
+            "add the release to the catalog with its minio service (--catalog), or rehearse by hand",
         ),
         StagingError::NotFound(_) => Failure::new(
             Exit::Usage,

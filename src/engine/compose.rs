@@ -42,6 +42,7 @@ pub struct ProjectFiles {
 pub struct Staging {
     pub rendered: PathBuf,
     pub external_copies: std::collections::BTreeMap<PathBuf, PathBuf>,
+    pub store: Option<crate::staging::isolate::OwnStore>,
 }
 
 async fn version_of(program: &[&str]) -> Option<String> {
@@ -115,6 +116,7 @@ impl Compose {
             name: &project.name,
             project_dir: &project.working_dir,
             external_copies: &staging.external_copies,
+            store: staging.store.as_ref(),
         };
         let isolated = crate::staging::isolate::isolate(&rendered, &spec).map_err(|e| failed(e.to_string()))?;
         let text = serde_json::to_string_pretty(&isolated.config).map_err(|e| failed(e.to_string()))?;

@@ -21,7 +21,29 @@ pub struct Spec<'a> {
     pub project_dir: &'a Path,
     /// Host paths outside the project directory that the bundle holds copies of.
     pub external_copies: &'a BTreeMap<PathBuf, PathBuf>,
+    /// When production keeps its artifacts outside the stack: staging's own store instead.
+    pub store: Option<&'a OwnStore>,
 }
+
+/// An S3 store of staging's own, for a production whose artifacts live in an external bucket or
+/// Azure container: deployments is pointed at it, so staging can neither read nor delete
+/// production's objects (and an internal network could not reach them anyway).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OwnStore {
+    /// The release's MinIO image (the test bed's stand-in answers the same way).
+    pub image: String,
+    pub access: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for OwnStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OwnStore({})", self.image)
+    }
+}
+
+/// The service name of staging's own store.
+pub const OWN_STORE: &str = "mcu-staging-store";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Isolated {
@@ -40,6 +62,8 @@ pub enum IsolateError {
         "service {0} uses network_mode {1}, which shares a network namespace with production; it cannot be isolated"
     )]
     SharedNetwork(String, String),
+    #[error("no deployments service to point at staging's own artifact store")]
+    NoDeployments,
 }
 
 const DOCKER_SOCKET: &str = "/var/run/docker.sock";
@@ -57,6 +81,9 @@ pub fn isolate(rendered: &Value, spec: &Spec<'_>) -> Result<Isolated, IsolateErr
     let mut config = rendered.clone();
     let mut out = Isolated { config: Value::Null, dropped: vec![], notes: vec![] };
     config["name"] = spec.name.into();
+    if let Some(store) = spec.store {
+        add_own_store(&mut config, store, &mut out.notes)?;
+    }
     let services = config.get_mut("services").and_then(Value::as_object_mut).ok_or(IsolateError::NoServices)?;
     services.retain(|name, svc| {
         let keep = !is_storage_daemon(svc);
@@ -78,6 +105,45 @@ pub fn isolate(rendered: &Value, spec: &Spec<'_>) -> Result<Isolated, IsolateErr
     isolate_volumes(&mut config, spec.name, &mut out.notes);
     out.config = config;
     Ok(out)
+}
+
+fn is_deployments(svc: &Value) -> bool {
+    svc["image"].as_str().is_some_and(|i| i.contains("/deployments:") || i.contains("/deployments-enterprise:"))
+}
+
+/// Adds the store on deployments' network and points deployments at it (S3, not Azure).
+fn add_own_store(config: &mut Value, store: &OwnStore, notes: &mut Vec<String>) -> Result<(), IsolateError> {
+    let services = config.get_mut("services").and_then(Value::as_object_mut).ok_or(IsolateError::NoServices)?;
+    let (name, deployments) =
+        services.iter_mut().find(|(_, s)| is_deployments(s)).ok_or(IsolateError::NoDeployments)?;
+    let name = name.clone();
+    let network = match &deployments["networks"] {
+        Value::Object(n) => n.keys().next().cloned().unwrap_or_else(|| "default".into()),
+        _ => "default".into(),
+    };
+    let env = deployments.as_object_mut().map(|d| d.entry("environment").or_insert_with(|| json!({})));
+    if let Some(env) = env.and_then(Value::as_object_mut) {
+        env.retain(|k, _| k != "DEPLOYMENTS_STORAGE_DEFAULT" && !k.starts_with("DEPLOYMENTS_AZURE_"));
+        env.insert("DEPLOYMENTS_AWS_URI".into(), format!("http://{OWN_STORE}:9000").into());
+        env.insert("DEPLOYMENTS_AWS_AUTH_KEY".into(), store.access.clone().into());
+        env.insert("DEPLOYMENTS_AWS_AUTH_SECRET".into(), store.secret.clone().into());
+    }
+    services.insert(
+        OWN_STORE.into(),
+        json!({
+            "image": store.image,
+            "command": ["server", "/export"],
+            "environment": {"MINIO_ACCESS_KEY": store.access, "MINIO_SECRET_KEY": store.secret},
+            "networks": {network: {}},
+            "volumes": [{"type": "volume", "source": OWN_STORE, "target": "/export"}],
+        }),
+    );
+    let volumes = config.as_object_mut().map(|c| c.entry("volumes").or_insert_with(|| json!({})));
+    if let Some(v) = volumes.and_then(Value::as_object_mut) {
+        v.insert(OWN_STORE.into(), json!({}));
+    }
+    notes.push(format!("{name}: artifacts in staging's own store {OWN_STORE}, not production's external one"));
+    Ok(())
 }
 
 fn staging_labels(name: &str) -> Value {
@@ -219,8 +285,12 @@ mod tests {
             PathBuf::from("/etc/ssl/mender/cert.crt"),
             PathBuf::from("/state/staging/s/project/_external/etc/ssl/mender/cert.crt"),
         )]);
-        let spec =
-            Spec { name: "menderproduction-staging", project_dir: Path::new("/srv/mender"), external_copies: &copies };
+        let spec = Spec {
+            name: "menderproduction-staging",
+            project_dir: Path::new("/srv/mender"),
+            external_copies: &copies,
+            store: None,
+        };
         isolate(v, &spec).unwrap()
     }
 
@@ -292,8 +362,49 @@ mod tests {
         let mut v = production();
         v["services"]["sidecar"]["network_mode"] = "host".into();
         let copies = BTreeMap::new();
-        let spec = Spec { name: "s", project_dir: Path::new("/srv/mender"), external_copies: &copies };
+        let spec = Spec { name: "s", project_dir: Path::new("/srv/mender"), external_copies: &copies, store: None };
         assert_eq!(isolate(&v, &spec).unwrap_err(), IsolateError::SharedNetwork("sidecar".into(), "host".into()));
+    }
+
+    #[test]
+    fn external_storage_is_replaced_by_an_own_store() {
+        let mut v = production();
+        v["services"]["mender-deployments"] = json!({
+            "image": "mendersoftware/deployments:mender-3.4.0",
+            "networks": {"mender": null},
+            "environment": {
+                "DEPLOYMENTS_STORAGE_DEFAULT": "azure",
+                "DEPLOYMENTS_AZURE_AUTH_CONNECTION_STRING": "AccountKey=prod",
+                "DEPLOYMENTS_AWS_URI": "https://s3.eu-west-1.amazonaws.com",
+                "DEPLOYMENTS_AWS_AUTH_SECRET": "prod-secret",
+                "DEPLOYMENTS_STORAGE_BUCKET": "prod-artifacts"
+            }
+        });
+        let store = OwnStore { image: "minio/minio:x".into(), access: "a".into(), secret: "staging-secret".into() };
+        let copies = BTreeMap::new();
+        let spec = Spec {
+            name: "p-staging",
+            project_dir: Path::new("/srv/mender"),
+            external_copies: &copies,
+            store: Some(&store),
+        };
+        let out = isolate(&v, &spec).unwrap();
+        let env = &out.config["services"]["mender-deployments"]["environment"];
+        assert_eq!(
+            env,
+            &json!({
+                "DEPLOYMENTS_AWS_URI": "http://mcu-staging-store:9000",
+                "DEPLOYMENTS_AWS_AUTH_KEY": "a",
+                "DEPLOYMENTS_AWS_AUTH_SECRET": "staging-secret",
+                "DEPLOYMENTS_STORAGE_BUCKET": "prod-artifacts"
+            })
+        );
+        let s = &out.config["services"][OWN_STORE];
+        assert_eq!(s["image"], "minio/minio:x");
+        assert!(s["networks"].get("mender").is_some());
+        assert_eq!(s["labels"][STAGING_LABEL], "p-staging");
+        assert_eq!(out.config["volumes"][OWN_STORE]["name"], "p-staging_mcu-staging-store");
+        assert!(!format!("{store:?}").contains("staging-secret"), "no secret in Debug");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::snapshot::ContainerInfo;
 use crate::snapshot::container::LABEL_WORKING_DIR;
 use crate::state::{LockError, StateDir, now_rfc3339};
 use crate::upgrade::{Ctx, ProjectRecord, io};
-use isolate::STAGING_LABEL;
+use isolate::{OwnStore, STAGING_LABEL};
 
 const RECORD: &str = "staging.json";
 const RENDERED: &str = "staging.compose.json";
@@ -45,6 +45,9 @@ pub struct Record {
     pub config_files: Vec<PathBuf>,
     pub env_files: Vec<PathBuf>,
     pub created: String,
+    /// Staging's own artifact store, when production's is outside the stack.
+    #[serde(default)]
+    pub own_store: Option<OwnStore>,
 }
 
 impl Record {
@@ -85,7 +88,8 @@ pub fn compose_staging(dir: &Path) -> Staging {
             copies.insert(Path::new("/").join(rel), entry.clone());
         }
     }
-    Staging { rendered: dir.join(RENDERED), external_copies: copies }
+    let store = Record::load(dir).ok().and_then(|r| r.own_store);
+    Staging { rendered: dir.join(RENDERED), external_copies: copies, store }
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -120,7 +124,7 @@ pub enum StagingError {
     #[error("a staging project named {name} already exists ({what})")]
     Exists { name: String, what: String },
     #[error(
-        "the bundle's artifacts are in an external {0} store; a staging copy would share it, and staging of external storage is not supported yet"
+        "the bundle's artifacts are in an external {0} store and the catalog names no MinIO image for its release to give staging a store of its own"
     )]
     ExternalStorage(String),
     #[error("no staging project named {0} exists here (no container, network or volume carries its label)")]
@@ -194,12 +198,10 @@ pub async fn up(ctx: &Ctx<'_>, opts: &UpOptions) -> Result<UpOutcome, StagingErr
         Manifest::load(&bundle).map_err(|e| StagingError::Bundle(bundle.display().to_string(), e.to_string()))?;
     let name = opts.name.clone().unwrap_or_else(|| default_name(&manifest.project));
     check_name(&name, &manifest.project)?;
-    if manifest.artifacts.kind != "volume" {
-        return Err(StagingError::ExternalStorage(manifest.artifacts.kind.clone()));
-    }
+    let own_store = own_store(ctx, &manifest)?;
     let _lock = ctx.state.lock(&name, "staging up")?;
     exists(ctx.docker, &name).await?;
-    let record = prepare(ctx.state, &bundle, &manifest, &name)?;
+    let record = prepare(ctx.state, &bundle, &manifest, &name, own_store)?;
     match build(ctx, &record, &manifest).await {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
@@ -209,6 +211,24 @@ pub async fn up(ctx: &Ctx<'_>, opts: &UpOptions) -> Result<UpOutcome, StagingErr
             Err(e)
         }
     }
+}
+
+/// Production's artifacts outside the stack (S3, Azure): staging gets a store of its own, on the
+/// release's MinIO image, with keys of its own.
+fn own_store(ctx: &Ctx<'_>, m: &Manifest) -> Result<Option<OwnStore>, StagingError> {
+    if m.artifacts.kind == "volume" {
+        return Ok(None);
+    }
+    let image = m
+        .mender_version
+        .as_ref()
+        .and_then(|v| ctx.catalog.catalog.release(v))
+        .and_then(|r| r.services.get("minio"))
+        .map(|f| crate::catalog::ImageRef::parse(&f.image, None).qualified(ctx.registry))
+        .ok_or_else(|| StagingError::ExternalStorage(m.artifacts.kind.clone()))?;
+    let mut key = [0u8; 16];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key))?;
+    Ok(Some(OwnStore { image, access: "mender-staging".into(), secret: hex::encode(key) }))
 }
 
 /// Refuses a name in use: by a staging project, or by any compose project at all.
@@ -228,7 +248,13 @@ async fn exists(docker: &Docker, name: &str) -> Result<(), StagingError> {
 }
 
 /// The staging directory: the bundle's compose tree copied under `project/`, and the record.
-fn prepare(state: &StateDir, bundle: &Path, m: &Manifest, name: &str) -> Result<Record, StagingError> {
+fn prepare(
+    state: &StateDir,
+    bundle: &Path,
+    m: &Manifest,
+    name: &str,
+    own_store: Option<OwnStore>,
+) -> Result<Record, StagingError> {
     let dir = state.root.join("staging").join(name);
     if dir.exists() {
         // No container carries the name (checked): what is left is a dead run's directory.
@@ -260,6 +286,7 @@ fn prepare(state: &StateDir, bundle: &Path, m: &Manifest, name: &str) -> Result<
         config_files,
         env_files,
         created: now_rfc3339(),
+        own_store,
     };
     let text = serde_json::to_string_pretty(&record).map_err(std::io::Error::other)?;
     write_private(&dir.join(RECORD), &text)?;
@@ -345,6 +372,13 @@ async fn build(ctx: &Ctx<'_>, record: &Record, m: &Manifest) -> Result<UpOutcome
     timings.insert("gates".to_string(), secs(t));
     record_proof(&record.bundle, name)?;
     let documents = m.databases.iter().flat_map(|d| d.collections.values()).sum();
+    let mut notes = notes(&record.dir);
+    if m.artifacts.location != "bundle" {
+        notes.push(format!(
+            "artifacts: the bundle holds no copies (they are kept by {}); staging's store starts empty",
+            m.artifacts.location
+        ));
+    }
     Ok(UpOutcome {
         name: name.clone(),
         source_project: record.source_project.clone(),
@@ -355,7 +389,7 @@ async fn build(ctx: &Ctx<'_>, record: &Record, m: &Manifest) -> Result<UpOutcome
         databases: m.databases.len(),
         documents,
         artifacts: copied,
-        notes: notes(&record.dir),
+        notes,
     })
 }
 
