@@ -60,6 +60,28 @@ struct World {
     state: StateDir,
 }
 
+impl World {
+    fn ctx<'a>(
+        &'a self,
+        g: &'a Global,
+        progress: &'a crate::report::progress::Progress,
+        hop_timeout: std::time::Duration,
+        confirm: &'a (dyn Fn(&str) -> bool + Sync),
+    ) -> Ctx<'a> {
+        Ctx {
+            docker: &self.docker,
+            catalog: &self.catalog,
+            state: &self.state,
+            compose: &self.compose,
+            registry: g.registry(),
+            progress,
+            hop_timeout,
+            grace: 30,
+            confirm,
+        }
+    }
+}
+
 async fn world(g: &Global) -> Result<World, Failure> {
     Ok(World {
         catalog: g.load_catalog()?,
@@ -73,17 +95,7 @@ pub async fn up(g: &Global, a: StagingUpArgs) -> anyhow::Result<Exit> {
     let w = world(g).await?;
     let progress = progress(g);
     let no = |_: &str| false;
-    let ctx = Ctx {
-        docker: &w.docker,
-        catalog: &w.catalog,
-        state: &w.state,
-        compose: &w.compose,
-        registry: g.registry(),
-        progress: &progress,
-        hop_timeout: a.timeout,
-        grace: 30,
-        confirm: &no,
-    };
+    let ctx = w.ctx(g, &progress, a.timeout, &no);
     let outcome = staging::up(&ctx, &UpOptions { bundle: a.bundle, name: a.name }).await;
     progress.finish();
     let o = outcome.map_err(from_staging)?;
@@ -137,17 +149,7 @@ pub async fn rehearse(g: &Global, a: RehearseArgs) -> anyhow::Result<Exit> {
     let w = world(g).await?;
     let progress = progress(g);
     let confirm = asker(a.yes, g.json);
-    let ctx = Ctx {
-        docker: &w.docker,
-        catalog: &w.catalog,
-        state: &w.state,
-        compose: &w.compose,
-        registry: g.registry(),
-        progress: &progress,
-        hop_timeout: a.hop_timeout,
-        grace: 30,
-        confirm: &confirm,
-    };
+    let ctx = w.ctx(g, &progress, a.hop_timeout, &confirm);
     let opts = RehearseOptions { to, from: a.bundle, name: a.name, keep: a.keep, max_backup_age: a.max_backup_age };
     let result = rehearse::run(&ctx, g.project.as_deref(), &opts).await;
     progress.finish();

@@ -524,11 +524,6 @@ pub async fn down(docker: &Docker, state: &StateDir, name: &str) -> Result<Remov
     Ok(removed)
 }
 
-/// Whether a stack is a staging project of this tool.
-pub fn is_staging(stack_containers: &[ContainerInfo]) -> bool {
-    stack_containers.iter().any(|c| c.label(STAGING_LABEL).is_some())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -208,24 +208,7 @@ fn markdown(r: &Rehearsal) -> String {
             up.artifacts
         );
     }
-    s.push_str("| hop | stop | dump | rewrite | mongo | migrate | up | gates | total (s) |\n|---|---|---|---|---|---|---|---|---|\n");
-    for h in &r.hops {
-        let t = |k: &str| h.timings.get(k).map_or("-".into(), |v| format!("{v:.1}"));
-        let _ = writeln!(
-            s,
-            "| {} → {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
-            h.from,
-            h.to,
-            t("stop"),
-            t("dump"),
-            t("rewrite"),
-            t("mongo"),
-            t("migrate"),
-            t("up"),
-            t("gates"),
-            h.total_secs
-        );
-    }
+    s.push_str(&crate::upgrade::report::hop_table(&r.hops));
     match &r.failure {
         None => {
             let _ = writeln!(

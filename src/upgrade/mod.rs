@@ -221,15 +221,21 @@ async fn continue_hops(ctx: &Ctx<'_>, journal: &mut Journal) -> Result<Outcome, 
     Ok(outcome)
 }
 
-/// `resume`: continues an interrupted upgrade from its journal.
-pub async fn resume(ctx: &Ctx<'_>, project: &str) -> Result<Outcome, UpgradeError> {
-    let lock = ctx.state.lock(project, "resume")?;
+/// The lock for `command`, and the interrupted upgrade's journal, now owned by this run.
+fn take_over(ctx: &Ctx<'_>, project: &str, command: &str) -> Result<(crate::state::Lock, Journal), UpgradeError> {
+    let lock = ctx.state.lock(project, command)?;
     let mut journal = ctx
         .state
         .journal(project)
         .filter(|j| j.upgrade.is_some())
         .ok_or_else(|| UpgradeError::NothingToResume(project.into()))?;
     journal.owner = lock.owner.clone();
+    Ok((lock, journal))
+}
+
+/// `resume`: continues an interrupted upgrade from its journal.
+pub async fn resume(ctx: &Ctx<'_>, project: &str) -> Result<Outcome, UpgradeError> {
+    let (lock, mut journal) = take_over(ctx, project, "resume")?;
     ctx.progress.step("resume", format!("continuing the upgrade of {project} from its journal"));
     let outcome = continue_hops(ctx, &mut journal).await;
     drop(lock);
@@ -238,13 +244,7 @@ pub async fn resume(ctx: &Ctx<'_>, project: &str) -> Result<Outcome, UpgradeErro
 
 /// `rollback`: undoes the hop in progress, or the last completed one.
 pub async fn rollback(ctx: &Ctx<'_>, project: &str) -> Result<Version, UpgradeError> {
-    let lock = ctx.state.lock(project, "rollback")?;
-    let mut journal = ctx
-        .state
-        .journal(project)
-        .filter(|j| j.upgrade.is_some())
-        .ok_or_else(|| UpgradeError::NothingToResume(project.into()))?;
-    journal.owner = lock.owner.clone();
+    let (lock, mut journal) = take_over(ctx, project, "rollback")?;
     let at = rollback::on_request(ctx, &mut journal).await?;
     ctx.state.clear_journal(project)?;
     drop(lock);

@@ -81,6 +81,29 @@ pub fn write(ctx: &Ctx<'_>, st: &UpgradeState) -> Result<Outcome, UpgradeError> 
     Ok(outcome)
 }
 
+/// The hops as a Markdown table: one column per step, in seconds.
+pub fn hop_table(hops: &[HopReport]) -> String {
+    let mut s = format!(
+        "| hop | rollback class | {} | total (s) |\n|---|---|{}---|\n",
+        super::STEPS.join(" | "),
+        "---|".repeat(super::STEPS.len())
+    );
+    for h in hops {
+        let steps: Vec<String> =
+            super::STEPS.iter().map(|k| h.timings.get(*k).map_or("-".into(), |v| format!("{v:.1}"))).collect();
+        let _ = writeln!(
+            s,
+            "| {} → {} | {} | {} | {:.1} |",
+            h.from,
+            h.to,
+            h.rollback_class,
+            steps.join(" | "),
+            h.total_secs
+        );
+    }
+    s
+}
+
 fn markdown(o: &Outcome, st: &UpgradeState) -> String {
     let mut s = format!("# Upgrade of {} from {} to {}\n\n", o.project, o.from, o.to);
     let _ = writeln!(
@@ -89,25 +112,7 @@ fn markdown(o: &Outcome, st: &UpgradeState) -> String {
         crate::state::now_rfc3339(),
         st.bundle.as_ref().map_or("none".into(), |b| b.display().to_string())
     );
-    s.push_str("| hop | rollback class | stop | dump | rewrite | mongo | migrate | up | gates | total (s) |\n|---|---|---|---|---|---|---|---|---|---|\n");
-    for h in &o.hops {
-        let t = |k: &str| h.timings.get(k).map_or("-".into(), |v| format!("{v:.1}"));
-        let _ = writeln!(
-            s,
-            "| {} → {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
-            h.from,
-            h.to,
-            h.rollback_class,
-            t("stop"),
-            t("dump"),
-            t("rewrite"),
-            t("mongo"),
-            t("migrate"),
-            t("up"),
-            t("gates"),
-            h.total_secs
-        );
-    }
+    s.push_str(&hop_table(&o.hops));
     s.push_str("\n## Next\n\n");
     for a in &o.advice {
         let _ = writeln!(s, "- {a}");
