@@ -22,3 +22,16 @@ step() {
     end=$(date +%s.%N)
     awk -v n="$name" -v s="$start" -v e="$end" 'BEGIN { printf "    %s: %.1f s\n", n, e - s }'
 }
+
+# Removes every container, network and volume the tests named `mcutest-*` (their prefix), so that a
+# run leaves nothing behind on the daemon, whatever its outcome.
+sweep_test_resources() {
+    local ids
+    ids=$(docker ps -aq --filter name=mcutest- 2>/dev/null || true)
+    [ -n "$ids" ] && docker rm -f -v $ids >/dev/null 2>&1 || true
+    ids=$(docker network ls -q --filter name=mcutest- 2>/dev/null || true)
+    [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1 || true
+    ids=$(docker volume ls -q --filter name=mcutest- 2>/dev/null || true)
+    [ -n "$ids" ] && docker volume rm -f $ids >/dev/null 2>&1 || true
+    return 0
+}

@@ -15,23 +15,19 @@ fn cache() -> String {
     std::env::var("MCU_CACHE").unwrap_or_else(|_| "/var/cache/mcu".into())
 }
 
-/// The host as containers on any bridge network reach it (docker0's address).
-fn host_ip() -> String {
-    docker_ok(&["network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"]).trim().to_string()
+fn free_port(addr: &str) -> u16 {
+    std::net::TcpListener::bind((addr, 0)).unwrap().local_addr().unwrap().port()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port()
-}
-
-/// An emulator process listening on all interfaces, stopped when dropped.
+/// An emulator process listening on the host address containers reach ([`host_address`]),
+/// stopped when dropped.
 struct Emulator {
     child: Child,
     url: String,
 }
 
 impl Emulator {
-    fn start(program: &str, args: &[&str], port: u16, path: &str) -> Emulator {
+    fn start(program: &str, args: &[&str], addr: &str, port: u16, path: &str) -> Emulator {
         let child = Command::new(program)
             .args(args)
             .stdout(Stdio::null())
@@ -39,25 +35,27 @@ impl Emulator {
             .spawn()
             .unwrap_or_else(|e| panic!("{program}: {e} (scripts/testbed installs the emulators)"));
         let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(60), "{program} did not listen on {port}");
+        while TcpStream::connect((addr, port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(60), "{program} did not listen on {addr}:{port}");
             std::thread::sleep(Duration::from_millis(200));
         }
-        Emulator { child, url: format!("http://{}:{port}{path}", host_ip()) }
+        Emulator { child, url: format!("http://{addr}:{port}{path}") }
     }
 
     fn moto() -> Emulator {
-        let port = free_port();
+        let addr = host_address();
+        let port = free_port(&addr);
         let p = port.to_string();
-        Emulator::start(&format!("{}/venv/bin/moto_server", cache()), &["-H", "0.0.0.0", "-p", &p], port, "")
+        Emulator::start(&format!("{}/venv/bin/moto_server", cache()), &["-H", &addr, "-p", &p], &addr, port, "")
     }
 
     fn azurite() -> Emulator {
-        let port = free_port();
+        let addr = host_address();
+        let port = free_port(&addr);
         let p = port.to_string();
         let args = [
             "--blobHost",
-            "0.0.0.0",
+            &addr,
             "--blobPort",
             &p,
             "--inMemoryPersistence",
@@ -68,6 +66,7 @@ impl Emulator {
         Emulator::start(
             &format!("{}/azurite/node_modules/.bin/azurite-blob", cache()),
             &args,
+            &addr,
             port,
             "/devstoreaccount1",
         )
@@ -107,7 +106,7 @@ async fn external_s3_unversioned_is_refused_copied_or_recorded() {
     let moto = Emulator::moto();
     let stack = Stack::up_with("s3ext", "3.4.0", &["--s3-url", &moto.url, "--bucket", "artifacts", "--artifacts", "4"]);
     let secret = prod_secret(&stack);
-    let s3 = s3(&moto.url.replace(&host_ip(), "127.0.0.1"), &secret);
+    let s3 = s3(&moto.url, &secret);
     let stored = keys(&s3, "artifacts").await;
     assert_eq!(stored.len(), 6, "2 samples + 4 seeded artifacts in the external bucket: {stored:?}");
     let status = json(&stack.tool(&["--json", "status"]));
@@ -151,7 +150,7 @@ async fn external_s3_unversioned_is_refused_copied_or_recorded() {
     assert_eq!(staged_keys, stored);
     let env = docker_ok(&["inspect", "-f", "{{json .Config.Env}}", &format!("{name}-mender-deployments-1")]);
     assert!(
-        !env.contains(&host_ip()) && !env.contains(&secret),
+        !env.contains(&host_address()) && !env.contains(&secret),
         "staging deployments reaches production's bucket: {env}"
     );
     assert_eq!(keys(&s3, "artifacts").await, stored, "the production bucket changed");
@@ -203,7 +202,7 @@ async fn azure_container_is_copied_and_verified() {
         azurite.url
     );
     // Artifacts already in the container, as deployments would have uploaded them.
-    let local = Account::new("devstoreaccount1", AZURITE_KEY, &azurite.url.replace(&host_ip(), "127.0.0.1")).unwrap();
+    let local = Account::new("devstoreaccount1", AZURITE_KEY, &azurite.url).unwrap();
     let c = local.container("mender-artifact-storage").unwrap();
     c.create(None).await.unwrap();
     for i in 0..3 {

@@ -8,7 +8,7 @@ pub use catalog::*;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 pub const REGISTRY: &str = "testbed.local";
 /// Every resource a test creates is named with this prefix, so a later run can sweep it.
@@ -69,6 +69,70 @@ pub fn prepare() {
             docker(&["network", "rm", n]);
         }
     });
+}
+
+/// The network whose gateway address host-side servers (the S3 and Azure emulators) listen on,
+/// so that containers on any network reach them. Created by the tests with an explicit subnet and
+/// gateway: a daemon's default bridge may report no gateway at all (Engine 20.10 prints
+/// `[{"Subnet":"172.17.0.0/16"}]`), so nothing here reads it. Swept with the other `mcutest-`
+/// resources.
+pub const HOST_LINK: &str = "mcutest-hostlink";
+/// Subnets tried in turn for [`HOST_LINK`] (one may overlap a network the host already has).
+const HOST_LINK_SUBNETS: [(&str, &str); 4] = [
+    ("10.231.7.0/24", "10.231.7.1"),
+    ("10.232.7.0/24", "10.232.7.1"),
+    ("172.29.231.0/24", "172.29.231.1"),
+    ("192.168.231.0/24", "192.168.231.1"),
+];
+
+/// The gateway of [`HOST_LINK`]: an address of this host that every container can reach. Panics
+/// with what it looked for when it cannot be had, never returns an empty string.
+pub fn host_address() -> String {
+    static ADDR: OnceLock<String> = OnceLock::new();
+    ADDR.get_or_init(|| {
+        // The sweep of earlier runs' resources happens first, not after the network exists.
+        prepare();
+        let mut tried = Vec::new();
+        let gateway = match link_gateway() {
+            Some(g) => g,
+            None => HOST_LINK_SUBNETS
+                .iter()
+                .find_map(|(subnet, gateway)| {
+                    let out = docker(&["network", "create", "--subnet", subnet, "--gateway", gateway, HOST_LINK]);
+                    if !out.status.success() {
+                        tried.push(format!("{subnet}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+                    }
+                    // Another test process may have created it at the same moment: read it back.
+                    link_gateway()
+                })
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no host address for the emulators: network {HOST_LINK} could not be created with any of \
+                         the subnets tried, or reports no IPAM gateway:\n  {}",
+                        tried.join("\n  ")
+                    )
+                }),
+        };
+        let addr: std::net::Ipv4Addr = gateway.parse().unwrap_or_else(|_| {
+            panic!("network {HOST_LINK} reports the gateway {gateway:?}, which is not an IPv4 address")
+        });
+        // The daemon puts the gateway on the bridge interface; prove the host really has it.
+        std::net::TcpListener::bind((addr, 0)).unwrap_or_else(|e| {
+            panic!("network {HOST_LINK} has the gateway {addr}, but this host cannot listen on it: {e}")
+        });
+        addr.to_string()
+    })
+    .clone()
+}
+
+/// The IPAM gateway of [`HOST_LINK`] when the network exists and reports one.
+fn link_gateway() -> Option<String> {
+    let out = docker(&["network", "inspect", HOST_LINK, "-f", "{{json .IPAM.Config}}"]);
+    if !out.status.success() {
+        return None;
+    }
+    let config: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    config.as_array()?.iter().find_map(|c| c["Gateway"].as_str().filter(|g| !g.is_empty()).map(str::to_string))
 }
 
 /// A test-bed stack of one release, brought up with `demo up` and torn down (volumes included)
@@ -143,6 +207,38 @@ impl Drop for Stack {
     fn drop(&mut self) {
         let dir = self.dir.to_string_lossy().into_owned();
         let _ = tool(&["-p", &self.project, "demo", "down", "--dir", &dir, "--volumes"]);
+        // Whatever `demo down` could not remove (a stack that never became healthy, a staging
+        // copy a failed assertion left): a failed test leaves nothing running.
+        sweep_project(&self.project);
+    }
+}
+
+/// Removes the containers, networks and volumes of one test project and of its staging copies,
+/// selected by exact label values and volume names (test names may prefix each other).
+pub fn sweep_project(project: &str) {
+    let staging = format!("io.mender-compose-upgrade.staging={project}-staging");
+    let compose = format!("label=com.docker.compose.project={project}");
+    for filter in [compose.clone(), format!("label={staging}")] {
+        let ids = docker(&["ps", "-aq", "--filter", &filter]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            docker(&["rm", "-f", "-v", id]);
+        }
+    }
+    for filter in [compose, format!("label={staging}")] {
+        let nets = docker(&["network", "ls", "-q", "--filter", &filter]);
+        for n in String::from_utf8_lossy(&nets.stdout).split_whitespace() {
+            docker(&["network", "rm", n]);
+        }
+        let vols = docker(&["volume", "ls", "-q", "--filter", &filter]);
+        for v in String::from_utf8_lossy(&vols.stdout).split_whitespace() {
+            docker(&["volume", "rm", "-f", v]);
+        }
+    }
+    for name in ["mender-db", "mender-artifacts"] {
+        let v = format!("{project}-{name}");
+        if docker(&["volume", "inspect", &v]).status.success() {
+            docker(&["volume", "rm", "-f", &v]);
+        }
     }
 }
 
