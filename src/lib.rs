@@ -5,13 +5,15 @@
 pub mod backup;
 pub mod catalog;
 pub mod cli;
-pub mod compose_file;
 pub mod demo;
 pub mod engine;
-pub mod helper;
+pub mod exit;
+pub mod labels;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod snapshot;
 pub mod staging;
 pub mod state;
 pub mod upgrade;
+pub mod util;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mender_compose_upgrade::cli::{self, Cli};
-use mender_compose_upgrade::report::{Exit, Failure};
+use mender_compose_upgrade::exit::{Exit, Failure};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

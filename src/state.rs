@@ -6,11 +6,11 @@
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::backup::bundle::private_dir;
+use crate::util::{Perm, hostname, now_rfc3339, private_dir, write_atomic};
 
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -31,21 +31,6 @@ pub enum LockError {
     Held { project: String, owner: Owner },
     #[error("cannot use the state directory {0}: {1}")]
     Io(String, io::Error),
-}
-
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
-/// `20261127T101500Z`, for names.
-pub fn now_stamp() -> String {
-    now_rfc3339().replace(['-', ':'], "")
-}
-
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
 }
 
 impl Owner {
@@ -141,21 +126,18 @@ impl StateDir {
         serde_json::from_slice(&std::fs::read(self.lock_path(project)).ok()?).ok()
     }
 
-    pub fn journal(&self, project: &str) -> Option<Journal> {
+    /// The project's journal, its payload read as `P` (a run that left none, or whose journal
+    /// cannot be read as `P`: `None`).
+    pub fn journal<P: DeserializeOwned>(&self, project: &str) -> Option<Journal<P>> {
         serde_json::from_slice(&std::fs::read(self.journal_path(project)).ok()?).ok()
     }
 
-    /// Writes the journal durably (temp file, fsync, rename, fsync of the directory).
-    pub fn write_journal(&self, project: &str, j: &Journal) -> io::Result<()> {
-        let path = self.journal_path(project);
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        private_dir(&dir)?;
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(j)?)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(&dir)?.sync_all()
+    /// Writes the journal durably (temp file, fsync, rename, fsync of the directory), mode 0600.
+    ///
+    /// # Errors
+    /// What the file system answers; the previous journal is then still in place.
+    pub fn write_journal<P: Serialize>(&self, project: &str, j: &Journal<P>) -> io::Result<()> {
+        write_atomic(&self.journal_path(project), &serde_json::to_vec_pretty(j)?, Perm::Private)
     }
 
     pub fn clear_journal(&self, project: &str) -> io::Result<()> {
@@ -166,19 +148,25 @@ impl StateDir {
     }
 }
 
-/// What a run is doing to a project, durable before each change.
+/// What a run is doing to a project, durable before each change. `P` is what the operation
+/// keeps besides (an upgrade: where it is and what undoes its hop); readers that do not know the
+/// operation read it as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Journal {
+pub struct Journal<P = serde_json::Value> {
+    /// `backup`, `upgrade`, …
     pub operation: String,
+    /// The run that writes it.
     pub owner: Owner,
     /// Containers this run stopped and must start again.
     pub stopped: Vec<StoppedService>,
     /// A bundle being written (a `.partial` directory).
     pub partial: Option<PathBuf>,
-    pub steps: Vec<Step>,
-    /// Where an upgrade is, and what undoes its hop.
-    #[serde(default)]
-    pub upgrade: Option<crate::upgrade::UpgradeState>,
+    /// What the run did, in order.
+    pub steps: Vec<JournalEntry>,
+    /// The operation's own state. The key is `upgrade` in the file: journals of version 0.1 name
+    /// it so, and an upgrade is the one operation that has one.
+    #[serde(default = "Option::default", rename = "upgrade")]
+    pub payload: Option<P>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -190,26 +178,31 @@ pub struct StoppedService {
     pub wave: u8,
 }
 
+/// One line of a journal's history.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Step {
+pub struct JournalEntry {
+    /// RFC 3339 UTC.
     pub at: String,
+    /// What was done.
     pub step: String,
 }
 
-impl Journal {
-    pub fn new(operation: &str, owner: &Owner) -> Journal {
+impl<P> Journal<P> {
+    /// An empty journal of `operation` run by `owner`.
+    pub fn new(operation: &str, owner: &Owner) -> Journal<P> {
         Journal {
             operation: operation.into(),
             owner: owner.clone(),
             stopped: vec![],
             partial: None,
             steps: vec![],
-            upgrade: None,
+            payload: None,
         }
     }
 
+    /// Adds a line to the history (written with the next [`StateDir::write_journal`]).
     pub fn step(&mut self, step: &str) {
-        self.steps.push(Step { at: now_rfc3339(), step: step.into() });
+        self.steps.push(JournalEntry { at: now_rfc3339(), step: step.into() });
     }
 }
 
@@ -240,13 +233,13 @@ mod tests {
     fn journal_round_trips_and_clears() {
         let dir = tempfile::tempdir().unwrap();
         let s = StateDir::new(dir.path().to_path_buf());
-        let mut j = Journal::new("backup", &Owner::me("backup"));
+        let mut j: Journal = Journal::new("backup", &Owner::me("backup"));
         j.stopped.push(StoppedService { service: "mender-useradm".into(), container: "abc".into(), wave: 1 });
         j.step("stopped writers");
         s.write_journal("p", &j).unwrap();
         assert_eq!(s.journal("p"), Some(j));
         s.clear_journal("p").unwrap();
-        assert!(s.journal("p").is_none());
+        assert!(s.journal::<serde_json::Value>("p").is_none());
         s.clear_journal("p").unwrap();
     }
 }

@@ -204,10 +204,11 @@ async fn azure_container_is_copied_and_verified() {
     // Artifacts already in the container, as deployments would have uploaded them.
     let local = Account::new("devstoreaccount1", AZURITE_KEY, &azurite.url).unwrap();
     let c = local.container("mender-artifact-storage").unwrap();
-    c.create(None).await.unwrap();
+    c.client.create(None).await.unwrap();
     for i in 0..3 {
         let body: Vec<u8> = (0..5000u32).map(|b| (b * 7 + i) as u8).collect();
-        c.blob_client(&format!("artifact-{i}"))
+        c.client
+            .blob_client(&format!("artifact-{i}"))
             .upload(azure_core::http::RequestContent::from(body), None)
             .await
             .unwrap();

@@ -3,11 +3,13 @@
 //! versions are the backup), one without versioning is copied (to a backup bucket/prefix, or into
 //! the bundle) or the backup is refused unless `--skip-artifacts` says otherwise.
 
-use serde::{Deserialize, Serialize};
-
-use crate::engine::azure::Account;
-use crate::engine::s3::S3Endpoint;
-use crate::snapshot::{ContainerInfo, Stack, StorageKind};
+use super::manifest::ArtifactsKind;
+use crate::engine::azure::{Account, AzureError};
+use crate::engine::container::ContainerInfo;
+use crate::engine::s3::{S3Bucket, S3Endpoint};
+use crate::engine::store::ObjectStore;
+pub use crate::engine::store::Versioning;
+use crate::snapshot::{Stack, StorageKind};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice {
@@ -22,51 +24,58 @@ pub enum Choice {
 /// The decided action.
 #[derive(Debug, Clone)]
 pub enum Plan {
-    /// The S3 store inside the stack, reachable on the project network: copy into the bundle.
+    /// The S3 store inside the stack, reachable on the project network only (through the helper
+    /// sidecar): copy into the bundle.
     InStack {
+        /// Its compose service.
         service: String,
+        /// Its endpoint as deployments reaches it.
         endpoint: String,
+        /// The bucket.
         bucket: String,
+        /// The region deployments uses.
         region: String,
+        /// deployments' keys.
         keys: Keys,
     },
-    /// An external bucket whose versioning keeps every object: record the current versions.
+    /// An external store copied into the bundle.
+    ToBundle {
+        /// The store.
+        store: External,
+        /// Its versioning, as found.
+        versioning: Versioning,
+    },
+    /// An external store whose versioning keeps every object: record the current versions.
     RecordVersions {
-        ep: S3Endpoint,
-        bucket: String,
+        /// The store.
+        store: External,
     },
-    /// An external bucket copied into the bundle.
-    ExternalToBundle {
+    /// An external S3 bucket copied server-side into another bucket/prefix.
+    ToBucket {
+        /// The endpoint and keys.
         ep: S3Endpoint,
+        /// The artifact bucket.
         bucket: String,
-        versioning: Option<String>,
-    },
-    /// An external bucket copied server-side into another bucket/prefix.
-    ExternalToBucket {
-        ep: S3Endpoint,
-        bucket: String,
+        /// The backup bucket.
         dest_bucket: String,
+        /// The key prefix in the backup bucket.
         dest_prefix: String,
-        versioning: Option<String>,
+        /// The artifact bucket's versioning, as found.
+        versioning: Versioning,
     },
-    /// An Azure container whose account keeps blob versions: record the current versions.
-    AzureVersions {
-        account: Account,
-        container: String,
-    },
-    /// An Azure container copied into the bundle.
-    AzureToBundle {
-        account: Account,
-        container: String,
-    },
+    /// No copy, for the reason given.
     Skip {
+        /// Why.
         reason: String,
     },
 }
 
+/// An access key pair (never printed).
 #[derive(Clone)]
 pub struct Keys {
+    /// The access key id.
     pub access: String,
+    /// The secret key.
     pub secret: String,
 }
 
@@ -74,14 +83,6 @@ impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Keys(..)")
     }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub enum Versioning {
-    Enabled,
-    Suspended,
-    /// Never enabled.
-    Off,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -124,9 +125,67 @@ fn parse_dest(dest: &str) -> Result<(String, String), PlanError> {
 }
 
 /// A store outside the stack, whose versioning must be asked before deciding.
+#[derive(Debug, Clone)]
 pub enum External {
-    S3 { ep: S3Endpoint, bucket: String },
-    Azure { account: Account, container: String },
+    /// An S3 bucket.
+    S3 {
+        /// The endpoint and keys.
+        ep: S3Endpoint,
+        /// The bucket.
+        bucket: String,
+    },
+    /// An Azure Blob container.
+    Azure {
+        /// The account.
+        account: Account,
+        /// The container.
+        container: String,
+    },
+}
+
+impl External {
+    /// The store's client.
+    ///
+    /// # Errors
+    /// Azure settings that do not make a URL.
+    pub fn open(&self) -> Result<Box<dyn ObjectStore>, AzureError> {
+        Ok(match self {
+            External::S3 { ep, bucket } => Box::new(S3Bucket::new(ep, bucket)),
+            External::Azure { account, container } => Box::new(account.container(container)?),
+        })
+    }
+
+    /// What the manifest calls it.
+    pub fn kind(&self) -> ArtifactsKind {
+        match self {
+            External::S3 { .. } => ArtifactsKind::S3,
+            External::Azure { .. } => ArtifactsKind::Azure,
+        }
+    }
+
+    /// The bucket's or container's name.
+    pub fn name(&self) -> &str {
+        match self {
+            External::S3 { bucket, .. } => bucket,
+            External::Azure { container, .. } => container,
+        }
+    }
+
+    /// `bucket NAME` or `Azure container NAME`.
+    pub fn describe(&self) -> String {
+        match self {
+            External::S3 { bucket, .. } => format!("bucket {bucket}"),
+            External::Azure { container, .. } => format!("Azure container {container}"),
+        }
+    }
+
+    /// Where it is, for messages (never with credentials).
+    pub fn endpoint(&self) -> String {
+        match self {
+            External::S3 { ep, .. } => ep.url.clone().unwrap_or_else(|| "AWS".into()),
+            External::Azure { account, .. } => account.endpoint.clone(),
+        }
+    }
 }
 
 pub fn external_store(stack: &Stack, deployments: Option<&ContainerInfo>) -> Result<Option<External>, PlanError> {
@@ -146,7 +205,10 @@ pub fn external_store(stack: &Stack, deployments: Option<&ContainerInfo>) -> Res
 }
 
 /// Decides, from the stack's storage and the operator's choice; `versioning` is asked only for
-/// external buckets (it needs the network).
+/// external stores (it needs the network).
+///
+/// # Errors
+/// No credentials, an unversioned external store without a destination, a bad destination.
 pub fn decide(
     stack: &Stack,
     deployments: Option<&ContainerInfo>,
@@ -157,55 +219,35 @@ pub fn decide(
         return Ok(Plan::Skip { reason: "--skip-artifacts was given".into() });
     }
     let st = &stack.storage;
-    let bucket = st.bucket.clone().unwrap_or_else(|| "mender-artifact-storage".into());
-    let region = st.region.clone().unwrap_or_else(|| "us-east-1".into());
-    match st.kind {
-        StorageKind::Unknown => Err(PlanError::Unknown),
-        StorageKind::Azure => {
-            let account = azure_account(deployments)?;
-            let container = bucket;
-            let versioned = versioning == Some(Versioning::Enabled);
-            match choice {
-                Choice::To(d) if d == "bundle" => Ok(Plan::AzureToBundle { account, container }),
-                Choice::To(d) => Err(PlanError::BadDestination(d.clone())),
-                _ if versioned => Ok(Plan::AzureVersions { account, container }),
-                _ => Err(PlanError::Unversioned {
-                    endpoint: account.endpoint.clone(),
-                    bucket: container,
-                    state: "off".into(),
-                }),
-            }
+    if st.kind == StorageKind::Unknown {
+        return Err(PlanError::Unknown);
+    }
+    if st.kind == StorageKind::Volume {
+        let keys =
+            keys(deployments).ok_or_else(|| PlanError::NoCredentials("DEPLOYMENTS_AWS_AUTH_KEY/SECRET".into()))?;
+        return Ok(Plan::InStack {
+            service: st.service.clone().unwrap_or_default(),
+            endpoint: st.endpoint.clone().unwrap_or_default(),
+            bucket: st.bucket.clone().unwrap_or_else(|| "mender-artifact-storage".into()),
+            region: st.region.clone().unwrap_or_else(|| "us-east-1".into()),
+            keys,
+        });
+    }
+    let store = external_store(stack, deployments)?.ok_or(PlanError::Unknown)?;
+    let versioning = versioning.unwrap_or(Versioning::Off);
+    match (choice, &store) {
+        (Choice::To(d), _) if d == "bundle" => Ok(Plan::ToBundle { store, versioning }),
+        (Choice::To(d), External::S3 { ep, bucket }) => {
+            let (dest_bucket, dest_prefix) = parse_dest(d)?;
+            Ok(Plan::ToBucket { ep: ep.clone(), bucket: bucket.clone(), dest_bucket, dest_prefix, versioning })
         }
-        StorageKind::Volume => {
-            let keys =
-                keys(deployments).ok_or_else(|| PlanError::NoCredentials("DEPLOYMENTS_AWS_AUTH_KEY/SECRET".into()))?;
-            let endpoint = st.endpoint.clone().unwrap_or_default();
-            Ok(Plan::InStack { service: st.service.clone().unwrap_or_default(), endpoint, bucket, region, keys })
-        }
-        StorageKind::S3 => {
-            let k =
-                keys(deployments).ok_or_else(|| PlanError::NoCredentials("DEPLOYMENTS_AWS_AUTH_KEY/SECRET".into()))?;
-            let ep = S3Endpoint { url: st.endpoint.clone(), region, access_key: k.access, secret_key: k.secret };
-            let v = versioning.unwrap_or(Versioning::Off);
-            let state = match v {
-                Versioning::Enabled => None,
-                Versioning::Suspended => Some("suspended".to_string()),
-                Versioning::Off => Some("off".to_string()),
-            };
-            match (choice, state) {
-                (Choice::To(d), state) if d == "bundle" => Ok(Plan::ExternalToBundle { ep, bucket, versioning: state }),
-                (Choice::To(d), state) => {
-                    let (dest_bucket, dest_prefix) = parse_dest(d)?;
-                    Ok(Plan::ExternalToBucket { ep, bucket, dest_bucket, dest_prefix, versioning: state })
-                }
-                (_, None) => Ok(Plan::RecordVersions { ep, bucket }),
-                (_, Some(state)) => Err(PlanError::Unversioned {
-                    endpoint: ep.url.clone().unwrap_or_else(|| "AWS".into()),
-                    bucket,
-                    state,
-                }),
-            }
-        }
+        (Choice::To(d), External::Azure { .. }) => Err(PlanError::BadDestination(d.clone())),
+        _ if versioning == Versioning::Enabled => Ok(Plan::RecordVersions { store }),
+        _ => Err(PlanError::Unversioned {
+            bucket: store.name().to_string(),
+            endpoint: store.endpoint(),
+            state: versioning.to_string(),
+        }),
     }
 }
 

@@ -2,9 +2,9 @@
 //! and renamed only when complete, so that a crash or a full disk never leaves a bundle that
 //! looks whole.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -21,22 +21,9 @@ pub struct PartialBundle {
     pub final_dir: PathBuf,
 }
 
-/// Creates `dir` and its parents with mode 0700.
-pub fn private_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
-}
-
-/// A new file with mode 0600 (never world-readable, even for a moment).
-pub fn private_file(path: &Path) -> io::Result<File> {
-    if let Some(parent) = path.parent() {
-        private_dir(parent)?;
-    }
-    OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
-}
-
 impl PartialBundle {
     pub fn create(backups: &Path, name: &str) -> io::Result<PartialBundle> {
-        private_dir(backups)?;
+        crate::util::private_dir(backups)?;
         let dir = backups.join(format!("{name}{PARTIAL_SUFFIX}"));
         fs::DirBuilder::new().mode(0o700).create(&dir)?;
         Ok(PartialBundle { dir, final_dir: backups.join(name) })
@@ -123,23 +110,4 @@ pub fn file_sha256(path: &Path) -> io::Result<(String, u64)> {
     let mut h = Sha256::new();
     let n = io::copy(&mut f, &mut h)?;
     Ok((hex::encode(h.finalize()), n))
-}
-
-/// Every regular file under `dir`, as paths relative to it, sorted.
-pub fn list_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
-        for entry in fs::read_dir(dir)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                walk(base, &path, out)?;
-            } else if let Ok(rel) = path.strip_prefix(base) {
-                out.push(rel.to_path_buf());
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out)?;
-    out.sort();
-    Ok(out)
 }

@@ -6,9 +6,10 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::bundle::{private_dir, private_file};
-use crate::snapshot::container::LABEL_ENV_FILE;
-use crate::snapshot::{ContainerInfo, Stack};
+use crate::engine::container::ContainerInfo;
+use crate::labels::LABEL_ENV_FILE;
+use crate::snapshot::Stack;
+use crate::util::{private_dir, private_file};
 
 /// Where each source goes inside `compose/`.
 pub fn sources(stack: &Stack, containers: &[ContainerInfo]) -> Vec<(PathBuf, PathBuf)> {

@@ -15,9 +15,10 @@ use gzp::deflate::Gzip;
 use gzp::par::compress::{Compression, ParCompressBuilder};
 use tokio_util::io::SyncIoBridge;
 
-use super::archive::{ArchiveError, ArchiveReader, ArchiveSummary};
-use super::bundle::{HashingWriter, private_file};
+use super::bundle::HashingWriter;
 use crate::engine::sidecar::{SidecarError, SidecarSpec, run_to_writer};
+use crate::util::private_file;
+use mongo_archive::{ArchiveError, ArchiveReader, ArchiveSummary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DumpError {

@@ -9,8 +9,10 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::archive::{ArchiveSummary, Namespace};
 use super::bundle::{MANIFEST, MANIFEST_SUM};
+pub use crate::engine::store::InventoryEntry;
+use crate::engine::store::Versioning;
+use mongo_archive::{ArchiveSummary, Namespace};
 
 pub const FORMAT: u32 = 1;
 
@@ -33,7 +35,24 @@ pub struct Manifest {
     pub verifications: Vec<Verification>,
     /// Rehearsals of upgrades on a staging copy restored from this bundle.
     #[serde(default)]
-    pub rehearsals: Vec<crate::staging::rehearse::RehearsalRecord>,
+    pub rehearsals: Vec<RehearsalRecord>,
+}
+
+/// What a rehearsal proved, kept in the bundle's manifest and shown by `upgrade`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RehearsalRecord {
+    /// When it ended (RFC 3339).
+    pub at: String,
+    /// The release the staging copy was upgraded to.
+    pub to: Version,
+    /// Whether every hop passed its gates on staging.
+    pub ok: bool,
+    /// Seconds the production services are expected to be down for all hops.
+    pub estimate_secs: f64,
+    /// Per hop (`3.4.0 → 3.6.5`), its seconds on staging.
+    pub hops: Vec<(String, f64)>,
+    /// What failed on staging.
+    pub failure: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -67,16 +86,93 @@ pub struct FileEntry {
     pub sha256: String,
 }
 
+/// Where the stack kept its artifacts when the bundle was taken.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactsKind {
+    /// An S3 store inside the stack, on a Docker volume.
+    Volume,
+    /// An S3 bucket outside the stack.
+    S3,
+    /// An Azure Blob container.
+    Azure,
+    /// Not backed up (`--skip-artifacts`).
+    #[default]
+    Skipped,
+}
+
+/// Where a bundle's copies of the artifacts are: in `manifest.json` as `bundle`, `versioning`,
+/// `none`, or `s3://BUCKET/PREFIX`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(into = "String", try_from = "String")]
+pub enum Location {
+    /// In the bundle: `artifacts/objects/` and `artifacts/inventory.jsonl`.
+    Bundle,
+    /// The bucket keeps versions; the inventory records the current version of every object.
+    Versioning,
+    /// Server-side copies in another bucket.
+    Bucket {
+        /// The backup bucket.
+        bucket: String,
+        /// The key prefix inside it (may be empty).
+        prefix: String,
+    },
+    /// No copies.
+    #[default]
+    None,
+}
+
+impl From<Location> for String {
+    fn from(l: Location) -> String {
+        l.to_string()
+    }
+}
+
+impl TryFrom<String> for Location {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Location, String> {
+        match s.as_str() {
+            "bundle" => Ok(Location::Bundle),
+            "versioning" => Ok(Location::Versioning),
+            "none" => Ok(Location::None),
+            other => match other.strip_prefix("s3://") {
+                Some(rest) => {
+                    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                    Ok(Location::Bucket { bucket: bucket.into(), prefix: prefix.into() })
+                }
+                None => Err(format!("unknown artifacts location {other:?}")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Bundle => f.write_str("bundle"),
+            Location::Versioning => f.write_str("versioning"),
+            Location::None => f.write_str("none"),
+            Location::Bucket { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ArtifactsInfo {
-    /// volume | s3 | azure | skipped
-    pub kind: String,
+    /// Where the stack keeps them.
+    pub kind: ArtifactsKind,
+    /// The bucket or container.
     pub bucket: Option<String>,
+    /// Objects copied or recorded.
     pub objects: u64,
+    /// Their bytes.
     pub bytes: u64,
-    /// Where the copies are: `bundle` (artifacts/objects), or a backup bucket/prefix, or `versioning`.
-    pub location: String,
-    pub versioning: Option<String>,
+    /// Where the copies are.
+    pub location: Location,
+    /// The store's versioning when the bundle was taken (external stores).
+    pub versioning: Option<Versioning>,
+    /// Why there are no copies.
     pub note: Option<String>,
 }
 
@@ -89,17 +185,6 @@ pub struct Verification {
     pub problems: Vec<String>,
 }
 
-/// One line of `artifacts/inventory.jsonl`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct InventoryEntry {
-    pub key: String,
-    pub size: u64,
-    pub etag: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version_id: Option<String>,
-    pub sha256: String,
-}
-
 impl Manifest {
     /// Writes the manifest and its checksum file (which makes an edited manifest detectable).
     pub fn save(&self, dir: &Path) -> io::Result<()> {
@@ -107,6 +192,16 @@ impl Manifest {
         write_private(&dir.join(MANIFEST), &text)?;
         let sum = format!("{}  {MANIFEST}\n", hex::encode(Sha256::digest(&text)));
         write_private(&dir.join(MANIFEST_SUM), sum.as_bytes())
+    }
+
+    /// Whether a restore test (a throwaway mongo, or a staging copy) proved the bundle.
+    pub fn restore_tested(&self) -> bool {
+        self.verifications.iter().any(|v| v.ok && v.checks.iter().any(|c| c == "restore-test"))
+    }
+
+    /// The newest successful rehearsal of an upgrade to `to` from this bundle.
+    pub fn proven_rehearsal(&self, to: &Version) -> Option<RehearsalRecord> {
+        self.rehearsals.iter().rev().find(|r| r.ok && &r.to == to).cloned()
     }
 
     /// Reads the manifest; `Err(Edited)` when it does not match its checksum file.
@@ -124,13 +219,7 @@ impl Manifest {
 }
 
 fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::util::write_atomic(path, data, crate::util::Perm::Private)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -3,13 +3,11 @@
 //! manifest that `verify` proves the bundle against. Writers are stopped for a consistent dump
 //! and always started again.
 
-pub mod archive;
 pub mod artifacts;
 pub mod bundle;
 mod config;
 pub mod dump;
 pub mod manifest;
-pub mod objects;
 pub mod quiesce;
 pub mod restore;
 pub mod verify;
@@ -22,19 +20,23 @@ use bollard::Docker;
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::engine::azure;
+use crate::engine::azure::AzureError;
+use crate::engine::container::ContainerInfo;
 use crate::engine::docker::{self as dk, DockerError};
+use crate::engine::helper::{ArtifactsJob, ArtifactsOp, MongoQuery, Request};
 use crate::engine::host;
-use crate::engine::s3;
-use crate::engine::sidecar::{SIDECAR_LABEL, SidecarError, SidecarSpec, run_helper_with};
-use crate::helper::{ArtifactsJob, ArtifactsOp, KEY_ENV, MongoQuery, Request, SECRET_ENV};
-use crate::report::progress::Progress;
+use crate::engine::s3::S3Bucket;
+use crate::engine::sidecar::{SidecarError, helper_artifacts};
+use crate::engine::store::{self, Copied, StoreError, Versioning};
+use crate::labels::SIDECAR_LABEL;
+use crate::progress::Progress;
+use crate::snapshot::Stack;
 use crate::snapshot::observe::{ObserveError, Observed, Options, observe_full};
-use crate::snapshot::{ContainerInfo, Stack};
-use crate::state::{Journal, Lock, LockError, StateDir, now_rfc3339, now_stamp};
+use crate::state::{Journal, Lock, LockError, StateDir};
+use crate::util::{now_rfc3339, now_stamp};
 use artifacts::{Choice, Plan};
 use bundle::{ARCHIVE, PartialBundle};
-use manifest::{ArtifactsInfo, DatabaseInfo, FileEntry, Manifest, MongoInfo, ServiceImage};
+use manifest::{ArtifactsInfo, ArtifactsKind, DatabaseInfo, FileEntry, Location, Manifest, MongoInfo, ServiceImage};
 
 #[derive(Debug, Clone)]
 pub struct BackupOptions {
@@ -68,7 +70,9 @@ pub enum BackupError {
     #[error("the database dump failed: {0}")]
     Dump(#[from] dump::DumpError),
     #[error("copying the artifacts failed: {0}")]
-    ArtifactCopy(String),
+    Store(#[from] StoreError),
+    #[error("the artifact storage: {0}")]
+    Azure(#[from] AzureError),
     #[error(transparent)]
     Sidecar(#[from] SidecarError),
     #[error(transparent)]
@@ -79,6 +83,73 @@ pub enum BackupError {
     Interrupted,
 }
 
+impl From<BackupError> for crate::exit::Failure {
+    fn from(e: BackupError) -> crate::exit::Failure {
+        use crate::exit::{Exit, Failure};
+        use artifacts::PlanError as A;
+        let nothing = "nothing: no service was stopped and no bundle was written";
+        let restarted = "the services were started again and no bundle was kept (the partial one was removed)";
+        match e {
+            BackupError::Observe(o) => o.into(),
+            BackupError::Lock(l @ LockError::Held { .. }) => Failure::new(
+                Exit::Precondition,
+                l,
+                nothing,
+                "wait for that run to finish; if its process is gone on another host, remove the lock with `recover`",
+            ),
+            BackupError::Space { .. } => Failure::new(
+                Exit::Precondition,
+                e,
+                nothing,
+                "free space, or write the bundle elsewhere with --out DIR (or --skip-space-check if you know it fits)",
+            ),
+            BackupError::Artifacts(a @ A::Unversioned { .. }) => Failure::new(
+                Exit::Precondition,
+                a,
+                nothing,
+                "enable versioning on the bucket (aws s3api put-bucket-versioning --bucket B --versioning-configuration Status=Enabled), or copy the objects: --artifacts-to bundle, or --artifacts-to s3://BACKUP-BUCKET/PREFIX; or --skip-artifacts if they are protected otherwise",
+            ),
+            BackupError::Artifacts(a @ A::BadDestination(_)) => {
+                Failure::new(Exit::Usage, a, nothing, "use --artifacts-to bundle or s3://BUCKET/PREFIX")
+            }
+            BackupError::Artifacts(a) => Failure::new(
+                Exit::Precondition,
+                a,
+                nothing,
+                "set the storage credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or --skip-artifacts",
+            ),
+            BackupError::UnknownRelease(_) | BackupError::MongoDown(..) => Failure::new(
+                Exit::Precondition,
+                e,
+                nothing,
+                "check `mender-compose-upgrade status` and bring the stack to health first",
+            ),
+            BackupError::Repair(_) => Failure::new(
+                Exit::Precondition,
+                e,
+                "the stopped services are still stopped",
+                "start them with production/run up -d, then run the backup again",
+            ),
+            BackupError::Dump(dump::DumpError::Write(ref io)) if io.raw_os_error() == Some(28) => Failure::new(
+                Exit::Precondition,
+                format!("the disk filled up while writing the dump: {e}"),
+                restarted,
+                "free space or use --out on a larger filesystem, then run the backup again",
+            ),
+            BackupError::Interrupted => {
+                Failure::new(Exit::Interrupted, "the backup was interrupted", restarted, "run the backup again")
+            }
+            other => Failure::new(
+                Exit::Unexpected,
+                other,
+                restarted,
+                "run with -v for details, fix the cause, and run the backup again",
+            ),
+        }
+    }
+}
+
+/// The result of `backup`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub bundle: PathBuf,
@@ -214,7 +285,7 @@ async fn repair_previous(
     lock: &Lock,
     progress: &Progress,
 ) -> Result<Vec<String>, BackupError> {
-    if lock.took_over.is_none() && state.journal(project).is_none() {
+    if lock.took_over.is_none() && state.journal::<serde_json::Value>(project).is_none() {
         return Ok(vec![]);
     }
     match quiesce::repair(docker, state, project).await.map_err(BackupError::Repair)? {
@@ -240,15 +311,13 @@ fn describe(plan: &Plan) -> String {
         Plan::InStack { service, bucket, .. } => {
             format!("copy bucket {bucket} from the stack's {service} into the bundle")
         }
-        Plan::RecordVersions { bucket, .. } => format!("bucket {bucket} is versioned: record its current versions"),
-        Plan::ExternalToBundle { bucket, .. } => format!("copy bucket {bucket} into the bundle"),
-        Plan::ExternalToBucket { bucket, dest_bucket, dest_prefix, .. } => {
+        Plan::RecordVersions { store } => {
+            format!("{} keeps versions: record its current versions", store.describe())
+        }
+        Plan::ToBundle { store, .. } => format!("copy {} into the bundle", store.describe()),
+        Plan::ToBucket { bucket, dest_bucket, dest_prefix, .. } => {
             format!("server-side copy of {bucket} to s3://{dest_bucket}/{dest_prefix}")
         }
-        Plan::AzureVersions { container, .. } => {
-            format!("Azure container {container} keeps versions: record its current versions")
-        }
-        Plan::AzureToBundle { container, .. } => format!("copy Azure container {container} into the bundle"),
         Plan::Skip { reason } => format!("skipped ({reason})"),
     }
 }
@@ -258,19 +327,10 @@ async fn plan_artifacts(
     deployments: Option<&ContainerInfo>,
     choice: &Choice,
 ) -> Result<Plan, BackupError> {
-    let lookup = |e: String| BackupError::ArtifactCopy(e);
     // Only an external store needs its versioning looked up (it takes the network).
     let versioning = match artifacts::external_store(stack, deployments)? {
-        _ if *choice == Choice::Skip => None,
-        Some(artifacts::External::S3 { ep, bucket }) => {
-            Some(objects::versioning(&s3::client(&ep), &bucket).await.map_err(|e| lookup(e.to_string()))?)
-        }
-        Some(artifacts::External::Azure { account, container }) => {
-            let c = account.container(&container).map_err(|e| lookup(e.to_string()))?;
-            let on = azure::versioned(&c).await.map_err(|e| lookup(e.to_string()))?;
-            Some(if on { artifacts::Versioning::Enabled } else { artifacts::Versioning::Off })
-        }
-        None => None,
+        Some(store) if *choice != Choice::Skip => Some(store.open()?.versioning().await?),
+        _ => None,
     };
     Ok(artifacts::decide(stack, deployments, choice, versioning)?)
 }
@@ -284,9 +344,7 @@ async fn check_space(
 ) -> Result<(), BackupError> {
     let db: u64 = stack.databases.iter().filter_map(|d| d.size_bytes).sum();
     let art = match plan {
-        Plan::InStack { .. } | Plan::ExternalToBundle { .. } | Plan::AzureToBundle { .. } => {
-            artifact_size(docker, plan, network).await?
-        }
+        Plan::InStack { .. } | Plan::ToBundle { .. } => artifact_size(docker, plan, network).await?,
         _ => 0,
     };
     let mib = |b: u64| b.div_ceil(1 << 20);
@@ -316,26 +374,10 @@ async fn artifact_size(docker: &Docker, plan: &Plan, network: &str) -> Result<u6
                 region: region.clone(),
                 dir: "/tmp".into(),
             };
-            let spec = SidecarSpec {
-                env: vec![format!("{KEY_ENV}={}", keys.access), format!("{SECRET_ENV}={}", keys.secret)],
-                ..Default::default()
-            };
-            let r =
-                run_helper_with(docker, network, &Request { artifacts: Some(job), ..Default::default() }, spec).await?;
-            let a = r.artifacts.unwrap_or_default();
-            match (a.copied, a.error) {
-                (Some(c), None) => Ok(c.bytes),
-                (_, e) => Err(BackupError::ArtifactCopy(e.unwrap_or_else(|| "no answer from the helper".into()))),
-            }
+            let r = helper_artifacts(docker, network, job, (&keys.access, &keys.secret), None).await?;
+            Ok(r.copied.unwrap_or_default().bytes)
         }
-        Plan::ExternalToBundle { ep, bucket, .. } => Ok(objects::bucket_size(&s3::client(ep), bucket)
-            .await
-            .map_err(|e| BackupError::ArtifactCopy(e.to_string()))?
-            .bytes),
-        Plan::AzureToBundle { account, container } => {
-            let c = account.container(container).map_err(|e| BackupError::ArtifactCopy(e.to_string()))?;
-            Ok(azure::size(&c).await.map_err(|e| BackupError::ArtifactCopy(e.to_string()))?.bytes)
-        }
+        Plan::ToBundle { store, .. } => Ok(store::size(&*store.open()?).await?.bytes),
         _ => Ok(0),
     }
 }
@@ -401,11 +443,19 @@ async fn copy_artifacts(
     progress: &Progress,
 ) -> Result<ArtifactsInfo, BackupError> {
     let dir = partial.path("artifacts");
-    bundle::private_dir(&dir)?;
-    let fail = |e: String| BackupError::ArtifactCopy(e);
-    match plan {
-        Plan::InStack { service, endpoint, bucket, region, keys } => {
-            progress.step("artifacts", format!("copying bucket {bucket} from {service}"));
+    crate::util::private_dir(&dir)?;
+    progress.step("artifacts", describe(plan));
+    let info = |kind, bucket: &str, c: Copied, location, versioning| ArtifactsInfo {
+        kind,
+        bucket: Some(bucket.to_string()),
+        objects: c.objects,
+        bytes: c.bytes,
+        location,
+        versioning,
+        note: None,
+    };
+    Ok(match plan {
+        Plan::InStack { endpoint, bucket, region, keys, .. } => {
             let job = ArtifactsJob {
                 op: ArtifactsOp::Backup,
                 endpoint: endpoint.clone(),
@@ -413,106 +463,30 @@ async fn copy_artifacts(
                 region: region.clone(),
                 dir: "/out".into(),
             };
-            let spec = SidecarSpec {
-                env: vec![format!("{KEY_ENV}={}", keys.access), format!("{SECRET_ENV}={}", keys.secret)],
-                binds: vec![format!("{}:/out", dir.display())],
-                user: Some(crate::engine::sidecar::current_user()),
-                ..Default::default()
-            };
-            let r =
-                run_helper_with(docker, network, &Request { artifacts: Some(job), ..Default::default() }, spec).await?;
-            let a = r.artifacts.unwrap_or_default();
-            let c = match (a.copied, a.error) {
-                (Some(c), None) => c,
-                (_, e) => return Err(fail(e.unwrap_or_else(|| "no answer from the helper".into()))),
-            };
-            Ok(ArtifactsInfo {
-                kind: "volume".into(),
-                bucket: Some(bucket.clone()),
-                objects: c.objects,
-                bytes: c.bytes,
-                location: "bundle".into(),
-                versioning: None,
-                note: None,
-            })
+            let bind = format!("{}:/out", dir.display());
+            let r = helper_artifacts(docker, network, job, (&keys.access, &keys.secret), Some(bind)).await?;
+            info(ArtifactsKind::Volume, bucket, r.copied.unwrap_or_default(), Location::Bundle, None)
         }
-        Plan::ExternalToBundle { ep, bucket, versioning } => {
-            progress.step("artifacts", format!("copying bucket {bucket} into the bundle"));
-            let c = objects::bucket_to_dir(&s3::client(ep), bucket, &dir).await.map_err(|e| fail(e.to_string()))?;
-            Ok(ArtifactsInfo {
-                kind: "s3".into(),
-                bucket: Some(bucket.clone()),
-                objects: c.objects,
-                bytes: c.bytes,
-                location: "bundle".into(),
-                versioning: versioning.clone(),
-                note: None,
-            })
+        Plan::ToBundle { store, versioning } => {
+            let c = store::to_dir(&*store.open()?, &dir).await?;
+            info(store.kind(), store.name(), c, Location::Bundle, Some(*versioning))
         }
-        Plan::ExternalToBucket { ep, bucket, dest_bucket, dest_prefix, versioning } => {
-            progress.step("artifacts", format!("server-side copy of {bucket} to s3://{dest_bucket}/{dest_prefix}"));
-            let c = objects::copy_to_bucket(&s3::client(ep), bucket, dest_bucket, dest_prefix, &dir)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            let location = format!("s3://{dest_bucket}/{dest_prefix}");
-            Ok(ArtifactsInfo {
-                kind: "s3".into(),
-                bucket: Some(bucket.clone()),
-                objects: c.objects,
-                bytes: c.bytes,
-                location,
-                versioning: versioning.clone(),
-                note: None,
-            })
+        Plan::RecordVersions { store } => {
+            let c = store::record_versions(&*store.open()?, &dir).await?;
+            info(store.kind(), store.name(), c, Location::Versioning, Some(Versioning::Enabled))
         }
-        Plan::RecordVersions { ep, bucket } => {
-            progress.step("artifacts", format!("recording the current versions in bucket {bucket}"));
-            let c = objects::record_versions(&s3::client(ep), bucket, &dir).await.map_err(|e| fail(e.to_string()))?;
-            Ok(ArtifactsInfo {
-                kind: "s3".into(),
-                bucket: Some(bucket.clone()),
-                objects: c.objects,
-                bytes: c.bytes,
-                location: "versioning".into(),
-                versioning: Some("enabled".into()),
-                note: None,
-            })
+        Plan::ToBucket { ep, bucket, dest_bucket, dest_prefix, versioning } => {
+            let c = S3Bucket::new(ep, bucket).copy_to_bucket(dest_bucket, dest_prefix, &dir).await?;
+            let location = Location::Bucket { bucket: dest_bucket.clone(), prefix: dest_prefix.clone() };
+            info(ArtifactsKind::S3, bucket, c, location, Some(*versioning))
         }
-        Plan::AzureToBundle { account, container } => {
-            progress.step("artifacts", format!("copying Azure container {container} into the bundle"));
-            let c = account.container(container).map_err(|e| fail(e.to_string()))?;
-            let copied = azure::container_to_dir(&c, &dir).await.map_err(|e| fail(e.to_string()))?;
-            Ok(ArtifactsInfo {
-                kind: "azure".into(),
-                bucket: Some(container.clone()),
-                objects: copied.objects,
-                bytes: copied.bytes,
-                location: "bundle".into(),
-                versioning: Some("off".into()),
-                note: None,
-            })
-        }
-        Plan::AzureVersions { account, container } => {
-            progress.step("artifacts", format!("recording the current versions in Azure container {container}"));
-            let c = account.container(container).map_err(|e| fail(e.to_string()))?;
-            let copied = azure::record_versions(&c, &dir).await.map_err(|e| fail(e.to_string()))?;
-            Ok(ArtifactsInfo {
-                kind: "azure".into(),
-                bucket: Some(container.clone()),
-                objects: copied.objects,
-                bytes: copied.bytes,
-                location: "versioning".into(),
-                versioning: Some("enabled".into()),
-                note: None,
-            })
-        }
-        Plan::Skip { reason } => Ok(ArtifactsInfo {
-            kind: "skipped".into(),
-            location: "none".into(),
+        Plan::Skip { reason } => ArtifactsInfo {
+            kind: ArtifactsKind::Skipped,
+            location: Location::None,
             note: Some(reason.clone()),
             ..Default::default()
-        }),
-    }
+        },
+    })
 }
 
 /// After the writers run again: configuration, snapshot, manifest.
@@ -573,7 +547,7 @@ async fn finish(
 
 fn write_json(path: &std::path::Path, value: &impl Serialize) -> std::io::Result<()> {
     use std::io::Write;
-    let mut f = bundle::private_file(path)?;
+    let mut f = crate::util::private_file(path)?;
     f.write_all(&serde_json::to_vec_pretty(value)?)?;
     f.sync_all()
 }
@@ -581,7 +555,7 @@ fn write_json(path: &std::path::Path, value: &impl Serialize) -> std::io::Result
 /// Size and sha256 of every file; the archive's were computed while it was written.
 fn file_entries(partial: &PartialBundle, dumped: &dump::Dumped) -> std::io::Result<Vec<FileEntry>> {
     let mut out = Vec::new();
-    for rel in bundle::list_files(&partial.dir)? {
+    for rel in crate::util::list_files(&partial.dir)? {
         let path = rel.to_string_lossy().into_owned();
         if path == bundle::MANIFEST || path == bundle::MANIFEST_SUM {
             continue;

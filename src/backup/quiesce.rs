@@ -75,11 +75,11 @@ pub async fn start(docker: &Docker, stopped: &[StoppedService]) -> Vec<String> {
 /// Repairs what a run that died left: starts the services its journal says it stopped, removes
 /// its partial bundle and sidecars, and clears the journal. Returns the journal it repaired.
 pub async fn repair(docker: &Docker, state: &StateDir, project: &str) -> Result<Option<Journal>, QuiesceError> {
-    let Some(j) = state.journal(project) else { return Ok(None) };
+    let Some(j) = state.journal::<serde_json::Value>(project) else { return Ok(None) };
     if !j.owner.is_dead() {
         return Ok(None);
     }
-    docker::remove_labelled(docker, crate::engine::sidecar::SIDECAR_LABEL, &j.owner.pid.to_string()).await;
+    docker::remove_labelled(docker, crate::labels::SIDECAR_LABEL, &j.owner.pid.to_string()).await;
     let failed = start(docker, &j.stopped).await;
     if !failed.is_empty() {
         return Err(QuiesceError::Restart(failed));
@@ -89,77 +89,6 @@ pub async fn repair(docker: &Docker, state: &StateDir, project: &str) -> Result<
     }
     state.clear_journal(project).map_err(QuiesceError::Journal)?;
     Ok(Some(j))
-}
-
-/// What `recover` found and did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RecoverReport {
-    pub project: String,
-    pub lines: Vec<String>,
-    pub started: Vec<String>,
-    pub released_lock: Option<crate::state::Owner>,
-    pub journal: Option<Journal>,
-}
-
-/// Explains a stale lock or journal and repairs what can be repaired without a decision: a dead
-/// owner's lock is released, services an interrupted backup stopped are started. An interrupted
-/// upgrade is only explained: its services must not start on data a migration may have moved.
-pub async fn recover(docker: &Docker, state: &StateDir, project: &str) -> Result<RecoverReport, QuiesceError> {
-    if let Some(owner) = state.lock_owner(project).filter(|o| !o.is_dead()) {
-        return Err(QuiesceError::Busy(owner));
-    }
-    let journal = state.journal(project);
-    let mut r = RecoverReport {
-        project: project.into(),
-        lines: vec![],
-        started: vec![],
-        released_lock: None,
-        journal: journal.clone(),
-    };
-    match &journal {
-        None => r.lines.push(format!("no interrupted run of {project}")),
-        Some(j) if j.upgrade.is_some() => {
-            let st = j.upgrade.as_ref().map(|u| {
-                (
-                    u.hop,
-                    u.plan.hops.len(),
-                    u.done.clone(),
-                    u.plan.hops.get(u.hop).map(|h| (h.from.clone(), h.to.clone())),
-                )
-            });
-            if let Some((hop, n, done, Some((from, to)))) = st {
-                r.lines.push(format!(
-                    "an upgrade (pid {} on {}, started {}) stopped in hop {}/{n} ({from} → {to}) after: {}",
-                    j.owner.pid,
-                    j.owner.host,
-                    j.owner.started,
-                    hop + 1,
-                    if done.is_empty() { "nothing".to_string() } else { done.join(", ") }
-                ));
-            }
-            r.lines.push("run `resume` to continue it, or `rollback` to go back to the release before the hop".into());
-            r.lines.push("its stopped services are left stopped: an older image must not start on data a migration may have moved".into());
-        }
-        Some(j) => {
-            let repaired = repair(docker, state, project).await?;
-            r.started = j.stopped.iter().map(|s| s.service.clone()).collect();
-            r.lines.push(format!(
-                "an interrupted {} (pid {}, started {}) had stopped: {}",
-                j.operation,
-                j.owner.pid,
-                j.owner.started,
-                r.started.join(", ")
-            ));
-            if repaired.is_some() {
-                r.lines.push("started them again and removed its partial bundle".into());
-            }
-        }
-    }
-    if let Some(owner) = state.release_dead_lock(project) {
-        r.lines.push(format!("released the lock of pid {} (no longer running)", owner.pid));
-        r.released_lock = Some(owner);
-    }
-    Ok(r)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,9 +7,9 @@ use std::path::Path;
 use bollard::Docker;
 
 use super::bundle::ARCHIVE;
-use super::objects::Copied;
+use crate::engine::helper::{ArtifactsJob, ArtifactsOp, KEY_ENV, Request, SECRET_ENV};
 use crate::engine::sidecar::{SidecarError, SidecarSpec, run_collect, run_helper, run_helper_with};
-use crate::helper::{ArtifactsJob, ArtifactsOp, KEY_ENV, Request, SECRET_ENV};
+use crate::engine::store::Copied;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {

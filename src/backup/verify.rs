@@ -10,16 +10,17 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use serde::Serialize;
 
-use super::archive::read_archive;
 use super::bundle::{self, ARCHIVE, MANIFEST, MANIFEST_SUM};
-use super::manifest::{FileEntry, Manifest, ManifestError, Verification, compare_archive, compare_files};
-use super::objects::read_inventory;
+use super::manifest::{FileEntry, Location, Manifest, ManifestError, Verification, compare_archive, compare_files};
 use super::restore::{self, MongoTarget};
 use crate::engine::docker::{self as dk};
-use crate::engine::sidecar::{SIDECAR_LABEL, run_helper};
-use crate::helper::{MongoQuery, Request};
-use crate::report::progress::Progress;
-use crate::state::now_rfc3339;
+use crate::engine::helper::{MongoQuery, Request};
+use crate::engine::sidecar::run_helper;
+use crate::engine::store::read_inventory;
+use crate::labels::SIDECAR_LABEL;
+use crate::progress::Progress;
+use crate::util::now_rfc3339;
+use mongo_archive::read_archive;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
@@ -38,6 +39,36 @@ pub enum VerifyError {
     Manifest(#[from] ManifestError),
 }
 
+impl From<VerifyError> for crate::exit::Failure {
+    fn from(e: VerifyError) -> crate::exit::Failure {
+        crate::exit::Failure::new(
+            crate::exit::Exit::Usage,
+            e,
+            "nothing",
+            "give the directory of a bundle written by `backup`",
+        )
+    }
+}
+
+impl VerifyReport {
+    /// What the operator is told about a bundle that failed.
+    pub fn failure(&self) -> crate::exit::Failure {
+        crate::exit::Failure::new(
+            crate::exit::Exit::Precondition,
+            format!("the bundle {} failed verification:\n    {}", self.bundle.display(), self.problems.join("\n    ")),
+            "the bundle was not changed except for the verification record in its manifest",
+            "do not rely on this bundle; take a new backup",
+        )
+    }
+}
+
+/// Checks a bundle: every file's size and sha256, the archive read back against the manifest,
+/// the artifact inventory; with `restore_with`, a real restore into a throwaway mongo. The result
+/// is recorded in the manifest.
+///
+/// # Errors
+/// Not a bundle, or a manifest that cannot be read; a damaged bundle is an `Ok` report that is
+/// not `ok`.
 pub async fn verify(
     bundle_dir: &Path,
     restore_with: Option<&Docker>,
@@ -73,7 +104,7 @@ pub async fn verify(
         Ok(summary) => report.problems.extend(compare_archive(&manifest, &summary)),
         Err(e) => report.problems.push(format!("{ARCHIVE}: {e}")),
     }
-    if manifest.artifacts.location == "bundle" {
+    if manifest.artifacts.location == Location::Bundle {
         report.checks.push("artifacts".into());
         match read_inventory(&bundle_dir.join("artifacts")) {
             Ok(inv) if inv.len() as u64 != manifest.artifacts.objects => report.problems.push(format!(
@@ -112,7 +143,7 @@ pub async fn verify(
 }
 
 fn check_files(dir: &Path, expected: &[FileEntry]) -> Vec<String> {
-    let listed = match bundle::list_files(dir) {
+    let listed = match crate::util::list_files(dir) {
         Ok(l) => l,
         Err(e) => return vec![format!("cannot list the bundle: {e}")],
     };

@@ -9,7 +9,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 use crate::catalog::{ImageRef, TemplateFile};
-use crate::compose_file::replace_images;
+use compose_file::replace_images;
 
 pub struct Settings<'a> {
     pub project: &'a str,

@@ -14,12 +14,11 @@ use bollard::models::VolumeCreateRequest;
 use clap::Args;
 use semver::Version;
 
-use crate::catalog::Catalog;
-use crate::cli::{Global, from_compose, from_docker, from_observe};
+use crate::catalog::{Catalog, LoadedCatalog};
 use crate::engine::compose::{Compose, ProjectFiles, project_files};
 use crate::engine::docker;
 use crate::engine::sidecar::{SidecarSpec, run_collect};
-use crate::report::{Exit, Failure};
+use crate::exit::{Exit, Failure};
 use crate::snapshot::observe::{Options, observe};
 
 pub const DEFAULT_PROJECT: &str = "menderproduction";
@@ -75,16 +74,37 @@ pub struct DownArgs {
     pub volumes: bool,
 }
 
-fn project(g: &Global) -> String {
-    g.project.clone().unwrap_or_else(|| DEFAULT_PROJECT.to_string())
+/// Where the demo runs: the global options that concern it.
+pub struct Demo<'a> {
+    /// The compose project (`-p`; default `menderproduction`).
+    pub project: String,
+    /// The registry prefix of the images (`--image-registry`; default `testbed.local`).
+    pub registry: String,
+    /// The state directory, where the default checkout lives.
+    pub state_dir: PathBuf,
+    /// The release catalog.
+    pub catalog: &'a LoadedCatalog,
 }
 
-fn registry(g: &Global) -> String {
-    g.registry().unwrap_or(TESTBED_REGISTRY).to_string()
-}
+impl<'a> Demo<'a> {
+    /// From the global options; the test-bed defaults where they are not given.
+    pub fn new(
+        project: Option<&str>,
+        registry: Option<&str>,
+        state_dir: PathBuf,
+        catalog: &'a LoadedCatalog,
+    ) -> Demo<'a> {
+        Demo {
+            project: project.unwrap_or(DEFAULT_PROJECT).to_string(),
+            registry: registry.unwrap_or(TESTBED_REGISTRY).to_string(),
+            state_dir,
+            catalog,
+        }
+    }
 
-fn checkout_dir(g: &Global, dir: &Option<PathBuf>) -> PathBuf {
-    dir.clone().unwrap_or_else(|| g.state_dir().join("demo").join(project(g)).join("mender-server"))
+    fn checkout_dir(&self, dir: &Option<PathBuf>) -> PathBuf {
+        dir.clone().unwrap_or_else(|| self.state_dir.join("demo").join(&self.project).join("mender-server"))
+    }
 }
 
 /// The compose invocation of a 3.x production checkout (what production/run runs).
@@ -93,8 +113,14 @@ pub fn production_files(project: &str, dir: &Path) -> ProjectFiles {
     project_files(project, dir, files.iter().map(PathBuf::from).collect(), vec![])
 }
 
-pub async fn up(g: &Global, a: UpArgs) -> anyhow::Result<Exit> {
-    let loaded = g.load_catalog()?;
+/// `demo up`: writes (or reuses) the checkout, creates the volumes, starts the stack, waits until
+/// it is healthy and seeds it once.
+///
+/// # Errors
+/// A release without base files (exit 2), no daemon or compose (exit 3), a stack that does not
+/// become healthy (exit 3, left running for inspection).
+pub async fn up(d: &Demo<'_>, a: UpArgs) -> anyhow::Result<()> {
+    let loaded = d.catalog;
     let version = Version::parse(&a.release).map_err(|_| {
         Failure::new(Exit::Usage, format!("{:?} is not a version", a.release), "nothing", "e.g. --release 3.4.0")
     })?;
@@ -108,10 +134,10 @@ pub async fn up(g: &Global, a: UpArgs) -> anyhow::Result<Exit> {
             format!("choose one of {}", known.join(", ")),
         )
     })?;
-    let (project, registry) = (project(g), registry(g));
-    let dir = checkout_dir(g, &a.dir);
-    let compose = Compose::detect().await.map_err(from_compose)?;
-    let docker = docker::connect().await.map_err(from_docker)?;
+    let (project, registry) = (d.project.clone(), d.registry.clone());
+    let dir = d.checkout_dir(&a.dir);
+    let compose = Compose::detect().await.map_err(Failure::from)?;
+    let docker = docker::connect().await.map_err(Failure::from)?;
     let fresh = !dir.join("docker-compose.yml").exists();
     if fresh {
         let files = loaded.template_files(&version)?;
@@ -139,8 +165,8 @@ pub async fn up(g: &Global, a: UpArgs) -> anyhow::Result<Exit> {
     }
     let files = production_files(&project, &dir);
     eprintln!("starting project {project} with docker compose {}", compose.version);
-    compose.run(&files, &["up", "-d", "--remove-orphans"]).await.map_err(from_compose)?;
-    wait_healthy(&docker, &loaded.catalog, g, &project, Duration::from_secs(a.timeout)).await?;
+    compose.run(&files, &["up", "-d", "--remove-orphans"]).await.map_err(Failure::from)?;
+    wait_healthy(&docker, &loaded.catalog, &registry, &project, Duration::from_secs(a.timeout)).await?;
     let marker = dir.join(".demo-seeded");
     if !marker.exists() {
         seed(&docker, &project, &registry, &version, &a).await?;
@@ -150,7 +176,7 @@ pub async fn up(g: &Global, a: UpArgs) -> anyhow::Result<Exit> {
     println!("Try:");
     println!("  mender-compose-upgrade --image-registry {registry} -p {project} status");
     println!("  mender-compose-upgrade --image-registry {registry} -p {project} plan --to 3.7.11");
-    Ok(Exit::Ok)
+    Ok(())
 }
 
 async fn create_volume(docker: &Docker, name: &str) -> anyhow::Result<()> {
@@ -167,15 +193,14 @@ async fn create_volume(docker: &Docker, name: &str) -> anyhow::Result<()> {
 async fn wait_healthy(
     docker: &Docker,
     catalog: &Catalog,
-    g: &Global,
+    registry: &str,
     project: &str,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    let opts =
-        Options { project: Some(project), registry: Some(g.registry().unwrap_or(TESTBED_REGISTRY)), counts: false };
+    let opts = Options { project: Some(project), registry: Some(registry), counts: false };
     loop {
-        let stack = observe(docker, catalog, &opts).await.map_err(from_observe)?;
+        let stack = observe(docker, catalog, &opts).await.map_err(Failure::from)?;
         if stack.healthy {
             eprintln!("all services healthy after {:.0} s", start.elapsed().as_secs_f64());
             return Ok(());
@@ -203,7 +228,7 @@ async fn wait_healthy(
 }
 
 async fn seed(docker: &Docker, project: &str, registry: &str, version: &Version, a: &UpArgs) -> anyhow::Result<()> {
-    let containers = crate::engine::inspect::project_containers(docker, project).await.map_err(from_docker)?;
+    let containers = crate::engine::inspect::project_containers(docker, project).await.map_err(Failure::from)?;
     let deployments =
         containers.iter().find(|c| c.service == "mender-deployments").context("the stack has no mender-deployments")?;
     let network = deployments.networks.first().cloned().context("mender-deployments has no network")?;
@@ -245,15 +270,19 @@ async fn seed(docker: &Docker, project: &str, registry: &str, version: &Version,
     Ok(())
 }
 
-pub async fn down(g: &Global, a: DownArgs) -> anyhow::Result<Exit> {
-    let project = project(g);
-    let dir = checkout_dir(g, &a.dir);
-    let compose = Compose::detect().await.map_err(from_compose)?;
+/// `demo down`: stops the demo stack; with `--volumes` also deletes its volumes and checkout.
+///
+/// # Errors
+/// No compose, or compose failed.
+pub async fn down(d: &Demo<'_>, a: DownArgs) -> anyhow::Result<()> {
+    let project = d.project.clone();
+    let dir = d.checkout_dir(&a.dir);
+    let compose = Compose::detect().await.map_err(Failure::from)?;
     if dir.join("docker-compose.yml").exists() {
-        compose.run(&production_files(&project, &dir), &["down", "--remove-orphans"]).await.map_err(from_compose)?;
+        compose.run(&production_files(&project, &dir), &["down", "--remove-orphans"]).await.map_err(Failure::from)?;
     }
     if a.volumes {
-        let docker = docker::connect().await.map_err(from_docker)?;
+        let docker = docker::connect().await.map_err(Failure::from)?;
         let prefix = checkout::volume_prefix(&dir).unwrap_or_default();
         for name in ["mender-db", "mender-artifacts"] {
             let _ = docker
@@ -265,5 +294,5 @@ pub async fn down(g: &Global, a: DownArgs) -> anyhow::Result<Exit> {
         }
     }
     eprintln!("project {project} is down{}", if a.volumes { ", its volumes and checkout removed" } else { "" });
-    Ok(Exit::Ok)
+    Ok(())
 }

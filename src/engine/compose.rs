@@ -25,24 +25,17 @@ pub struct Compose {
     pub version: String,
 }
 
-/// A compose project as its containers' labels describe it.
+/// The files compose is run on for a project: exactly these, nothing else.
 #[derive(Debug, Clone, Default)]
 pub struct ProjectFiles {
+    /// `--project-name`.
     pub name: String,
+    /// `--project-directory`, and the directory compose runs in.
     pub working_dir: PathBuf,
+    /// `--file`, in order.
     pub config_files: Vec<PathBuf>,
+    /// `--env-file`, in order.
     pub env_files: Vec<PathBuf>,
-    /// A staging project: every command runs on the isolated rendering of these files.
-    pub staging: Option<Staging>,
-}
-
-/// Where a staging project's isolated configuration is written, and the bundle's copies of host
-/// paths outside its directory.
-#[derive(Debug, Clone, Default)]
-pub struct Staging {
-    pub rendered: PathBuf,
-    pub external_copies: std::collections::BTreeMap<PathBuf, PathBuf>,
-    pub store: Option<crate::staging::isolate::OwnStore>,
 }
 
 async fn version_of(program: &[&str]) -> Option<String> {
@@ -87,52 +80,26 @@ impl Compose {
         cmd
     }
 
-    /// Runs a compose subcommand on the project; returns stdout. A staging project's files are
-    /// rendered and isolated first (they may have changed: a hop rewrites them), and the command
-    /// runs on that rendering only.
+    /// Runs a compose subcommand on the project's files; returns its stdout.
+    ///
+    /// # Errors
+    /// compose could not be started, or exited non-zero (its stderr is in the error).
     pub async fn run(&self, project: &ProjectFiles, args: &[&str]) -> Result<String, ComposeError> {
-        let mut cmd = match &project.staging {
-            Some(staging) => {
-                let rendered = self.render_staging(project, staging).await?;
-                let only =
-                    ProjectFiles { config_files: vec![rendered], env_files: vec![], staging: None, ..project.clone() };
-                self.command(&only)
-            }
-            None => self.command(project),
-        };
-        self.exec(&mut cmd, project, args).await
-    }
-
-    async fn render_staging(&self, project: &ProjectFiles, staging: &Staging) -> Result<PathBuf, ComposeError> {
-        let plain = ProjectFiles { staging: None, ..project.clone() };
-        let json = self.exec(&mut self.command(&plain), project, &["config", "--format", "json"]).await?;
-        let failed = |stderr: String| ComposeError::Failed {
-            command: format!("isolating the staging configuration of {}", project.name),
-            code: -1,
-            stderr,
-        };
-        let rendered: serde_json::Value = serde_json::from_str(&json).map_err(|e| failed(e.to_string()))?;
-        let spec = crate::staging::isolate::Spec {
-            name: &project.name,
-            project_dir: &project.working_dir,
-            external_copies: &staging.external_copies,
-            store: staging.store.as_ref(),
-        };
-        let isolated = crate::staging::isolate::isolate(&rendered, &spec).map_err(|e| failed(e.to_string()))?;
-        let text = serde_json::to_string_pretty(&isolated.config).map_err(|e| failed(e.to_string()))?;
-        let notes: Vec<&String> = isolated.dropped.iter().chain(&isolated.notes).collect();
-        if let (Some(dir), Ok(n)) = (staging.rendered.parent(), serde_json::to_string(&notes)) {
-            let _ = std::fs::write(dir.join(crate::staging::NOTES), n);
-        }
-        // It holds production's secrets, like the bundle it came from.
-        crate::staging::write_private(&staging.rendered, &text).map_err(|e| failed(e.to_string()))?;
-        Ok(staging.rendered.clone())
+        self.exec(&mut self.command(project), project, args).await
     }
 
     async fn exec(&self, cmd: &mut Command, project: &ProjectFiles, args: &[&str]) -> Result<String, ComposeError> {
         cmd.args(args);
+        tracing::info!("{} -p {} {}", self.program.join(" "), project.name, args.join(" "));
+        let started = std::time::Instant::now();
         let out =
             cmd.output().await.map_err(|source| ComposeError::Spawn { program: self.program.join(" "), source })?;
+        tracing::debug!(
+            "compose {} exited {} after {:.1} s",
+            args.first().unwrap_or(&""),
+            out.status,
+            started.elapsed().as_secs_f64()
+        );
         if !out.status.success() {
             return Err(ComposeError::Failed {
                 command: format!("{} -p {} {}", self.program.join(" "), project.name, args.join(" ")),
@@ -159,6 +126,17 @@ pub fn project_files(name: &str, working_dir: &Path, config: Vec<PathBuf>, env: 
         working_dir: working_dir.to_path_buf(),
         config_files: config.into_iter().map(abs).collect(),
         env_files: env.into_iter().map(abs).collect(),
-        staging: None,
+    }
+}
+
+impl From<ComposeError> for crate::exit::Failure {
+    fn from(e: ComposeError) -> crate::exit::Failure {
+        let next = match &e {
+            ComposeError::V1(_) | ComposeError::NotFound => {
+                "install Docker Compose v2 (the docker-compose-plugin package, or the docker-compose binary of a v2 release)"
+            }
+            _ => "see the compose error above",
+        };
+        crate::exit::Failure::new(crate::exit::Exit::Precondition, e, "nothing", next)
     }
 }

@@ -291,3 +291,23 @@ pub async fn remove_all_labelled(docker: &Docker, label: &str, value: &str) -> R
     }
     Ok(removed)
 }
+
+impl From<DockerError> for crate::exit::Failure {
+    fn from(e: DockerError) -> crate::exit::Failure {
+        use crate::exit::{Exit, Failure};
+        match e {
+            DockerError::Unreachable { .. } => Failure::new(
+                Exit::Precondition,
+                e,
+                "nothing (no Docker daemon was reached)",
+                "start the Docker daemon, or point DOCKER_HOST at it (e.g. unix:///var/run/docker.sock)",
+            ),
+            other => Failure::new(
+                Exit::Unexpected,
+                other,
+                "nothing was changed by this read-only command",
+                "retry; if it persists, run with -v and report it",
+            ),
+        }
+    }
+}

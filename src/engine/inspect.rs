@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 
+use super::container::{ContainerInfo, Mount};
 use super::docker::DockerError;
-use crate::snapshot::container::{ContainerInfo, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE, Mount};
+use crate::labels::{LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE};
 
 async fn list(docker: &Docker, project: Option<&str>) -> Result<Vec<bollard::models::ContainerSummary>, DockerError> {
     let project_filter = match project {

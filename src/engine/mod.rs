@@ -3,8 +3,11 @@
 
 pub mod azure;
 pub mod compose;
+pub mod container;
 pub mod docker;
+pub mod helper;
 pub mod host;
 pub mod inspect;
 pub mod s3;
 pub mod sidecar;
+pub mod store;

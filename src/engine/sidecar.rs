@@ -17,10 +17,9 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::docker::{ContextEntry, DockerError, build_image, context_tar};
+use super::helper::{ArtifactsJob, ArtifactsResult, KEY_ENV, Request, Response, SECRET_ENV};
+use crate::labels::{HELPER_LABEL, SIDECAR_LABEL};
 
-/// Label on every sidecar, so that `recover` can find ones a killed run left behind.
-pub const SIDECAR_LABEL: &str = "io.mender-compose-upgrade.sidecar";
-const HELPER_LABEL: &str = "io.mender-compose-upgrade.helper";
 const HELPER_REPO: &str = "mender-compose-upgrade-helper";
 /// The tool binary the helper image is built from, when it is not the running program.
 pub const HELPER_BINARY_ENV: &str = "MENDER_COMPOSE_UPGRADE_HELPER_BINARY";
@@ -153,11 +152,7 @@ pub async fn run_collect(docker: &Docker, spec: &SidecarSpec) -> Result<(Vec<u8>
 }
 
 /// Runs the tool's helper on `network` and returns its report.
-pub async fn run_helper(
-    docker: &Docker,
-    network: &str,
-    request: &crate::helper::Request,
-) -> Result<crate::helper::Response, SidecarError> {
+pub async fn run_helper(docker: &Docker, network: &str, request: &Request) -> Result<Response, SidecarError> {
     run_helper_with(docker, network, request, SidecarSpec::default()).await
 }
 
@@ -165,9 +160,9 @@ pub async fn run_helper(
 pub async fn run_helper_with(
     docker: &Docker,
     network: &str,
-    request: &crate::helper::Request,
+    request: &Request,
     extra: SidecarSpec,
-) -> Result<crate::helper::Response, SidecarError> {
+) -> Result<Response, SidecarError> {
     let image = helper_image(docker).await?;
     let json = serde_json::to_string(request).map_err(|e| SidecarError::Helper(e.to_string()))?;
     let spec = SidecarSpec { image, cmd: vec!["--request".into(), json], network: Some(network.to_string()), ..extra };
@@ -226,4 +221,46 @@ async fn remove_old_helpers(docker: &Docker, keep: &str) {
 /// `uid:gid` of this process, for sidecars that read or write the operator's private files.
 pub fn current_user() -> String {
     format!("{}:{}", nix::unistd::Uid::current(), nix::unistd::Gid::current())
+}
+
+/// Runs one artifacts job of the helper on `network`: the store's keys go in its environment
+/// (never on its command line), `bind` (`host:container[:ro]`) is mounted, and the helper runs as
+/// this user (the bundle is private to its owner).
+///
+/// # Errors
+/// The sidecar failed, or the helper reported the job's error.
+pub async fn helper_artifacts(
+    docker: &Docker,
+    network: &str,
+    job: ArtifactsJob,
+    keys: (&str, &str),
+    bind: Option<String>,
+) -> Result<ArtifactsResult, SidecarError> {
+    let spec = SidecarSpec {
+        env: vec![format!("{KEY_ENV}={}", keys.0), format!("{SECRET_ENV}={}", keys.1)],
+        user: bind.is_some().then(current_user),
+        binds: bind.into_iter().collect(),
+        ..Default::default()
+    };
+    let r = run_helper_with(docker, network, &Request { artifacts: Some(job), ..Default::default() }, spec).await?;
+    let a = r.artifacts.ok_or_else(|| SidecarError::Helper("no answer to the artifacts job".into()))?;
+    match a.error {
+        Some(e) => Err(SidecarError::Helper(e)),
+        None => Ok(a),
+    }
+}
+
+impl From<SidecarError> for crate::exit::Failure {
+    fn from(e: SidecarError) -> crate::exit::Failure {
+        use crate::exit::{Exit, Failure};
+        match e {
+            SidecarError::Docker(d) => d.into(),
+            other => Failure::new(
+                Exit::Unexpected,
+                other,
+                "nothing in the stack was changed",
+                "run with -v and report the error",
+            ),
+        }
+    }
 }

@@ -28,6 +28,22 @@ pub enum PlanError {
     NoPath(String, Version),
 }
 
+impl From<PlanError> for crate::exit::Failure {
+    fn from(e: PlanError) -> crate::exit::Failure {
+        let next = match &e {
+            PlanError::Downgrade { to, .. } => format!("to go back to {to}, restore a backup taken on {to}"),
+            PlanError::SameVersion(_) => "nothing to do; `status` shows the next possible hops".to_string(),
+            PlanError::NoFacts(_, stop) => format!("plan to {stop}, the line's newest release the catalog knows"),
+            PlanError::NotServerRelease(v, _) => {
+                format!("the server line after 3.7 is 4.0: plan to 4.0.4 instead of {}", line_name(v))
+            }
+            PlanError::UnknownCurrent(_) => "pass --from with the release the stack really runs".to_string(),
+            _ => "choose a release the catalog lists".to_string(),
+        };
+        crate::exit::Failure::new(crate::exit::Exit::Usage, e, "nothing", next)
+    }
+}
+
 /// Where the stack starts from, as observed (or as given with `plan --from`).
 #[derive(Debug, Clone)]
 pub struct Start {

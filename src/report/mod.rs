@@ -1,9 +1,6 @@
-//! What the operator sees: rendering for people and for `--json`, and the exit codes.
+//! What the operator sees: rendering for people and for `--json`.
 
-pub mod exit;
+pub mod outcome;
 pub mod plan;
-pub mod progress;
 pub mod status;
 mod table;
-
-pub use exit::{Exit, Failure};

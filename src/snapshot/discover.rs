@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::container::ContainerInfo;
 use crate::catalog::ImageRef;
+use crate::engine::container::ContainerInfo;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DiscoverError {
@@ -34,7 +34,7 @@ pub fn is_mender_image(image: &str, registry: Option<&str>) -> bool {
 /// candidates: they are named with `-p` when meant.
 pub fn candidates(containers: &[ContainerInfo], registry: Option<&str>) -> Vec<Candidate> {
     let mut by: BTreeMap<&str, Candidate> = BTreeMap::new();
-    for c in containers.iter().filter(|c| c.label(crate::staging::isolate::STAGING_LABEL).is_none()) {
+    for c in containers.iter().filter(|c| c.label(crate::labels::STAGING_LABEL).is_none()) {
         let e = by.entry(&c.project).or_insert_with(|| Candidate {
             project: c.project.clone(),
             mender_containers: 0,
@@ -97,7 +97,7 @@ mod tests {
     #[test]
     fn staging_copies_are_not_candidates_but_can_be_named() {
         let mut staging = c("mp-staging", "mendersoftware/inventory:mender-3.4.0");
-        staging.labels.insert(crate::staging::isolate::STAGING_LABEL.into(), "mp-staging".into());
+        staging.labels.insert(crate::labels::STAGING_LABEL.into(), "mp-staging".into());
         let cs = [c("mp", "mendersoftware/inventory:mender-3.4.0"), staging];
         assert_eq!(select(&cs, None, None).unwrap(), "mp");
         assert_eq!(select(&cs, Some("mp-staging"), None).unwrap(), "mp-staging");

@@ -2,7 +2,6 @@
 //! Built by pure functions from what the engine read (containers, helper report), so that every
 //! verdict here is unit-tested on data.
 
-pub mod container;
 pub mod discover;
 pub mod observe;
 mod storage;
@@ -13,9 +12,9 @@ use semver::Version;
 use serde::Serialize;
 
 use crate::catalog::{Catalog, ImageRef, Release, Role, ServiceFacts};
-use crate::helper::{MongoQuery, Probe, ProbeResult, Request, Response};
+pub use crate::engine::container::ContainerInfo;
+use crate::engine::helper::{MongoQuery, Probe, ProbeResult, Request, Response};
 use crate::plan::{NextStop, next_stops};
-pub use container::ContainerInfo;
 pub use storage::{Storage, StorageKind};
 
 /// Which release the stack runs, decided by its Mender images.
@@ -196,8 +195,8 @@ pub fn assemble(
         && databases.iter().all(|d| d.status == SchemaStatus::Current);
     Stack {
         project: project.to_string(),
-        working_dir: label(container::LABEL_WORKING_DIR),
-        config_files: label(container::LABEL_CONFIG_FILES)
+        working_dir: label(crate::labels::LABEL_WORKING_DIR),
+        config_files: label(crate::labels::LABEL_CONFIG_FILES)
             .map(|v| v.split(',').map(str::to_string).collect())
             .unwrap_or_default(),
         network,

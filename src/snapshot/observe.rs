@@ -5,9 +5,9 @@ use bollard::Docker;
 use super::{ContainerInfo, Stack, assemble, discover, helper_request, identify};
 use crate::catalog::Catalog;
 use crate::engine::docker::DockerError;
+use crate::engine::helper::{MongoReport, Response};
 use crate::engine::inspect::{compose_summaries, project_containers};
 use crate::engine::sidecar::{SidecarError, run_helper};
-use crate::helper::{MongoReport, Response};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {
@@ -64,13 +64,13 @@ pub async fn observe_full(docker: &Docker, catalog: &Catalog, opts: &Options<'_>
 /// collection's count and content digest, and the in-stack artifact store's inventory.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct DataReport {
-    pub databases: Vec<crate::helper::DbReport>,
-    pub artifacts: Option<Vec<crate::backup::manifest::InventoryEntry>>,
+    pub databases: Vec<crate::engine::helper::DbReport>,
+    pub artifacts: Option<Vec<crate::engine::store::InventoryEntry>>,
     pub artifacts_error: Option<String>,
 }
 
 pub async fn data(docker: &Docker, observed: &Observed) -> Result<DataReport, ObserveError> {
-    use crate::helper::{ArtifactsJob, ArtifactsOp, KEY_ENV, MongoQuery, Request, SECRET_ENV};
+    use crate::engine::helper::{ArtifactsJob, ArtifactsOp, KEY_ENV, MongoQuery, Request, SECRET_ENV};
     use crate::snapshot::StorageKind;
     let stack = &observed.stack;
     let (Some(network), Some(mongo)) = (&stack.network, &stack.mongo) else { return Ok(DataReport::default()) };
@@ -110,4 +110,27 @@ pub async fn data(docker: &Docker, observed: &Observed) -> Result<DataReport, Ob
         artifacts: a.inventory,
         artifacts_error: a.error,
     })
+}
+
+impl From<ObserveError> for crate::exit::Failure {
+    fn from(e: ObserveError) -> crate::exit::Failure {
+        use crate::exit::{Exit, Failure};
+        use discover::DiscoverError;
+        match e {
+            ObserveError::Docker(d) => d.into(),
+            ObserveError::Discover(d @ DiscoverError::NoProject { .. }) => Failure::new(
+                Exit::Precondition,
+                d,
+                "nothing",
+                "start the Mender Server (production/run up -d), or use --image-registry when its images come from a mirror",
+            ),
+            ObserveError::Discover(d @ DiscoverError::Ambiguous { .. }) => {
+                Failure::new(Exit::Usage, d, "nothing", "pass -p PROJECT")
+            }
+            ObserveError::Discover(d @ DiscoverError::NotFound { .. }) => {
+                Failure::new(Exit::Usage, d, "nothing", "check the project name with `docker compose ls -a`")
+            }
+            ObserveError::Sidecar(s) => s.into(),
+        }
+    }
 }

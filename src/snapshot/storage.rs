@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use super::container::ContainerInfo;
 use crate::catalog::{ImageRef, Release};
+use crate::engine::container::ContainerInfo;
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]

@@ -1,7 +1,8 @@
-use super::container::{LABEL_PROJECT, Mount};
 use super::*;
 use crate::catalog::LoadedCatalog;
-use crate::helper::{DbReport, MongoReport};
+use crate::engine::container::Mount;
+use crate::engine::helper::{DbReport, MongoReport};
+use crate::labels::LABEL_PROJECT;
 
 fn cat() -> Catalog {
     LoadedCatalog::embedded().unwrap().catalog

@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-/// The label this tool puts on every staging resource; `staging down` removes by it alone.
-pub const STAGING_LABEL: &str = "io.mender-compose-upgrade.staging";
+use crate::labels::STAGING_LABEL;
 
 /// What the transform needs besides the rendered configuration.
 pub struct Spec<'a> {

@@ -6,9 +6,9 @@
 
 pub mod isolate;
 pub mod rehearse;
+mod runtime;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -17,33 +17,44 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::backup::manifest::{DatabaseInfo, Manifest, Verification};
-use crate::backup::restore::{self, MongoTarget, StoreTarget};
+use crate::backup::manifest::{ArtifactsKind, DatabaseInfo, Location, Manifest, Verification};
+use crate::backup::restore::{self, MongoTarget, RestoreError, StoreTarget};
 use crate::backup::verify;
-use crate::engine::compose::{ComposeError, Staging};
+use crate::engine::compose::ComposeError;
 use crate::engine::docker::{self, DockerError, Removed};
-use crate::snapshot::ContainerInfo;
-use crate::snapshot::container::LABEL_WORKING_DIR;
-use crate::state::{LockError, StateDir, now_rfc3339};
-use crate::upgrade::{Ctx, ProjectRecord, io};
-use isolate::{OwnStore, STAGING_LABEL};
+use crate::engine::helper::MongoReport;
+use crate::labels::{LABEL_ENV_FILE, STAGING_LABEL};
+use crate::state::{LockError, StateDir};
+use crate::upgrade::runtime::{MongoReadError, mongo_report, wait_gates, wait_mongo};
+use crate::upgrade::{Ctx, ProjectRecord};
+use crate::util::{Perm, now_rfc3339, secs, write_atomic};
+use isolate::OwnStore;
+pub use runtime::{StagingRuntime, render};
 
 const RECORD: &str = "staging.json";
 const RENDERED: &str = "staging.compose.json";
 const PROJECT: &str = "project";
-/// The isolation notes of the last rendering (written by the compose engine).
-pub const NOTES: &str = "staging.notes.json";
+/// The isolation notes of the last rendering.
+const NOTES: &str = "staging.notes.json";
 
 /// What a staging project was made from; kept in its directory for the commands that follow.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
+    /// The staging project's name.
     pub name: String,
+    /// The production project the bundle is of.
     pub source_project: String,
+    /// The bundle it was restored from.
     pub bundle: PathBuf,
+    /// The release the bundle is of.
     pub release: Version,
+    /// The staging directory.
     pub dir: PathBuf,
+    /// The copied compose files, in compose's order.
     pub config_files: Vec<PathBuf>,
+    /// The copied env files.
     pub env_files: Vec<PathBuf>,
+    /// When it was made (RFC 3339).
     pub created: String,
     /// Staging's own artifact store, when production's is outside the stack.
     #[serde(default)]
@@ -51,19 +62,15 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn load(dir: &Path) -> Result<Record, String> {
-        let text = std::fs::read(dir.join(RECORD)).map_err(|e| format!("{}: {e}", dir.join(RECORD).display()))?;
-        serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", dir.join(RECORD).display()))
-    }
-
-    /// The record of the staging project these containers belong to (its directory is the parent
-    /// of their compose working directory).
-    pub fn for_containers(containers: &[ContainerInfo]) -> Result<Record, String> {
-        let wd = containers
-            .iter()
-            .find_map(|c| c.label(LABEL_WORKING_DIR))
-            .ok_or("the staging containers carry no compose working directory")?;
-        Record::load(Path::new(wd).parent().unwrap_or(Path::new(wd)))
+    /// The record in a staging directory.
+    ///
+    /// # Errors
+    /// No record there, or one that does not parse.
+    pub fn load(dir: &Path) -> Result<Record, StagingError> {
+        let path = dir.join(RECORD);
+        let text = std::fs::read(&path)?;
+        serde_json::from_slice(&text)
+            .map_err(|e| StagingError::Io(std::io::Error::other(format!("{}: {e}", path.display()))))
     }
 
     /// How the upgrade engine drives it: the copied files, rendered isolated on every call.
@@ -76,43 +83,6 @@ impl Record {
             staging: Some(self.dir.clone()),
         }
     }
-}
-
-/// The compose side of a staging directory: where the rendering goes, and the bundle's copies of
-/// host paths outside the project directory (kept under `_external/<absolute path>`).
-pub fn compose_staging(dir: &Path) -> Staging {
-    let root = dir.join(PROJECT).join("_external");
-    let mut copies = BTreeMap::new();
-    for entry in walk(&root) {
-        if let Ok(rel) = entry.strip_prefix(&root) {
-            copies.insert(Path::new("/").join(rel), entry.clone());
-        }
-    }
-    let store = Record::load(dir).ok().and_then(|r| r.own_store);
-    Staging { rendered: dir.join(RENDERED), external_copies: copies, store }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
-    for e in entries.flatten() {
-        let p = e.path();
-        out.push(p.clone());
-        if p.is_dir() {
-            out.extend(walk(&p));
-        }
-    }
-    out
-}
-
-/// Writes a file only its owner can read, atomically.
-pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = crate::backup::bundle::private_file(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,8 +99,8 @@ pub enum StagingError {
     ExternalStorage(String),
     #[error("no staging project named {0} exists here (no container, network or volume carries its label)")]
     NotFound(String),
-    #[error("staging {name}: {step} failed: {reason}")]
-    Step { name: String, step: String, reason: String },
+    #[error("staging {name}: {step} failed: {source}")]
+    Step { name: String, step: &'static str, source: Box<StepError> },
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error(transparent)]
@@ -141,6 +111,78 @@ pub enum StagingError {
     Io(#[from] std::io::Error),
 }
 
+impl From<StagingError> for crate::exit::Failure {
+    fn from(e: StagingError) -> crate::exit::Failure {
+        use crate::exit::{Exit, Failure};
+        let nothing = "nothing: production was not touched and no staging resource was left";
+        match e {
+            StagingError::BadName(..) => Failure::new(Exit::Usage, e, nothing, "choose another --name"),
+            StagingError::Bundle(..) => Failure::new(
+                Exit::Precondition,
+                e,
+                nothing,
+                "give a complete bundle written by `backup` (`verify BUNDLE` names what is wrong), or take a new backup",
+            ),
+            StagingError::Exists { ref name, .. } => {
+                let next = format!("remove it with `staging down --name {name}`, or choose another --name");
+                Failure::new(
+                    Exit::Precondition,
+                    e,
+                    "nothing: production and the existing project were not touched",
+                    next,
+                )
+            }
+            StagingError::ExternalStorage(_) => Failure::new(
+                Exit::Precondition,
+                e,
+                nothing,
+                "add the release to the catalog with its minio service (--catalog), or rehearse by hand",
+            ),
+            StagingError::NotFound(_) => Failure::new(
+                Exit::Usage,
+                e,
+                "nothing",
+                "`docker compose ls -a` lists the projects; name the staging with --name",
+            ),
+            StagingError::Lock(_) => Failure::new(
+                Exit::Precondition,
+                e,
+                "nothing",
+                "wait for the other run, or `recover` if its process is gone",
+            ),
+            StagingError::Docker(d) => d.into(),
+            StagingError::Compose(c) => c.into(),
+            StagingError::Step { .. } | StagingError::Io(_) => Failure::new(
+                Exit::Precondition,
+                e,
+                "production was not touched; the staging resources made so far were removed",
+                "fix what the message names; `-v` shows more",
+            ),
+        }
+    }
+}
+
+/// Why a step of `staging up` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The rendered configuration lacks what staging needs.
+    #[error("{0}")]
+    Render(String),
+    /// MongoDB did not answer.
+    #[error(transparent)]
+    Mongo(#[from] MongoReadError),
+    /// mongorestore, or the artifacts upload.
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+    /// What staging holds differs from the manifest.
+    #[error("{}", .0.join("; "))]
+    Compare(Vec<String>),
+    /// The gates did not pass in time.
+    #[error("{}", .0.join("; "))]
+    Gates(Vec<String>),
+}
+
+/// `<project>-staging`.
 pub fn default_name(project: &str) -> String {
     format!("{project}-staging")
 }
@@ -179,9 +221,9 @@ pub struct UpOutcome {
     pub notes: Vec<String>,
 }
 
-fn step(name: &str, step: &str) -> impl FnOnce(String) -> StagingError {
-    let (name, step) = (name.to_string(), step.to_string());
-    move |reason| StagingError::Step { name, step, reason }
+fn step<E: Into<StepError>>(name: &str, step: &'static str) -> impl FnOnce(E) -> StagingError {
+    let name = name.to_string();
+    move |e| StagingError::Step { name, step, source: Box::new(e.into()) }
 }
 
 /// `staging up --from BUNDLE`: a failure removes what it created (production is never touched).
@@ -216,7 +258,7 @@ pub async fn up(ctx: &Ctx<'_>, opts: &UpOptions) -> Result<UpOutcome, StagingErr
 /// Production's artifacts outside the stack (S3, Azure): staging gets a store of its own, on the
 /// release's MinIO image, with keys of its own.
 fn own_store(ctx: &Ctx<'_>, m: &Manifest) -> Result<Option<OwnStore>, StagingError> {
-    if m.artifacts.kind == "volume" {
+    if m.artifacts.kind == ArtifactsKind::Volume {
         return Ok(None);
     }
     let image = m
@@ -225,7 +267,7 @@ fn own_store(ctx: &Ctx<'_>, m: &Manifest) -> Result<Option<OwnStore>, StagingErr
         .and_then(|v| ctx.catalog.catalog.release(v))
         .and_then(|r| r.services.get("minio"))
         .map(|f| crate::catalog::ImageRef::parse(&f.image, None).qualified(ctx.registry))
-        .ok_or_else(|| StagingError::ExternalStorage(m.artifacts.kind.clone()))?;
+        .ok_or_else(|| StagingError::ExternalStorage(format!("{:?}", m.artifacts.kind).to_lowercase()))?;
     let mut key = [0u8; 16];
     std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key))?;
     Ok(Some(OwnStore { image, access: "mender-staging".into(), secret: hex::encode(key) }))
@@ -237,7 +279,7 @@ async fn exists(docker: &Docker, name: &str) -> Result<(), StagingError> {
     if !ours.is_empty() {
         return Err(StagingError::Exists { name: name.into(), what: format!("its containers: {}", ours.join(", ")) });
     }
-    let theirs = docker::labelled_containers(docker, crate::snapshot::container::LABEL_PROJECT, name).await?;
+    let theirs = docker::labelled_containers(docker, crate::labels::LABEL_PROJECT, name).await?;
     if !theirs.is_empty() {
         return Err(StagingError::Exists {
             name: name.into(),
@@ -260,7 +302,7 @@ fn prepare(
         // No container carries the name (checked): what is left is a dead run's directory.
         std::fs::remove_dir_all(&dir)?;
     }
-    crate::backup::bundle::private_dir(&dir)?;
+    crate::util::private_dir(&dir)?;
     copy_tree(&bundle.join("compose"), &dir.join(PROJECT))?;
     let snapshot: Value = serde_json::from_slice(&std::fs::read(bundle.join("snapshot.json"))?)
         .map_err(|e| StagingError::Bundle(bundle.display().to_string(), format!("snapshot.json: {e}")))?;
@@ -270,7 +312,7 @@ fn prepare(
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).map(relocate).collect())
         .unwrap_or_default();
-    let env_files = snapshot["containers"][0]["labels"][crate::snapshot::container::LABEL_ENV_FILE]
+    let env_files = snapshot["containers"][0]["labels"][LABEL_ENV_FILE]
         .as_str()
         .map(|v| v.split(',').filter(|s| !s.is_empty()).map(relocate).collect())
         .unwrap_or_default();
@@ -288,8 +330,8 @@ fn prepare(
         created: now_rfc3339(),
         own_store,
     };
-    let text = serde_json::to_string_pretty(&record).map_err(std::io::Error::other)?;
-    write_private(&dir.join(RECORD), &text)?;
+    let text = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
+    write_atomic(&dir.join(RECORD), &text, Perm::Private)?;
     Ok(record)
 }
 
@@ -319,61 +361,54 @@ fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn secs(t: Instant) -> f64 {
-    (t.elapsed().as_secs_f64() * 10.0).round() / 10.0
-}
-
 /// Creates, restores, compares, starts and gates the staging project.
 async fn build(ctx: &Ctx<'_>, record: &Record, m: &Manifest) -> Result<UpOutcome, StagingError> {
     let name = &record.name;
     let project = record.project();
-    let files = project.files();
     let mut timings = BTreeMap::new();
     let t = Instant::now();
     ctx.progress.step("staging", format!("creating staging {name} from {}", record.bundle.display()));
-    ctx.compose.run(&files, &["create", "--no-build"]).await?;
+    ctx.runtime.compose(&project, &["create", "--no-build"]).await?;
     let rendered: Value = serde_json::from_slice(&std::fs::read(record.dir.join(RENDERED))?)
-        .map_err(|e| step(name, "render")(e.to_string()))?;
+        .map_err(|e| step(name, "render")(StepError::Render(e.to_string())))?;
     let store = store_target(&rendered).map_err(step(name, "render"))?;
-    ctx.compose.run(&files, &["start", &m.mongo.service, &store.service]).await?;
-    timings.insert("prepare".to_string(), secs(t));
+    ctx.runtime.compose(&project, &["start", &m.mongo.service, &store.service]).await?;
+    timings.insert("prepare".to_string(), secs(t.elapsed()));
 
     let t = Instant::now();
-    let network =
-        service_network(&rendered, &m.mongo.service).ok_or_else(|| step(name, "render")("no mongo network".into()))?;
-    io::wait_mongo(ctx, &network, &m.mongo.service, Duration::from_secs(120)).await.map_err(step(name, "mongo"))?;
+    let network = service_network(&rendered, &m.mongo.service)
+        .ok_or_else(|| step(name, "render")(StepError::Render("no mongo network".into())))?;
+    wait_mongo(ctx.runtime, &network, &m.mongo.service, Duration::from_secs(120)).await.map_err(step(name, "mongo"))?;
     ctx.progress.step("restore", format!("restoring the dump into staging {name}"));
     let target = MongoTarget { image: &m.mongo.image, network: &network, host: &m.mongo.service };
-    restore::mongo(ctx.docker, &record.bundle, &target, m.mongo.ferretdb)
-        .await
-        .map_err(|e| step(name, "restore")(e.to_string()))?;
+    ctx.runtime.restore(&record.bundle, &target, m.mongo.ferretdb).await.map_err(step(name, "restore"))?;
     let copied = restore_artifacts(ctx, record, m, &store).await.map_err(step(name, "artifacts"))?;
-    timings.insert("restore".to_string(), secs(t));
+    timings.insert("restore".to_string(), secs(t.elapsed()));
 
     let t = Instant::now();
-    let report = io::mongo_report(ctx, &network, &m.mongo.service, true).await.map_err(step(name, "compare"))?;
+    let report = mongo_report(ctx.runtime, &network, &m.mongo.service, true).await.map_err(step(name, "compare"))?;
     let mut problems = compare_counts(&m.databases, &report);
-    if m.artifacts.location == "bundle" && copied != m.artifacts.objects {
+    if m.artifacts.location == Location::Bundle && copied != m.artifacts.objects {
         problems.push(format!("artifacts: {copied} objects restored, {} in the manifest", m.artifacts.objects));
     }
     if !problems.is_empty() {
-        return Err(step(name, "compare")(problems.join("; ")));
+        return Err(step(name, "compare")(StepError::Compare(problems)));
     }
-    timings.insert("compare".to_string(), secs(t));
+    timings.insert("compare".to_string(), secs(t.elapsed()));
 
     let t = Instant::now();
     ctx.progress.step("staging", format!("starting staging {name}"));
-    ctx.compose.run(&files, &["up", "-d", "--no-build"]).await?;
-    timings.insert("start".to_string(), secs(t));
+    ctx.runtime.compose(&project, &["up", "-d", "--no-build"]).await?;
+    timings.insert("start".to_string(), secs(t.elapsed()));
     let t = Instant::now();
-    io::wait_gates(ctx, &project, &record.release, ctx.hop_timeout)
+    wait_gates(ctx, &project, &record.release, ctx.hop_timeout)
         .await
-        .map_err(|f| step(name, "gates")(f.join("; ")))?;
-    timings.insert("gates".to_string(), secs(t));
+        .map_err(|f| step(name, "gates")(StepError::Gates(f)))?;
+    timings.insert("gates".to_string(), secs(t.elapsed()));
     record_proof(&record.bundle, name)?;
     let documents = m.databases.iter().flat_map(|d| d.collections.values()).sum();
     let mut notes = notes(&record.dir);
-    if m.artifacts.location != "bundle" {
+    if m.artifacts.location != Location::Bundle {
         notes.push(format!(
             "artifacts: the bundle holds no copies (they are kept by {}); staging's store starts empty",
             m.artifacts.location
@@ -409,16 +444,17 @@ struct Store {
     secret: String,
 }
 
-fn store_target(rendered: &Value) -> Result<Store, String> {
-    let services = rendered["services"].as_object().ok_or("no services")?;
+fn store_target(rendered: &Value) -> Result<Store, StepError> {
+    let render = |what: &str| StepError::Render(what.to_string());
+    let services = rendered["services"].as_object().ok_or_else(|| render("no services"))?;
     let (_, deployments) = services
         .iter()
         .find(|(_, s)| {
             s["image"].as_str().is_some_and(|i| i.contains("/deployments:") || i.contains("/deployments-enterprise:"))
         })
-        .ok_or("no deployments service")?;
+        .ok_or_else(|| render("no deployments service"))?;
     let env = |k: &str| deployments["environment"][k].as_str().filter(|v| !v.is_empty()).map(str::to_string);
-    let endpoint = env("DEPLOYMENTS_AWS_URI").ok_or("deployments has no DEPLOYMENTS_AWS_URI")?;
+    let endpoint = env("DEPLOYMENTS_AWS_URI").ok_or_else(|| render("deployments has no DEPLOYMENTS_AWS_URI"))?;
     let host = endpoint.split("://").nth(1).unwrap_or(&endpoint).split(['/', ':']).next().unwrap_or_default();
     let service = services
         .iter()
@@ -429,15 +465,16 @@ fn store_target(rendered: &Value) -> Result<Store, String> {
                 })
         })
         .map(|(n, _)| n.clone())
-        .ok_or_else(|| format!("the artifact store {host} is not a service of the project"))?;
+        .ok_or_else(|| render(&format!("the artifact store {host} is not a service of the project")))?;
     Ok(Store {
-        network: service_network(rendered, &service).ok_or("the store has no network")?,
+        network: service_network(rendered, &service).ok_or_else(|| render("the store has no network"))?,
         service,
         endpoint,
         bucket: env("DEPLOYMENTS_STORAGE_BUCKET").unwrap_or_else(|| "mender-artifact-storage".into()),
         region: env("DEPLOYMENTS_AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
-        access: env("DEPLOYMENTS_AWS_AUTH_KEY").ok_or("deployments has no DEPLOYMENTS_AWS_AUTH_KEY")?,
-        secret: env("DEPLOYMENTS_AWS_AUTH_SECRET").ok_or("deployments has no DEPLOYMENTS_AWS_AUTH_SECRET")?,
+        access: env("DEPLOYMENTS_AWS_AUTH_KEY").ok_or_else(|| render("deployments has no DEPLOYMENTS_AWS_AUTH_KEY"))?,
+        secret: env("DEPLOYMENTS_AWS_AUTH_SECRET")
+            .ok_or_else(|| render("deployments has no DEPLOYMENTS_AWS_AUTH_SECRET"))?,
     })
 }
 
@@ -451,8 +488,8 @@ fn service_network(rendered: &Value, service: &str) -> Option<String> {
 }
 
 /// Uploads the bundle's objects (the store may take a moment to answer after its start).
-async fn restore_artifacts(ctx: &Ctx<'_>, record: &Record, m: &Manifest, s: &Store) -> Result<u64, String> {
-    if m.artifacts.location != "bundle" {
+async fn restore_artifacts(ctx: &Ctx<'_>, record: &Record, m: &Manifest, s: &Store) -> Result<u64, RestoreError> {
+    if m.artifacts.location != Location::Bundle {
         return Ok(0);
     }
     ctx.progress.step("restore", format!("uploading {} artifacts into the staging store", m.artifacts.objects));
@@ -468,14 +505,14 @@ async fn restore_artifacts(ctx: &Ctx<'_>, record: &Record, m: &Manifest, s: &Sto
     loop {
         match restore::artifacts(ctx.docker, &record.bundle, &t).await {
             Ok(c) => return Ok(c.objects),
-            Err(e) if Instant::now() > deadline => return Err(e.to_string()),
+            Err(e) if Instant::now() > deadline => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,
         }
     }
 }
 
 /// Every collection's count in staging against the manifest (read with the writers stopped).
-pub fn compare_counts(databases: &[DatabaseInfo], report: &crate::helper::MongoReport) -> Vec<String> {
+pub fn compare_counts(databases: &[DatabaseInfo], report: &MongoReport) -> Vec<String> {
     let mut problems = Vec::new();
     for db in databases {
         let got = report.databases.iter().find(|d| d.name == db.name);
@@ -571,13 +608,17 @@ mod tests {
             (s.service.as_str(), s.network.as_str(), s.bucket.as_str()),
             ("minio", "p-staging_mender", "mender-artifact-storage")
         );
-        let report = crate::helper::MongoReport {
+        let report = crate::engine::helper::MongoReport {
             reachable: true,
-            databases: vec![crate::helper::DbReport {
+            databases: vec![crate::engine::helper::DbReport {
                 name: "useradm".into(),
                 exists: true,
                 migration: None,
-                collections: vec![crate::helper::CollectionCount { name: "users".into(), count: 1, digest: None }],
+                collections: vec![crate::engine::helper::CollectionCount {
+                    name: "users".into(),
+                    count: 1,
+                    digest: None,
+                }],
                 size_bytes: None,
             }],
             ..Default::default()

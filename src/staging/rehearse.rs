@@ -7,34 +7,28 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use semver::Version;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::{StagingError, UpOptions, UpOutcome, default_name};
-use crate::backup::manifest::Manifest;
-use crate::backup::{self, BackupOptions, artifacts::Choice};
+use super::{Record, StagingError, UpOptions, UpOutcome, default_name};
+use crate::backup::manifest::{Manifest, ManifestError, RehearsalRecord};
+use crate::backup::{self, BackupError, BackupOptions, artifacts::Choice};
 use crate::snapshot::observe::{Options, observe_full};
-use crate::state::now_rfc3339;
-use crate::upgrade::report::HopReport;
-use crate::upgrade::{Ctx, UpgradeError, UpgradeOptions};
+use crate::upgrade::report::{HopReport, paths};
+use crate::upgrade::{Ctx, Target, UpgradeError, UpgradeOptions, fresh_bundle};
+use crate::util::{now_rfc3339, round_tenth};
 
+/// What `rehearse` was asked to do.
 pub struct RehearseOptions {
+    /// The release to upgrade staging to.
     pub to: Version,
+    /// The bundle to restore (default: the newest proven one, or a new one).
     pub from: Option<PathBuf>,
+    /// The staging project's name (default: `<project>-staging`).
     pub name: Option<String>,
+    /// Leave staging running afterwards.
     pub keep: bool,
+    /// A bundle older than this is not used.
     pub max_backup_age: Duration,
-}
-
-/// What a rehearsal proved, kept in the bundle's manifest and shown by `upgrade`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RehearsalRecord {
-    pub at: String,
-    pub to: Version,
-    pub ok: bool,
-    /// Seconds the production services are expected to be down for all hops.
-    pub estimate_secs: f64,
-    pub hops: Vec<(String, f64)>,
-    pub failure: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,9 +56,38 @@ pub enum RehearseError {
     #[error(transparent)]
     Upgrade(#[from] UpgradeError),
     #[error("the backup before the rehearsal: {0}")]
-    Backup(String),
+    Backup(#[from] BackupError),
+    #[error("recording the rehearsal in {bundle}: {source}")]
+    Record { bundle: String, source: ManifestError },
+    #[error("writing the rehearsal report: {0}")]
+    Report(#[from] std::io::Error),
     #[error("a backup must be taken first (it stops the Mender services for a moment); it was not confirmed")]
     NotConfirmed,
+}
+
+impl From<RehearseError> for crate::exit::Failure {
+    fn from(e: RehearseError) -> crate::exit::Failure {
+        use crate::exit::{Exit, Failure};
+        match e {
+            RehearseError::Staging(s) => s.into(),
+            RehearseError::Upgrade(u) => u.into(),
+            RehearseError::Backup(_) => Failure::new(
+                Exit::Precondition,
+                e,
+                "production's services were started again; no staging was made",
+                "see `backup` for the cause, or give a bundle with --from",
+            ),
+            RehearseError::NotConfirmed => {
+                Failure::new(Exit::Usage, e, "nothing", "confirm, pass --yes, or give a bundle with --from")
+            }
+            RehearseError::Record { .. } | RehearseError::Report(_) => Failure::new(
+                Exit::Unexpected,
+                e,
+                "the rehearsal ran and staging was handled as asked; its record is incomplete",
+                "check the state directory's permissions and free space",
+            ),
+        }
+    }
 }
 
 /// Runs the rehearsal; `Ok` also when the staging upgrade failed (the report says so).
@@ -73,10 +96,10 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RehearseOptions) -
     let observed = observe_full(ctx.docker, &ctx.catalog.catalog, &observe).await.map_err(UpgradeError::from)?;
     let project = observed.stack.project.clone();
     let release = observed.stack.release.clone().ok_or_else(|| {
-        UpgradeError::Preflight(format!(
-            "the release of project {project} is unknown: {}",
-            observed.stack.unknown_tags.join(", ")
-        ))
+        UpgradeError::from(crate::upgrade::PreflightError::UnknownRelease {
+            project: project.clone(),
+            tags: observed.stack.unknown_tags.join(", "),
+        })
     })?;
     // A bad target is refused before anything is done.
     crate::plan::plan(&crate::plan::Start { release: release.clone(), drift: vec![] }, &ctx.catalog.catalog, &opts.to)
@@ -87,6 +110,7 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RehearseOptions) -
     };
     let name = opts.name.clone().unwrap_or_else(|| default_name(&project));
     let staged = super::up(ctx, &UpOptions { bundle: bundle.clone(), name: Some(name.clone()) }).await?;
+    let target = Target::Staging(Record::load(&staged.dir)?.project());
     let upgrade_opts = UpgradeOptions {
         to: opts.to.clone(),
         dry_run: false,
@@ -98,12 +122,12 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RehearseOptions) -
     // Staging asks nothing: its go-ahead was the rehearsal; manual steps are listed in the report.
     let yes = |_: &str| true;
     let staging_ctx = Ctx { confirm: &yes, ..*ctx };
-    let result = crate::upgrade::run(&staging_ctx, Some(&name), &upgrade_opts).await;
+    let result = crate::upgrade::run(&staging_ctx, &target, &upgrade_opts).await;
     let (hops, failure) = match result {
         Ok(o) => (o.hops, None),
         Err(e) => (vec![], Some(e.to_string())),
     };
-    let estimate_secs = (hops.iter().map(|h| h.total_secs).sum::<f64>() * 10.0).round() / 10.0;
+    let estimate_secs = round_tenth(hops.iter().map(|h| h.total_secs).sum::<f64>());
     let record = RehearsalRecord {
         at: now_rfc3339(),
         to: opts.to.clone(),
@@ -112,13 +136,12 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RehearseOptions) -
         hops: hops.iter().map(|h| (format!("{} → {}", h.from, h.to), h.total_secs)).collect(),
         failure: failure.clone(),
     };
-    mark(&bundle, &record)
-        .map_err(|e| RehearseError::Backup(format!("recording the rehearsal in {}: {e}", bundle.display())))?;
+    mark(&bundle, &record).map_err(|source| RehearseError::Record { bundle: bundle.display().to_string(), source })?;
     if !opts.keep {
         ctx.progress.step("staging", format!("removing staging {name}"));
         super::down(ctx.docker, ctx.state, &name).await?;
     }
-    let (report_md, report_json) = report_paths(ctx, &project)?;
+    let (report_md, report_json) = paths(ctx.state, &format!("rehearsal-{project}"))?;
     let r = Rehearsal {
         project,
         staging: name,
@@ -134,12 +157,8 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RehearseOptions) -
         report_md,
         report_json,
     };
-    std::fs::write(
-        &r.report_json,
-        serde_json::to_vec_pretty(&r).map_err(std::io::Error::other).map_err(UpgradeError::from)?,
-    )
-    .map_err(UpgradeError::from)?;
-    std::fs::write(&r.report_md, markdown(&r)).map_err(UpgradeError::from)?;
+    std::fs::write(&r.report_json, serde_json::to_vec_pretty(&r).map_err(std::io::Error::other)?)?;
+    std::fs::write(&r.report_md, markdown(&r))?;
     Ok(r)
 }
 
@@ -151,7 +170,7 @@ async fn bundle_for(
     max_age: Duration,
 ) -> Result<PathBuf, RehearseError> {
     let project = &observed.stack.project;
-    if let Some((path, _)) = crate::upgrade::fresh_bundle(ctx, project, release, max_age) {
+    if let Some((path, _)) = fresh_bundle(ctx.state, project, release, max_age) {
         ctx.progress.step("rehearse", format!("using the backup {}", path.display()));
         return Ok(path);
     }
@@ -164,29 +183,15 @@ async fn bundle_for(
     }
     let opts = BackupOptions { out: None, skip_space_check: false, artifacts: Choice::Auto, grace: ctx.grace };
     let observe = Options { project: Some(project), registry: ctx.registry, counts: false };
-    let outcome = backup::run(ctx.docker, &ctx.catalog.catalog, ctx.state, &observe, &opts, ctx.progress)
-        .await
-        .map_err(|e| RehearseError::Backup(e.to_string()))?;
+    let outcome = backup::run(ctx.docker, &ctx.catalog.catalog, ctx.state, &observe, &opts, ctx.progress).await?;
     Ok(outcome.bundle)
 }
 
 /// Adds the rehearsal to the bundle's manifest (its checksum file follows).
-fn mark(bundle: &std::path::Path, record: &RehearsalRecord) -> Result<(), String> {
-    let mut m = Manifest::load(bundle).map_err(|e| e.to_string())?;
+fn mark(bundle: &std::path::Path, record: &RehearsalRecord) -> Result<(), ManifestError> {
+    let mut m = Manifest::load(bundle)?;
     m.rehearsals.push(record.clone());
-    m.save(bundle).map_err(|e| e.to_string())
-}
-
-/// The newest successful rehearsal of `to` recorded in a bundle.
-pub fn proven(m: &Manifest, to: &Version) -> Option<RehearsalRecord> {
-    m.rehearsals.iter().rev().find(|r| r.ok && &r.to == to).cloned()
-}
-
-fn report_paths(ctx: &Ctx<'_>, project: &str) -> Result<(PathBuf, PathBuf), UpgradeError> {
-    let dir = ctx.state.root.join("reports");
-    crate::backup::bundle::private_dir(&dir)?;
-    let stem = format!("rehearsal-{project}-{}", crate::state::now_stamp());
-    Ok((dir.join(format!("{stem}.md")), dir.join(format!("{stem}.json"))))
+    m.save(bundle).map_err(|e| ManifestError::Read(bundle.display().to_string(), e))
 }
 
 fn markdown(r: &Rehearsal) -> String {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot::container::LABEL_CONFIG_HASH;
+use crate::labels::LABEL_CONFIG_HASH;
 use crate::snapshot::{ContainerInfo, SchemaStatus, Stack};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use super::gates::{self, parse_hashes};
 use super::rewrite::ProjectFile;
 use super::{Ctx, ProjectRecord};
 use crate::engine::sidecar::run_helper;
-use crate::helper::{MongoQuery, MongoReport, Request};
+use crate::engine::helper::{MongoQuery, MongoReport, Request};
 use crate::snapshot::observe::{Observed, Options, observe_full};
 
 pub async fn observe(ctx: &Ctx<'_>, project: &str) -> Result<Observed, String> {

@@ -1,19 +1,28 @@
 //! `upgrade`: hop by hop through compose, with offline migrations, health gates, a journal, and
 //! rollback that restores data when a migration ran.
 //!
-//! Every hop runs the same steps, each journaled (fsynced) before the next one starts, each safe
-//! to run again, so that `resume` continues a killed run and `rollback` undoes its hop:
+//! Every hop runs the same steps ([`Step`]), each journaled (fsynced) before the next one starts,
+//! each safe to run again, so that `resume` continues a killed run and `rollback` undoes its hop:
 //! stop (the gateway and writers) → dump (the rollback point) → rewrite (the compose files) →
 //! mongo (a new MongoDB major, with its featureCompatibilityVersion) → migrate (one-shot
 //! `migrate` per database, before any server starts) → up (`docker compose up -d`) → gates.
+//!
+//! The caller says what the upgrade runs on ([`Target`]) and gives the [`Runtime`] that reaches
+//! it; nothing here learns from labels what kind of project it has.
 
+mod error;
+mod files;
 pub mod gates;
 mod hop;
-pub mod io;
 mod preflight;
+pub mod recover;
 pub mod report;
 pub mod rewrite;
 mod rollback;
+pub mod runtime;
+mod step;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,33 +33,56 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::LoadedCatalog;
-use crate::engine::compose::{Compose, ComposeError, ProjectFiles};
+use crate::engine::compose::{ProjectFiles, project_files};
 use crate::plan::Plan;
-use crate::report::progress::Progress;
-use crate::snapshot::observe::ObserveError;
-use crate::state::{Journal, LockError, StateDir};
+use crate::progress::Progress;
+use crate::state::{Journal, Lock, StateDir};
 
-pub use hop::STEPS;
+pub use error::{HopFailed, PreflightError, StepError, UpgradeError};
 pub use preflight::fresh_bundle;
+pub use runtime::{Daemon, Runtime};
+pub use step::{Point, Step};
 
 /// Everything the steps need from the world.
 pub struct Ctx<'a> {
+    /// The daemon, for what happens before the first hop (image pulls, the pre-upgrade backup);
+    /// hops and rollbacks go through `runtime`.
     pub docker: &'a Docker,
+    /// How compose, the helper, dumps and restores reach the project.
+    pub runtime: &'a dyn Runtime,
+    /// The release catalog and its templates.
     pub catalog: &'a LoadedCatalog,
+    /// Locks, journals, bundles, reports.
     pub state: &'a StateDir,
-    pub compose: &'a Compose,
+    /// The registry prefix of the catalog's images.
     pub registry: Option<&'a str>,
+    /// Where steps are reported.
     pub progress: &'a Progress,
+    /// How long a hop's gates may take.
     pub hop_timeout: Duration,
+    /// Seconds a service gets to stop before it is killed.
     pub grace: i32,
     /// Answers the questions an upgrade asks (manual steps, the go-ahead).
     pub confirm: &'a (dyn Fn(&str) -> bool + Sync),
 }
 
+/// What an upgrade runs on; the caller knows, and picks the [`Runtime`] that goes with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A production project: the one named, or the only Mender project on the daemon.
+    Production(Option<String>),
+    /// A staging copy made by this tool (its record names the copied files).
+    Staging(ProjectRecord),
+}
+
+/// What `upgrade --to` was asked to do.
 #[derive(Debug, Clone)]
 pub struct UpgradeOptions {
+    /// The release to end on.
     pub to: Version,
+    /// Stop after the pre-flight checks.
     pub dry_run: bool,
+    /// A verified backup older than this is not trusted.
     pub max_backup_age: Duration,
     /// The bundle this upgrade starts from, instead of looking for a fresh one (a rehearsal
     /// upgrades a staging copy restored from it).
@@ -59,111 +91,123 @@ pub struct UpgradeOptions {
     pub require_rehearsal: bool,
 }
 
-/// The upgrade's part of the journal: where it is and what it needs to undo its hop.
+/// The upgrade's part of the journal: where it is and what it needs to undo its hop. Its shape is
+/// the journal's format (fields may be added with defaults, never renamed).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UpgradeState {
+    /// Where the pre-hop dumps, saved files and rewrites of this run are kept.
     pub run_dir: PathBuf,
+    /// The plan being carried out.
     pub plan: Plan,
     /// The hop in progress (equal to the number of hops once all are done).
     pub hop: usize,
     /// Steps of the current hop that completed.
-    pub done: Vec<String>,
+    pub done: Vec<Step>,
     /// Each database's migration_info before the current hop.
     pub before: BTreeMap<String, Option<String>>,
     /// The mongo image that took the current hop's dump (its tools restore it).
     pub dump_image: Option<String>,
+    /// How compose is invoked for the project.
     pub project: ProjectRecord,
-    pub timings: Vec<BTreeMap<String, f64>>,
+    /// Seconds per step, per hop.
+    pub timings: Vec<BTreeMap<Step, f64>>,
+    /// The registry prefix the upgrade started with (a resume uses the same).
     pub registry: Option<String>,
+    /// The bundle taken or proven before the first hop.
     pub bundle: Option<PathBuf>,
 }
 
-/// How compose is invoked for the project (from its containers' labels).
+/// The journal of an upgrade.
+pub type UpgradeJournal = Journal<UpgradeState>;
+
+/// How compose is invoked for the project (from its containers' labels, or a staging record).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ProjectRecord {
+    /// The compose project name.
     pub name: String,
+    /// The project directory.
     pub working_dir: PathBuf,
+    /// The compose files, in the order compose reads them.
     pub config_files: Vec<PathBuf>,
+    /// `--env-file` files.
     pub env_files: Vec<PathBuf>,
-    /// A staging project's directory: compose runs on the isolated rendering of the files.
+    /// A staging copy's directory: the journal says so, for `resume` and `rollback` to pick the
+    /// staging runtime.
     #[serde(default)]
     pub staging: Option<PathBuf>,
 }
 
 impl ProjectRecord {
+    /// The files compose is given.
     pub fn files(&self) -> ProjectFiles {
-        ProjectFiles {
-            name: self.name.clone(),
-            working_dir: self.working_dir.clone(),
-            config_files: self.config_files.clone(),
-            env_files: self.env_files.clone(),
-            staging: self.staging.as_deref().map(crate::staging::compose_staging),
-        }
+        project_files(&self.name, &self.working_dir, self.config_files.clone(), self.env_files.clone())
     }
 }
 
-/// Which hop failed, where and why (boxed in the errors: it is large).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("hop {from} → {to} failed at step {step}: {reason}")]
-pub struct HopFailed {
-    pub from: Version,
-    pub to: Version,
-    pub step: String,
-    pub reason: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum UpgradeError {
-    #[error(transparent)]
-    Observe(#[from] ObserveError),
-    #[error(transparent)]
-    Lock(#[from] LockError),
-    #[error(transparent)]
-    Plan(#[from] crate::plan::PlanError),
-    #[error(transparent)]
-    Compose(#[from] ComposeError),
-    /// A pre-flight check failed: nothing was changed.
-    #[error("{0}")]
-    Preflight(String),
-    #[error("the upgrade needs your go-ahead: {0}")]
-    NotConfirmed(String),
-    #[error("no interrupted upgrade of project {0} to continue")]
-    NothingToResume(String),
-    /// A hop failed and was rolled back; the stack is healthy at `at`.
-    #[error("{hop}; rolled back to {at} ({how})")]
-    RolledBack { hop: Box<HopFailed>, at: Version, how: String },
-    /// A hop failed and the rollback did not bring the stack back to health.
-    #[error("{hop}; the rollback did not finish: {rollback}")]
-    RollbackFailed { hop: Box<HopFailed>, rollback: String, commands: Vec<String> },
-    #[error("the state directory: {0}")]
-    Io(#[from] std::io::Error),
-}
-
+/// The result of `upgrade`, `resume` or a dry run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
+    /// The project upgraded.
     pub project: String,
+    /// The release before the first hop.
     pub from: Version,
+    /// The release after the last hop.
     pub to: Version,
+    /// Per hop: timings and rollback class.
     pub hops: Vec<report::HopReport>,
+    /// The Markdown report in the state directory.
     pub report_md: Option<PathBuf>,
+    /// The JSON report in the state directory.
     pub report_json: Option<PathBuf>,
+    /// Only the pre-flight checks ran.
     pub dry_run: bool,
+    /// What the operator should do now, one line each.
     pub advice: Vec<String>,
 }
 
-/// Persists the journal, then lets a test kill the process at exactly this point
-/// (`MENDER_COMPOSE_UPGRADE_FAULT=after:<step>`; documented in the README as test-only).
-pub fn checkpoint(state: &StateDir, project: &str, journal: &Journal, step: &str) -> Result<(), UpgradeError> {
-    state.write_journal(project, journal)?;
-    if std::env::var("MENDER_COMPOSE_UPGRADE_FAULT").is_ok_and(|f| f == format!("after:{step}")) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+/// An upgrade in progress: its lock and its journal, whose payload is always set.
+struct Run {
+    journal: UpgradeJournal,
+}
+
+impl Run {
+    /// Errors with `NothingToResume` when the journal holds no upgrade.
+    fn new(journal: UpgradeJournal, project: &str) -> Result<Run, UpgradeError> {
+        if journal.payload.is_none() {
+            return Err(UpgradeError::NothingToResume(project.into()));
+        }
+        Ok(Run { journal })
     }
-    Ok(())
+
+    fn st(&self) -> &UpgradeState {
+        // Invariant: `Run::new` refuses a journal without a payload, and nothing takes it out.
+        self.journal.payload.as_ref().expect("an upgrade journal has its state")
+    }
+
+    fn st_mut(&mut self) -> &mut UpgradeState {
+        // Invariant as in `st`.
+        self.journal.payload.as_mut().expect("an upgrade journal has its state")
+    }
+
+    /// Persists the journal, then lets a test kill the process at exactly this point
+    /// (`MENDER_COMPOSE_UPGRADE_FAULT=after:<point>`; documented in the README as test-only).
+    fn checkpoint(&self, state: &StateDir, point: Point) -> Result<(), std::io::Error> {
+        state.write_journal(&self.st().project.name, &self.journal)?;
+        tracing::debug!("journal written after {point}");
+        if std::env::var("MENDER_COMPOSE_UPGRADE_FAULT").is_ok_and(|f| f == format!("after:{point}")) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+        }
+        Ok(())
+    }
 }
 
 /// `upgrade --to V`: pre-flight, confirmation, then every hop.
-pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &UpgradeOptions) -> Result<Outcome, UpgradeError> {
-    let ready = preflight::check(ctx, project, opts).await?;
+///
+/// # Errors
+/// Pre-flight refusals change nothing; a failed hop is rolled back ([`UpgradeError::RolledBack`])
+/// or says what is left to do by hand ([`UpgradeError::RollbackFailed`]).
+pub async fn run(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Result<Outcome, UpgradeError> {
+    let ready = preflight::check(ctx, target, opts).await?;
     if opts.dry_run {
         return Ok(Outcome {
             project: ready.project.name.clone(),
@@ -181,8 +225,8 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &UpgradeOptions) ->
         return Err(UpgradeError::NotConfirmed("the plan was not confirmed; nothing was changed".into()));
     }
     let bundle = preflight::ensure_backup(ctx, &ready).await?;
-    let run_dir = ctx.state.root.join("upgrades").join(format!("{}-{}", ready.project.name, crate::state::now_stamp()));
-    crate::backup::bundle::private_dir(&run_dir)?;
+    let run_dir = ctx.state.root.join("upgrades").join(format!("{}-{}", ready.project.name, crate::util::now_stamp()));
+    crate::util::private_dir(&run_dir)?;
     let st = UpgradeState {
         run_dir,
         plan: ready.plan.clone(),
@@ -196,56 +240,61 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &UpgradeOptions) ->
         bundle: Some(bundle),
     };
     let mut journal = Journal::new("upgrade", &ready.lock.owner);
-    journal.upgrade = Some(st);
+    journal.payload = Some(st);
     ctx.state.write_journal(&ready.project.name, &journal)?;
-    let outcome = continue_hops(ctx, &mut journal).await;
+    let mut run = Run { journal };
+    let outcome = continue_hops(ctx, &mut run).await;
     drop(ready.lock);
     outcome
 }
 
 /// Runs the remaining hops of the journal's upgrade, rolling back a hop that fails.
-async fn continue_hops(ctx: &Ctx<'_>, journal: &mut Journal) -> Result<Outcome, UpgradeError> {
-    loop {
-        let st =
-            journal.upgrade.clone().ok_or_else(|| UpgradeError::Preflight("the journal holds no upgrade".into()))?;
-        if st.hop >= st.plan.hops.len() {
-            break;
-        }
-        if let Err(failure) = hop::run(ctx, journal).await {
-            return Err(rollback::after_failure(ctx, journal, failure).await);
+async fn continue_hops(ctx: &Ctx<'_>, run: &mut Run) -> Result<Outcome, UpgradeError> {
+    while run.st().hop < run.st().plan.hops.len() {
+        if let Err(failure) = hop::run(ctx, run).await {
+            return Err(rollback::after_failure(ctx, run, failure).await);
         }
     }
-    let st = journal.upgrade.clone().ok_or_else(|| UpgradeError::Preflight("the journal holds no upgrade".into()))?;
-    let outcome = report::write(ctx, &st)?;
-    ctx.state.clear_journal(&st.project.name)?;
+    let outcome = report::write(ctx, run.st())?;
+    ctx.state.clear_journal(&run.st().project.name)?;
     Ok(outcome)
 }
 
 /// The lock for `command`, and the interrupted upgrade's journal, now owned by this run.
-fn take_over(ctx: &Ctx<'_>, project: &str, command: &str) -> Result<(crate::state::Lock, Journal), UpgradeError> {
+fn take_over(ctx: &Ctx<'_>, project: &str, command: &str) -> Result<(Lock, Run), UpgradeError> {
     let lock = ctx.state.lock(project, command)?;
-    let mut journal = ctx
-        .state
-        .journal(project)
-        .filter(|j| j.upgrade.is_some())
-        .ok_or_else(|| UpgradeError::NothingToResume(project.into()))?;
+    let mut journal: UpgradeJournal =
+        ctx.state.journal(project).ok_or_else(|| UpgradeError::NothingToResume(project.into()))?;
     journal.owner = lock.owner.clone();
-    Ok((lock, journal))
+    Ok((lock, Run::new(journal, project)?))
+}
+
+/// The interrupted upgrade of `project`, if its journal holds one (for the caller to pick the
+/// runtime that goes with its target).
+pub fn interrupted(state: &StateDir, project: &str) -> Option<UpgradeState> {
+    state.journal::<UpgradeState>(project).and_then(|j| j.payload)
 }
 
 /// `resume`: continues an interrupted upgrade from its journal.
+///
+/// # Errors
+/// As [`run`]; `NothingToResume` when there is no interrupted upgrade.
 pub async fn resume(ctx: &Ctx<'_>, project: &str) -> Result<Outcome, UpgradeError> {
-    let (lock, mut journal) = take_over(ctx, project, "resume")?;
+    let (lock, mut run) = take_over(ctx, project, "resume")?;
     ctx.progress.step("resume", format!("continuing the upgrade of {project} from its journal"));
-    let outcome = continue_hops(ctx, &mut journal).await;
+    let outcome = continue_hops(ctx, &mut run).await;
     drop(lock);
     outcome
 }
 
 /// `rollback`: undoes the hop in progress, or the last completed one.
+///
+/// # Errors
+/// `NothingToResume` when there is no interrupted upgrade; `RollbackFailed` with the commands
+/// that finish the recovery by hand.
 pub async fn rollback(ctx: &Ctx<'_>, project: &str) -> Result<Version, UpgradeError> {
-    let (lock, mut journal) = take_over(ctx, project, "rollback")?;
-    let at = rollback::on_request(ctx, &mut journal).await?;
+    let (lock, mut run) = take_over(ctx, project, "rollback")?;
+    let at = rollback::on_request(ctx, &mut run).await?;
     ctx.state.clear_journal(project)?;
     drop(lock);
     Ok(at)

@@ -4,21 +4,26 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use super::error::{PreflightError, UpgradeError};
 use super::gates::{self, parse_hashes};
-use super::{Ctx, ProjectRecord, UpgradeError, UpgradeOptions, UpgradeState, hop};
-use crate::backup::manifest::Manifest;
+use super::{Ctx, ProjectRecord, Target, UpgradeOptions, UpgradeState, hop};
+use crate::backup::manifest::{Manifest, RehearsalRecord};
 use crate::backup::{self, BackupOptions, artifacts::Choice};
 use crate::catalog::{ImageRef, When};
 use crate::engine::compose::label_paths;
 use crate::engine::{docker, host};
+use crate::labels::{LABEL_CONFIG_FILES, LABEL_ENV_FILE, LABEL_WORKING_DIR, STAGING_LABEL};
 use crate::plan::{self, Plan, Rollback, Start};
-use crate::snapshot::container::{LABEL_CONFIG_FILES, LABEL_ENV_FILE, LABEL_WORKING_DIR};
 use crate::snapshot::observe::{Observed, Options, observe_full};
-use crate::state::Lock;
+use crate::state::{Lock, StateDir};
 
+/// What the checks established: the lock is held from here to the end of the upgrade.
 pub struct Ready {
+    /// The project's lock.
     pub lock: Lock,
+    /// The plan to carry out.
     pub plan: Plan,
+    /// How compose runs the project.
     pub project: ProjectRecord,
     /// A fresh verified bundle, or `None` when one must be taken before the first hop.
     pub bundle: Option<PathBuf>,
@@ -26,81 +31,78 @@ pub struct Ready {
     pub notes: Vec<String>,
     observed: Observed,
     release: semver::Version,
-    rehearsal: Option<crate::staging::rehearse::RehearsalRecord>,
+    rehearsal: Option<RehearsalRecord>,
 }
 
-fn fail(msg: impl Into<String>) -> UpgradeError {
-    UpgradeError::Preflight(msg.into())
-}
-
-pub fn project_record(o: &Observed) -> Result<ProjectRecord, UpgradeError> {
-    let c = o.containers.first().ok_or_else(|| fail("the project has no containers"))?;
-    // A staging project's labels name its rendering; its record names the files a hop rewrites.
-    if c.label(crate::staging::isolate::STAGING_LABEL).is_some() {
-        return crate::staging::Record::for_containers(&o.containers).map(|r| r.project()).map_err(fail);
+/// How compose was run for a production project, from its containers' labels.
+fn project_record(o: &Observed) -> Result<ProjectRecord, PreflightError> {
+    let project = &o.stack.project;
+    let c = o.containers.first().ok_or_else(|| PreflightError::NoProjectLabels(project.clone()))?;
+    if c.label(STAGING_LABEL).is_some() {
+        return Err(PreflightError::StagingProject(project.clone()));
     }
-    let wd = PathBuf::from(
-        c.label(LABEL_WORKING_DIR)
-            .cloned()
-            .ok_or_else(|| fail("the containers carry no compose working directory label"))?,
-    );
+    let wd = c.label(LABEL_WORKING_DIR).ok_or_else(|| PreflightError::NoProjectLabels(project.clone()))?;
     Ok(ProjectRecord {
-        name: o.stack.project.clone(),
-        working_dir: wd,
+        name: project.clone(),
+        working_dir: PathBuf::from(wd),
         config_files: label_paths(c.label(LABEL_CONFIG_FILES)),
         env_files: label_paths(c.label(LABEL_ENV_FILE)),
         staging: None,
     })
 }
 
-pub async fn check(ctx: &Ctx<'_>, project: Option<&str>, opts: &UpgradeOptions) -> Result<Ready, UpgradeError> {
-    let observed =
-        observe_full(ctx.docker, &ctx.catalog.catalog, &Options { project, registry: ctx.registry, counts: false })
-            .await?;
+/// Runs every check, in the order that changes nothing: the journal, the plan, health, what the
+/// hops need (images, space), and the backup the upgrade starts from.
+pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Result<Ready, UpgradeError> {
+    let name = match target {
+        Target::Production(p) => p.as_deref(),
+        Target::Staging(record) => Some(record.name.as_str()),
+    };
+    let observed = observe_full(
+        ctx.docker,
+        &ctx.catalog.catalog,
+        &Options { project: name, registry: ctx.registry, counts: false },
+    )
+    .await?;
     let stack = &observed.stack;
     // An interrupted run comes first: its journal says what the stack is in the middle of.
     let lock = ctx.state.lock(&stack.project, "upgrade")?;
-    if let Some(j) = ctx.state.journal(&stack.project) {
-        return Err(fail(format!(
-            "an interrupted {} (pid {}, started {}) left a journal; run `resume` or `rollback` (upgrade) or `recover` first",
-            j.operation, j.owner.pid, j.owner.started
-        )));
+    if let Some(j) = ctx.state.journal::<serde_json::Value>(&stack.project) {
+        return Err(
+            PreflightError::Interrupted { operation: j.operation, pid: j.owner.pid, started: j.owner.started }.into()
+        );
     }
-    let release = stack.release.clone().ok_or_else(|| {
-        fail(format!("the release of project {} is unknown: {}", stack.project, stack.unknown_tags.join(", ")))
+    let release = stack.release.clone().ok_or_else(|| PreflightError::UnknownRelease {
+        project: stack.project.clone(),
+        tags: stack.unknown_tags.join(", "),
     })?;
     let drift = stack.services.iter().filter(|s| s.drift.is_some()).map(|s| s.name.clone()).collect();
     let plan = plan::plan(&Start { release: release.clone(), drift }, &ctx.catalog.catalog, &opts.to)?;
-    let record = project_record(&observed)?;
+    let record = match target {
+        Target::Production(_) => project_record(&observed)?,
+        Target::Staging(record) => record.clone(),
+    };
     ctx.progress.step("preflight", format!("checking {} ({release}) before the upgrade to {}", stack.project, opts.to));
-    let hashes = ctx.compose.run(&record.files(), &["config", "--hash", "*"]).await?;
+    let hashes = ctx.runtime.compose(&record, &["config", "--hash", "*"]).await?;
     let health = gates::evaluate(stack, &release, &observed.containers, &parse_hashes(&hashes));
     if !health.passed {
-        return Err(fail(format!(
-            "the stack is not healthy, and an upgrade starts only from a healthy stack:\n    {}",
-            health.failures.join("\n    ")
-        )));
+        return Err(PreflightError::Unhealthy(health.failures).into());
     }
     executable(&plan)?;
     images(ctx, &plan).await?;
-    space(ctx, stack, &plan)?;
+    space(ctx.state, stack, &plan)?;
     let mut notes = Vec::new();
     let found = match &opts.use_bundle {
         Some(b) => Manifest::load(b).ok().map(|m| (b.clone(), m)),
-        None => fresh_bundle(ctx, &observed.stack.project, &release, opts.max_backup_age),
+        None => fresh_bundle(ctx.state, &observed.stack.project, &release, opts.max_backup_age),
     };
-    let rehearsal = found.as_ref().and_then(|(_, m)| crate::staging::rehearse::proven(m, &opts.to));
+    let rehearsal = found.as_ref().and_then(|(_, m)| m.proven_rehearsal(&opts.to));
     match &rehearsal {
         Some(r) => notes.push(format!(
             "rehearsal: {} → {} on staging at {}: {:.0} s of downtime measured",
             release, opts.to, r.at, r.estimate_secs
         )),
-        None if opts.require_rehearsal => {
-            return Err(fail(format!(
-                "no rehearsal of {} proved the backup this upgrade starts from (--require-rehearsal); run `rehearse --to {}` first",
-                opts.to, opts.to
-            )));
-        }
+        None if opts.require_rehearsal => return Err(PreflightError::NoRehearsal(opts.to.clone()).into()),
         None => notes.push(format!(
             "warning: no rehearsal proved this backup; `rehearse --to {}` upgrades a staging copy first, without downtime",
             opts.to
@@ -132,7 +134,8 @@ pub async fn check(ctx: &Ctx<'_>, project: Option<&str>, opts: &UpgradeOptions) 
         bundle: bundle.clone(),
     };
     if let Some(first) = plan.hops.first() {
-        let rw = hop::preview(ctx, &st, first).map_err(fail)?;
+        let rw = hop::preview(ctx, &st, first)
+            .map_err(|e| PreflightError::Rewrite(format!("{} → {}", first.from, first.to), e))?;
         notes.extend(rw.warnings.iter().map(|w| format!("hop 1 changes your files: {w}")));
         for e in rw.edits.iter().filter(|e| e.why != super::rewrite::Why::BaseFile) {
             notes.push(super::rewrite::diff(e));
@@ -143,25 +146,20 @@ pub async fn check(ctx: &Ctx<'_>, project: Option<&str>, opts: &UpgradeOptions) 
 }
 
 /// Hops this version can carry out on compose.
-fn executable(plan: &Plan) -> Result<(), UpgradeError> {
+fn executable(plan: &Plan) -> Result<(), PreflightError> {
     for h in &plan.hops {
+        let refuse = |why: String| PreflightError::NotExecutable { from: h.from.clone(), to: h.to.clone(), why };
         if h.replaces_base_files && !h.templates_available {
-            return Err(fail(format!(
-                "hop {} → {} changes the compose layout and the catalog has no base compose files for {}: this version cannot carry it out",
-                h.from, h.to, h.to
+            return Err(refuse(format!(
+                "it changes the compose layout and the catalog has no base compose files for {}",
+                h.to
             )));
         }
         if !h.renamed_services.is_empty() {
-            return Err(fail(format!(
-                "hop {} → {} renames services; no compose production path exists upstream for it",
-                h.from, h.to
-            )));
+            return Err(refuse("it renames services; no compose production path exists upstream for it".into()));
         }
         if h.mongo.as_ref().is_some_and(|m| m.steps.len() > 1) {
-            return Err(fail(format!(
-                "hop {} → {} needs intermediate MongoDB majors, which this version does not run",
-                h.from, h.to
-            )));
+            return Err(refuse("it needs intermediate MongoDB majors, which this version does not run".into()));
         }
     }
     Ok(())
@@ -172,7 +170,11 @@ async fn images(ctx: &Ctx<'_>, plan: &Plan) -> Result<(), UpgradeError> {
     let mut missing = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for h in &plan.hops {
-        let to = ctx.catalog.catalog.release(&h.to).ok_or_else(|| fail(format!("no release {}", h.to)))?;
+        let to = ctx.catalog.catalog.release(&h.to).ok_or_else(|| PreflightError::NotExecutable {
+            from: h.from.clone(),
+            to: h.to.clone(),
+            why: "the catalog has no such release".into(),
+        })?;
         for f in to.services.values() {
             let reference = ImageRef::parse(&f.image, None).qualified(ctx.registry);
             if !seen.insert(reference.clone()) {
@@ -185,38 +187,33 @@ async fn images(ctx: &Ctx<'_>, plan: &Plan) -> Result<(), UpgradeError> {
             }
         }
     }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(fail(format!("images of the plan are missing and could not be pulled:\n    {}", missing.join("\n    "))))
-    }
+    if missing.is_empty() { Ok(()) } else { Err(PreflightError::ImagesMissing(missing).into()) }
 }
 
 /// Room for one dump per hop in the state directory.
-fn space(ctx: &Ctx<'_>, stack: &crate::snapshot::Stack, plan: &Plan) -> Result<(), UpgradeError> {
+fn space(state: &StateDir, stack: &crate::snapshot::Stack, plan: &Plan) -> Result<(), PreflightError> {
     let db: u64 = stack.databases.iter().filter_map(|d| d.size_bytes).sum();
     let need = (db + db / 10) * plan.hops.len() as u64 + (64 << 20);
-    let free = host::free_bytes(&ctx.state.root)?;
+    let free = host::free_bytes(&state.root)?;
     if free < need {
-        return Err(fail(format!(
-            "not enough free space in {} for the pre-hop dumps: about {} MiB needed, {} MiB free",
-            ctx.state.root.display(),
-            need >> 20,
-            free >> 20
-        )));
+        return Err(PreflightError::Space {
+            dir: state.root.display().to_string(),
+            need_mib: need >> 20,
+            free_mib: free >> 20,
+        });
     }
     Ok(())
 }
 
-/// The newest bundle of this project and release, proven by a restore test, younger than `max_age`.
+/// The newest bundle of this project and release, proven by a restore test, younger than
+/// `max_age`.
 pub fn fresh_bundle(
-    ctx: &Ctx<'_>,
+    state: &StateDir,
     project: &str,
     release: &semver::Version,
     max_age: Duration,
 ) -> Option<(PathBuf, Manifest)> {
-    let dir = ctx.state.backups();
-    let mut found: Vec<(PathBuf, Manifest)> = std::fs::read_dir(&dir)
+    let mut found: Vec<(PathBuf, Manifest)> = std::fs::read_dir(state.backups())
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| !p.to_string_lossy().ends_with(backup::bundle::PARTIAL_SUFFIX))
@@ -228,14 +225,14 @@ pub fn fresh_bundle(
                 .and_then(|t| SystemTime::now().duration_since(t).ok())
                 .is_some_and(|age| age <= max_age)
         })
-        .filter(|(_, m)| m.verifications.iter().any(|v| v.ok && v.checks.iter().any(|c| c == "restore-test")))
+        .filter(|(_, m)| m.restore_tested())
         .collect();
     found.sort_by(|a, b| a.1.created.cmp(&b.1.created));
     found.pop()
 }
 
 /// The bundle the upgrade starts from: the fresh one found, or one taken and verified now.
-pub async fn ensure_backup(ctx: &Ctx<'_>, r: &Ready) -> Result<PathBuf, UpgradeError> {
+pub async fn ensure_backup(ctx: &Ctx<'_>, r: &Ready) -> Result<PathBuf, PreflightError> {
     if let Some(b) = &r.bundle {
         return Ok(b.clone());
     }
@@ -255,16 +252,13 @@ pub async fn ensure_backup(ctx: &Ctx<'_>, r: &Ready) -> Result<PathBuf, UpgradeE
         o.containers.clone(),
     )
     .await
-    .map_err(|e| fail(format!("the backup before the upgrade failed: {e}")))?;
-    let report = backup::verify::verify(&outcome.bundle, Some(ctx.docker), ctx.progress)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
+    .map_err(|e| PreflightError::Backup(Box::new(e)))?;
+    let report = backup::verify::verify(&outcome.bundle, Some(ctx.docker), ctx.progress).await?;
     if !report.ok {
-        return Err(fail(format!(
-            "the backup {} failed its restore test: {}",
-            outcome.bundle.display(),
-            report.problems.join("; ")
-        )));
+        return Err(PreflightError::BackupUnproven {
+            bundle: outcome.bundle.display().to_string(),
+            problems: report.problems.join("; "),
+        });
     }
     Ok(outcome.bundle)
 }

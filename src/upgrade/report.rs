@@ -8,21 +8,29 @@ use std::path::PathBuf;
 use semver::Version;
 use serde::Serialize;
 
-use super::hop::Failure;
+use super::error::HopFailed;
+use super::step::Step;
 use super::{Ctx, Outcome, UpgradeError, UpgradeState};
 use crate::catalog::When;
 use crate::plan::Rollback;
+use crate::util::{now_rfc3339, now_stamp, private_dir, round_tenth};
 
+/// One hop as reports show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct HopReport {
+    /// The release before.
     pub from: Version,
+    /// The release after.
     pub to: Version,
-    /// Seconds per step.
-    pub timings: BTreeMap<String, f64>,
+    /// Seconds per step, in the order the steps ran.
+    pub timings: BTreeMap<Step, f64>,
+    /// Their sum.
     pub total_secs: f64,
+    /// `image-swap` or `data-restore`.
     pub rollback_class: String,
 }
 
+/// What every finished upgrade tells the operator.
 pub const ADVICE: &str =
     "Refresh the Mender UI in the browser without its cache (Ctrl+Shift+R), so that it loads the new release's code.";
 
@@ -36,7 +44,7 @@ fn hops(st: &UpgradeState) -> Vec<HopReport> {
             from: h.from.clone(),
             to: h.to.clone(),
             timings: st.timings[i].clone(),
-            total_secs: (st.timings[i].values().sum::<f64>() * 10.0).round() / 10.0,
+            total_secs: round_tenth(st.timings[i].values().sum::<f64>()),
             rollback_class: match h.rollback {
                 Rollback::ImageSwap => "image-swap".into(),
                 Rollback::DataRestore { .. } => "data-restore".into(),
@@ -45,10 +53,15 @@ fn hops(st: &UpgradeState) -> Vec<HopReport> {
         .collect()
 }
 
-fn paths(ctx: &Ctx<'_>, st: &UpgradeState) -> Result<(PathBuf, PathBuf), UpgradeError> {
-    let dir = ctx.state.root.join("reports");
-    crate::backup::bundle::private_dir(&dir)?;
-    let stem = format!("{}-{}", st.project.name, crate::state::now_stamp());
+/// A new report's Markdown and JSON paths in the state directory's `reports/`, named
+/// `<stem>-<UTC stamp>`.
+///
+/// # Errors
+/// The directory cannot be created.
+pub fn paths(state: &crate::state::StateDir, stem: &str) -> std::io::Result<(PathBuf, PathBuf)> {
+    let dir = state.root.join("reports");
+    private_dir(&dir)?;
+    let stem = format!("{stem}-{}", now_stamp());
     Ok((dir.join(format!("{stem}.md")), dir.join(format!("{stem}.json"))))
 }
 
@@ -63,7 +76,7 @@ pub fn write(ctx: &Ctx<'_>, st: &UpgradeState) -> Result<Outcome, UpgradeError> 
                 .map(|m| format!("after {}: {}", h.to, m.text.trim())),
         );
     }
-    let (md, json) = paths(ctx, st)?;
+    let (md, json) = paths(ctx.state, &st.project.name)?;
     let mut outcome = Outcome {
         project: st.project.name.clone(),
         from: st.plan.from.clone(),
@@ -85,12 +98,12 @@ pub fn write(ctx: &Ctx<'_>, st: &UpgradeState) -> Result<Outcome, UpgradeError> 
 pub fn hop_table(hops: &[HopReport]) -> String {
     let mut s = format!(
         "| hop | rollback class | {} | total (s) |\n|---|---|{}---|\n",
-        super::STEPS.join(" | "),
-        "---|".repeat(super::STEPS.len())
+        Step::ALL.map(Step::name).join(" | "),
+        "---|".repeat(Step::ALL.len())
     );
     for h in hops {
         let steps: Vec<String> =
-            super::STEPS.iter().map(|k| h.timings.get(*k).map_or("-".into(), |v| format!("{v:.1}"))).collect();
+            Step::ALL.iter().map(|k| h.timings.get(k).map_or("-".into(), |v| format!("{v:.1}"))).collect();
         let _ = writeln!(
             s,
             "| {} → {} | {} | {} | {:.1} |",
@@ -109,7 +122,7 @@ fn markdown(o: &Outcome, st: &UpgradeState) -> String {
     let _ = writeln!(
         s,
         "Finished {}. Backup taken before: {}\n",
-        crate::state::now_rfc3339(),
+        now_rfc3339(),
         st.bundle.as_ref().map_or("none".into(), |b| b.display().to_string())
     );
     s.push_str(&hop_table(&o.hops));
@@ -121,18 +134,18 @@ fn markdown(o: &Outcome, st: &UpgradeState) -> String {
 }
 
 /// After a hop failed (rolled back or not).
-pub fn write_failure(ctx: &Ctx<'_>, st: &UpgradeState, failure: &Failure, result: &str) -> Result<(), UpgradeError> {
-    let (md, json) = paths(ctx, st)?;
-    let hop = &st.plan.hops[st.hop];
+pub fn write_failure(ctx: &Ctx<'_>, st: &UpgradeState, failure: &HopFailed, result: &str) -> Result<(), UpgradeError> {
+    let (md, json) = paths(ctx.state, &st.project.name)?;
+    let (step, reason) = (failure.point.to_string(), failure.error.to_string());
     let doc = serde_json::json!({
         "project": st.project.name, "from": st.plan.from, "to": st.plan.to,
-        "failed_hop": {"from": hop.from, "to": hop.to, "step": failure.step, "reason": failure.reason},
+        "failed_hop": {"from": failure.from, "to": failure.to, "step": step, "reason": reason},
         "result": result, "completed_hops": hops(st),
     });
     std::fs::write(&json, serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?)?;
     let text = format!(
-        "# Upgrade of {} to {} failed\n\nHop {} → {} failed at step `{}`: {}\n\nResult: {result}\n",
-        st.project.name, st.plan.to, hop.from, hop.to, failure.step, failure.reason
+        "# Upgrade of {} to {} failed\n\nHop {} → {} failed at step `{step}`: {reason}\n\nResult: {result}\n",
+        st.project.name, st.plan.to, failure.from, failure.to
     );
     std::fs::write(&md, text)?;
     Ok(())

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{ImageRef, Release, TemplateFile};
-use crate::compose_file::{ComposeFileError, image_sites, remove_service, replace_images, services};
+use compose_file::{ComposeFileError, image_sites, remove_service, replace_images, services};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FileEdit {

@@ -9,73 +9,89 @@ use std::time::Duration;
 
 use semver::Version;
 
-use super::hop::{self, Failure, hop_dir};
-use super::{Ctx, HopFailed, UpgradeError, UpgradeState, io};
-use crate::backup::{quiesce, restore};
-use crate::state::Journal;
+use super::error::{HopFailed, StepError, UpgradeError};
+use super::runtime::{migrations, wait_gates, wait_mongo};
+use super::step::{Point, Step};
+use super::{Ctx, Run, files, report};
+use crate::backup::quiesce;
+use crate::backup::restore::MongoTarget;
 
+/// What undoes a hop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     /// Nothing was changed yet (the hop failed before its dump).
     Nothing,
+    /// The previous files and images are enough.
     ImageSwap,
+    /// The pre-hop dump must be restored first.
     DataRestore,
+}
+
+impl Class {
+    fn describe(self) -> &'static str {
+        match self {
+            Class::Nothing => "nothing had changed",
+            Class::ImageSwap => "image swap: no database had moved",
+            Class::DataRestore => "data restore from the pre-hop dump",
+        }
+    }
 }
 
 /// Pure: what undoes a hop, given how far it got and the databases before and now.
 pub fn classify(
-    done: &[String],
+    done: &[Step],
     mongo_changed: bool,
     before: &BTreeMap<String, Option<String>>,
     now: &BTreeMap<String, Option<String>>,
 ) -> Class {
-    let did = |s: &str| done.iter().any(|d| d == s);
-    if !did("dump") {
+    if !done.contains(&Step::Dump) {
         return Class::Nothing;
     }
     let advanced = now.iter().any(|(db, v)| before.get(db).map_or(v.is_some(), |b| b != v));
-    if advanced || (did("mongo") && mongo_changed) { Class::DataRestore } else { Class::ImageSwap }
+    if advanced || (done.contains(&Step::Mongo) && mongo_changed) { Class::DataRestore } else { Class::ImageSwap }
 }
 
 /// After a failed step: undo the hop and say where the stack is.
-pub async fn after_failure(ctx: &Ctx<'_>, journal: &mut Journal, failure: Failure) -> UpgradeError {
-    let Some(st) = journal.upgrade.clone() else {
-        return UpgradeError::Preflight("the journal holds no upgrade".into());
-    };
-    let hop = st.plan.hops[st.hop].clone();
-    ctx.progress
-        .step("rollback", format!("hop {} → {} failed at {}: {}", hop.from, hop.to, failure.step, failure.reason));
-    match undo(ctx, journal).await {
+pub async fn after_failure(ctx: &Ctx<'_>, run: &mut Run, failure: Box<HopFailed>) -> UpgradeError {
+    let st = run.st().clone();
+    ctx.progress.step("rollback", failure.to_string());
+    match undo(ctx, run).await {
         Ok((at, how)) => {
             let _ = ctx.state.clear_journal(&st.project.name);
-            let _ = super::report::write_failure(ctx, &st, &failure, &format!("rolled back to {at} ({how})"));
-            let hop = HopFailed { from: hop.from, to: hop.to, step: failure.step, reason: failure.reason };
-            UpgradeError::RolledBack { hop: Box::new(hop), at, how }
+            let how = how.describe();
+            let _ = report::write_failure(ctx, &st, &failure, &format!("rolled back to {at} ({how})"));
+            UpgradeError::RolledBack { hop: failure, at, how: how.to_string() }
         }
-        Err((why, commands)) => {
-            let _ = super::report::write_failure(ctx, &st, &failure, &format!("rollback incomplete: {why}"));
-            let hop = HopFailed { from: hop.from, to: hop.to, step: failure.step, reason: failure.reason };
-            UpgradeError::RollbackFailed { hop: Box::new(hop), rollback: why, commands }
+        Err(e) => {
+            let _ = report::write_failure(ctx, &st, &failure, &format!("rollback incomplete: {e}"));
+            let commands = files::recovery_commands(&st.project, &files::hop_dir(&st, st.hop));
+            UpgradeError::RollbackFailed { hop: failure, rollback: Box::new(e), commands }
         }
     }
 }
 
 /// `rollback` on request: the hop in progress, or else the last one that completed.
-pub async fn on_request(ctx: &Ctx<'_>, journal: &mut Journal) -> Result<Version, UpgradeError> {
-    let st = journal.upgrade.as_mut().ok_or_else(|| UpgradeError::Preflight("the journal holds no upgrade".into()))?;
+pub async fn on_request(ctx: &Ctx<'_>, run: &mut Run) -> Result<Version, UpgradeError> {
+    let st = run.st_mut();
     if st.done.is_empty() {
         if st.hop == 0 {
-            return Err(UpgradeError::Preflight("the upgrade had not started a hop: nothing to roll back".into()));
+            return Err(UpgradeError::NothingToRollBack(st.project.name.clone()));
         }
         st.hop -= 1;
-        st.done = hop::STEPS.iter().map(|s| s.to_string()).collect();
+        st.done = Step::ALL.to_vec();
     }
     let (from, to) = (st.plan.hops[st.hop].from.clone(), st.plan.hops[st.hop].to.clone());
-    match undo(ctx, journal).await {
+    let project = st.project.clone();
+    let dir = files::hop_dir(st, st.hop);
+    match undo(ctx, run).await {
         Ok((at, _)) => Ok(at),
-        Err((why, commands)) => {
-            let hop = HopFailed { from, to, step: "rollback".into(), reason: "requested".into() };
-            Err(UpgradeError::RollbackFailed { hop: Box::new(hop), rollback: why, commands })
+        Err(e) => {
+            let hop = HopFailed { from, to, point: Point::Rollback, error: StepError::Requested };
+            Err(UpgradeError::RollbackFailed {
+                hop: Box::new(hop),
+                rollback: Box::new(e),
+                commands: files::recovery_commands(&project, &dir),
+            })
         }
     }
 }
@@ -84,109 +100,55 @@ fn read_before(dir: &Path) -> BTreeMap<String, Option<String>> {
     std::fs::read(dir.join("before.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
-/// Brings the stack back to the hop's `from` release; `Err` carries what went wrong and the
-/// commands that finish the recovery by hand.
-async fn undo(ctx: &Ctx<'_>, journal: &mut Journal) -> Result<(Version, String), (String, Vec<String>)> {
-    let st = journal.upgrade.clone().ok_or(("no upgrade in the journal".to_string(), vec![]))?;
+/// Brings the stack back to the hop's `from` release; returns it and how.
+async fn undo(ctx: &Ctx<'_>, run: &mut Run) -> Result<(Version, Class), StepError> {
+    let st = run.st().clone();
     let hop = st.plan.hops[st.hop].clone();
-    let dir = hop_dir(&st, st.hop);
-    let commands = recovery_commands(&st, &dir);
-    let fail = |e: String| (e, commands.clone());
-    let observed = io::observe(ctx, &st.project.name).await.map_err(fail)?;
-    let network = observed.stack.network.clone().ok_or_else(|| fail("the project has no network".into()))?;
-    let from = ctx.catalog.catalog.release(&hop.from).ok_or_else(|| fail(format!("no release {}", hop.from)))?;
+    let dir = files::hop_dir(&st, st.hop);
+    let observed = ctx.runtime.observe(&st.project.name).await?;
+    let from = ctx.catalog.catalog.release(&hop.from).ok_or_else(|| StepError::NoRelease(hop.from.clone()))?;
     let mongo = from.mongo.service.clone();
-    let now = io::migrations(ctx, &network, &mongo).await.unwrap_or_default();
+    let network = observed.stack.network.clone().ok_or_else(|| StepError::NoNetwork(mongo.clone()))?;
+    let now = migrations(ctx.runtime, &network, &mongo).await.unwrap_or_default();
     let before = if st.before.is_empty() { read_before(&dir) } else { st.before.clone() };
     let class = classify(&st.done, hop.mongo.is_some(), &before, &now);
-    let how = match class {
-        Class::Nothing => "nothing had changed",
-        Class::ImageSwap => "image swap: no database had moved",
-        Class::DataRestore => "data restore from the pre-hop dump",
-    };
-    ctx.progress.step("rollback", how);
+    ctx.progress.step("rollback", class.describe());
     if class == Class::DataRestore {
         // No writer may run on the data while it is put back.
-        let writers = quiesce::writers(&observed.stack);
-        quiesce::stop_all(ctx.docker, &writers, ctx.grace).await.map_err(|e| fail(e.to_string()))?;
+        ctx.runtime.stop(&quiesce::writers(&observed.stack), ctx.grace).await?;
     }
     if class != Class::Nothing {
-        restore_files(&st, &dir).map_err(fail)?;
+        files::restore(&st.project, &dir)?;
     }
     if class == Class::DataRestore {
-        ctx.compose
-            .run(&st.project.files(), &["up", "-d", "--no-deps", &mongo])
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        io::wait_mongo(ctx, &network, &mongo, Duration::from_secs(120)).await.map_err(fail)?;
+        ctx.runtime.compose(&st.project, &["up", "-d", "--no-deps", &mongo]).await?;
+        wait_mongo(ctx.runtime, &network, &mongo, Duration::from_secs(120)).await?;
         let image = st
             .dump_image
             .clone()
             .or_else(|| observed.stack.mongo.as_ref().and_then(|m| m.image.clone()))
             .unwrap_or_default();
-        let target = restore::MongoTarget { image: &image, network: &network, host: &mongo };
+        let target = MongoTarget { image: &image, network: &network, host: &mongo };
         let ferretdb = observed.stack.mongo.as_ref().is_some_and(|m| m.ferretdb);
         ctx.progress.step("rollback", format!("restoring the pre-hop dump into {mongo}"));
-        restore::mongo(ctx.docker, &dir, &target, ferretdb).await.map_err(|e| fail(e.to_string()))?;
+        ctx.runtime.restore(&dir, &target, ferretdb).await?;
     }
     if class == Class::Nothing {
-        let failed = quiesce::start(ctx.docker, &journal.stopped).await;
+        let failed = ctx.runtime.start(&run.journal.stopped).await;
         if !failed.is_empty() {
-            return Err(fail(failed.join("; ")));
+            return Err(StepError::Start(failed));
         }
     } else {
         let mut args = vec!["up", "-d"];
         if !hop.added_services.is_empty() || !hop.removed_services.is_empty() {
             args.push("--remove-orphans");
         }
-        ctx.compose.run(&st.project.files(), &args).await.map_err(|e| fail(e.to_string()))?;
+        ctx.runtime.compose(&st.project, &args).await?;
     }
-    io::wait_gates(ctx, &st.project, &hop.from, ctx.hop_timeout)
+    wait_gates(ctx, &st.project, &hop.from, ctx.hop_timeout)
         .await
-        .map_err(|f| fail(format!("after the rollback: {}", f.join("; "))))?;
-    Ok((hop.from.clone(), how.to_string()))
-}
-
-/// Puts back the files saved before the hop (and removes files the hop created).
-fn restore_files(st: &UpgradeState, dir: &Path) -> Result<(), String> {
-    let saved = dir.join("compose-before");
-    if !saved.join(".complete").exists() {
-        return Ok(());
-    }
-    let rewrite: Option<super::rewrite::Rewrite> =
-        std::fs::read(dir.join("rewrite.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
-    for e in rewrite.map(|r| r.edits).unwrap_or_default() {
-        let target = st.project.working_dir.join(&e.path);
-        match std::fs::read_to_string(saved.join(&e.path)) {
-            Ok(text) => {
-                io::write_atomic(&target, &text).map_err(|err| format!("restoring {}: {err}", e.path.display()))?
-            }
-            Err(_) => {
-                let _ = std::fs::remove_file(&target);
-            }
-        }
-    }
-    Ok(())
-}
-
-fn recovery_commands(st: &UpgradeState, dir: &Path) -> Vec<String> {
-    let p = &st.project;
-    let files: Vec<String> = p.config_files.iter().map(|f| format!("-f {}", f.display())).collect();
-    vec![
-        format!("cp -a {}/compose-before/. {}/", dir.display(), p.working_dir.display()),
-        format!(
-            "docker compose -p {} --project-directory {} {} up -d",
-            p.name,
-            p.working_dir.display(),
-            files.join(" ")
-        ),
-        format!(
-            "mender-compose-upgrade -p {} rollback    # restores {}/mongo.archive.gz if a migration ran",
-            p.name,
-            dir.display()
-        ),
-        format!("mender-compose-upgrade -p {} status --require-healthy", p.name),
-    ]
+        .map_err(|f| StepError::Gates(std::iter::once("after the rollback".to_string()).chain(f).collect()))?;
+    Ok((hop.from.clone(), class))
 }
 
 #[cfg(test)]
@@ -197,38 +159,26 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))).collect()
     }
 
-    fn done(steps: &[&str]) -> Vec<String> {
-        steps.iter().map(|s| s.to_string()).collect()
-    }
+    use Step::*;
 
     #[test]
     fn the_data_decides_the_class() {
         let before = m(&[("useradm", "2.0.1"), ("deviceauth", "1.11.0")]);
-        assert_eq!(classify(&done(&["stop"]), false, &before, &before), Class::Nothing);
-        assert_eq!(
-            classify(&done(&["stop", "dump", "rewrite", "migrate", "up"]), false, &before, &before),
-            Class::ImageSwap
-        );
+        assert_eq!(classify(&[Stop], false, &before, &before), Class::Nothing);
+        assert_eq!(classify(&[Stop, Dump, Rewrite, Migrate, Up], false, &before, &before), Class::ImageSwap);
         let moved = m(&[("useradm", "2.0.3"), ("deviceauth", "1.11.0")]);
-        assert_eq!(
-            classify(&done(&["stop", "dump", "rewrite", "migrate"]), false, &before, &moved),
-            Class::DataRestore
-        );
+        assert_eq!(classify(&[Stop, Dump, Rewrite, Migrate], false, &before, &moved), Class::DataRestore);
         let created = m(&[("useradm", "2.0.1"), ("deviceauth", "1.11.0"), ("reporting", "1.0.0")]);
         assert_eq!(
-            classify(&done(&["stop", "dump"]), false, &before, &created),
+            classify(&[Stop, Dump], false, &before, &created),
             Class::DataRestore,
             "a new database is data that moved"
         );
         assert_eq!(
-            classify(&done(&["stop", "dump", "rewrite", "mongo"]), true, &before, &before),
+            classify(&[Stop, Dump, Rewrite, Mongo], true, &before, &before),
             Class::DataRestore,
             "a new MongoDB major"
         );
-        assert_eq!(
-            classify(&done(&["stop", "dump", "rewrite"]), true, &before, &before),
-            Class::ImageSwap,
-            "mongo not yet swapped"
-        );
+        assert_eq!(classify(&[Stop, Dump, Rewrite], true, &before, &before), Class::ImageSwap, "mongo not yet swapped");
     }
 }

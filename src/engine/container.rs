@@ -1,17 +1,9 @@
-//! A container as discovery needs it, independent of bollard's types so that the model can be
-//! built and tested from plain data.
+//! A container as discovery needs it (the read model of `inspect`), independent of bollard's
+//! types so that the model above can be built and tested from plain data.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-
-pub const LABEL_PROJECT: &str = "com.docker.compose.project";
-pub const LABEL_SERVICE: &str = "com.docker.compose.service";
-pub const LABEL_ONEOFF: &str = "com.docker.compose.oneoff";
-pub const LABEL_WORKING_DIR: &str = "com.docker.compose.project.working_dir";
-pub const LABEL_CONFIG_FILES: &str = "com.docker.compose.project.config_files";
-pub const LABEL_ENV_FILE: &str = "com.docker.compose.project.environment_file";
-pub const LABEL_CONFIG_HASH: &str = "com.docker.compose.config-hash";
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ContainerInfo {

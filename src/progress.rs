@@ -40,7 +40,7 @@ impl Progress {
         if self.json {
             println!(
                 "{}",
-                serde_json::json!({"event": "step", "step": step, "detail": detail.to_string(), "at": crate::state::now_rfc3339()})
+                serde_json::json!({"event": "step", "step": step, "detail": detail.to_string(), "at": crate::util::now_rfc3339()})
             );
         } else if let Some(b) = &self.bar {
             b.println(format!("==> {detail}"));

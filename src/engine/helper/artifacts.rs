@@ -5,9 +5,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backup::manifest::InventoryEntry;
-use crate::backup::objects::{self, Copied};
-use crate::engine::s3::{S3Endpoint, client};
+use crate::engine::s3::{S3Bucket, S3Endpoint};
+use crate::engine::store::{self, Copied, InventoryEntry};
 
 pub const KEY_ENV: &str = "MCU_S3_ACCESS_KEY";
 pub const SECRET_ENV: &str = "MCU_S3_SECRET_KEY";
@@ -49,13 +48,13 @@ pub async fn run(job: &ArtifactsJob) -> ArtifactsResult {
         access_key: std::env::var(KEY_ENV).unwrap_or_default(),
         secret_key: std::env::var(SECRET_ENV).unwrap_or_default(),
     };
-    let s3 = client(&ep);
+    let bucket = S3Bucket::new(&ep, &job.bucket);
     let dir = Path::new(&job.dir);
     let r = match job.op {
-        ArtifactsOp::Backup => objects::bucket_to_dir(&s3, &job.bucket, dir).await.map(|c| (Some(c), None)),
-        ArtifactsOp::Restore => objects::dir_to_bucket(&s3, &job.bucket, dir).await.map(|c| (Some(c), None)),
-        ArtifactsOp::Inventory => objects::bucket_inventory(&s3, &job.bucket).await.map(|i| (None, Some(i))),
-        ArtifactsOp::Size => objects::bucket_size(&s3, &job.bucket).await.map(|c| (Some(c), None)),
+        ArtifactsOp::Backup => store::to_dir(&bucket, dir).await.map(|c| (Some(c), None)),
+        ArtifactsOp::Restore => store::from_dir(&bucket, dir).await.map(|c| (Some(c), None)),
+        ArtifactsOp::Inventory => store::inventory(&bucket).await.map(|i| (None, Some(i))),
+        ArtifactsOp::Size => store::size(&bucket).await.map(|c| (Some(c), None)),
     };
     match r {
         Ok((copied, inventory)) => ArtifactsResult { copied, inventory, error: None },

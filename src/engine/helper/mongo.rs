@@ -196,7 +196,7 @@ async fn db_report(db: &Database, exists: bool, size: Option<u64>, q: &MongoQuer
 
 /// The same order-independent digest the archive reader computes, over the stored documents.
 async fn digest(db: &Database, coll: &str) -> mongodb::error::Result<String> {
-    let mut d = crate::backup::archive::DocDigest::default();
+    let mut d = mongo_archive::DocDigest::default();
     let mut cursor = db.collection::<bson::RawDocumentBuf>(coll).find(doc! {}).await?;
     while let Some(doc) = cursor.try_next().await? {
         d.add(doc.as_bytes());

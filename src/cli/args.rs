@@ -1,0 +1,280 @@
+//! The command line as clap parses it: global options, the verbs and their arguments.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::demo;
+
+/// The whole command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "mender-compose-upgrade",
+    version,
+    about = "Safe, hop-by-hop upgrades of a self-hosted Mender Server under Docker Compose"
+)]
+pub struct Cli {
+    /// Options every verb takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// The verb.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every verb takes.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Compose project of the Mender Server (default: the only project running Mender images).
+    #[arg(short, long, global = true, env = "MENDER_COMPOSE_PROJECT")]
+    pub project: Option<String>,
+    /// One JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr: -v the compose calls, sidecars and steps; -vv their details.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// No colours (also honoured: NO_COLOR).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Where journals, locks, backups and the demo live.
+    #[arg(long, global = true, env = "MENDER_COMPOSE_UPGRADE_STATE")]
+    pub state_dir: Option<PathBuf>,
+    /// Registry prefix of every catalog image: `PREFIX/mendersoftware/deployments:mender-3.6.5`
+    /// (a private mirror; the test bed uses testbed.local).
+    #[arg(long, global = true, env = "MENDER_IMAGE_REGISTRY")]
+    pub image_registry: Option<String>,
+    /// A catalog directory laid out like compose-templates/ instead of the built-in one.
+    #[arg(long, global = true, env = "MENDER_COMPOSE_UPGRADE_CATALOG")]
+    pub catalog: Option<PathBuf>,
+}
+
+/// The verbs.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Find the stack and report its release, services, health, databases and storage.
+    Status(StatusArgs),
+    /// Compute the hops from the running release (or --from) to a target release.
+    Plan(PlanArgs),
+    /// Take a full backup bundle: database dump, artifacts, compose configuration, manifest.
+    Backup(BackupArgs),
+    /// Prove a bundle: checksums, the archive read back, and optionally a real restore.
+    Verify(VerifyArgs),
+    /// Upgrade hop by hop to a release, rolling back a hop that fails.
+    Upgrade(UpgradeArgs),
+    /// Continue an interrupted upgrade from its journal.
+    Resume(ResumeArgs),
+    /// Undo the hop of an interrupted or failed upgrade (or the last completed hop).
+    Rollback(ResumeArgs),
+    /// Explain a stale lock or journal and repair it.
+    Recover,
+    /// An isolated staging copy of production, restored from a backup bundle.
+    #[command(subcommand)]
+    Staging(StagingCommand),
+    /// Rehearse an upgrade on a staging copy: proves the backup, finds problems, measures the window.
+    Rehearse(RehearseArgs),
+    /// The embedded test-bed stack (stand-in images under testbed.local/).
+    #[command(subcommand)]
+    Demo(DemoCommand),
+    /// Runs inside the helper sidecar (probes, MongoDB report).
+    #[command(hide = true)]
+    Helper(HelperArgs),
+}
+
+/// How long a hop's health gates may take.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct HopTimeout {
+    /// How long a hop's health gates may take (e.g. 10m, 90s).
+    #[arg(long = "hop-timeout", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub value: Duration,
+}
+
+/// How long a service may take to stop.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct StopTimeout {
+    /// Seconds each service gets to stop before it is killed.
+    #[arg(long = "stop-timeout", default_value_t = 30)]
+    pub secs: i32,
+}
+
+/// How old a bundle may be to be trusted.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct MaxBackupAge {
+    /// A verified backup older than this is not trusted: a new one is taken.
+    #[arg(long = "max-backup-age", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub value: Duration,
+}
+
+/// `status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Exit 3 unless every service is running and healthy.
+    #[arg(long)]
+    pub require_healthy: bool,
+    /// Also read what the stack holds: every collection's document count and content digest,
+    /// and the artifact store's inventory (a full read of the data; for before/after checks).
+    #[arg(long)]
+    pub data: bool,
+}
+
+/// `plan`.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// Target release, e.g. 3.7.11.
+    #[arg(long)]
+    pub to: String,
+    /// Plan for a stack at this release instead of looking at the daemon.
+    #[arg(long)]
+    pub from: Option<String>,
+}
+
+/// `backup`.
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Directory the bundle is written into (default: STATE_DIR/backups).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Do not refuse when the free-space estimate says the bundle will not fit.
+    #[arg(long)]
+    pub skip_space_check: bool,
+    /// Back up without the artifacts (only when they are protected some other way).
+    #[arg(long, conflicts_with = "artifacts_to")]
+    pub skip_artifacts: bool,
+    /// For an external bucket without versioning: `bundle` (copy the objects into the bundle) or
+    /// s3://BUCKET[/PREFIX] (server-side copy into another bucket).
+    #[arg(long, value_name = "DEST")]
+    pub artifacts_to: Option<String>,
+    /// How long services may take to stop.
+    #[command(flatten)]
+    pub stop: StopTimeout,
+}
+
+/// `upgrade`.
+#[derive(Args, Debug)]
+pub struct UpgradeArgs {
+    /// Target release, e.g. 3.7.11.
+    #[arg(long)]
+    pub to: String,
+    /// Do not ask: take the plan and every manual step as confirmed.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Run the pre-flight checks and show what would happen, then stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long a hop's gates may take.
+    #[command(flatten)]
+    pub hop_timeout: HopTimeout,
+    /// How old the starting bundle may be.
+    #[command(flatten)]
+    pub max_backup_age: MaxBackupAge,
+    /// How long services may take to stop.
+    #[command(flatten)]
+    pub stop: StopTimeout,
+    /// Refuse unless a rehearsal (`rehearse --to`) of this target proved the backup it starts from.
+    #[arg(long)]
+    pub require_rehearsal: bool,
+}
+
+/// `resume` and `rollback`.
+#[derive(Args, Debug)]
+pub struct ResumeArgs {
+    /// Do not ask for confirmations.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// How long a hop's gates may take.
+    #[command(flatten)]
+    pub hop_timeout: HopTimeout,
+    /// How long services may take to stop.
+    #[command(flatten)]
+    pub stop: StopTimeout,
+}
+
+/// `verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The bundle directory.
+    pub bundle: PathBuf,
+    /// Also restore the archive with mongorestore into a throwaway container of the same mongo
+    /// image and compare every collection's count and content.
+    #[arg(long)]
+    pub restore_test: bool,
+}
+
+/// `staging up|down`.
+#[derive(Subcommand, Debug)]
+pub enum StagingCommand {
+    /// Restore a bundle into an isolated copy of its project and start it.
+    Up(StagingUpArgs),
+    /// Remove a staging copy: exactly the containers, networks and volumes labelled for it.
+    Down(StagingDownArgs),
+}
+
+/// `staging up`.
+#[derive(Args, Debug)]
+pub struct StagingUpArgs {
+    /// The backup bundle to restore.
+    #[arg(long = "from", value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// Name of the staging project (default: <project>-staging).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How long the staging copy may take to pass its health gates.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `staging down`.
+#[derive(Args, Debug)]
+pub struct StagingDownArgs {
+    /// Name of the staging project (default: <project>-staging).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `rehearse`.
+#[derive(Args, Debug)]
+pub struct RehearseArgs {
+    /// Target release, e.g. 3.7.11.
+    #[arg(long)]
+    pub to: String,
+    /// The bundle to restore into staging (default: the newest proven one younger than
+    /// --max-backup-age, else a new backup after confirmation).
+    #[arg(long = "from", value_name = "BUNDLE")]
+    pub bundle: Option<PathBuf>,
+    /// Name of the staging project (default: <project>-staging).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Leave the staging copy running afterwards (remove it with `staging down`).
+    #[arg(long)]
+    pub keep: bool,
+    /// Do not ask before taking a backup.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// How long a hop's gates may take.
+    #[command(flatten)]
+    pub hop_timeout: HopTimeout,
+    /// How old the bundle may be.
+    #[command(flatten)]
+    pub max_backup_age: MaxBackupAge,
+}
+
+/// `demo up|down`.
+#[derive(Subcommand, Debug)]
+pub enum DemoCommand {
+    /// Bring up a seeded test-bed stack laid out like a production integration checkout.
+    Up(demo::UpArgs),
+    /// Stop and remove the demo stack.
+    Down(demo::DownArgs),
+}
+
+/// `helper` (inside the sidecar).
+#[derive(Args, Debug)]
+pub struct HelperArgs {
+    /// The request, as JSON.
+    #[arg(long)]
+    pub request: String,
+}

@@ -1,0 +1,80 @@
+//! `status` and `plan`: read-only.
+
+use super::{Global, PlanArgs, StatusArgs, parse_version, print_json};
+use crate::engine::docker;
+use crate::exit::{Exit, Failure};
+use crate::plan;
+use crate::report;
+use crate::snapshot::observe::{self, DataReport, Options, observe, observe_full};
+use crate::state::{Journal, Owner, StateDir};
+use crate::upgrade::UpgradeState;
+
+/// `status --json`: the stack, plus what the state directory says about runs on it.
+#[derive(serde::Serialize)]
+struct StatusReport {
+    #[serde(flatten)]
+    stack: crate::snapshot::Stack,
+    /// A run that stopped services and did not finish (its journal).
+    interrupted: Option<Journal<UpgradeState>>,
+    lock: Option<Owner>,
+    data: Option<DataReport>,
+}
+
+pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
+    let catalog = g.load_catalog()?;
+    let docker = docker::connect().await?;
+    let opts = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
+    let observed = observe_full(&docker, &catalog.catalog, &opts).await.map_err(Failure::from)?;
+    let data = if a.data { Some(observe::data(&docker, &observed).await.map_err(Failure::from)?) } else { None };
+    let state = StateDir::new(g.state_dir());
+    let project = observed.stack.project.clone();
+    let report = StatusReport {
+        interrupted: state.journal(&project),
+        lock: state.lock_owner(&project),
+        stack: observed.stack,
+        data,
+    };
+    let healthy = report.stack.healthy && report.interrupted.is_none();
+    if g.json {
+        print_json(&report)?;
+    } else {
+        print!("{}", report::status::render(&report.stack));
+        if let Some(j) = &report.interrupted {
+            print!("{}", report::outcome::interrupted(j));
+        }
+        if let Some(d) = &report.data {
+            print!("{}", report::outcome::data(d));
+        }
+    }
+    Ok(if a.require_healthy && !healthy { Exit::Precondition } else { Exit::Ok })
+}
+
+pub async fn plan(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
+    let catalog = g.load_catalog()?.catalog;
+    let target = parse_version(&a.to)?;
+    let start = match &a.from {
+        Some(v) => plan::Start { release: parse_version(v)?, drift: vec![] },
+        None => {
+            let docker = docker::connect().await?;
+            let opts = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
+            let stack = observe(&docker, &catalog, &opts).await.map_err(Failure::from)?;
+            let release = stack.release.clone().ok_or_else(|| {
+                Failure::new(
+                    Exit::Precondition,
+                    format!("the release of project {} is unknown: {}", stack.project, stack.unknown_tags.join(", ")),
+                    "nothing",
+                    "pass --from VERSION to plan from a known release",
+                )
+            })?;
+            let drift = stack.services.iter().filter(|s| s.drift.is_some()).map(|s| s.name.clone()).collect();
+            plan::Start { release, drift }
+        }
+    };
+    let p = plan::plan(&start, &catalog, &target).map_err(Failure::from)?;
+    if g.json {
+        print_json(&p)?;
+    } else {
+        print!("{}", report::plan::render(&p));
+    }
+    Ok(Exit::Ok)
+}

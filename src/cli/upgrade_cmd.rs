@@ -1,0 +1,102 @@
+//! `upgrade`, `resume`, `rollback`, `recover`.
+
+use super::{Global, ResumeArgs, Run, UpgradeArgs, World, asker, parse_version, print_json, project_name};
+use crate::engine::docker;
+use crate::exit::{Exit, Failure};
+use crate::report::outcome;
+use crate::staging::StagingRuntime;
+use crate::state::StateDir;
+use crate::upgrade::{self, Runtime, Target, UpgradeOptions};
+
+pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
+    let to = parse_version(&a.to)?;
+    let w = World::open(g).await?;
+    let progress = g.progress();
+    let confirm = asker(a.yes, g.json);
+    let daemon = w.daemon(g.registry());
+    let ctx = w.ctx(Run {
+        runtime: &daemon,
+        registry: g.registry(),
+        progress: &progress,
+        hop_timeout: a.hop_timeout.value,
+        grace: a.stop.secs,
+        confirm: &confirm,
+    });
+    let opts = UpgradeOptions {
+        to,
+        dry_run: a.dry_run,
+        max_backup_age: a.max_backup_age.value,
+        use_bundle: None,
+        require_rehearsal: a.require_rehearsal,
+    };
+    let done = upgrade::run(&ctx, &Target::Production(g.project.clone()), &opts).await;
+    progress.finish();
+    let o = done.map_err(Failure::from)?;
+    if g.json {
+        println!("{}", outcome::result_line(&o));
+    } else {
+        print!("{}", outcome::upgrade(&o));
+    }
+    Ok(Exit::Ok)
+}
+
+/// `resume` (`back` false) and `rollback` (`back` true), with the runtime of the project the
+/// journal names: a staging copy's journal says so.
+pub async fn resume(g: &Global, a: ResumeArgs, back: bool) -> anyhow::Result<Exit> {
+    let w = World::open(g).await?;
+    let project = project_name(g, &w.docker).await?;
+    let interrupted = upgrade::interrupted(&w.state, &project);
+    let registry = interrupted.as_ref().and_then(|u| u.registry.clone());
+    let registry = registry.as_deref().or(g.registry());
+    let progress = g.progress();
+    let confirm = asker(a.yes, g.json);
+    let daemon = w.daemon(registry);
+    let staging = StagingRuntime { daemon: w.daemon(registry) };
+    let runtime: &dyn Runtime = match interrupted.as_ref().and_then(|u| u.project.staging.as_ref()) {
+        Some(_) => &staging,
+        None => &daemon,
+    };
+    let ctx = w.ctx(Run {
+        runtime,
+        registry,
+        progress: &progress,
+        hop_timeout: a.hop_timeout.value,
+        grace: a.stop.secs,
+        confirm: &confirm,
+    });
+    if back {
+        let at = upgrade::rollback(&ctx, &project).await;
+        progress.finish();
+        let at = at.map_err(Failure::from)?;
+        if g.json {
+            println!("{}", serde_json::json!({"event": "result", "project": project, "release": at}));
+        } else {
+            println!("{project} is back at Mender Server {at} and healthy.");
+        }
+        return Ok(Exit::Ok);
+    }
+    let done = upgrade::resume(&ctx, &project).await;
+    progress.finish();
+    let o = done.map_err(Failure::from)?;
+    if g.json {
+        println!("{}", outcome::result_line(&o));
+    } else {
+        print!("{}", outcome::upgrade(&o));
+    }
+    Ok(Exit::Ok)
+}
+
+pub async fn recover(g: &Global) -> anyhow::Result<Exit> {
+    let docker = docker::connect().await?;
+    let state = StateDir::new(g.state_dir());
+    let project = project_name(g, &docker).await?;
+    let report = upgrade::recover::recover(&docker, &state, &project)
+        .await
+        .map_err(|e| Failure::new(Exit::Precondition, e, "nothing", "see the message; `status` shows the services"))?;
+    if g.json {
+        print_json(&report)?;
+    } else {
+        print!("{}", outcome::recover(&report));
+    }
+    Ok(Exit::Ok)
+}

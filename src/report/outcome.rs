@@ -1,0 +1,195 @@
+//! What the long verbs print when they are done: backup, verify, upgrade, staging, rehearsal,
+//! recover. Pure: each function renders a value to text.
+
+use std::fmt::Write;
+
+use crate::backup::verify::VerifyReport;
+use crate::backup::{self, bundle::ARCHIVE};
+use crate::engine::docker::Removed;
+use crate::staging::UpOutcome;
+use crate::staging::rehearse::Rehearsal;
+use crate::state::Journal;
+use crate::upgrade::recover::RecoverReport;
+use crate::upgrade::{Outcome, UpgradeState};
+
+/// `{"event": "result", …}`: the last line of a long command's NDJSON.
+pub fn result_line(value: &impl serde::Serialize) -> String {
+    let mut v = serde_json::to_value(value).unwrap_or_default();
+    if let serde_json::Value::Object(m) = &mut v {
+        m.insert("event".into(), "result".into());
+    }
+    v.to_string()
+}
+
+/// `backup`.
+pub fn backup(o: &backup::Outcome) -> String {
+    let m = &o.manifest;
+    let docs: u64 = m.databases.iter().flat_map(|d| d.collections.values()).sum();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Backup of {} ({}) written to {}",
+        m.project,
+        m.mender_version.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+        o.bundle.display()
+    );
+    let _ = writeln!(
+        s,
+        "  databases: {} ({docs} documents), archive {} MiB",
+        m.databases.len(),
+        m.files.iter().find(|f| f.path == ARCHIVE).map_or(0, |f| f.size >> 20)
+    );
+    let _ = writeln!(
+        s,
+        "  artifacts: {} objects, {} MiB ({})",
+        m.artifacts.objects,
+        m.artifacts.bytes >> 20,
+        m.artifacts.location
+    );
+    let _ = writeln!(s, "  writers stopped for {:.1} s", o.downtime_secs);
+    let _ = writeln!(s, "Prove it: mender-compose-upgrade verify --restore-test {}", o.bundle.display());
+    s
+}
+
+/// `verify` when the bundle passed.
+pub fn verified(r: &VerifyReport) -> String {
+    format!("{}: OK ({})\n", r.bundle.display(), r.checks.join(", "))
+}
+
+/// A hop's step timings, in the order the steps ran.
+fn steps<K: std::fmt::Display>(timings: impl IntoIterator<Item = (K, f64)>, unit: &str) -> String {
+    timings.into_iter().map(|(k, v)| format!("{k} {v:.1}{unit}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `upgrade` and `resume`.
+pub fn upgrade(o: &Outcome) -> String {
+    let mut s = String::new();
+    if o.dry_run {
+        let _ = writeln!(
+            s,
+            "Dry run: the pre-flight checks passed; nothing was changed. The upgrade would go {} → {}.",
+            o.from, o.to
+        );
+        for n in &o.advice {
+            let _ = writeln!(s, "{n}");
+        }
+        return s;
+    }
+    let _ = writeln!(s, "{} now runs Mender Server {} (from {}).", o.project, o.to, o.from);
+    for h in &o.hops {
+        let _ = writeln!(
+            s,
+            "  {} → {}: {:.1} s ({})",
+            h.from,
+            h.to,
+            h.total_secs,
+            steps(h.timings.iter().map(|(k, v)| (k, *v)), "s")
+        );
+    }
+    for a in &o.advice {
+        let _ = writeln!(s, "Next: {a}");
+    }
+    if let Some(md) = &o.report_md {
+        let _ = writeln!(s, "Report: {}", md.display());
+    }
+    s
+}
+
+/// `staging up`.
+pub fn staging_up(o: &UpOutcome) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Staging {} runs {} ({} databases, {} documents, {} artifacts restored from {}).",
+        o.name,
+        o.release,
+        o.databases,
+        o.documents,
+        o.artifacts,
+        o.bundle.display()
+    );
+    let _ = writeln!(s, "  {}", steps(o.timings.iter().map(|(k, v)| (k, *v)), " s"));
+    let _ =
+        writeln!(s, "  isolated: internal network, no host ports, own volumes, traefik disabled on every container");
+    for n in &o.notes {
+        let _ = writeln!(s, "  note: {n}");
+    }
+    let _ = writeln!(s, "Look at it: mender-compose-upgrade -p {} status", o.name);
+    let _ = writeln!(s, "Remove it:  mender-compose-upgrade staging down --name {}", o.name);
+    s
+}
+
+/// `staging down`.
+pub fn staging_down(name: &str, r: &Removed) -> String {
+    format!(
+        "Staging {name} removed: {} containers, {} networks, {} volumes.\n",
+        r.containers.len(),
+        r.networks.len(),
+        r.volumes.len()
+    )
+}
+
+/// `rehearse`.
+pub fn rehearsal(r: &Rehearsal) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Rehearsal of {} → {} for {} on staging {}:", r.from, r.to, r.project, r.staging);
+    if let Some(up) = &r.staging_up {
+        let _ = writeln!(
+            s,
+            "  staging restored from {} and started: {}",
+            r.bundle.display(),
+            steps(up.timings.iter().map(|(k, v)| (k, *v)), " s")
+        );
+    }
+    for h in &r.hops {
+        let _ = writeln!(
+            s,
+            "  {} → {}: {:.1} s ({})",
+            h.from,
+            h.to,
+            h.total_secs,
+            steps(h.timings.iter().map(|(k, v)| (k, *v)), "s")
+        );
+    }
+    if r.ok {
+        let _ = writeln!(
+            s,
+            "Estimated production maintenance window: {:.0} s. The bundle is marked as proven.",
+            r.estimate_secs
+        );
+    }
+    if r.kept {
+        let _ = writeln!(s, "Staging kept: mender-compose-upgrade staging down --name {}", r.staging);
+    }
+    let _ = writeln!(s, "Report: {}", r.report_md.display());
+    s
+}
+
+/// `recover`.
+pub fn recover(r: &RecoverReport) -> String {
+    r.lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// The interrupted run `status` reports.
+pub fn interrupted(j: &Journal<UpgradeState>) -> String {
+    let names: Vec<&str> = j.stopped.iter().map(|s| s.service.as_str()).collect();
+    let alive = if j.owner.is_dead() { "no longer runs" } else { "is still running" };
+    format!(
+        "\nINTERRUPTED: a {} started {} by pid {} on {} ({alive}) stopped {}; the next backup (or `recover`) starts them again.\n",
+        j.operation,
+        j.owner.started,
+        j.owner.pid,
+        j.owner.host,
+        if names.is_empty() { "nothing".into() } else { names.join(", ") }
+    )
+}
+
+/// `status --data`.
+pub fn data(d: &crate::snapshot::observe::DataReport) -> String {
+    let docs: u64 = d.databases.iter().flat_map(|db| db.collections.iter()).map(|c| c.count).sum();
+    format!(
+        "\nData: {} databases, {docs} documents; artifacts: {}\n",
+        d.databases.len(),
+        d.artifacts.as_ref().map_or("not listed".into(), |a| format!("{} objects", a.len()))
+    )
+}

@@ -1,0 +1,301 @@
+//! What can go wrong in an upgrade, and what the operator is told for each (exit code, what was
+//! left as it was, what to do next).
+
+use semver::Version;
+
+use super::runtime::MongoReadError;
+use super::step::Point;
+use crate::backup::dump::DumpError;
+use crate::backup::quiesce::QuiesceError;
+use crate::backup::restore::RestoreError;
+use crate::backup::{BackupError, verify::VerifyError};
+use crate::engine::compose::ComposeError;
+use crate::engine::sidecar::SidecarError;
+use crate::exit::{Exit, Failure};
+use crate::plan::PlanError;
+use crate::snapshot::observe::ObserveError;
+use crate::state::LockError;
+
+use super::rewrite::RewriteError;
+
+/// A check before any downtime failed: nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    /// An earlier run left its journal.
+    #[error(
+        "an interrupted {operation} (pid {pid}, started {started}) left a journal; run `resume` or `rollback` (upgrade) or `recover` first"
+    )]
+    Interrupted {
+        /// `backup`, `upgrade`, …
+        operation: String,
+        /// Its process.
+        pid: u32,
+        /// When it started.
+        started: String,
+    },
+    /// No catalog release matches the stack's images.
+    #[error("the release of project {project} is unknown: {tags}")]
+    UnknownRelease {
+        /// The project.
+        project: String,
+        /// The image tags the catalog does not know.
+        tags: String,
+    },
+    /// The project is a staging copy but was named as production.
+    #[error("project {0} is a staging copy made by this tool; `rehearse --to` upgrades staging copies")]
+    StagingProject(String),
+    /// The containers do not say how compose was run.
+    #[error("the containers of project {0} carry no compose working directory label")]
+    NoProjectLabels(String),
+    /// The stack fails the gates before anything is done.
+    #[error("the stack is not healthy, and an upgrade starts only from a healthy stack:\n    {}", .0.join("\n    "))]
+    Unhealthy(Vec<String>),
+    /// A hop this version cannot carry out.
+    #[error("hop {from} → {to} cannot be carried out by this version: {why}")]
+    NotExecutable {
+        /// The hop's release before.
+        from: Version,
+        /// The hop's release after.
+        to: Version,
+        /// Why.
+        why: String,
+    },
+    /// Images of the plan are neither present nor pullable.
+    #[error("images of the plan are missing and could not be pulled:\n    {}", .0.join("\n    "))]
+    ImagesMissing(Vec<String>),
+    /// Not enough room for the pre-hop dumps.
+    #[error("not enough free space in {dir} for the pre-hop dumps: about {need_mib} MiB needed, {free_mib} MiB free")]
+    Space {
+        /// The state directory.
+        dir: String,
+        /// MiB needed.
+        need_mib: u64,
+        /// MiB free.
+        free_mib: u64,
+    },
+    /// `--require-rehearsal` and no rehearsal proved the bundle.
+    #[error(
+        "no rehearsal of {0} proved the backup this upgrade starts from (--require-rehearsal); run `rehearse --to {0}` first"
+    )]
+    NoRehearsal(Version),
+    /// The backup taken before the first hop failed.
+    #[error("the backup before the upgrade failed: {0}")]
+    Backup(#[source] Box<BackupError>),
+    /// The backup taken before the first hop did not verify.
+    #[error("the backup {bundle} failed its restore test: {problems}")]
+    BackupUnproven {
+        /// The bundle.
+        bundle: String,
+        /// What verify found.
+        problems: String,
+    },
+    /// The new bundle could not be read back.
+    #[error("the backup before the upgrade could not be verified: {0}")]
+    Verify(#[from] VerifyError),
+    /// The compose rewrite of the first hop cannot be computed.
+    #[error("the compose files of hop {0}: {1}")]
+    Rewrite(String, #[source] StepError),
+    /// The state directory.
+    #[error("the state directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Why a step of a hop failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// A compose command.
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+    /// Reading the stack.
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
+    /// The helper sidecar.
+    #[error(transparent)]
+    Sidecar(#[from] SidecarError),
+    /// Reading MongoDB.
+    #[error(transparent)]
+    Mongo(#[from] MongoReadError),
+    /// The pre-hop dump.
+    #[error(transparent)]
+    Dump(#[from] DumpError),
+    /// Restoring the pre-hop dump.
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+    /// Stopping services.
+    #[error(transparent)]
+    Quiesce(#[from] QuiesceError),
+    /// Computing the compose rewrite.
+    #[error(transparent)]
+    Rewrite(#[from] RewriteError),
+    /// A file of the project or of the run directory.
+    #[error("{what}: {source}")]
+    File {
+        /// Which file, and what was done to it.
+        what: String,
+        /// The file system's answer.
+        source: std::io::Error,
+    },
+    /// The journal could not be written.
+    #[error("the journal: {0}")]
+    Journal(#[source] std::io::Error),
+    /// The project has no network for the service the step needs.
+    #[error("the project has no network its {0} service is on")]
+    NoNetwork(String),
+    /// The stack has no MongoDB container.
+    #[error("the stack has no MongoDB container ({0})")]
+    NoMongo(String),
+    /// A release of the plan is not in the catalog (the catalog changed since the plan).
+    #[error("no release {0} in the catalog")]
+    NoRelease(Version),
+    /// The helper did not answer the featureCompatibilityVersion step, or refused it.
+    #[error("featureCompatibilityVersion: {0}")]
+    Fcv(String),
+    /// A `migrate` one-shot failed.
+    #[error("{service}: {source}")]
+    Migrate {
+        /// The compose service.
+        service: String,
+        /// The compose failure.
+        source: ComposeError,
+    },
+    /// The operator asked for the rollback (`rollback`): nothing failed.
+    #[error("requested")]
+    Requested,
+    /// The operator did not confirm the hop's manual steps.
+    #[error("the manual steps were not confirmed")]
+    NotConfirmed,
+    /// The gates did not pass in time.
+    #[error("{}", .0.join("; "))]
+    Gates(Vec<String>),
+    /// Services that did not start again.
+    #[error("could not start again: {}", .0.join("; "))]
+    Start(Vec<String>),
+}
+
+impl StepError {
+    /// A failure on a file, naming it and what was done.
+    pub fn file(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StepError {
+        let what = what.into();
+        move |source| StepError::File { what, source }
+    }
+}
+
+/// Which hop failed, where and why (boxed in the errors: it is large).
+#[derive(Debug, thiserror::Error)]
+#[error("hop {from} → {to} failed at step {point}: {error}")]
+pub struct HopFailed {
+    /// The hop's release before.
+    pub from: Version,
+    /// The hop's release after.
+    pub to: Version,
+    /// Where it failed.
+    pub point: Point,
+    /// Why.
+    pub error: StepError,
+}
+
+/// Why `upgrade`, `resume` or `rollback` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    /// Reading the stack before anything was done.
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
+    /// Another run holds the project's lock.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The target is not a valid plan.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// No usable compose.
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+    /// A pre-flight check failed: nothing was changed.
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    /// The operator said no.
+    #[error("the upgrade needs your go-ahead: {0}")]
+    NotConfirmed(String),
+    /// `resume` or `rollback` found no interrupted upgrade.
+    #[error("no interrupted upgrade of project {0} to continue")]
+    NothingToResume(String),
+    /// `rollback` of an upgrade that had not started a hop.
+    #[error("the upgrade of {0} had not started a hop: nothing to roll back")]
+    NothingToRollBack(String),
+    /// A hop failed and was rolled back; the stack is healthy at `at`.
+    #[error("{hop}; rolled back to {at} ({how})")]
+    RolledBack {
+        /// The failure.
+        hop: Box<HopFailed>,
+        /// The release the stack is at now.
+        at: Version,
+        /// Image swap or data restore.
+        how: String,
+    },
+    /// A hop failed and the rollback did not bring the stack back to health.
+    #[error("{hop}; the rollback did not finish: {rollback}")]
+    RollbackFailed {
+        /// The failure.
+        hop: Box<HopFailed>,
+        /// Why the rollback stopped.
+        rollback: Box<StepError>,
+        /// The commands that finish the recovery by hand.
+        commands: Vec<String>,
+    },
+    /// The state directory, between steps.
+    #[error("the state directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<UpgradeError> for Failure {
+    fn from(e: UpgradeError) -> Failure {
+        let nothing = "nothing: no service was stopped and no file was changed";
+        match e {
+            UpgradeError::Observe(o) => o.into(),
+            UpgradeError::Plan(p) => p.into(),
+            UpgradeError::Compose(c) => c.into(),
+            UpgradeError::Lock(l) => Failure::new(
+                Exit::Precondition,
+                l,
+                nothing,
+                "wait for that run to finish, or run `recover` if its process is gone",
+            ),
+            UpgradeError::Preflight(p) => {
+                let next = match &p {
+                    PreflightError::StagingProject(_) => "name the production project with -p, or use `rehearse --to`",
+                    PreflightError::Interrupted { .. } => "`status` shows where it stopped",
+                    _ => {
+                        "fix what the pre-flight check names, then run the upgrade again (--dry-run checks without changing anything)"
+                    }
+                };
+                Failure::new(Exit::Precondition, p, nothing, next)
+            }
+            e @ UpgradeError::NotConfirmed(_) => Failure::new(
+                Exit::Usage,
+                e,
+                "nothing beyond the hops already completed",
+                "run it again and confirm, or pass --yes",
+            ),
+            e @ (UpgradeError::NothingToResume(_) | UpgradeError::NothingToRollBack(_)) => {
+                Failure::new(Exit::Usage, e, "nothing", "`status` shows the stack; `upgrade --to` starts an upgrade")
+            }
+            e @ UpgradeError::RolledBack { .. } => Failure::new(
+                Exit::RolledBack,
+                e,
+                "the stack is healthy at the release it had before the failed hop, with its data",
+                "read the report in the state directory's reports/, fix the cause (a rehearsal on staging shows it without downtime), and upgrade again",
+            ),
+            UpgradeError::RollbackFailed { hop, rollback, commands } => Failure::new(
+                Exit::RollbackIncomplete,
+                format!("{hop}; the rollback did not finish: {rollback}"),
+                "the pre-hop dump, the saved compose files and the backup bundle are kept; the stack is NOT healthy",
+                format!("finish the recovery by hand:\n    {}", commands.join("\n    ")),
+            ),
+            UpgradeError::Io(io) => Failure::new(
+                Exit::Unexpected,
+                io,
+                "see the journal in the state directory",
+                "`recover` explains the state",
+            ),
+        }
+    }
+}

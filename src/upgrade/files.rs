@@ -1,0 +1,114 @@
+//! The project files a hop changes: which they are, the copies saved before the hop (its rollback
+//! point for the configuration), and putting them back.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::error::StepError;
+use super::rewrite::{ProjectFile, Rewrite};
+use super::{ProjectRecord, UpgradeState};
+use crate::catalog::{LoadedCatalog, Release};
+use crate::util::{Perm, write_atomic};
+
+/// The directory of hop `index` (0-based) of a run: its dump, saved files and rewrite.
+pub fn hop_dir(st: &UpgradeState, index: usize) -> PathBuf {
+    st.run_dir.join(format!("hop-{}", index + 1))
+}
+
+const SAVED: &str = "compose-before";
+const COMPLETE: &str = ".complete";
+/// The rewrite a hop applied (`Rewrite` as JSON), for the rollback to undo exactly those edits.
+pub const REWRITE: &str = "rewrite.json";
+
+/// A project file relative to its directory (compose labels name them absolute).
+pub fn relative(project: &ProjectRecord, path: &Path) -> PathBuf {
+    path.strip_prefix(&project.working_dir).map(Path::to_path_buf).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The file as it is now (`contents: None` when it does not exist).
+pub fn read(project: &ProjectRecord, rel: &Path) -> ProjectFile {
+    ProjectFile { path: rel.to_path_buf(), contents: std::fs::read_to_string(project.working_dir.join(rel)).ok() }
+}
+
+/// The files a hop to `to` may change: the compose files, and every file of its templates.
+pub fn touched(catalog: &LoadedCatalog, project: &ProjectRecord, to: &Release) -> Vec<PathBuf> {
+    let mut set: BTreeSet<PathBuf> = project.config_files.iter().map(|p| relative(project, p)).collect();
+    if let Ok(ts) = catalog.template_files(&to.version) {
+        set.extend(ts.into_iter().map(|t| t.path));
+    }
+    set.into_iter().collect()
+}
+
+/// Copies of `files` as they are before the hop, into the hop directory; taken once (a resumed
+/// rewrite keeps the first copies).
+///
+/// # Errors
+/// A file that cannot be copied.
+pub fn save_before(project: &ProjectRecord, dir: &Path, files: &[PathBuf]) -> Result<(), StepError> {
+    let saved = dir.join(SAVED);
+    if saved.join(COMPLETE).exists() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_dir_all(&saved);
+    for rel in files {
+        let src = project.working_dir.join(rel);
+        if src.exists() {
+            let dst = saved.join(rel);
+            std::fs::create_dir_all(dst.parent().unwrap_or(&saved))
+                .map_err(StepError::file(format!("creating {}", saved.display())))?;
+            std::fs::copy(&src, &dst).map_err(StepError::file(format!("saving {}", src.display())))?;
+        }
+    }
+    std::fs::write(saved.join(COMPLETE), b"").map_err(StepError::file(format!("marking {} complete", saved.display())))
+}
+
+/// The files as they were before the hop, from the saved copies.
+pub fn before(dir: &Path, files: &[PathBuf]) -> Vec<ProjectFile> {
+    files
+        .iter()
+        .map(|rel| ProjectFile { path: rel.clone(), contents: std::fs::read_to_string(dir.join(SAVED).join(rel)).ok() })
+        .collect()
+}
+
+/// Puts back the files the hop's rewrite changed (and removes the ones it created).
+///
+/// # Errors
+/// A file that cannot be written.
+pub fn restore(project: &ProjectRecord, dir: &Path) -> Result<(), StepError> {
+    let saved = dir.join(SAVED);
+    if !saved.join(COMPLETE).exists() {
+        return Ok(());
+    }
+    let rewrite: Option<Rewrite> = std::fs::read(dir.join(REWRITE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    for e in rewrite.map(|r| r.edits).unwrap_or_default() {
+        let target = project.working_dir.join(&e.path);
+        match std::fs::read(saved.join(&e.path)) {
+            Ok(bytes) => write_atomic(&target, &bytes, Perm::Keep)
+                .map_err(StepError::file(format!("restoring {}", e.path.display())))?,
+            Err(_) => {
+                let _ = std::fs::remove_file(&target);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The commands that finish a rollback by hand, for the hop whose directory is `dir`.
+pub fn recovery_commands(project: &ProjectRecord, dir: &Path) -> Vec<String> {
+    let files: Vec<String> = project.config_files.iter().map(|f| format!("-f {}", f.display())).collect();
+    vec![
+        format!("cp -a {}/{SAVED}/. {}/", dir.display(), project.working_dir.display()),
+        format!(
+            "docker compose -p {} --project-directory {} {} up -d",
+            project.name,
+            project.working_dir.display(),
+            files.join(" ")
+        ),
+        format!(
+            "mender-compose-upgrade -p {} rollback    # restores {}/mongo.archive.gz if a migration ran",
+            project.name,
+            dir.display()
+        ),
+        format!("mender-compose-upgrade -p {} status --require-healthy", project.name),
+    ]
+}

@@ -1,0 +1,91 @@
+//! The steps of a hop, as the journal names them. The names are part of the journal's format: a
+//! journal written by an earlier version must still resume, so a variant may be added but never
+//! renamed.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One step of a hop, in the order they run; each is journaled before the next starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    /// The gateway and every writer stopped (the journal lists them first).
+    Stop,
+    /// Every database's migration_info and a dump: the hop's rollback point.
+    Dump,
+    /// The compose files rewritten for the target release.
+    Rewrite,
+    /// A new MongoDB major started, its featureCompatibilityVersion raised.
+    Mongo,
+    /// One `migrate` one-shot per database, before any server starts.
+    Migrate,
+    /// `docker compose up -d`.
+    Up,
+    /// The health gates, twice in a row.
+    Gates,
+}
+
+impl Step {
+    /// Every step, in the order a hop runs them.
+    pub const ALL: [Step; 7] =
+        [Step::Stop, Step::Dump, Step::Rewrite, Step::Mongo, Step::Migrate, Step::Up, Step::Gates];
+
+    /// The journal's name of the step (`stop`, `dump`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Stop => "stop",
+            Step::Dump => "dump",
+            Step::Rewrite => "rewrite",
+            Step::Mongo => "mongo",
+            Step::Migrate => "migrate",
+            Step::Up => "up",
+            Step::Gates => "gates",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where in a hop something happened: a step, or one of the moments around the steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Point {
+    /// The operator's confirmation of the hop's manual steps.
+    Confirm,
+    /// A step.
+    Step(Step),
+    /// After the last step, when the hop is recorded as done.
+    HopDone,
+    /// Undoing the hop.
+    Rollback,
+}
+
+impl fmt::Display for Point {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Point::Confirm => f.write_str("confirm"),
+            Point::Step(s) => s.fmt(f),
+            Point::HopDone => f.write_str("hop-done"),
+            Point::Rollback => f.write_str("rollback"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_journal_format() {
+        let names: Vec<String> = Step::ALL.iter().map(|s| serde_json::to_value(s).unwrap().to_string()).collect();
+        assert_eq!(names, ["\"stop\"", "\"dump\"", "\"rewrite\"", "\"mongo\"", "\"migrate\"", "\"up\"", "\"gates\""]);
+        for s in Step::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.name());
+        }
+        assert_eq!(Point::HopDone.to_string(), "hop-done");
+    }
+}

@@ -1,0 +1,1 @@
+//! The hop and rollback orchestration against a fake runtime (no daemon).
