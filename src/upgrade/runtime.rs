@@ -6,7 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so that tests with paused time run the waits at once.
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use bollard::Docker;

@@ -1,1 +1,471 @@
-//! The hop and rollback orchestration against a fake runtime (no daemon).
+//! The hop and rollback orchestration against a fake runtime: no daemon, the real catalog, real
+//! compose files on disk (the rewrite step edits them, a rollback puts them back), and a fake
+//! stack whose release is whatever the compose files on disk say after `up`. What this proves is
+//! the decisions (which steps run, which rollback class, what is restored); the real-daemon tests
+//! in `tests/upgrade.rs` stay the proof that upgrades work.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use semver::Version;
+
+use super::runtime::Runtime;
+use super::{Ctx, ProjectRecord, Run, Step, UpgradeError, UpgradeJournal, UpgradeState, continue_hops};
+use crate::backup::dump::{DumpError, DumpSource, Dumped};
+use crate::backup::quiesce::QuiesceError;
+use crate::backup::restore::{MongoTarget, RestoreError};
+use crate::catalog::{ImageRef, LoadedCatalog};
+use crate::engine::compose::ComposeError;
+use crate::engine::container::ContainerInfo;
+use crate::engine::helper::{DbReport, MongoReport, ProbeResult, Request, Response};
+use crate::engine::sidecar::SidecarError;
+use crate::labels::{LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_SERVICE};
+use crate::progress::Progress;
+use crate::snapshot::observe::{ObserveError, Observed};
+use crate::snapshot::{assemble, identify};
+use crate::state::{Journal, Owner, StateDir, StoppedService};
+
+const PROJECT: &str = "menderproduction";
+
+fn v(s: &str) -> Version {
+    Version::parse(s).unwrap()
+}
+
+/// What the fake stack is and what was done to it.
+#[derive(Default)]
+struct World {
+    /// Each database's migration_info.
+    migrations: BTreeMap<String, Option<String>>,
+    /// What the pre-hop dump holds.
+    dumped: Option<BTreeMap<String, Option<String>>>,
+    /// The images the containers run, per service (set by `up` from the files on disk).
+    images: BTreeMap<String, String>,
+    /// Every call, in order.
+    calls: Vec<String>,
+    /// Compose commands (joined args) that fail, each once.
+    fail: Vec<String>,
+    /// `migrate` runs but changes no schema.
+    migrate_noop: bool,
+    /// Services whose health check fails while they run these images.
+    unhealthy_images: BTreeSet<String>,
+    dump_fails: bool,
+}
+
+struct Fake<'a> {
+    catalog: &'a LoadedCatalog,
+    dir: PathBuf,
+    world: Mutex<World>,
+}
+
+impl Fake<'_> {
+    fn call(&self, c: impl Into<String>) {
+        self.world.lock().unwrap().calls.push(c.into());
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.world.lock().unwrap().calls.clone()
+    }
+
+    /// The images the project's compose files name now (later files override earlier ones).
+    fn images_on_disk(&self, project: &ProjectRecord) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for f in &project.config_files {
+            let text = std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
+            let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap_or_default();
+            for (name, svc) in doc["services"].as_object().into_iter().flatten() {
+                if let Some(image) = svc["image"].as_str() {
+                    out.insert(name.clone(), image.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    fn mongo_report(&self) -> MongoReport {
+        let w = self.world.lock().unwrap();
+        MongoReport {
+            reachable: true,
+            databases: w
+                .migrations
+                .iter()
+                .map(|(name, m)| DbReport {
+                    name: name.clone(),
+                    exists: true,
+                    migration: m.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+}
+
+#[async_trait]
+impl Runtime for Fake<'_> {
+    async fn compose(&self, project: &ProjectRecord, args: &[&str]) -> Result<String, ComposeError> {
+        let joined = args.join(" ");
+        self.call(format!("compose {joined}"));
+        {
+            let mut w = self.world.lock().unwrap();
+            if let Some(i) = w.fail.iter().position(|f| *f == joined) {
+                w.fail.remove(i);
+                return Err(ComposeError::Failed { command: joined, code: 1, stderr: "scripted failure".into() });
+            }
+        }
+        match args {
+            ["config", "--hash", ..] => {
+                Ok(self.world.lock().unwrap().images.keys().map(|s| format!("{s} hash-{s}\n")).collect())
+            }
+            ["up", "-d", "--no-deps", svc] => {
+                let image = self.images_on_disk(project).get(*svc).cloned();
+                if let Some(image) = image {
+                    self.world.lock().unwrap().images.insert(svc.to_string(), image);
+                }
+                Ok(String::new())
+            }
+            ["up", "-d", ..] => {
+                let images = self.images_on_disk(project);
+                self.world.lock().unwrap().images = images;
+                Ok(String::new())
+            }
+            ["run", "--rm", "--no-deps", "-T", svc, ..] => {
+                let images = self.images_on_disk(project);
+                let release = self
+                    .catalog
+                    .catalog
+                    .releases
+                    .iter()
+                    .find(|r| r.services.get(*svc).is_some_and(|f| Some(&f.image) == images.get(*svc)))
+                    .expect("the migrating image is a catalog release's");
+                let facts = &release.services[*svc];
+                let mut w = self.world.lock().unwrap();
+                if !w.migrate_noop {
+                    let db = facts.db.clone().unwrap();
+                    let schema = release
+                        .services
+                        .values()
+                        .filter(|f| f.db.as_ref() == Some(&db))
+                        .filter_map(|f| f.schema.clone())
+                        .max();
+                    w.migrations.insert(db, schema.map(|s| s.to_string()));
+                }
+                Ok(String::new())
+            }
+            _ => Ok(String::new()),
+        }
+    }
+
+    async fn observe(&self, project: &str) -> Result<Observed, ObserveError> {
+        let (images, unhealthy) = {
+            let w = self.world.lock().unwrap();
+            (w.images.clone(), w.unhealthy_images.clone())
+        };
+        let containers: Vec<ContainerInfo> = images
+            .iter()
+            .map(|(service, image)| {
+                let mut c = ContainerInfo {
+                    id: format!("id-{service}"),
+                    name: format!("{project}-{service}-1"),
+                    project: project.into(),
+                    service: service.clone(),
+                    image: image.clone(),
+                    state: "running".into(),
+                    running: true,
+                    networks: vec![format!("{project}_mender")],
+                    ..Default::default()
+                };
+                c.labels.insert(LABEL_PROJECT.into(), project.into());
+                c.labels.insert(LABEL_SERVICE.into(), service.clone());
+                c.labels.insert(LABEL_CONFIG_HASH.into(), format!("hash-{service}"));
+                c
+            })
+            .collect();
+        let catalog = &self.catalog.catalog;
+        let id = identify(&containers, catalog, None);
+        let probes = id
+            .release
+            .map(|r| {
+                r.services
+                    .iter()
+                    .filter(|(_, f)| f.health.is_some())
+                    .map(|(s, _)| {
+                        let bad = images.get(s).is_some_and(|i| unhealthy.contains(i));
+                        ProbeResult {
+                            service: s.clone(),
+                            check: "health".into(),
+                            url: String::new(),
+                            status: Some(if bad { 503 } else { 200 }),
+                            error: None,
+                            millis: 1,
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let report = Response { probes, mongo: Some(self.mongo_report()), ..Default::default() };
+        let stack = assemble(project, &containers, &id, &report, catalog, None);
+        Ok(Observed { stack, containers })
+    }
+
+    async fn helper(&self, _network: &str, request: &Request) -> Result<Response, SidecarError> {
+        if let Some(job) = &request.fcv {
+            self.call(format!("fcv {}", job.set));
+            return Ok(Response {
+                fcv: Some(Ok(format!("featureCompatibilityVersion {}", job.set))),
+                ..Default::default()
+            });
+        }
+        Ok(Response { mongo: Some(self.mongo_report()), ..Default::default() })
+    }
+
+    async fn stop(&self, services: &[StoppedService], _grace: i32) -> Result<(), QuiesceError> {
+        self.call(format!("stop {}", services.len()));
+        Ok(())
+    }
+
+    async fn start(&self, services: &[StoppedService]) -> Vec<String> {
+        self.call(format!("start {}", services.len()));
+        vec![]
+    }
+
+    async fn dump(&self, _source: &DumpSource<'_>, archive: PathBuf) -> Result<Dumped, DumpError> {
+        self.call("dump");
+        let mut w = self.world.lock().unwrap();
+        if w.dump_fails {
+            return Err(DumpError::Write(std::io::Error::other("scripted: the disk is full")));
+        }
+        std::fs::write(&archive, b"archive").map_err(DumpError::Write)?;
+        w.dumped = Some(w.migrations.clone());
+        Ok(Dumped { sha256: String::new(), size: 7, raw_bytes: 7, summary: Default::default() })
+    }
+
+    async fn restore(&self, dir: &Path, _target: &MongoTarget<'_>, _ferretdb: bool) -> Result<String, RestoreError> {
+        self.call("restore");
+        assert!(dir.join("mongo.archive.gz").exists(), "the restore reads the hop's own dump");
+        let mut w = self.world.lock().unwrap();
+        w.migrations = w.dumped.clone().expect("a dump to restore");
+        Ok(String::new())
+    }
+}
+
+/// A stack at `from`: its base compose files on disk, its images running, its databases at the
+/// schema versions `from` needs.
+struct Setup {
+    _tmp: tempfile::TempDir,
+    project_dir: PathBuf,
+    state: StateDir,
+    catalog: LoadedCatalog,
+}
+
+impl Setup {
+    fn new(from: &str) -> Setup {
+        let tmp = tempfile::tempdir().unwrap();
+        let project_dir = tmp.path().join("mender-server");
+        let catalog = LoadedCatalog::embedded().unwrap();
+        for t in catalog.template_files(&v(from)).unwrap() {
+            let text = super::rewrite::render(&t, None).unwrap();
+            let path = project_dir.join(&t.path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let state = StateDir::new(tmp.path().join("state"));
+        Setup { _tmp: tmp, project_dir, state, catalog }
+    }
+
+    fn project(&self) -> ProjectRecord {
+        ProjectRecord {
+            name: PROJECT.into(),
+            working_dir: self.project_dir.clone(),
+            config_files: ["docker-compose.yml", "docker-compose.storage.minio.yml"]
+                .iter()
+                .map(|f| self.project_dir.join(f))
+                .collect(),
+            env_files: vec![],
+            staging: None,
+        }
+    }
+
+    fn fake(&self, from: &str) -> Fake<'_> {
+        let release = self.catalog.catalog.release(&v(from)).unwrap();
+        let mut world = World::default();
+        for (name, f) in &release.services {
+            world.images.insert(name.clone(), ImageRef::parse(&f.image, None).to_string());
+            if let Some(db) = &f.db {
+                let schema = release
+                    .services
+                    .values()
+                    .filter(|g| g.db.as_ref() == Some(db))
+                    .filter_map(|g| g.schema.clone())
+                    .max();
+                world.migrations.insert(db.clone(), schema.map(|s| s.to_string()));
+            }
+        }
+        Fake { catalog: &self.catalog, dir: self.project_dir.clone(), world: Mutex::new(world) }
+    }
+
+    fn journal(&self, from: &str, to: &str) -> UpgradeJournal {
+        let plan =
+            crate::plan::plan(&crate::plan::Start { release: v(from), drift: vec![] }, &self.catalog.catalog, &v(to))
+                .unwrap();
+        let mut j = Journal::new("upgrade", &Owner::me("upgrade"));
+        j.payload = Some(UpgradeState {
+            run_dir: self.state.root.join("upgrades/run"),
+            plan,
+            hop: 0,
+            done: vec![],
+            before: BTreeMap::new(),
+            dump_image: None,
+            project: self.project(),
+            timings: vec![],
+            registry: None,
+            bundle: None,
+        });
+        j
+    }
+
+    fn files(&self) -> BTreeMap<PathBuf, String> {
+        crate::util::list_files(&self.project_dir)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.clone(), std::fs::read_to_string(self.project_dir.join(p)).unwrap()))
+            .collect()
+    }
+}
+
+fn ctx<'a>(s: &'a Setup, rt: &'a dyn Runtime, progress: &'a Progress) -> Ctx<'a> {
+    static YES: fn(&str) -> bool = |_| true;
+    // Never called: hops and rollbacks reach the stack through the runtime only.
+    let docker: &'static bollard::Docker = Box::leak(Box::new(
+        bollard::Docker::connect_with_http("http://127.0.0.1:9", 1, bollard::API_DEFAULT_VERSION).unwrap(),
+    ));
+    Ctx {
+        docker,
+        runtime: rt,
+        catalog: &s.catalog,
+        state: &s.state,
+        registry: None,
+        progress,
+        hop_timeout: std::time::Duration::from_secs(30),
+        grace: 1,
+        confirm: &YES,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_up_after_migrations_restores_the_pre_hop_dump_and_the_files() {
+    let s = Setup::new("3.4.0");
+    let fake = s.fake("3.4.0");
+    let before_files = s.files();
+    let before_data = fake.world.lock().unwrap().migrations.clone();
+    fake.world.lock().unwrap().fail.push("up -d".into());
+    let progress = Progress::silent();
+    let ctx = ctx(&s, &fake, &progress);
+    let mut run = Run::new(s.journal("3.4.0", "3.6.5"), PROJECT).unwrap();
+    let err = continue_hops(&ctx, &mut run).await.unwrap_err();
+    match &err {
+        UpgradeError::RolledBack { at, how, hop } => {
+            assert_eq!(at, &v("3.4.0"));
+            assert!(how.contains("data restore"), "{how}");
+            assert_eq!(hop.point.to_string(), "up");
+        }
+        other => panic!("{other}"),
+    }
+    let calls = fake.calls();
+    let migrated = calls.iter().position(|c| c.starts_with("compose run --rm --no-deps -T")).unwrap();
+    let restored = calls.iter().position(|c| c == "restore").unwrap();
+    assert!(migrated < restored, "{calls:?}");
+    assert!(calls[..migrated].iter().any(|c| c == "dump"), "the dump comes before any migration: {calls:?}");
+    assert_eq!(fake.world.lock().unwrap().migrations, before_data, "the databases are as before the hop");
+    assert_eq!(s.files(), before_files, "the compose files are byte for byte as before the hop");
+    assert!(s.state.journal::<serde_json::Value>(PROJECT).is_none(), "a clean rollback ends the journal");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_gate_with_no_database_moved_is_undone_by_image_swap() {
+    let s = Setup::new("3.4.0");
+    let fake = s.fake("3.4.0");
+    let before_files = s.files();
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.migrate_noop = true;
+        w.unhealthy_images.insert("mendersoftware/useradm:mender-3.6.5".into());
+    }
+    let progress = Progress::silent();
+    let ctx = ctx(&s, &fake, &progress);
+    let mut run = Run::new(s.journal("3.4.0", "3.6.5"), PROJECT).unwrap();
+    match continue_hops(&ctx, &mut run).await.unwrap_err() {
+        UpgradeError::RolledBack { how, hop, .. } => {
+            assert!(how.contains("image swap"), "{how}");
+            assert_eq!(hop.point.to_string(), "gates");
+            assert!(hop.error.to_string().contains("mender-useradm"), "{}", hop.error);
+        }
+        other => panic!("{other}"),
+    }
+    assert!(
+        !fake.calls().contains(&"restore".to_string()),
+        "no data restore without a moved database: {:?}",
+        fake.calls()
+    );
+    assert_eq!(s.files(), before_files);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_dump_starts_the_stopped_services_and_changes_nothing() {
+    let s = Setup::new("3.4.0");
+    let fake = s.fake("3.4.0");
+    let before_files = s.files();
+    fake.world.lock().unwrap().dump_fails = true;
+    let progress = Progress::silent();
+    let ctx = ctx(&s, &fake, &progress);
+    let mut run = Run::new(s.journal("3.4.0", "3.6.5"), PROJECT).unwrap();
+    match continue_hops(&ctx, &mut run).await.unwrap_err() {
+        UpgradeError::RolledBack { how, .. } => assert!(how.contains("nothing had changed"), "{how}"),
+        other => panic!("{other}"),
+    }
+    let calls = fake.calls();
+    let stopped = calls.iter().find(|c| c.starts_with("stop ")).unwrap().replace("stop", "start");
+    assert!(calls.contains(&stopped), "the services stopped are the services started: {calls:?}");
+    assert!(!calls.iter().any(|c| c.starts_with("compose up")), "{calls:?}");
+    assert_eq!(s.files(), before_files);
+}
+
+/// A journal written by version 0.1.0 (tests/fixtures) still reads, and resuming it runs only the
+/// steps its hop had not done.
+#[tokio::test(start_paused = true)]
+async fn a_journal_of_version_0_1_resumes_after_its_last_step() {
+    let text = include_str!("../../tests/fixtures/journal-0.1.0-upgrade.json");
+    let mut journal: UpgradeJournal = serde_json::from_str(text).expect("the 0.1.0 journal format reads");
+    let st = journal.payload.as_ref().unwrap();
+    assert_eq!(st.done, [Step::Stop, Step::Dump, Step::Rewrite]);
+    assert_eq!(st.timings[0][&Step::Dump], 3.4);
+    assert_eq!(st.plan.hops.len(), 2);
+
+    // The same journal on a stack of our own, whose files the interrupted hop had rewritten.
+    let s = Setup::new("3.6.5");
+    let fake = s.fake("3.4.0");
+    {
+        let mut w = fake.world.lock().unwrap();
+        // The hop had stopped the writers and dumped 3.4.0's data.
+        w.dumped = Some(w.migrations.clone());
+    }
+    let st = journal.payload.as_mut().unwrap();
+    st.run_dir = s.state.root.join("upgrades/run");
+    st.project = s.project();
+    st.before = fake.world.lock().unwrap().migrations.clone();
+    std::fs::create_dir_all(st.run_dir.join("hop-1")).unwrap();
+    std::fs::write(st.run_dir.join("hop-1/mongo.archive.gz"), b"archive").unwrap();
+    let progress = Progress::silent();
+    let ctx = ctx(&s, &fake, &progress);
+    let mut run = Run::new(journal, PROJECT).unwrap();
+    let outcome = continue_hops(&ctx, &mut run).await.unwrap();
+    assert_eq!(outcome.to, v("3.7.11"));
+    let calls = fake.calls();
+    let second = calls.iter().position(|c| c.starts_with("stop ")).expect("hop 2 stops the writers");
+    assert!(!calls[..second].iter().any(|c| c == "dump"), "hop 1 resumed after its dump: {calls:?}");
+    assert!(calls[..second].iter().any(|c| c.starts_with("compose run")), "hop 1 migrated: {calls:?}");
+    assert!(calls[second..].iter().any(|c| c == "fcv 5.0"), "hop 2 raised the featureCompatibilityVersion: {calls:?}");
+    let w = fake.world.lock().unwrap();
+    assert!(w.images.values().any(|i| i == "mendersoftware/useradm:mender-3.7.11"), "{:?}", w.images);
+}
