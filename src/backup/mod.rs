@@ -275,7 +275,7 @@ pub async fn run_locked(
 }
 
 fn round(d: Duration) -> f64 {
-    (d.as_secs_f64() * 10.0).round() / 10.0
+    crate::util::secs(d)
 }
 
 async fn repair_previous(
@@ -401,7 +401,7 @@ async fn capture(
         clock = Instant::now();
     };
     progress.step("count", "counting documents with the writers stopped");
-    let uri = format!("mongodb://{mongo_service}:27017");
+    let uri = crate::util::mongo_uri(mongo_service);
     let dbs: Vec<String> = stack.databases.iter().map(|d| d.name.clone()).collect();
     let q = MongoQuery { uri: uri.clone(), dbs, counts: true, all_dbs: true, digests: false };
     let report =

@@ -40,14 +40,14 @@ pub async fn mongo(
     target: &MongoTarget<'_>,
     ferretdb: bool,
 ) -> Result<String, RestoreError> {
-    let uri = format!("mongodb://{}:27017", target.host);
-    let r = run_helper(docker, target.network, &Request { wipe: Some(uri), ..Default::default() }).await?;
+    let uri = crate::util::mongo_uri(target.host);
+    let r = run_helper(docker, target.network, &Request { wipe: Some(uri.clone()), ..Default::default() }).await?;
     if let Some(Err(e)) = r.wiped {
         return Err(RestoreError::Wipe(e));
     }
     let mut cmd = vec![
         "mongorestore".to_string(),
-        format!("--uri=mongodb://{}:27017", target.host),
+        format!("--uri={uri}"),
         format!("--archive=/bundle/{ARCHIVE}"),
         "--gzip".into(),
         "--drop".into(),

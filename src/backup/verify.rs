@@ -12,14 +12,14 @@ use serde::Serialize;
 
 use super::bundle::{self, ARCHIVE, MANIFEST, MANIFEST_SUM};
 use super::manifest::{FileEntry, Location, Manifest, ManifestError, Verification, compare_archive, compare_files};
-use super::restore::{self, MongoTarget};
-use crate::engine::docker::{self as dk};
-use crate::engine::helper::{MongoQuery, Request};
-use crate::engine::sidecar::run_helper;
+use super::restore::{self, MongoTarget, RestoreError};
+use crate::engine::docker::{self as dk, DockerError};
+use crate::engine::helper::MongoQuery;
+use crate::engine::sidecar::{MongoReadError, read_mongo, wait_mongo};
 use crate::engine::store::read_inventory;
 use crate::labels::SIDECAR_LABEL;
 use crate::progress::Progress;
-use crate::util::now_rfc3339;
+use crate::util::{mongo_uri, now_rfc3339};
 use mongo_archive::read_archive;
 
 #[derive(Debug, Clone, Serialize)]
@@ -124,7 +124,7 @@ pub async fn verify(
             Ok(p) => report.problems.extend(p),
             Err(e) => report.problems.push(format!("restore test: {e}")),
         }
-        report.restore_seconds = Some((start.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+        report.restore_seconds = Some(crate::util::secs(start.elapsed()));
     }
     report.ok = report.problems.is_empty();
     manifest.verifications.push(Verification {
@@ -163,18 +163,30 @@ fn check_files(dir: &Path, expected: &[FileEntry]) -> Vec<String> {
 
 /// Restores into a fresh container of the bundle's mongo image on an internal network, then
 /// compares every collection's count and content digest with the archive's.
-async fn restore_test(docker: &Docker, bundle_dir: &Path, m: &Manifest) -> Result<Vec<String>, String> {
+/// The throwaway mongo's name on its network.
+const THROWAWAY: &str = "mongo";
+
+/// Why a restore test could not run to its comparison.
+#[derive(Debug, thiserror::Error)]
+enum RestoreTestError {
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    Mongo(#[from] MongoReadError),
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+}
+
+async fn restore_test(docker: &Docker, bundle_dir: &Path, m: &Manifest) -> Result<Vec<String>, RestoreTestError> {
     let id = format!("mcu-verify-{}-{}", std::process::id(), Instant::now().elapsed().subsec_nanos());
     let labels = HashMap::from([(SIDECAR_LABEL.to_string(), std::process::id().to_string())]);
-    dk::create_network(docker, &id, true, labels.clone()).await.map_err(|e| e.to_string())?;
+    dk::create_network(docker, &id, true, labels.clone()).await?;
     let result = async {
-        let cid = dk::run_detached(docker, &id, &m.mongo.image, &id, vec!["mongo".into()], labels)
-            .await
-            .map_err(|e| e.to_string())?;
+        let cid = dk::run_detached(docker, &id, &m.mongo.image, &id, vec![THROWAWAY.into()], labels).await?;
         let outcome = async {
-            wait_mongo(docker, &id).await?;
-            let target = MongoTarget { image: &m.mongo.image, network: &id, host: "mongo" };
-            restore::mongo(docker, bundle_dir, &target, m.mongo.ferretdb).await.map_err(|e| e.to_string())?;
+            wait_mongo(docker, &id, THROWAWAY, Duration::from_secs(60)).await?;
+            let target = MongoTarget { image: &m.mongo.image, network: &id, host: THROWAWAY };
+            restore::mongo(docker, bundle_dir, &target, m.mongo.ferretdb).await?;
             compare_restored(docker, &id, m).await
         }
         .await;
@@ -186,35 +198,9 @@ async fn restore_test(docker: &Docker, bundle_dir: &Path, m: &Manifest) -> Resul
     result
 }
 
-async fn wait_mongo(docker: &Docker, network: &str) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let q = MongoQuery {
-            uri: "mongodb://mongo:27017".into(),
-            dbs: vec![],
-            counts: false,
-            all_dbs: false,
-            digests: false,
-        };
-        let r = run_helper(docker, network, &Request { mongo: Some(q), ..Default::default() })
-            .await
-            .map_err(|e| e.to_string())?;
-        if r.mongo.is_some_and(|m| m.reachable) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err("the throwaway mongo did not start within 60 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn compare_restored(docker: &Docker, network: &str, m: &Manifest) -> Result<Vec<String>, String> {
-    let q = MongoQuery { uri: "mongodb://mongo:27017".into(), dbs: vec![], counts: true, all_dbs: true, digests: true };
-    let r = run_helper(docker, network, &Request { mongo: Some(q), ..Default::default() })
-        .await
-        .map_err(|e| e.to_string())?;
-    let report = r.mongo.ok_or("no MongoDB report")?;
+async fn compare_restored(docker: &Docker, network: &str, m: &Manifest) -> Result<Vec<String>, RestoreTestError> {
+    let q = MongoQuery { uri: mongo_uri(THROWAWAY), dbs: vec![], counts: true, all_dbs: true, digests: true };
+    let report = read_mongo(docker, network, q).await?;
     let mut problems = Vec::new();
     for (ns, want) in m.archive.namespaces.iter().filter(|(_, n)| n.kind.is_empty()) {
         let (db, coll) = ns.split_once('.').unwrap_or((ns, ""));

@@ -255,7 +255,7 @@ async fn seed(docker: &Docker, project: &str, registry: &str, version: &Version,
             "--artifact-size",
             &a.artifact_size.to_string(),
             "--mongo",
-            "mongodb://mender-mongo:27017",
+            &crate::util::mongo_uri("mender-mongo"),
         ]
         .iter()
         .map(|s| s.to_string())

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::docker::{ContextEntry, DockerError, build_image, context_tar};
-use super::helper::{ArtifactsJob, ArtifactsResult, KEY_ENV, Request, Response, SECRET_ENV};
+use super::helper::{ArtifactsJob, ArtifactsResult, KEY_ENV, MongoQuery, MongoReport, Request, Response, SECRET_ENV};
 use crate::labels::{HELPER_LABEL, SIDECAR_LABEL};
 
 const HELPER_REPO: &str = "mender-compose-upgrade-helper";
@@ -262,5 +262,79 @@ impl From<SidecarError> for crate::exit::Failure {
                 "run with -v and report the error",
             ),
         }
+    }
+}
+
+/// Something that runs the helper on a network: the daemon, or a test's fake.
+#[async_trait::async_trait]
+pub trait Helper: Send + Sync {
+    /// The helper sidecar on `network`, for one request.
+    async fn helper(&self, network: &str, request: &Request) -> Result<Response, SidecarError>;
+}
+
+#[async_trait::async_trait]
+impl Helper for Docker {
+    async fn helper(&self, network: &str, request: &Request) -> Result<Response, SidecarError> {
+        run_helper(self, network, request).await
+    }
+}
+
+/// Why MongoDB could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum MongoReadError {
+    /// The helper sidecar did not run.
+    #[error(transparent)]
+    Sidecar(#[from] SidecarError),
+    /// The helper ran and MongoDB did not answer it.
+    #[error("MongoDB at {host} does not answer: {reason}")]
+    Unreachable {
+        /// The address it was reached by.
+        host: String,
+        /// What the driver said.
+        reason: String,
+    },
+}
+
+/// What the helper reads of the MongoDB `query.uri` names, on `network`.
+///
+/// # Errors
+/// The sidecar failed, or MongoDB did not answer.
+pub async fn read_mongo(h: &dyn Helper, network: &str, query: MongoQuery) -> Result<MongoReport, MongoReadError> {
+    let host = query.uri.clone();
+    let r = h.helper(network, &Request { mongo: Some(query), ..Default::default() }).await?;
+    let m = r.mongo.unwrap_or_default();
+    if !m.reachable {
+        return Err(MongoReadError::Unreachable { host, reason: m.error.unwrap_or_default() });
+    }
+    Ok(m)
+}
+
+/// Waits until the MongoDB at `host` answers on `network`, asking every half second for at most
+/// `timeout`.
+///
+/// # Errors
+/// The last failure once `timeout` passed.
+pub async fn wait_mongo(
+    h: &dyn Helper,
+    network: &str,
+    host: &str,
+    timeout: std::time::Duration,
+) -> Result<(), MongoReadError> {
+    // tokio's clock, so that tests with paused time run the wait at once.
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let q = MongoQuery {
+            uri: crate::util::mongo_uri(host),
+            dbs: vec![],
+            counts: false,
+            all_dbs: false,
+            digests: false,
+        };
+        match read_mongo(h, network, q).await {
+            Ok(_) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() > deadline => return Err(e),
+            Err(e) => tracing::debug!("waiting for MongoDB at {host}: {e}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }

@@ -66,7 +66,7 @@ pub fn helper_request(id: &Identified<'_>, containers: &[ContainerInfo], counts:
     let dbs: BTreeSet<String> =
         release.services.values().filter(|f| f.schema.is_some()).filter_map(|f| f.db.clone()).collect();
     let mongo = Some(MongoQuery {
-        uri: format!("mongodb://{}:27017", release.mongo.service),
+        uri: crate::util::mongo_uri(&release.mongo.service),
         dbs: dbs.into_iter().collect(),
         counts,
         all_dbs: counts,

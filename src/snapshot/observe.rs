@@ -75,7 +75,7 @@ pub async fn data(docker: &Docker, observed: &Observed) -> Result<DataReport, Ob
     let stack = &observed.stack;
     let (Some(network), Some(mongo)) = (&stack.network, &stack.mongo) else { return Ok(DataReport::default()) };
     let q = MongoQuery {
-        uri: format!("mongodb://{}:27017", mongo.service),
+        uri: crate::util::mongo_uri(&mongo.service),
         dbs: vec![],
         counts: true,
         all_dbs: true,

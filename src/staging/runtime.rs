@@ -14,7 +14,7 @@ use crate::backup::quiesce::QuiesceError;
 use crate::backup::restore::{MongoTarget, RestoreError};
 use crate::engine::compose::{Compose, ComposeError};
 use crate::engine::helper::{Request, Response};
-use crate::engine::sidecar::SidecarError;
+use crate::engine::sidecar::{Helper, SidecarError};
 use crate::snapshot::observe::{ObserveError, Observed};
 use crate::state::StoppedService;
 use crate::upgrade::{Daemon, ProjectRecord, Runtime};
@@ -75,6 +75,13 @@ pub async fn render(compose: &Compose, project: &ProjectRecord, dir: &Path) -> R
 }
 
 #[async_trait]
+impl Helper for StagingRuntime<'_> {
+    async fn helper(&self, network: &str, request: &Request) -> Result<Response, SidecarError> {
+        self.daemon.helper(network, request).await
+    }
+}
+
+#[async_trait]
 impl Runtime for StagingRuntime<'_> {
     async fn compose(&self, project: &ProjectRecord, args: &[&str]) -> Result<String, ComposeError> {
         let dir = project
@@ -88,10 +95,6 @@ impl Runtime for StagingRuntime<'_> {
 
     async fn observe(&self, project: &str) -> Result<Observed, ObserveError> {
         self.daemon.observe(project).await
-    }
-
-    async fn helper(&self, network: &str, request: &Request) -> Result<Response, SidecarError> {
-        self.daemon.helper(network, request).await
     }
 
     async fn stop(&self, services: &[StoppedService], grace: i32) -> Result<(), QuiesceError> {

@@ -23,20 +23,19 @@ use crate::backup::restore::{self, MongoTarget, RestoreError};
 use crate::catalog::Catalog;
 use crate::engine::compose::{Compose, ComposeError};
 use crate::engine::helper::{MongoQuery, MongoReport, Request, Response};
-use crate::engine::sidecar::{SidecarError, run_helper};
+pub use crate::engine::sidecar::{Helper, MongoReadError, wait_mongo};
+use crate::engine::sidecar::{SidecarError, read_mongo, run_helper};
 use crate::snapshot::observe::{ObserveError, Observed, Options, observe_full};
 use crate::state::StoppedService;
 use crate::util::mongo_uri;
 
 /// What a hop and its rollback do to a stack.
 #[async_trait]
-pub trait Runtime: Send + Sync {
+pub trait Runtime: Helper {
     /// `docker compose ARGS` on the project's files; its stdout.
     async fn compose(&self, project: &ProjectRecord, args: &[&str]) -> Result<String, ComposeError>;
     /// The project's containers and what the helper reads of them (health, MongoDB).
     async fn observe(&self, project: &str) -> Result<Observed, ObserveError>;
-    /// The helper sidecar on `network`, for one request.
-    async fn helper(&self, network: &str, request: &Request) -> Result<Response, SidecarError>;
     /// Stops the containers in their waves, each waiting at most `grace` seconds.
     async fn stop(&self, services: &[StoppedService], grace: i32) -> Result<(), QuiesceError>;
     /// Starts the containers again (even when some fail); the failures, one line each.
@@ -61,6 +60,13 @@ pub struct Daemon<'a> {
 }
 
 #[async_trait]
+impl Helper for Daemon<'_> {
+    async fn helper(&self, network: &str, request: &Request) -> Result<Response, SidecarError> {
+        run_helper(self.docker, network, request).await
+    }
+}
+
+#[async_trait]
 impl Runtime for Daemon<'_> {
     async fn compose(&self, project: &ProjectRecord, args: &[&str]) -> Result<String, ComposeError> {
         self.compose.run(&project.files(), args).await
@@ -69,10 +75,6 @@ impl Runtime for Daemon<'_> {
     async fn observe(&self, project: &str) -> Result<Observed, ObserveError> {
         let opts = Options { project: Some(project), registry: self.registry, counts: false };
         observe_full(self.docker, self.catalog, &opts).await
-    }
-
-    async fn helper(&self, network: &str, request: &Request) -> Result<Response, SidecarError> {
-        run_helper(self.docker, network, request).await
     }
 
     async fn stop(&self, services: &[StoppedService], grace: i32) -> Result<(), QuiesceError> {
@@ -93,46 +95,10 @@ impl Runtime for Daemon<'_> {
     }
 }
 
-/// Why MongoDB could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum MongoReadError {
-    /// The helper sidecar did not run.
-    #[error(transparent)]
-    Sidecar(#[from] SidecarError),
-    /// The helper ran and MongoDB did not answer it.
-    #[error("MongoDB at {host} does not answer: {reason}")]
-    Unreachable {
-        /// The service name it was reached by.
-        host: String,
-        /// What the driver said.
-        reason: String,
-    },
-}
-
-/// The MongoDB report of every database (and with `counts`, every collection's count), read by
-/// the helper on `network`.
-///
-/// # Errors
-/// The sidecar failed, or MongoDB did not answer.
-pub async fn mongo_report(
-    rt: &dyn Runtime,
-    network: &str,
-    host: &str,
-    counts: bool,
-) -> Result<MongoReport, MongoReadError> {
-    let q = MongoQuery { uri: mongo_uri(host), dbs: vec![], counts, all_dbs: true, digests: false };
-    let r = rt.helper(network, &Request { mongo: Some(q), ..Default::default() }).await?;
-    let m = r.mongo.unwrap_or_default();
-    if !m.reachable {
-        return Err(MongoReadError::Unreachable { host: host.into(), reason: m.error.unwrap_or_default() });
-    }
-    Ok(m)
-}
-
 /// Each database's newest `migration_info` version (`None`: the database has none).
 ///
 /// # Errors
-/// As [`mongo_report`].
+/// The helper failed, or MongoDB did not answer.
 pub async fn migrations(
     rt: &dyn Runtime,
     network: &str,
@@ -142,20 +108,18 @@ pub async fn migrations(
     Ok(report.databases.into_iter().map(|d| (d.name, d.migration)).collect())
 }
 
-/// Waits until MongoDB answers, polling every second for at most `timeout`.
+/// Every database's report (and with `counts`, every collection's count).
 ///
 /// # Errors
-/// The last failure once `timeout` passed.
-pub async fn wait_mongo(rt: &dyn Runtime, network: &str, host: &str, timeout: Duration) -> Result<(), MongoReadError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match mongo_report(rt, network, host, false).await {
-            Ok(_) => return Ok(()),
-            Err(e) if Instant::now() > deadline => return Err(e),
-            Err(e) => tracing::debug!("waiting for MongoDB at {host}: {e}"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+/// The helper failed, or MongoDB did not answer.
+pub async fn mongo_report(
+    rt: &dyn Runtime,
+    network: &str,
+    host: &str,
+    counts: bool,
+) -> Result<MongoReport, MongoReadError> {
+    read_mongo(rt, network, MongoQuery { uri: mongo_uri(host), dbs: vec![], counts, all_dbs: true, digests: false })
+        .await
 }
 
 /// Waits until the gates pass twice in a row with unchanged restart counts (a container that

@@ -20,7 +20,7 @@ use crate::catalog::{ImageRef, LoadedCatalog};
 use crate::engine::compose::ComposeError;
 use crate::engine::container::ContainerInfo;
 use crate::engine::helper::{DbReport, MongoReport, ProbeResult, Request, Response};
-use crate::engine::sidecar::SidecarError;
+use crate::engine::sidecar::{Helper, SidecarError};
 use crate::labels::{LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_SERVICE};
 use crate::progress::Progress;
 use crate::snapshot::observe::{ObserveError, Observed};
@@ -99,6 +99,20 @@ impl Fake<'_> {
                 .collect(),
             ..Default::default()
         }
+    }
+}
+
+#[async_trait]
+impl Helper for Fake<'_> {
+    async fn helper(&self, _network: &str, request: &Request) -> Result<Response, SidecarError> {
+        if let Some(job) = &request.fcv {
+            self.call(format!("fcv {}", job.set));
+            return Ok(Response {
+                fcv: Some(Ok(format!("featureCompatibilityVersion {}", job.set))),
+                ..Default::default()
+            });
+        }
+        Ok(Response { mongo: Some(self.mongo_report()), ..Default::default() })
     }
 }
 
@@ -207,17 +221,6 @@ impl Runtime for Fake<'_> {
         let report = Response { probes, mongo: Some(self.mongo_report()), ..Default::default() };
         let stack = assemble(project, &containers, &id, &report, catalog, None);
         Ok(Observed { stack, containers })
-    }
-
-    async fn helper(&self, _network: &str, request: &Request) -> Result<Response, SidecarError> {
-        if let Some(job) = &request.fcv {
-            self.call(format!("fcv {}", job.set));
-            return Ok(Response {
-                fcv: Some(Ok(format!("featureCompatibilityVersion {}", job.set))),
-                ..Default::default()
-            });
-        }
-        Ok(Response { mongo: Some(self.mongo_report()), ..Default::default() })
     }
 
     async fn stop(&self, services: &[StoppedService], _grace: i32) -> Result<(), QuiesceError> {
