@@ -89,24 +89,24 @@ pub enum Command {
 #[derive(Args, Debug, Clone, Copy)]
 pub struct HopTimeout {
     /// How long a hop's health gates may take (e.g. 10m, 90s).
-    #[arg(long = "hop-timeout", default_value = "10m", value_parser = humantime::parse_duration)]
-    pub value: Duration,
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub hop_timeout: Duration,
 }
 
 /// How long a service may take to stop.
 #[derive(Args, Debug, Clone, Copy)]
 pub struct StopTimeout {
     /// Seconds each service gets to stop before it is killed.
-    #[arg(long = "stop-timeout", default_value_t = 30)]
-    pub secs: i32,
+    #[arg(long, default_value_t = 30)]
+    pub stop_timeout: i32,
 }
 
 /// How old a bundle may be to be trusted.
 #[derive(Args, Debug, Clone, Copy)]
 pub struct MaxBackupAge {
     /// A verified backup older than this is not trusted: a new one is taken.
-    #[arg(long = "max-backup-age", default_value = "24h", value_parser = humantime::parse_duration)]
-    pub value: Duration,
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub max_backup_age: Duration,
 }
 
 /// `status`.
@@ -277,4 +277,21 @@ pub struct HelperArgs {
     /// The request, as JSON.
     #[arg(long)]
     pub request: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["mcu", "upgrade", "--to", "3.7.11", "--hop-timeout", "90s", "--stop-timeout", "5"])
+            .unwrap();
+        let Command::Upgrade(a) = cli.command else { panic!("not upgrade") };
+        assert_eq!((a.hop_timeout.hop_timeout, a.stop.stop_timeout), (Duration::from_secs(90), 5));
+        assert_eq!(a.max_backup_age.max_backup_age, Duration::from_secs(24 * 3600));
+    }
 }

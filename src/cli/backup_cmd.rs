@@ -2,7 +2,6 @@
 
 use super::{BackupArgs, Global, VerifyArgs, print_json};
 use crate::backup::{self, BackupOptions, artifacts::Choice};
-use crate::engine::docker;
 use crate::exit::{Exit, Failure};
 use crate::report::outcome;
 use crate::snapshot::observe::Options;
@@ -10,14 +9,14 @@ use crate::state::StateDir;
 
 pub async fn backup(g: &Global, a: BackupArgs) -> anyhow::Result<Exit> {
     let catalog = g.load_catalog()?;
-    let docker = docker::connect().await?;
+    let docker = super::connect().await?;
     let state = StateDir::new(g.state_dir());
     let artifacts = match (a.skip_artifacts, a.artifacts_to) {
         (true, _) => Choice::Skip,
         (false, Some(d)) => Choice::To(d),
         (false, None) => Choice::Auto,
     };
-    let opts = BackupOptions { out: a.out, skip_space_check: a.skip_space_check, artifacts, grace: a.stop.secs };
+    let opts = BackupOptions { out: a.out, skip_space_check: a.skip_space_check, artifacts, grace: a.stop.stop_timeout };
     let observe = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
     let progress = g.progress();
     let done = backup::run(&docker, &catalog.catalog, &state, &observe, &opts, &progress).await;
@@ -44,7 +43,7 @@ pub async fn backup(g: &Global, a: BackupArgs) -> anyhow::Result<Exit> {
 }
 
 pub async fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<Exit> {
-    let docker = if a.restore_test { Some(docker::connect().await?) } else { None };
+    let docker = if a.restore_test { Some(super::connect().await?) } else { None };
     let progress = g.progress();
     let report = backup::verify::verify(&a.bundle, docker.as_ref(), &progress).await;
     progress.finish();

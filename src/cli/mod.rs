@@ -105,7 +105,7 @@ impl World {
         Ok(World {
             catalog: g.load_catalog()?,
             compose: Compose::detect().await?,
-            docker: docker::connect().await?,
+            docker: connect().await?,
             state: StateDir::new(g.state_dir()),
         })
     }
@@ -139,6 +139,12 @@ struct Run<'a> {
     hop_timeout: Duration,
     grace: i32,
     confirm: &'a (dyn Fn(&str) -> bool + Sync),
+}
+
+/// The daemon, or the failure an operator is told (a bare `?` on the engine's error would reach
+/// `main` as an unexpected error, exit 1).
+async fn connect() -> Result<Docker, Failure> {
+    Ok(docker::connect().await?)
 }
 
 /// Prints `value` as one pretty JSON document.

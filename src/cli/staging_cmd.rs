@@ -2,7 +2,6 @@
 
 use super::project_name;
 use super::{Global, RehearseArgs, Run, StagingDownArgs, StagingUpArgs, World, asker, parse_version, print_json};
-use crate::engine::docker;
 use crate::exit::{Exit, Failure};
 use crate::report::outcome;
 use crate::staging::rehearse::{self, RehearseOptions};
@@ -34,7 +33,7 @@ pub async fn up(g: &Global, a: StagingUpArgs) -> anyhow::Result<Exit> {
 }
 
 pub async fn down(g: &Global, a: StagingDownArgs) -> anyhow::Result<Exit> {
-    let docker = docker::connect().await?;
+    let docker = super::connect().await?;
     let state = StateDir::new(g.state_dir());
     let name = match a.name {
         Some(n) => n,
@@ -59,12 +58,12 @@ pub async fn rehearse(g: &Global, a: RehearseArgs) -> anyhow::Result<Exit> {
         runtime: &runtime,
         registry: g.registry(),
         progress: &progress,
-        hop_timeout: a.hop_timeout.value,
+        hop_timeout: a.hop_timeout.hop_timeout,
         grace: 30,
         confirm: &confirm,
     });
     let opts =
-        RehearseOptions { to, from: a.bundle, name: a.name, keep: a.keep, max_backup_age: a.max_backup_age.value };
+        RehearseOptions { to, from: a.bundle, name: a.name, keep: a.keep, max_backup_age: a.max_backup_age.max_backup_age };
     let result = rehearse::run(&ctx, g.project.as_deref(), &opts).await;
     progress.finish();
     let r = result.map_err(Failure::from)?;

@@ -1,7 +1,6 @@
 //! `status` and `plan`: read-only.
 
 use super::{Global, PlanArgs, StatusArgs, parse_version, print_json};
-use crate::engine::docker;
 use crate::exit::{Exit, Failure};
 use crate::plan;
 use crate::report;
@@ -22,7 +21,7 @@ struct StatusReport {
 
 pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
     let catalog = g.load_catalog()?;
-    let docker = docker::connect().await?;
+    let docker = super::connect().await?;
     let opts = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
     let observed = observe_full(&docker, &catalog.catalog, &opts).await.map_err(Failure::from)?;
     let data = if a.data { Some(observe::data(&docker, &observed).await.map_err(Failure::from)?) } else { None };
@@ -55,7 +54,7 @@ pub async fn plan(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
     let start = match &a.from {
         Some(v) => plan::Start { release: parse_version(v)?, drift: vec![] },
         None => {
-            let docker = docker::connect().await?;
+            let docker = super::connect().await?;
             let opts = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
             let stack = observe(&docker, &catalog, &opts).await.map_err(Failure::from)?;
             let release = stack.release.clone().ok_or_else(|| {

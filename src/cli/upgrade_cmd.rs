@@ -1,7 +1,6 @@
 //! `upgrade`, `resume`, `rollback`, `recover`.
 
 use super::{Global, ResumeArgs, Run, UpgradeArgs, World, asker, parse_version, print_json, project_name};
-use crate::engine::docker;
 use crate::exit::{Exit, Failure};
 use crate::report::outcome;
 use crate::staging::StagingRuntime;
@@ -18,14 +17,14 @@ pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
         runtime: &daemon,
         registry: g.registry(),
         progress: &progress,
-        hop_timeout: a.hop_timeout.value,
-        grace: a.stop.secs,
+        hop_timeout: a.hop_timeout.hop_timeout,
+        grace: a.stop.stop_timeout,
         confirm: &confirm,
     });
     let opts = UpgradeOptions {
         to,
         dry_run: a.dry_run,
-        max_backup_age: a.max_backup_age.value,
+        max_backup_age: a.max_backup_age.max_backup_age,
         use_bundle: None,
         require_rehearsal: a.require_rehearsal,
     };
@@ -60,8 +59,8 @@ pub async fn resume(g: &Global, a: ResumeArgs, back: bool) -> anyhow::Result<Exi
         runtime,
         registry,
         progress: &progress,
-        hop_timeout: a.hop_timeout.value,
-        grace: a.stop.secs,
+        hop_timeout: a.hop_timeout.hop_timeout,
+        grace: a.stop.stop_timeout,
         confirm: &confirm,
     });
     if back {
@@ -87,7 +86,7 @@ pub async fn resume(g: &Global, a: ResumeArgs, back: bool) -> anyhow::Result<Exi
 }
 
 pub async fn recover(g: &Global) -> anyhow::Result<Exit> {
-    let docker = docker::connect().await?;
+    let docker = super::connect().await?;
     let state = StateDir::new(g.state_dir());
     let project = project_name(g, &docker).await?;
     let report = upgrade::recover::recover(&docker, &state, &project)
