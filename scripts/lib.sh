@@ -23,15 +23,15 @@ step() {
     awk -v n="$name" -v s="$start" -v e="$end" 'BEGIN { printf "    %s: %.1f s\n", n, e - s }'
 }
 
-# Removes every container, network and volume the tests named `mcutest-*` (their prefix), so that a
-# run leaves nothing behind on the daemon, whatever its outcome.
+# Removes every container, network and volume the tests named with their prefix (`MCU_TEST_PREFIX`,
+# default `mcutest-`), so that a run leaves nothing behind on the daemon, whatever its outcome.
 sweep_test_resources() {
-    local ids
-    ids=$(docker ps -aq --filter name=mcutest- 2>/dev/null || true)
+    local ids p=${MCU_TEST_PREFIX:-mcutest-}
+    ids=$(docker ps -aq --filter "name=$p" 2>/dev/null || true)
     [ -n "$ids" ] && docker rm -f -v $ids >/dev/null 2>&1 || true
-    ids=$(docker network ls -q --filter name=mcutest- 2>/dev/null || true)
+    ids=$(docker network ls -q --filter "name=$p" 2>/dev/null || true)
     [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1 || true
-    ids=$(docker volume ls -q --filter name=mcutest- 2>/dev/null || true)
+    ids=$(docker volume ls -q --filter "name=$p" 2>/dev/null || true)
     [ -n "$ids" ] && docker volume rm -f $ids >/dev/null 2>&1 || true
     return 0
 }

@@ -12,7 +12,7 @@ use testcontainers::{GenericImage, ImageExt};
 
 #[test]
 fn no_daemon_is_a_precondition_failure() {
-    let host = "unix:///tmp/mcutest-no-such-daemon.sock";
+    let host = &format!("unix:///tmp/{}no-such-daemon.sock", prefix());
     for args in [&["status"][..], &["plan", "--to", "3.7.11"][..], &["--json", "status"][..]] {
         let out = tool_env(args, &[("DOCKER_HOST", host)]);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
@@ -126,8 +126,8 @@ async fn two_candidate_projects_need_p() {
     for name in ["ambig-a", "ambig-b"] {
         let c = GenericImage::new(format!("{REGISTRY}/mendersoftware/inventory"), "mender-3.4.0".to_string())
             .with_cmd(["version"])
-            .with_container_name(format!("{PREFIX}{name}"))
-            .with_label("com.docker.compose.project", format!("{PREFIX}{name}"))
+            .with_container_name(format!("{}{name}", prefix()))
+            .with_label("com.docker.compose.project", format!("{}{name}", prefix()))
             .with_label("com.docker.compose.service", "mender-inventory")
             .with_label("com.docker.compose.oneoff", "False")
             .start()
@@ -146,20 +146,16 @@ async fn two_candidate_projects_need_p() {
         }
         panic!("throwaway container {p} never exited");
     };
-    let before = (settled("mcutest-ambig-a"), settled("mcutest-ambig-b"));
+    let (a, b) = (format!("{}ambig-a", prefix()), format!("{}ambig-b", prefix()));
+    let before = (settled(&a), settled(&b));
     let out = tool(&["status"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(
-        err.contains("compose projects run Mender images")
-            && err.contains("mcutest-ambig-a")
-            && err.contains("mcutest-ambig-b"),
-        "{err}"
-    );
+    assert!(err.contains("compose projects run Mender images") && err.contains(&a) && err.contains(&b), "{err}");
     assert!(err.contains("next: pass -p PROJECT"), "{err}");
     // Naming one resolves it (the throwaway project has no network: reported, not crashed).
-    let one = tool(&["-p", "mcutest-ambig-a", "--json", "status"]);
+    let one = tool(&["-p", &a, "--json", "status"]);
     assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
-    assert_eq!(json(&one)["project"], "mcutest-ambig-a");
-    assert_eq!(before, (project_fingerprint(None, "mcutest-ambig-a"), project_fingerprint(None, "mcutest-ambig-b")));
+    assert_eq!(json(&one)["project"], a.as_str());
+    assert_eq!(before, (project_fingerprint(None, &a), project_fingerprint(None, &b)));
 }

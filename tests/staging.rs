@@ -121,33 +121,34 @@ fn staging_is_a_restored_isolated_copy_and_down_removes_only_it() {
     let copy = damaged.path().join("bundle");
     assert!(std::process::Command::new("cp").arg("-a").arg(&bundle).arg(&copy).status().unwrap().success());
     std::fs::write(copy.join("mongo.archive.gz"), b"not a dump").unwrap();
-    let bad = prod.tool(&["staging", "up", "--from", &copy.to_string_lossy(), "--name", "mcutest-stgbad"]);
+    let bad =
+        prod.tool(&["staging", "up", "--from", &copy.to_string_lossy(), "--name", &format!("{}stgbad", prefix())]);
     assert_eq!(bad.status.code(), Some(3), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("mongo.archive.gz"), "{}", stderr(&bad));
-    nothing_left("mcutest-stgbad");
+    nothing_left(&format!("{}stgbad", prefix()));
 
     // Decoys that share the name but not the label (or carry another staging's label).
     docker_ok(&[
         "run",
         "-d",
         "--name",
-        "mcutest-stgiso-decoy",
+        &format!("{}stgiso-decoy", prefix()),
         "--label",
         &format!("com.docker.compose.project={name}"),
         "--label",
-        &format!("{LABEL}=mcutest-other"),
+        &format!("{LABEL}={}other", prefix()),
         &format!("{REGISTRY}/mendersoftware/inventory:mender-3.4.0"),
         "version",
     ]);
     docker_ok(&["network", "create", &format!("{name}_decoy")]);
-    docker_ok(&["volume", "create", "--label", &format!("{LABEL}=mcutest-other"), &format!("{name}_decoy")]);
+    docker_ok(&["volume", "create", "--label", &format!("{LABEL}={}other", prefix()), &format!("{name}_decoy")]);
     let down = prod.tool(&["staging", "down"]);
     assert!(down.status.success(), "{}", stderr(&down));
     nothing_left(&name);
-    docker_ok(&["inspect", "mcutest-stgiso-decoy"]);
+    docker_ok(&["inspect", &format!("{}stgiso-decoy", prefix())]);
     docker_ok(&["network", "inspect", &format!("{name}_decoy")]);
     docker_ok(&["volume", "inspect", &format!("{name}_decoy")]);
-    docker_ok(&["rm", "-f", "mcutest-stgiso-decoy"]);
+    docker_ok(&["rm", "-f", &format!("{}stgiso-decoy", prefix())]);
     docker_ok(&["network", "rm", &format!("{name}_decoy")]);
     docker_ok(&["volume", "rm", &format!("{name}_decoy")]);
     let gone = prod.tool(&["staging", "down"]);

@@ -288,8 +288,9 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
-        let cli = Cli::try_parse_from(["mcu", "upgrade", "--to", "3.7.11", "--hop-timeout", "90s", "--stop-timeout", "5"])
-            .unwrap();
+        let cli =
+            Cli::try_parse_from(["mcu", "upgrade", "--to", "3.7.11", "--hop-timeout", "90s", "--stop-timeout", "5"])
+                .unwrap();
         let Command::Upgrade(a) = cli.command else { panic!("not upgrade") };
         assert_eq!((a.hop_timeout.hop_timeout, a.stop.stop_timeout), (Duration::from_secs(90), 5));
         assert_eq!(a.max_backup_age.max_backup_age, Duration::from_secs(24 * 3600));

@@ -16,7 +16,8 @@ pub async fn backup(g: &Global, a: BackupArgs) -> anyhow::Result<Exit> {
         (false, Some(d)) => Choice::To(d),
         (false, None) => Choice::Auto,
     };
-    let opts = BackupOptions { out: a.out, skip_space_check: a.skip_space_check, artifacts, grace: a.stop.stop_timeout };
+    let opts =
+        BackupOptions { out: a.out, skip_space_check: a.skip_space_check, artifacts, grace: a.stop.stop_timeout };
     let observe = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
     let progress = g.progress();
     let done = backup::run(&docker, &catalog.catalog, &state, &observe, &opts, &progress).await;

@@ -62,8 +62,13 @@ pub async fn rehearse(g: &Global, a: RehearseArgs) -> anyhow::Result<Exit> {
         grace: 30,
         confirm: &confirm,
     });
-    let opts =
-        RehearseOptions { to, from: a.bundle, name: a.name, keep: a.keep, max_backup_age: a.max_backup_age.max_backup_age };
+    let opts = RehearseOptions {
+        to,
+        from: a.bundle,
+        name: a.name,
+        keep: a.keep,
+        max_backup_age: a.max_backup_age.max_backup_age,
+    };
     let result = rehearse::run(&ctx, g.project.as_deref(), &opts).await;
     progress.finish();
     let r = result.map_err(Failure::from)?;

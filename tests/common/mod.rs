@@ -11,8 +11,15 @@ use std::process::{Command, Output};
 use std::sync::{Once, OnceLock};
 
 pub const REGISTRY: &str = "testbed.local";
-/// Every resource a test creates is named with this prefix, so a later run can sweep it.
-pub const PREFIX: &str = "mcutest-";
+/// Every resource a test creates is named with this prefix, so a later run can sweep it:
+/// `MCU_TEST_PREFIX`, or `mcutest-`. Test runs of different checkouts on one daemon use different
+/// prefixes, so that one run's sweep never removes another's stacks.
+pub fn prefix() -> &'static str {
+    static P: OnceLock<String> = OnceLock::new();
+    P.get_or_init(|| {
+        std::env::var("MCU_TEST_PREFIX").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "mcutest-".into())
+    })
+}
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mender-compose-upgrade")
@@ -56,15 +63,15 @@ pub fn prepare() {
             docker(&["image", "inspect", &format!("{REGISTRY}/mender-standin:latest")]).status.success(),
             "the test-bed images are missing: run scripts/testbed first (scripts/test does)"
         );
-        let ids = docker(&["ps", "-aq", "--filter", &format!("name={PREFIX}")]);
+        let ids = docker(&["ps", "-aq", "--filter", &format!("name={}", prefix())]);
         for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
             docker(&["rm", "-f", "-v", id]);
         }
-        let vols = docker(&["volume", "ls", "-q", "--filter", &format!("name={PREFIX}")]);
+        let vols = docker(&["volume", "ls", "-q", "--filter", &format!("name={}", prefix())]);
         for v in String::from_utf8_lossy(&vols.stdout).split_whitespace() {
             docker(&["volume", "rm", "-f", v]);
         }
-        let nets = docker(&["network", "ls", "-q", "--filter", &format!("name={PREFIX}")]);
+        let nets = docker(&["network", "ls", "-q", "--filter", &format!("name={}", prefix())]);
         for n in String::from_utf8_lossy(&nets.stdout).split_whitespace() {
             docker(&["network", "rm", n]);
         }
@@ -74,18 +81,20 @@ pub fn prepare() {
 /// The network whose gateway address host-side servers (the S3 and Azure emulators) listen on,
 /// so that containers on any network reach them. Created by the tests with an explicit subnet and
 /// gateway: a daemon's default bridge may report no gateway at all (Engine 20.10 prints
-/// `[{"Subnet":"172.17.0.0/16"}]`), so nothing here reads it. Swept with the other `mcutest-`
-/// resources.
-pub const HOST_LINK: &str = "mcutest-hostlink";
-/// Subnets tried in turn for [`HOST_LINK`] (one may overlap a network the host already has).
-const HOST_LINK_SUBNETS: [(&str, &str); 4] = [
+/// `[{"Subnet":"172.17.0.0/16"}]`), so nothing here reads it. Named with the test prefix and
+/// swept with the other test resources.
+pub fn host_link() -> String {
+    format!("{}hostlink", prefix())
+}
+/// Subnets tried in turn for [`host_link`] (one may overlap a network the host already has).
+const LINK_SUBNETS: [(&str, &str); 4] = [
     ("10.231.7.0/24", "10.231.7.1"),
     ("10.232.7.0/24", "10.232.7.1"),
     ("172.29.231.0/24", "172.29.231.1"),
     ("192.168.231.0/24", "192.168.231.1"),
 ];
 
-/// The gateway of [`HOST_LINK`]: an address of this host that every container can reach. Panics
+/// The gateway of [`host_link`]: an address of this host that every container can reach. Panics
 /// with what it looked for when it cannot be had, never returns an empty string.
 pub fn host_address() -> String {
     static ADDR: OnceLock<String> = OnceLock::new();
@@ -95,10 +104,10 @@ pub fn host_address() -> String {
         let mut tried = Vec::new();
         let gateway = match link_gateway() {
             Some(g) => g,
-            None => HOST_LINK_SUBNETS
+            None => LINK_SUBNETS
                 .iter()
                 .find_map(|(subnet, gateway)| {
-                    let out = docker(&["network", "create", "--subnet", subnet, "--gateway", gateway, HOST_LINK]);
+                    let out = docker(&["network", "create", "--subnet", subnet, "--gateway", gateway, &host_link()]);
                     if !out.status.success() {
                         tried.push(format!("{subnet}: {}", String::from_utf8_lossy(&out.stderr).trim()));
                     }
@@ -107,27 +116,28 @@ pub fn host_address() -> String {
                 })
                 .unwrap_or_else(|| {
                     panic!(
-                        "no host address for the emulators: network {HOST_LINK} could not be created with any of \
+                        "no host address for the emulators: network {} could not be created with any of \
                          the subnets tried, or reports no IPAM gateway:\n  {}",
+                        host_link(),
                         tried.join("\n  ")
                     )
                 }),
         };
         let addr: std::net::Ipv4Addr = gateway.parse().unwrap_or_else(|_| {
-            panic!("network {HOST_LINK} reports the gateway {gateway:?}, which is not an IPv4 address")
+            panic!("network {} reports the gateway {gateway:?}, which is not an IPv4 address", host_link())
         });
         // The daemon puts the gateway on the bridge interface; prove the host really has it.
         std::net::TcpListener::bind((addr, 0)).unwrap_or_else(|e| {
-            panic!("network {HOST_LINK} has the gateway {addr}, but this host cannot listen on it: {e}")
+            panic!("network {} has the gateway {addr}, but this host cannot listen on it: {e}", host_link())
         });
         addr.to_string()
     })
     .clone()
 }
 
-/// The IPAM gateway of [`HOST_LINK`] when the network exists and reports one.
+/// The IPAM gateway of [`host_link`] when the network exists and reports one.
 fn link_gateway() -> Option<String> {
-    let out = docker(&["network", "inspect", HOST_LINK, "-f", "{{json .IPAM.Config}}"]);
+    let out = docker(&["network", "inspect", &host_link(), "-f", "{{json .IPAM.Config}}"]);
     if !out.status.success() {
         return None;
     }
@@ -154,7 +164,7 @@ impl Stack {
 
     pub fn up_env(name: &str, release: &str, extra: &[&str], env: &[(&str, &str)]) -> Stack {
         prepare();
-        let project = format!("{PREFIX}{name}");
+        let project = format!("{}{name}", prefix());
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("mender-server");
         let vol_prefix = format!("{project}-");
