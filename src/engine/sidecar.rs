@@ -166,7 +166,19 @@ pub async fn run_helper_with(
     let image = helper_image(docker).await?;
     let json = serde_json::to_string(request).map_err(|e| SidecarError::Helper(e.to_string()))?;
     let spec = SidecarSpec { image, cmd: vec!["--request".into(), json], network: Some(network.to_string()), ..extra };
-    let (stdout, outcome) = run_collect(docker, &spec).await?;
+    let (stdout, outcome) = match run_collect(docker, &spec).await {
+        // Another build of the tool on this daemon removed this build's helper image as an old
+        // one between its check and the create: build it again, once.
+        Err(SidecarError::Docker(DockerError::Api {
+            source: bollard::errors::Error::DockerResponseServerError { status_code: 404, .. },
+            ..
+        })) => {
+            tracing::debug!("the helper image {} is gone; building it again", spec.image);
+            let spec = SidecarSpec { image: helper_image(docker).await?, ..spec };
+            run_collect(docker, &spec).await?
+        }
+        other => other?,
+    };
     if outcome.exit_code != 0 {
         return Err(SidecarError::Helper(format!("exit {}: {}", outcome.exit_code, outcome.stderr.trim())));
     }
