@@ -2,15 +2,18 @@
 //! base compose files under `compose-templates/<version>/`. Built into the binary; `--catalog DIR`
 //! loads another copy (a private fork, or a test that substitutes images).
 
+mod files;
 mod image;
 mod model;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use include_dir::{Dir, include_dir};
 use semver::Version;
 use serde::Deserialize;
 
+pub use files::{Checkout, FileOrigin, KnownFiles, render, sha256_hex};
 pub use image::ImageRef;
 pub use model::*;
 
@@ -49,6 +52,15 @@ struct ReleasesFile {
     releases: Vec<Release>,
 }
 
+#[derive(Deserialize)]
+struct UpstreamFile {
+    tags: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// The file of upstream hashes, relative to the catalog root; a catalog without it knows no
+/// upstream file.
+const UPSTREAM_FILES: &str = "catalog/upstream-files.yaml";
+
 /// A file of a release's base composition, path relative to the project directory.
 #[derive(Debug, Clone)]
 pub struct TemplateFile {
@@ -73,7 +85,8 @@ impl LoadedCatalog {
                 .map(str::to_string)
                 .ok_or_else(|| CatalogError::Missing { path: PathBuf::from(rel) })
         };
-        let catalog = parse(&read("catalog/lines.yaml")?, &read("catalog/releases.yaml")?)?;
+        let mut catalog = parse(&read("catalog/lines.yaml")?, &read("catalog/releases.yaml")?)?;
+        catalog.upstream = parse_upstream(&read(UPSTREAM_FILES)?)?;
         Ok(LoadedCatalog { catalog, source: Source::Embedded })
     }
 
@@ -83,7 +96,10 @@ impl LoadedCatalog {
             let path = dir.join(rel);
             std::fs::read_to_string(&path).map_err(|source| CatalogError::Read { path, source })
         };
-        let catalog = parse(&read("catalog/lines.yaml")?, &read("catalog/releases.yaml")?)?;
+        let mut catalog = parse(&read("catalog/lines.yaml")?, &read("catalog/releases.yaml")?)?;
+        if dir.join(UPSTREAM_FILES).exists() {
+            catalog.upstream = parse_upstream(&read(UPSTREAM_FILES)?)?;
+        }
         Ok(LoadedCatalog { catalog, source: Source::Dir(dir.to_path_buf()) })
     }
 
@@ -142,10 +158,35 @@ pub fn parse(lines_yaml: &str, releases_yaml: &str) -> Result<Catalog, CatalogEr
         .map_err(|e| CatalogError::Parse { path: "catalog/lines.yaml".into(), message: e.to_string() })?;
     let releases: ReleasesFile = serde_saphyr::from_str(releases_yaml)
         .map_err(|e| CatalogError::Parse { path: "catalog/releases.yaml".into(), message: e.to_string() })?;
-    let catalog =
-        Catalog { rule: lines.rule, lines: lines.lines, releases: releases.releases, mongo_majors: lines.mongo_majors };
+    let catalog = Catalog {
+        rule: lines.rule,
+        lines: lines.lines,
+        releases: releases.releases,
+        mongo_majors: lines.mongo_majors,
+        upstream: BTreeMap::new(),
+    };
     catalog.check()?;
     Ok(catalog)
+}
+
+/// Parses `catalog/upstream-files.yaml` (tag → path → sha256).
+///
+/// # Errors
+/// `Parse` when the file or a tag in it is not valid.
+pub fn parse_upstream(yaml: &str) -> Result<UpstreamFiles, CatalogError> {
+    let bad = |message: String| CatalogError::Parse { path: UPSTREAM_FILES.into(), message };
+    let file: UpstreamFile = serde_saphyr::from_str(yaml).map_err(|e| bad(e.to_string()))?;
+    let mut out = UpstreamFiles::new();
+    for (tag, files) in file.tags {
+        let v = Version::parse(&tag).map_err(|e| bad(format!("tag {tag}: {e}")))?;
+        if let Some((path, sha)) =
+            files.iter().find(|(_, s)| s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(bad(format!("{tag} {path}: {sha} is not a sha256")));
+        }
+        out.insert(v, files);
+    }
+    Ok(out)
 }
 
 /// "3.6" for 3.6.5.
@@ -165,6 +206,13 @@ impl Catalog {
             }
             if !self.mongo_majors.contains(&r.mongo.major) {
                 return bad(format!("release {} runs mongo {} which is not in mongo_majors", r.version, r.mongo.major));
+            }
+            for (name, s) in &r.services {
+                if let (Some(lo), Some(hi)) = (&s.schema_min, &s.schema)
+                    && lo >= hi
+                {
+                    return bad(format!("release {} service {name}: schema range {lo}..{hi} is empty", r.version));
+                }
             }
         }
         for l in self.lines.iter().filter(|l| l.server_release) {
@@ -187,6 +235,19 @@ impl Catalog {
 
     pub fn line(&self, name: &str) -> Option<&Line> {
         self.lines.iter().find(|l| l.line == name)
+    }
+
+    /// Mender's support of the line of `v`, when the catalog records it.
+    pub fn support(&self, v: &Version) -> Option<&Support> {
+        self.line(&line_name(v)).and_then(|l| l.support.as_ref())
+    }
+
+    /// The newest release of a line Mender still supports (the target to recommend).
+    pub fn newest_supported(&self) -> Option<&Version> {
+        self.server_lines()
+            .filter(|l| l.support.as_ref().is_some_and(|s| s.status == SupportStatus::Supported))
+            .filter_map(|l| l.stop.as_ref())
+            .max()
     }
 
     /// Whether `v` is a tagged version the catalog knows of (with or without full facts).

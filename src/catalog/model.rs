@@ -12,7 +12,14 @@ pub struct Catalog {
     pub lines: Vec<Line>,
     pub releases: Vec<Release>,
     pub mongo_majors: Vec<String>,
+    /// Every upstream base file of every 3.x tag by sha256 (`catalog/upstream-files.yaml`).
+    pub upstream: UpstreamFiles,
 }
+
+/// Per tag, the sha256 (lowercase hex) of each base file of an integration checkout, by path
+/// relative to the checkout (mendersoftware/integration@<tag>; reference
+/// `upstream-integration/<tag>.sha256`).
+pub type UpstreamFiles = BTreeMap<Version, BTreeMap<String, String>>;
 
 /// A release line such as "3.6", with the release a hop into it lands on.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -27,12 +34,47 @@ pub struct Line {
     pub note: Option<String>,
     #[serde(default)]
     pub upgrade: Option<LineUpgrade>,
+    /// Whether Mender still supports the line, as its docs said when the catalog was written.
+    #[serde(default)]
+    pub support: Option<Support>,
+}
+
+/// A line's support by Mender.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Support {
+    pub status: SupportStatus,
+    /// The month support ended or ends (`2025-05`), when the docs name one.
+    #[serde(default)]
+    pub until: Option<String>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SupportStatus {
+    Supported,
+    /// End of life: no fixes, security ones included.
+    Ended,
+}
+
+impl Support {
+    /// "supported" or "out of support since 2025-05".
+    pub fn describe(&self) -> String {
+        match (self.status, &self.until) {
+            (SupportStatus::Supported, _) => "supported".into(),
+            (SupportStatus::Ended, Some(until)) => format!("out of support since {until}"),
+            (SupportStatus::Ended, None) => "out of support".into(),
+        }
+    }
 }
 
 /// How a line is reached: from which earlier lines, and what an operator must do by hand.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct LineUpgrade {
     pub from: Vec<String>,
+    /// Set when a hop into this line starts from the previous line's newest patch only: why.
+    #[serde(default)]
+    pub from_stop: Option<String>,
     #[serde(default)]
     pub window: Option<String>,
     #[serde(default)]
@@ -67,6 +109,16 @@ pub struct Release {
     pub templates: bool,
     pub mongo: MongoFacts,
     pub services: BTreeMap<String, ServiceFacts>,
+    /// What an operator must know about landing on or running this release.
+    #[serde(default)]
+    pub notes: Vec<ReleaseNote>,
+}
+
+/// A documented trap of one release, with its source.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ReleaseNote {
+    pub text: String,
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -106,6 +158,10 @@ pub struct ServiceFacts {
     pub db: Option<String>,
     #[serde(default)]
     pub schema: Option<Version>,
+    /// Set when the reference knows the schema version only as a range: the database is at
+    /// least this and at most `schema` (a patch between two releases whose versions differ).
+    #[serde(default)]
+    pub schema_min: Option<Version>,
     #[serde(default)]
     pub mongo_env: Option<String>,
     #[serde(default)]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use semver::Version;
 use serde::Serialize;
 
-use crate::catalog::{Catalog, ImageRef, ManualStep, Release, line_name};
+use crate::catalog::{Catalog, ImageRef, ManualStep, Release, SupportStatus, line_name};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
@@ -26,6 +26,20 @@ pub enum PlanError {
     SameVersion(Version),
     #[error("no documented upgrade path leads from line {0} towards {1}")]
     NoPath(String, Version),
+    #[error("{0}")]
+    InfraDowngrade(Box<InfraDowngrade>),
+}
+
+/// A hop that would land on a release with older infrastructure images than the running one.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("landing on {to} from {from} would downgrade {}: {to} ships older infrastructure than {from}", .images.join(", "))]
+pub struct InfraDowngrade {
+    pub from: Version,
+    pub to: Version,
+    /// "traefik v3.6.10 → 3.6.2", one per image.
+    pub images: Vec<String>,
+    /// The release to target instead (the line's newest).
+    pub instead: Version,
 }
 
 impl From<PlanError> for crate::exit::Failure {
@@ -38,6 +52,7 @@ impl From<PlanError> for crate::exit::Failure {
                 format!("the server line after 3.7 is 4.0: plan to 4.0.4 instead of {}", line_name(v))
             }
             PlanError::UnknownCurrent(_) => "pass --from with the release the stack really runs".to_string(),
+            PlanError::InfraDowngrade(d) => format!("plan to {}, the line's newest release", d.instead),
             _ => "choose a release the catalog lists".to_string(),
         };
         crate::exit::Failure::new(crate::exit::Exit::Usage, e, "nothing", next)
@@ -161,8 +176,10 @@ pub fn next_stops(catalog: &Catalog, current: &Version) -> Vec<NextStop> {
     if let Some(stop) = lines[pos].stop.as_ref().filter(|s| *s > current) {
         out.push(NextStop { to: stop.clone(), kind: HopKind::Patch, skips: vec![] });
     }
+    let at_stop = lines[pos].stop.as_ref().is_none_or(|s| s <= current);
     for (i, l) in lines.iter().enumerate().skip(pos + 1) {
-        let reachable = l.upgrade.as_ref().is_some_and(|u| u.from.contains(&here));
+        let reachable =
+            l.upgrade.as_ref().is_some_and(|u| u.from.contains(&here) && (at_stop || u.from_stop.is_none()));
         if let (true, Some(stop)) = (reachable, &l.stop) {
             let kind = if stop.major != current.major { HopKind::Major } else { HopKind::Minor };
             let skips = lines[pos + 1..i].iter().map(|l| l.line.clone()).collect();
@@ -184,9 +201,24 @@ pub fn plan(start: &Start, catalog: &Catalog, target: &Version) -> Result<Plan, 
     }
     let mut hops = Vec::new();
     for (a, b, skipped) in route(catalog, from, to)? {
+        let down = infra_downgrades(a, b);
+        if !down.is_empty() {
+            let instead = catalog.line(&b.line).and_then(|l| l.stop.clone()).unwrap_or_else(|| b.version.clone());
+            return Err(PlanError::InfraDowngrade(Box::new(InfraDowngrade {
+                from: a.version.clone(),
+                to: b.version.clone(),
+                images: down,
+                instead,
+            })));
+        }
         hops.push(hop(catalog, a, b, skipped));
     }
-    let mut warnings = Vec::new();
+    let mut warnings = support_warnings(catalog, from, to);
+    for h in &hops {
+        for n in catalog.release(&h.to).map(|r| r.notes.as_slice()).unwrap_or_default() {
+            warnings.push(format!("{}: {} ({})", h.to, n.text, n.source));
+        }
+    }
     if !start.drift.is_empty() {
         warnings.push(format!(
             "services run images of another release than {}: {}; the first hop brings them in line",
@@ -201,6 +233,55 @@ pub fn plan(start: &Start, catalog: &Catalog, target: &Version) -> Result<Plan, 
         ));
     }
     Ok(Plan { from: from.version.clone(), to: to.version.clone(), hops, warnings })
+}
+
+/// What the plan says about Mender's support of the running and the target release.
+fn support_warnings(catalog: &Catalog, from: &Release, to: &Release) -> Vec<String> {
+    let mut out = Vec::new();
+    let newest = catalog.newest_supported();
+    let ended = |v: &Version| catalog.support(v).filter(|s| s.status == SupportStatus::Ended);
+    if let Some(s) = ended(&from.version) {
+        out.push(format!("the running release {} (line {}) is {}", from.version, from.line, s.describe()));
+    }
+    if let Some(s) = ended(&to.version) {
+        let go = match newest {
+            Some(n) if *n > to.version => format!("; {n} is the newest supported release"),
+            _ => String::new(),
+        };
+        out.push(format!("the target {} (line {}) is {}{go}", to.version, to.line, s.describe()));
+    }
+    out
+}
+
+/// Infrastructure images (same repository, other than Mender's) whose version goes down from
+/// `from` to `to`: "traefik v3.6.10 → 3.6.2". Tags that are not version numbers are not compared.
+fn infra_downgrades(from: &Release, to: &Release) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, f) in &to.services {
+        let Some(old) = from.services.get(name).or_else(|| f.was.as_ref().and_then(|w| from.services.get(w))) else {
+            continue;
+        };
+        let (a, b) = (ImageRef::parse(&old.image, None), ImageRef::parse(&f.image, None));
+        if a.repository != b.repository || a.repository.starts_with("mendersoftware/") {
+            continue;
+        }
+        if let (Some(x), Some(y)) = (a.tag.as_deref().and_then(tag_version), b.tag.as_deref().and_then(tag_version))
+            && y < x
+        {
+            let line = format!("{} {} → {}", a.repository, a.tag.unwrap_or_default(), b.tag.unwrap_or_default());
+            if !out.contains(&line) {
+                out.push(line);
+            }
+        }
+    }
+    out
+}
+
+/// The numeric part of an image tag: `v3.6.10` → [3, 6, 10], `2.12-alpine` → [2, 12].
+fn tag_version(tag: &str) -> Option<Vec<u64>> {
+    let t = tag.strip_prefix('v').unwrap_or(tag);
+    let numeric = t.split(['-', '_']).next()?;
+    numeric.split('.').map(|p| p.parse().ok()).collect()
 }
 
 fn check_target<'c>(catalog: &'c Catalog, target: &Version) -> Result<&'c Release, PlanError> {
@@ -243,6 +324,14 @@ fn route<'c>(catalog: &'c Catalog, from: &'c Release, to: &'c Release) -> Result
             .max_by_key(|(i, _)| *i)
             .ok_or_else(|| PlanError::NoPath(cur.line.clone(), to.version.clone()))?;
         let (next_pos, line) = next;
+        // A line reached only from the previous line's newest patch: that patch first.
+        let cur_stop = catalog.line(&cur.line).and_then(|l| l.stop.as_ref()).and_then(|s| catalog.release(s));
+        if let (Some(_), Some(stop)) = (line.upgrade.as_ref().and_then(|u| u.from_stop.as_ref()), cur_stop)
+            && stop.version > cur.version
+        {
+            hops.push((cur, stop, Vec::new()));
+            cur = stop;
+        }
         let land = if line.line == to.line {
             to
         } else {
@@ -306,7 +395,11 @@ fn hop(catalog: &Catalog, from: &Release, to: &Release, skipped_lines: Vec<Strin
         to: to.version.clone(),
         kind,
         skipped_lines,
-        replaces_base_files: from.layout != to.layout || !added.is_empty() || !removed.is_empty(),
+        // Upstream changes its base files at every line; within a line, only image tags.
+        replaces_base_files: kind != HopKind::Patch
+            || from.layout != to.layout
+            || !added.is_empty()
+            || !removed.is_empty(),
         templates_available: to.templates,
         image_changes,
         added_services: added,
@@ -320,11 +413,14 @@ fn hop(catalog: &Catalog, from: &Release, to: &Release, skipped_lines: Vec<Strin
     }
 }
 
-/// The newest schema version of each database in a release.
-fn schemas(r: &Release) -> BTreeMap<String, Version> {
+/// The schema version of each database in a release: the newest a service of it migrates to, or,
+/// with `lowest`, the lowest the database may be at (a release whose version the reference knows
+/// only as a range, `schema_min`).
+fn schemas(r: &Release, lowest: bool) -> BTreeMap<String, Version> {
     let mut out: BTreeMap<String, Version> = BTreeMap::new();
     for s in r.services.values() {
-        if let (Some(db), Some(v)) = (&s.db, &s.schema) {
+        let v = if lowest { s.schema_min.as_ref().or(s.schema.as_ref()) } else { s.schema.as_ref() };
+        if let (Some(db), Some(v)) = (&s.db, v) {
             let e = out.entry(db.clone()).or_insert_with(|| v.clone());
             if v > e {
                 *e = v.clone();
@@ -334,8 +430,11 @@ fn schemas(r: &Release) -> BTreeMap<String, Version> {
     out
 }
 
+/// The databases whose schema may move: from the lowest version the running release may have
+/// (so that an uncertain one counts as a change, and its rollback as a data restore) to the
+/// target's.
 fn schema_changes(from: &Release, to: &Release) -> Vec<SchemaChange> {
-    let (a, b) = (schemas(from), schemas(to));
+    let (a, b) = (schemas(from, true), schemas(to, false));
     let dbs: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     dbs.into_iter()
         .filter(|db| a.get(*db) != b.get(*db))
@@ -422,7 +521,20 @@ mod tests {
         assert_eq!(p.hops[0].kind, HopKind::Major);
         assert!(p.hops[0].replaces_base_files);
         assert!(p.hops[0].renamed_services.contains(&("mender-device-auth".into(), "deviceauth".into())));
-        assert_eq!(stops(&run("3.6.5", "4.1.0").unwrap()), ["3.6.5", "3.7.11", "4.0.4", "4.1.0"]);
+        // 4.1.0 ships an older traefik and store than 4.0.4: never a landing point after it.
+        match run("3.6.5", "4.1.0") {
+            Err(PlanError::InfraDowngrade(d)) => {
+                assert_eq!((&d.from, &d.to, &d.instead), (&v("4.0.4"), &v("4.1.0"), &v("4.1.3")));
+                assert!(d.images.contains(&"traefik v3.6.10 → 3.6.2".to_string()), "{:?}", d.images);
+                assert!(d.images.contains(&"chrislusf/seaweedfs 4.16 → 3.99".to_string()), "{:?}", d.images);
+            }
+            r => panic!("{r:?}"),
+        }
+        let e = run("4.0.4", "4.1.0").unwrap_err();
+        assert!(
+            e.to_string().contains("traefik v3.6.10 → 3.6.2") && e.to_string().contains("older infrastructure"),
+            "{e}"
+        );
         assert!(run("3.0.0", "4.1.3").unwrap().hops.iter().all(|h| h.to.minor != 8 || h.to.major != 3));
     }
 
@@ -486,7 +598,10 @@ mod tests {
             next_stops(&c, &Version::parse(v).unwrap()).into_iter().map(|s| s.to.to_string()).collect::<Vec<_>>()
         };
         assert_eq!(to("3.4.0"), ["3.5.1", "3.6.5"]);
-        assert_eq!(to("3.7.0"), ["3.7.11", "4.0.4"]);
+        // 4.0 is reached from 3.7.11 only (its MongoDB 5.0 → 6.0 stage runs there).
+        assert_eq!(to("3.7.0"), ["3.7.11"]);
+        assert_eq!(to("3.7.11"), ["4.0.4"]);
+        assert_eq!(to("3.6.2"), ["3.6.5", "3.7.11"]);
         assert_eq!(to("3.6.5"), ["3.7.11"]);
         assert!(to("4.1.3").is_empty());
         assert_eq!(next_stops(&c, &v("3.4.0"))[1].skips, ["3.5"]);
@@ -498,8 +613,101 @@ mod tests {
         assert_eq!(run("3.6.5", "3.6.5"), Err(PlanError::SameVersion(v("3.6.5"))));
         assert!(matches!(run("3.6.5", "3.9.0"), Err(PlanError::UnknownTarget(..))));
         assert!(matches!(run("3.7.11", "3.8.2"), Err(PlanError::NotServerRelease(..))));
-        assert_eq!(run("3.4.0", "3.6.2"), Err(PlanError::NoFacts(v("3.6.2"), v("3.6.5"))));
-        assert_eq!(run("3.6.2", "3.7.11"), Err(PlanError::UnknownCurrent(v("3.6.2"))));
+        // A tag the lines list without facts (every real tag has them now).
+        let mut c = cat();
+        c.releases.retain(|r| r.version != v("3.6.2"));
+        let from = |r: &str| Start { release: v(r), drift: vec![] };
+        assert_eq!(plan(&from("3.4.0"), &c, &v("3.6.2")), Err(PlanError::NoFacts(v("3.6.2"), v("3.6.5"))));
+        assert_eq!(plan(&from("3.6.2"), &c, &v("3.7.11")), Err(PlanError::UnknownCurrent(v("3.6.2"))));
+    }
+
+    #[test]
+    fn every_3_x_tag_is_planned_to_3_7_11_and_4_1_3() {
+        let c = cat();
+        let tags: Vec<Version> =
+            c.server_lines().filter(|l| l.line.starts_with("3.")).flat_map(|l| l.tags.clone()).collect();
+        assert_eq!(tags.len(), 32);
+        for t in tags.iter().filter(|t| **t != v("3.7.11")) {
+            let p = run(&t.to_string(), "3.7.11").unwrap_or_else(|e| panic!("{t}: {e}"));
+            assert_eq!(p.hops.last().unwrap().to, v("3.7.11"));
+            for h in &p.hops {
+                assert!(h.templates_available || !h.replaces_base_files, "{t}: hop {} → {} cannot run", h.from, h.to);
+            }
+        }
+        for t in &tags {
+            let p = run(&t.to_string(), "4.1.3").unwrap_or_else(|e| panic!("{t}: {e}"));
+            let s = stops(&p);
+            assert!(s.ends_with(&["3.7.11".into(), "4.0.4".into(), "4.1.3".into()]), "{t}: {s:?}");
+        }
+    }
+
+    #[test]
+    fn a_patch_goes_straight_on_unless_the_next_line_starts_from_the_newest_patch() {
+        assert_eq!(stops(&run("3.6.2", "3.7.11").unwrap()), ["3.6.2", "3.7.11"]);
+        assert_eq!(stops(&run("3.3.1", "3.7.11").unwrap()), ["3.3.1", "3.6.5", "3.7.11"]);
+        let p = run("3.7.5", "4.1.3").unwrap();
+        assert_eq!(stops(&p), ["3.7.5", "3.7.11", "4.0.4", "4.1.3"]);
+        assert_eq!(p.hops[0].kind, HopKind::Patch);
+        assert_eq!(p.hops[0].rollback, Rollback::ImageSwap);
+    }
+
+    #[test]
+    fn from_3_0_every_line_in_turn_with_its_manual_steps_at_its_hop() {
+        let p = run("3.0.2", "3.7.11").unwrap();
+        assert_eq!(stops(&p), ["3.0.2", "3.1.1", "3.2.2", "3.3.2", "3.6.5", "3.7.11"]);
+        assert!(p.hops.iter().all(|h| h.templates_available), "every landing release has base files");
+        assert!(p.hops[0].manual_steps.iter().any(|s| s.text.contains("single certificate")));
+        assert!(p.hops[1].manual_steps.iter().any(|s| s.text.contains("ALLOWED_HOSTS")));
+        assert!(p.hops[1].manual_steps.iter().any(|s| s.text.contains("NATS")));
+        assert!(!p.hops[0].manual_steps.iter().any(|s| s.text.contains("ALLOWED_HOSTS")));
+        assert!(p.hops[1].added_services.contains(&"mender-iot-manager".to_string()));
+    }
+
+    #[test]
+    fn a_schema_known_only_as_a_range_makes_a_data_restore_hop() {
+        let p = run("3.3.1", "3.3.2").unwrap();
+        match &p.hops[0].rollback {
+            Rollback::DataRestore { reasons } => {
+                assert!(reasons.iter().any(|r| r.contains("deployment_service schema 1.2.9 → 1.2.10")), "{reasons:?}")
+            }
+            r => panic!("{r:?}"),
+        }
+        assert_eq!(run("3.7.1", "3.7.11").unwrap().hops[0].rollback, Rollback::ImageSwap);
+    }
+
+    #[test]
+    fn support_and_release_traps_are_warned() {
+        let p = run("3.6.5", "3.7.11").unwrap();
+        assert!(
+            p.warnings.iter().any(|w| w == "the running release 3.6.5 (line 3.6) is out of support"),
+            "{:?}",
+            p.warnings
+        );
+        assert!(
+            p.warnings.iter().any(|w| w.contains(
+                "the target 3.7.11 (line 3.7) is out of support since 2025-05; 4.1.3 is the newest supported release"
+            )),
+            "{:?}",
+            p.warnings
+        );
+        let p = run("3.7.11", "4.0.4").unwrap();
+        assert!(p.warnings.iter().any(|w| w.contains("4.0.4 (line 4.0) is out of support since 2026-08")));
+        let p = run("4.0.4", "4.1.3").unwrap();
+        assert!(!p.warnings.iter().any(|w| w.contains("target")), "{:?}", p.warnings);
+        let p = run("3.7.11", "4.0.0").unwrap();
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.starts_with("4.0.0: its gateway traefik:v3.1") && w.contains("Docker Engine 29"))
+        );
+        assert!(!run("3.7.11", "4.0.4").unwrap().warnings.iter().any(|w| w.contains("traefik:v3.1")));
+    }
+
+    #[test]
+    fn landing_on_a_patch_without_base_files_cannot_be_carried_out() {
+        let p = run("3.4.0", "3.6.2").unwrap();
+        assert!(p.hops[0].replaces_base_files && !p.hops[0].templates_available);
+        assert!(p.warnings.iter().any(|w| w.contains("no base compose files for 3.6.2")), "{:?}", p.warnings);
     }
 
     #[test]

@@ -181,7 +181,13 @@ pub fn compute(
     let compose_rel: Vec<PathBuf> = st.project.config_files.iter().map(|p| files::relative(&st.project, p)).collect();
     let compose: Vec<_> = compose_rel.iter().filter_map(|r| current.iter().find(|f| &f.path == r).cloned()).collect();
     let other: Vec<_> = current.iter().filter(|f| !compose_rel.contains(&f.path)).cloned().collect();
-    let from_t = ctx.catalog.template_files(&from.version).ok();
+    // The running release's base files (its line's newest patch's when it has none), to show edits against.
+    let c = &ctx.catalog.catalog;
+    let from_t = ctx.catalog.template_files(&from.version).ok().or_else(|| {
+        let stop = c.line(&from.line).and_then(|l| l.stop.clone())?;
+        ctx.catalog.template_files(&stop).ok()
+    });
+    let known = crate::catalog::KnownFiles::new(ctx.catalog, st.registry.as_deref());
     // Upstream base files are replaced only where the catalog has them for the target.
     let to_t = if to.templates { ctx.catalog.template_files(&to.version).ok() } else { None };
     Ok(rewrite::plan(&Inputs {
@@ -191,6 +197,7 @@ pub fn compute(
         other_files: &other,
         from_templates: from_t.as_deref(),
         to_templates: to_t.as_deref(),
+        known: &known,
         registry: st.registry.as_deref(),
         removed: &hop.removed_services,
     })?)

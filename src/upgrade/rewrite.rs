@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{ImageRef, Release, TemplateFile};
+use crate::catalog::{ImageRef, KnownFiles, Release, TemplateFile};
 use compose_file::{ComposeFileError, image_sites, remove_service, replace_images, services};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -55,18 +55,30 @@ pub struct ProjectFile {
     pub contents: Option<String>,
 }
 
-fn is_compose(path: &std::path::Path) -> bool {
+fn is_yaml(path: &std::path::Path) -> bool {
     let s = path.to_string_lossy();
     s.ends_with(".yml") || s.ends_with(".yml.template") || s.ends_with(".yaml")
 }
 
 /// Renders a template file for the registry prefix: every image behind it.
 pub fn render(t: &TemplateFile, registry: Option<&str>) -> Result<String, RewriteError> {
-    if !is_compose(&t.path) || !t.contents.contains("services:") {
-        return Ok(t.contents.clone());
-    }
-    replace_images(&t.contents, |_, image| Some(ImageRef::parse(image, None).qualified(registry)))
+    crate::catalog::render(t, registry)
         .map_err(|source| RewriteError::File { path: t.path.display().to_string(), source })
+}
+
+/// What a compose file of an earlier release that the target no longer reads (3.0/3.1's
+/// docker-compose.connect.yml and docker-compose.config.yml, whose services 3.2 moved into
+/// docker-compose.yml) becomes: no services, so that the project's file list, an older
+/// production/run and the target's composition all agree.
+fn retired(path: &std::path::Path, to: &Release) -> String {
+    format!(
+        "# {} is not part of Mender Server {}: its services moved into docker-compose.yml.\n\
+         # Kept without services by mender-compose-upgrade, so that compose invocations that still\n\
+         # name it (an older production/run) compose the same stack; it can be removed with them.\n\
+         version: '2.1'\nservices: {{}}\n",
+        path.display(),
+        to.version
+    )
 }
 
 pub struct Inputs<'a> {
@@ -76,8 +88,13 @@ pub struct Inputs<'a> {
     pub compose_files: &'a [ProjectFile],
     /// Other project files the target's templates would replace, with their contents.
     pub other_files: &'a [ProjectFile],
+    /// Base files the running release has, when the catalog writes them (what an edit is shown
+    /// against); else those of its line's newest patch, which differ only in image tags.
     pub from_templates: Option<&'a [TemplateFile]>,
     pub to_templates: Option<&'a [TemplateFile]>,
+    /// Every upstream and tool-written base file, by hash: what tells a pristine file from an
+    /// edited one.
+    pub known: &'a KnownFiles,
     pub registry: Option<&'a str>,
     pub removed: &'a [String],
 }
@@ -87,6 +104,7 @@ pub fn plan(i: &Inputs<'_>) -> Result<Rewrite, RewriteError> {
     let mut current: Vec<ProjectFile> = i.compose_files.to_vec();
     if let Some(templates) = i.to_templates {
         replace_base_files(i, templates, &mut current, &mut rw)?;
+        retire_files(i, &mut current, &mut rw);
     }
     remove_dropped_services(i, &mut current, &mut rw)?;
     set_images(i, &mut current, &mut rw)?;
@@ -109,31 +127,144 @@ fn replace_base_files(
     current: &mut [ProjectFile],
     rw: &mut Rewrite,
 ) -> Result<(), RewriteError> {
+    let mut elsewhere: BTreeSet<String> = BTreeSet::new();
     for t in templates {
         let rendered = render(t, i.registry)?;
         let now = current.iter().chain(i.other_files).find(|f| f.path == t.path).and_then(|f| f.contents.clone());
-        let upstream_before = i
-            .from_templates
-            .and_then(|ts| ts.iter().find(|f| f.path == t.path))
-            .map(|f| render(f, i.registry))
-            .transpose()?;
-        if let (Some(now), Some(up)) = (&now, &upstream_before)
-            && now != up
-            && *now != rendered
-        {
-            rw.warnings.push(format!(
-                "{} differs from the upstream {} file and is replaced by the {} one (a copy of yours is kept)",
-                t.path.display(),
-                i.from.version,
-                i.to.version
-            ));
+        if let Some(now) = now.as_ref().filter(|n| **n != rendered) {
+            let origin = i.known.origin(&t.path, now.as_bytes());
+            if origin.matches(&i.from.version) {
+                // Upstream's file of the running release, or the one this tool wrote for it.
+            } else if origin.known() {
+                let names: Vec<String> = origin.releases().iter().map(|v| v.to_string()).collect();
+                elsewhere.insert(format!("{} ({})", t.path.display(), names.join("/")));
+            } else {
+                let base = i
+                    .from_templates
+                    .and_then(|ts| ts.iter().find(|f| f.path == t.path))
+                    .map(|f| as_release(f, i.from, i.registry))
+                    .transpose()?;
+                rw.warnings.push(edited_note(&t.path, now, base.as_deref(), i.from, i.to));
+            }
         }
         edit(rw, &t.path, now.as_ref(), rendered.clone(), Why::BaseFile);
         if let Some(f) = current.iter_mut().find(|f| f.path == t.path) {
             f.contents = Some(rendered);
         }
     }
+    if !elsewhere.is_empty() {
+        rw.warnings.push(format!(
+            "the images say {}, but these files are another release's: {}; they are replaced by {}'s",
+            i.from.version,
+            elsewhere.into_iter().collect::<Vec<_>>().join(", "),
+            i.to.version
+        ));
+    }
     Ok(())
+}
+
+/// A base file of the running release as it would be with that release's own image tags (the
+/// templates of its line's newest patch, when the running patch has none).
+fn as_release(t: &TemplateFile, from: &Release, registry: Option<&str>) -> Result<String, RewriteError> {
+    let text = render(t, registry)?;
+    if !is_yaml(&t.path) || !text.contains("services:") {
+        return Ok(text);
+    }
+    replace_images(&text, |svc, _| from.services.get(svc).map(|f| ImageRef::parse(&f.image, None).qualified(registry)))
+        .map_err(|source| RewriteError::File { path: t.path.display().to_string(), source })
+}
+
+/// The warning for a base file edited by hand, with the edits an operator would lose.
+fn edited_note(path: &std::path::Path, now: &str, base: Option<&str>, from: &Release, to: &Release) -> String {
+    let mut note = format!(
+        "{} differs from the upstream {} file (it matches no file upstream or this tool wrote for any 3.x \
+         release: edited by hand?) and is replaced by the {} one (a copy of yours is kept); move what you need \
+         into production/config/prod.yml",
+        path.display(),
+        from.version,
+        to.version
+    );
+    if let Some(base) = base {
+        let changes = if is_yaml(path) { yaml_changes(base, now) } else { None };
+        let lines = changes.unwrap_or_else(|| {
+            let e = FileEdit {
+                path: path.to_path_buf(),
+                before: Some(base.to_string()),
+                after: now.to_string(),
+                why: Why::BaseFile,
+            };
+            diff(&e).lines().skip(1).map(str::to_string).collect()
+        });
+        if !lines.is_empty() {
+            note.push_str(&format!("; your changes against {}'s file:\n", from.version));
+            for l in lines.iter().take(40) {
+                note.push_str(&format!("    {l}\n"));
+            }
+            if lines.len() > 40 {
+                note.push_str(&format!("    … and {} more\n", lines.len() - 40));
+            }
+        }
+    }
+    note
+}
+
+/// The settings that differ between two YAML documents, one line each (`+ path: value`, `- path:
+/// value`, `~ path: old → new`); values of secret-looking keys are masked. `None` when either
+/// side does not parse.
+pub fn yaml_changes(before: &str, after: &str) -> Option<Vec<String>> {
+    let a: serde_json::Value = serde_saphyr::from_str(before).ok()?;
+    let b: serde_json::Value = serde_saphyr::from_str(after).ok()?;
+    let mut out = Vec::new();
+    walk("", &a, &b, &mut out);
+    Some(out)
+}
+
+fn shown(path: &str, v: &serde_json::Value) -> String {
+    let secret = ["KEY", "SECRET", "PASSWORD", "TOKEN"].iter().any(|k| path.to_ascii_uppercase().contains(k));
+    if secret && !v.is_object() { "(hidden)".into() } else { v.to_string() }
+}
+
+fn walk(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    let join = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, va) in x {
+                match y.get(k) {
+                    Some(vb) => walk(&join(k), va, vb, out),
+                    None => out.push(format!("- {}: {}", join(k), shown(&join(k), va))),
+                }
+            }
+            for (k, vb) in y.iter().filter(|(k, _)| !x.contains_key(*k)) {
+                out.push(format!("+ {}: {}", join(k), shown(&join(k), vb)));
+            }
+        }
+        _ if a == b => {}
+        _ => out.push(format!("~ {path}: {} → {}", shown(path, a), shown(path, b))),
+    }
+}
+
+/// The project's compose files of the running release that the target no longer has (3.0/3.1's
+/// connect and config files on the way to 3.2) lose their services.
+fn retire_files(i: &Inputs<'_>, current: &mut [ProjectFile], rw: &mut Rewrite) {
+    for f in current.iter_mut() {
+        let rel = f.path.to_string_lossy().to_string();
+        if !i.from.compose_files.contains(&rel) || i.to.compose_files.contains(&rel) {
+            continue;
+        }
+        let after = retired(&f.path, i.to);
+        if f.contents.as_deref() == Some(after.as_str()) {
+            continue;
+        }
+        rw.warnings.push(format!(
+            "{}: {} has no such file (its services moved into docker-compose.yml); it is kept without services \
+             (a copy of yours is kept)",
+            f.path.display(),
+            i.to.version
+        ));
+        edit(rw, &f.path, f.contents.as_ref(), after.clone(), Why::BaseFile);
+        f.contents = Some(after);
+    }
 }
 
 fn remove_dropped_services(i: &Inputs<'_>, current: &mut [ProjectFile], rw: &mut Rewrite) -> Result<(), RewriteError> {

@@ -43,6 +43,7 @@ fn run(l: &LoadedCatalog, p: &Project, from: &str, to: &str, templates: bool) ->
     let from_t = l.template_files(&v(from)).ok();
     let to_t = if templates { l.template_files(&v(to)).ok() } else { None };
     let removed: Vec<String> = f.services.keys().filter(|s| !t.services.contains_key(*s)).cloned().collect();
+    let known = KnownFiles::new(l, REG);
     plan(&Inputs {
         from: f,
         to: t,
@@ -50,6 +51,7 @@ fn run(l: &LoadedCatalog, p: &Project, from: &str, to: &str, templates: bool) ->
         other_files: &p.other,
         from_templates: from_t.as_deref(),
         to_templates: to_t.as_deref(),
+        known: &known,
         registry: REG,
         removed: &removed,
     })
@@ -93,12 +95,14 @@ fn a_pinned_image_in_prod_yml_is_changed_in_place_with_a_warning() {
 #[test]
 fn dropped_services_leave_the_overrides() {
     let l = LoadedCatalog::embedded().unwrap();
-    let p = project(&l, "3.5.1", |t| t);
+    // Operators size the 3.5 reporting stack in prod.yml (the template itself does not name it).
+    let sized = "    mender-reporting:\n        mem_limit: 512m\n\n    mender-opensearch:\n        environment:\n            OPENSEARCH_JAVA_OPTS: -Xms1g -Xmx1g\n\n    minio:\n";
+    let p = project(&l, "3.5.1", |t| t.replacen("    minio:\n", sized, 1));
     assert!(p.compose[2].contents.as_ref().unwrap().contains("mender-reporting:"));
     let rw = run(&l, &p, "3.5.1", "3.6.5", true);
     let prod = after(&rw, "production/config/prod.yml").unwrap();
     assert_eq!(prod.why, Why::RemovedService);
-    assert!(!prod.after.contains("mender-reporting"), "{}", prod.after);
+    assert!(!prod.after.contains("mender-reporting") && !prod.after.contains("OPENSEARCH"), "{}", prod.after);
     assert!(prod.after.contains("mender-useradm:") && prod.after.contains("max-size: \"50m\""));
     let dc = after(&rw, "docker-compose.yml").unwrap();
     assert!(!dc.after.contains("mender-opensearch"));
@@ -131,4 +135,77 @@ fn a_modified_upstream_file_is_warned_about() {
         "{:?}",
         rw.warnings
     );
+}
+
+#[test]
+fn a_pristine_upstream_file_is_recognized_by_its_hash() {
+    let mut l = LoadedCatalog::embedded().unwrap();
+    let mut p = project(&l, "3.4.0", |t| t);
+    // Upstream's bytes differ from the tool's (comments, order); the catalog knows their hash.
+    let upstream = format!("# upstream's own header\n{}", p.compose[0].contents.as_ref().unwrap());
+    p.compose[0].contents = Some(upstream.clone());
+    let rw = run(&l, &p, "3.4.0", "3.6.5", true);
+    assert!(rw.warnings.iter().any(|w| w.contains("docker-compose.yml differs")), "unknown bytes: {:?}", rw.warnings);
+    let tag = l.catalog.upstream.get_mut(&v("3.4.0")).unwrap();
+    tag.insert("docker-compose.yml".into(), crate::catalog::sha256_hex(upstream.as_bytes()));
+    let rw = run(&l, &p, "3.4.0", "3.6.5", true);
+    assert!(rw.warnings.is_empty(), "upstream's file is no edit: {:?}", rw.warnings);
+    assert!(after(&rw, "docker-compose.yml").unwrap().after.contains("mender-3.6.5"));
+}
+
+#[test]
+fn an_edited_file_is_named_with_the_changes_it_loses() {
+    let l = LoadedCatalog::embedded().unwrap();
+    let mut p = project(&l, "3.4.0", |t| t);
+    let dc = p.compose[0].contents.as_mut().unwrap();
+    *dc = dc.replacen(
+        "            DEVICEAUTH_ORCHESTRATOR_ADDR: http://mender-workflows-server:8080/\n",
+        "            DEVICEAUTH_ORCHESTRATOR_ADDR: http://mender-workflows-server:8080/\n            DEVICEAUTH_MY_SETTING: '1'\n            DEVICEAUTH_API_TOKEN: hunter2\n",
+        1,
+    );
+    let rw = run(&l, &p, "3.4.0", "3.6.5", true);
+    let w = rw.warnings.iter().find(|w| w.contains("docker-compose.yml differs")).expect("named");
+    assert!(w.contains("+ services.mender-device-auth.environment.DEVICEAUTH_MY_SETTING: \"1\""), "{w}");
+    assert!(w.contains("DEVICEAUTH_API_TOKEN: (hidden)") && !w.contains("hunter2"), "{w}");
+    assert_eq!(w.matches("\n    ").count(), 2, "only the two edits: {w}");
+}
+
+#[test]
+fn files_of_another_release_are_named() {
+    let l = LoadedCatalog::embedded().unwrap();
+    let mut p = project(&l, "3.6.5", |t| t);
+    p.compose[0].contents = project(&l, "3.4.0", |t| t).compose[0].contents.clone();
+    let rw = run(&l, &p, "3.6.5", "3.7.11", true);
+    assert_eq!(
+        rw.warnings,
+        [
+            "the images say 3.6.5, but these files are another release's: docker-compose.yml (3.4.0); they are replaced by 3.7.11's"
+        ]
+    );
+}
+
+#[test]
+fn the_connect_and_config_files_lose_their_services_at_3_2() {
+    let l = LoadedCatalog::embedded().unwrap();
+    let files = l.template_files(&v("3.1.1")).unwrap();
+    let get = |p: &str| files.iter().find(|f| f.path.to_string_lossy() == p).map(|f| render(f, REG).unwrap());
+    let names = [
+        "docker-compose.yml",
+        "docker-compose.storage.minio.yml",
+        "docker-compose.connect.yml",
+        "docker-compose.config.yml",
+        "production/config/prod.yml.template",
+    ];
+    let compose: Vec<ProjectFile> =
+        names.iter().map(|n| ProjectFile { path: n.replace(".template", "").into(), contents: get(n) }).collect();
+    assert!(compose.iter().all(|f| f.contents.is_some()));
+    let p = Project { compose, other: vec![] };
+    let rw = run(&l, &p, "3.1.1", "3.2.2", true);
+    for f in ["docker-compose.connect.yml", "docker-compose.config.yml"] {
+        let e = after(&rw, f).unwrap();
+        assert!(e.after.contains("services: {}") && services(&e.after).unwrap().is_empty(), "{}", e.after);
+        assert!(rw.warnings.iter().any(|w| w.starts_with(&format!("{f}: 3.2.2 has no such file"))));
+    }
+    let dc = after(&rw, "docker-compose.yml").unwrap();
+    assert!(dc.after.contains("mender-deviceconnect:") && dc.after.contains("nats:2.6-alpine"));
 }
