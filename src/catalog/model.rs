@@ -79,6 +79,22 @@ pub struct LineUpgrade {
     pub window: Option<String>,
     #[serde(default)]
     pub steps: Vec<ManualStep>,
+    /// Data that must not exist when a hop into this line starts (checked before any downtime).
+    #[serde(default)]
+    pub refuse_while: Vec<DataCheck>,
+}
+
+/// A hop is refused while `db.collection` holds documents matching `filter` (a MongoDB query).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct DataCheck {
+    /// What the matching documents are, for people: "pending workflows jobs".
+    pub what: String,
+    pub db: String,
+    pub collection: String,
+    pub filter: serde_json::Value,
+    /// Why they must be gone, and what to do.
+    pub why: String,
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]

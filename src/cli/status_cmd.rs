@@ -1,6 +1,9 @@
 //! `status` and `plan`: read-only.
 
+use std::path::{Path, PathBuf};
+
 use super::{Global, PlanArgs, StatusArgs, parse_version, print_json};
+use crate::catalog::{Checkout, KnownFiles, LoadedCatalog, ReleaseNote, Support};
 use crate::exit::{Exit, Failure};
 use crate::plan;
 use crate::report;
@@ -17,6 +20,36 @@ struct StatusReport {
     interrupted: Option<Journal<UpgradeState>>,
     lock: Option<Owner>,
     data: Option<DataReport>,
+    /// Mender's support of the running release's line.
+    support: Option<Support>,
+    /// Documented traps of the running release.
+    release_notes: Vec<ReleaseNote>,
+    /// What the integration checkout's base files say (upstream's or the tool's files of which
+    /// release, which ones were edited), and whether that agrees with the images.
+    checkout: Option<CheckoutReport>,
+}
+
+#[derive(serde::Serialize)]
+struct CheckoutReport {
+    #[serde(flatten)]
+    files: Checkout,
+    /// Set when the files say another release than the images.
+    disagreement: Option<String>,
+}
+
+/// Reads the base files of the checkout in `dir` and classifies them.
+fn checkout_report(
+    catalog: &LoadedCatalog,
+    registry: Option<&str>,
+    dir: &Path,
+    release: Option<&semver::Version>,
+) -> CheckoutReport {
+    let known = KnownFiles::new(catalog, registry);
+    let files: Vec<(PathBuf, Vec<u8>)> =
+        known.paths().filter_map(|p| std::fs::read(dir.join(p)).ok().map(|b| (PathBuf::from(p), b))).collect();
+    let files = Checkout::classify(&known, &files);
+    let disagreement = release.and_then(|v| files.disagreement(v));
+    CheckoutReport { files, disagreement }
 }
 
 pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
@@ -27,9 +60,21 @@ pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
     let data = if a.data { Some(observe::data(&docker, &observed).await.map_err(Failure::from)?) } else { None };
     let state = StateDir::new(g.state_dir());
     let project = observed.stack.project.clone();
+    let release = observed.stack.release.clone();
+    let checkout = observed
+        .stack
+        .working_dir
+        .as_deref()
+        .map(Path::new)
+        .filter(|d| d.is_dir())
+        .map(|d| checkout_report(&catalog, g.registry(), d, release.as_ref()));
+    let c = &catalog.catalog;
     let report = StatusReport {
         interrupted: state.journal(&project),
         lock: state.lock_owner(&project),
+        support: release.as_ref().and_then(|v| c.support(v)).cloned(),
+        release_notes: release.as_ref().and_then(|v| c.release(v)).map(|r| r.notes.clone()).unwrap_or_default(),
+        checkout,
         stack: observed.stack,
         data,
     };
@@ -38,6 +83,16 @@ pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
         print_json(&report)?;
     } else {
         print!("{}", report::status::render(&report.stack));
+        print!(
+            "{}",
+            report::status::catalog_notes(
+                &report.stack,
+                report.support.as_ref(),
+                c.newest_supported(),
+                &report.release_notes,
+                report.checkout.as_ref().map(|x| (&x.files, x.disagreement.as_deref())),
+            )
+        );
         if let Some(j) = &report.interrupted {
             print!("{}", report::outcome::interrupted(j));
         }

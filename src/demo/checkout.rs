@@ -13,6 +13,8 @@ use compose_file::replace_images;
 
 pub struct Settings<'a> {
     pub project: &'a str,
+    /// The release's compose files, as production/run passes them (`catalog` `compose_files`).
+    pub compose_files: &'a [String],
     pub registry: &'a str,
     pub volume_prefix: &'a str,
     pub https_port: &'a str,
@@ -49,13 +51,16 @@ pub fn write(dir: &Path, files: &[TemplateFile], s: &Settings<'_>) -> Result<()>
             write_file(&dir.join("production/config/prod.yml"), &fill_prod(&text, s, &secret)?, 0o600)?;
         }
     }
-    write_file(&dir.join("production/run"), &run_script(s.project), 0o755)?;
+    write_file(&dir.join("production/run"), &run_script(s.project, s.compose_files), 0o755)?;
     write_file(
         &dir.join(SETTINGS_FILE),
         &serde_json::json!({"project": s.project, "volume_prefix": s.volume_prefix}).to_string(),
         0o644,
     )?;
-    keys(&dir.join("production/keys-generated"))?;
+    // 3.0's keygen writes one certificate per domain (certs/api-gateway, certs/storage-proxy),
+    // 3.1's a single one (cert/); the demo's certificate covers both domains.
+    let per_domain = files.iter().any(|f| f.contents.contains("keys-generated/certs/"));
+    keys(&dir.join("production/keys-generated"), per_domain)?;
     git_commit(dir);
     Ok(())
 }
@@ -112,15 +117,23 @@ fn fill_prod(template: &str, s: &Settings<'_>, secret: &str) -> Result<String> {
             }
             "- set-my-alias-here.com" => format!("{indent}- s3.docker.mender.io"),
             "DEPLOYMENTS_AWS_EXTERNAL_URI: https://set-my-alias-here.com" => {
-                let mut l = format!("{indent}DEPLOYMENTS_AWS_EXTERNAL_URI: https://s3.docker.mender.io");
-                match &s.storage {
-                    Storage::InStack => {}
-                    Storage::S3 { bucket, .. } => l.push_str(&format!("\n{indent}DEPLOYMENTS_STORAGE_BUCKET: {bucket}")),
-                    Storage::Azure { connection_string, container } => l.push_str(&format!(
-                        "\n{indent}DEPLOYMENTS_STORAGE_DEFAULT: azure\n{indent}DEPLOYMENTS_STORAGE_BUCKET: {container}\n{indent}DEPLOYMENTS_AZURE_AUTH_CONNECTION_STRING: \"{connection_string}\""
-                    )),
-                }
-                l
+                format!(
+                    "{indent}DEPLOYMENTS_AWS_EXTERNAL_URI: https://s3.docker.mender.io{}",
+                    storage_lines(indent, &s.storage)
+                )
+            }
+            // 3.0–3.2: deployments reaches MinIO through the gateway by the storage domain. The
+            // test bed's gateway does not proxy that domain, so deployments talks to the store
+            // directly, as the 3.3 template has it.
+            "DEPLOYMENTS_AWS_URI: https://set-my-alias-here.com" => {
+                let url = match &s.storage {
+                    Storage::S3 { url, .. } => url.clone(),
+                    _ => "http://minio:9000".into(),
+                };
+                format!(
+                    "{indent}# test bed: the store directly (production: https://<storage domain>, through the gateway)\n{indent}DEPLOYMENTS_AWS_URI: {url}{}",
+                    storage_lines(indent, &s.storage)
+                )
             }
             "DEPLOYMENTS_AWS_URI: http://minio:9000" => match &s.storage {
                 Storage::S3 { url, .. } => format!("{indent}DEPLOYMENTS_AWS_URI: {url}"),
@@ -143,20 +156,40 @@ fn fill_prod(template: &str, s: &Settings<'_>, secret: &str) -> Result<String> {
     Ok(out.join("\n") + "\n")
 }
 
-fn run_script(project: &str) -> String {
+/// The settings after the storage URL that select the bucket (S3) or Azure.
+fn storage_lines(indent: &str, storage: &Storage) -> String {
+    match storage {
+        Storage::InStack => String::new(),
+        Storage::S3 { bucket, .. } => format!("\n{indent}DEPLOYMENTS_STORAGE_BUCKET: {bucket}"),
+        Storage::Azure { connection_string, container } => format!(
+            "\n{indent}DEPLOYMENTS_STORAGE_DEFAULT: azure\n{indent}DEPLOYMENTS_STORAGE_BUCKET: {container}\n{indent}DEPLOYMENTS_AZURE_AUTH_CONNECTION_STRING: \"{connection_string}\""
+        ),
+    }
+}
+
+/// production/run: compose with the release's files, relative to production/ (where it runs).
+fn run_script(project: &str, compose_files: &[String]) -> String {
+    let files: Vec<String> = compose_files
+        .iter()
+        .map(|f| match f.strip_prefix("production/") {
+            Some(p) => format!("-f ./{p}"),
+            None => format!("-f ../{f}"),
+        })
+        .collect();
     format!(
         "#!/bin/bash\n\
          # Wrapper around docker compose for the production setup (as mendersoftware/integration's production/run).\n\
          set -e\n\
          cd \"$(dirname \"$0\")\"\n\
          if docker compose version >/dev/null 2>&1; then COMPOSE=\"docker compose\"; else COMPOSE=docker-compose; fi\n\
-         exec $COMPOSE -p {project} -f ../docker-compose.yml -f ../docker-compose.storage.minio.yml -f ./config/prod.yml \"$@\"\n"
+         exec $COMPOSE -p {project} {} \"$@\"\n",
+        files.join(" ")
     )
 }
 
 /// The keys `keygen` makes: a TLS certificate for the gateway and storage, RSA keys for
 /// deviceauth and useradm.
-fn keys(dir: &Path) -> Result<()> {
+fn keys(dir: &Path, per_domain: bool) -> Result<()> {
     std::fs::create_dir_all(dir.join("cert"))?;
     std::fs::create_dir_all(dir.join("keys/deviceauth"))?;
     std::fs::create_dir_all(dir.join("keys/useradm"))?;
@@ -191,8 +224,18 @@ fn keys(dir: &Path) -> Result<()> {
             &d(&format!("keys/{svc}/private.key")),
         ])?;
     }
+    let mut files = vec!["cert/private.key", "keys/deviceauth/private.key", "keys/useradm/private.key"];
+    if per_domain {
+        for domain in ["api-gateway", "storage-proxy"] {
+            std::fs::create_dir_all(dir.join("certs").join(domain))?;
+            for f in ["cert.crt", "private.key"] {
+                std::fs::copy(dir.join("cert").join(f), dir.join("certs").join(domain).join(f))?;
+            }
+        }
+        files.extend(["certs/api-gateway/private.key", "certs/storage-proxy/private.key"]);
+    }
     // The services run as uid 65534 and read the mounted keys.
-    for f in ["cert/private.key", "keys/deviceauth/private.key", "keys/useradm/private.key"] {
+    for f in files {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644))?;
     }
@@ -233,8 +276,14 @@ mod tests {
     #[test]
     fn prod_yml_is_filled_like_the_guide_says() {
         let template = "services:\n    mender-api-gateway:\n        ports:\n            # list of ports\n            - \"443:443\"\n        networks:\n            mender:\n                aliases:\n                    - set-my-alias-here.com\n        environment:\n            ALLOWED_HOSTS: my-gateway-dns-name\n    minio:\n        environment:\n            MINIO_ACCESS_KEY:\n            MINIO_SECRET_KEY:\nvolumes:\n    mender-db:\n        external:\n            name: mender-db\n";
-        let s =
-            Settings { project: "p", registry: "r", volume_prefix: "t1-", https_port: "0", storage: Storage::InStack };
+        let s = Settings {
+            project: "p",
+            compose_files: &[],
+            registry: "r",
+            volume_prefix: "t1-",
+            https_port: "0",
+            storage: Storage::InStack,
+        };
         let out = fill_prod(template, &s, "s3cr3t").unwrap();
         assert!(out.contains("- \"127.0.0.1::443\"") && !out.contains("443:443"));
         assert!(out.contains("- s3.docker.mender.io") && out.contains("ALLOWED_HOSTS: docker.mender.io"));
@@ -248,6 +297,7 @@ mod tests {
                 &Settings {
                     https_port: "abc",
                     project: "p",
+                    compose_files: &[],
                     registry: "r",
                     volume_prefix: "",
                     storage: Storage::InStack

@@ -107,10 +107,18 @@ impl<'a> Demo<'a> {
     }
 }
 
-/// The compose invocation of a 3.x production checkout (what production/run runs).
+/// The compose invocation of a 3.x production checkout (what production/run runs; 3.0 and 3.1
+/// add their connect and config files).
 pub fn production_files(project: &str, dir: &Path) -> ProjectFiles {
-    let files = ["docker-compose.yml", "docker-compose.storage.minio.yml", "production/config/prod.yml"];
-    project_files(project, dir, files.iter().map(PathBuf::from).collect(), vec![])
+    let files = [
+        "docker-compose.yml",
+        "docker-compose.storage.minio.yml",
+        "docker-compose.connect.yml",
+        "docker-compose.config.yml",
+        "production/config/prod.yml",
+    ];
+    let present = files.iter().filter(|f| !f.contains(".con") || dir.join(f).exists()).map(PathBuf::from).collect();
+    project_files(project, dir, present, vec![])
 }
 
 /// `demo up`: writes (or reuses) the checkout, creates the volumes, starts the stack, waits until
@@ -149,6 +157,7 @@ pub async fn up(d: &Demo<'_>, a: UpArgs) -> anyhow::Result<()> {
         };
         let settings = checkout::Settings {
             project: &project,
+            compose_files: &release.compose_files,
             registry: &registry,
             volume_prefix: &a.volume_prefix,
             https_port: &a.https_port,

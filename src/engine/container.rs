@@ -23,6 +23,8 @@ pub struct ContainerInfo {
     pub health: Option<String>,
     pub started_at: Option<String>,
     pub networks: Vec<String>,
+    /// The container's network aliases (every network), besides its service name.
+    pub aliases: Vec<String>,
     /// `KEY=VALUE` pairs; may hold secrets, so it is never serialised.
     #[serde(skip)]
     pub env: Vec<String>,

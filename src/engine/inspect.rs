@@ -66,15 +66,12 @@ fn to_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
     let config = c.config.unwrap_or_default();
     let labels: BTreeMap<String, String> = config.labels.clone().unwrap_or_default().into_iter().collect();
     let state = c.state.unwrap_or_default();
-    let networks = c
-        .network_settings
-        .and_then(|n| n.networks)
-        .map(|n| {
-            let mut v: Vec<String> = n.into_keys().collect();
-            v.sort();
-            v
-        })
-        .unwrap_or_default();
+    let endpoints = c.network_settings.and_then(|n| n.networks).unwrap_or_default();
+    let mut networks: Vec<String> = endpoints.keys().cloned().collect();
+    networks.sort();
+    let mut aliases: Vec<String> = endpoints.into_values().flat_map(|e| e.aliases.unwrap_or_default()).collect();
+    aliases.sort();
+    aliases.dedup();
     ContainerInfo {
         id: c.id.unwrap_or_default(),
         name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
@@ -90,6 +87,7 @@ fn to_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
         health: state.health.and_then(|h| h.status).map(|s| s.to_string()).filter(|s| !s.is_empty() && s != "none"),
         started_at: state.started_at,
         networks,
+        aliases,
         env: config.env.unwrap_or_default(),
         labels,
         mounts: c

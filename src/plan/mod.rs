@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use semver::Version;
 use serde::Serialize;
 
-use crate::catalog::{Catalog, ImageRef, ManualStep, Release, SupportStatus, line_name};
+use crate::catalog::{Catalog, DataCheck, ImageRef, ManualStep, Release, SupportStatus, line_name};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
@@ -96,6 +96,9 @@ pub struct Hop {
     pub manual_steps: Vec<ManualStep>,
     pub window: Option<String>,
     pub rollback: Rollback,
+    /// Data that must be gone before the hop (checked before any downtime).
+    #[serde(default)]
+    pub checks: Vec<DataCheck>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -408,6 +411,7 @@ fn hop(catalog: &Catalog, from: &Release, to: &Release, skipped_lines: Vec<Strin
         schema_changes,
         mongo,
         manual_steps: upgrade.as_ref().map(|u| u.steps.clone()).unwrap_or_default(),
+        checks: upgrade.as_ref().map(|u| u.refuse_while.clone()).unwrap_or_default(),
         window: upgrade.and_then(|u| u.window),
         rollback,
     }
@@ -661,6 +665,10 @@ mod tests {
         assert!(p.hops[1].manual_steps.iter().any(|s| s.text.contains("NATS")));
         assert!(!p.hops[0].manual_steps.iter().any(|s| s.text.contains("ALLOWED_HOSTS")));
         assert!(p.hops[1].added_services.contains(&"mender-iot-manager".to_string()));
+        assert!(p.hops[0].checks.is_empty());
+        let jobs = &p.hops[1].checks[0];
+        assert_eq!((jobs.db.as_str(), jobs.collection.as_str()), ("workflows", "jobs"));
+        assert_eq!(jobs.filter, serde_json::json!({"status": {"$in": [1, 2]}}));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use crate::catalog::{Checkout, ReleaseNote, Support, SupportStatus};
 use crate::plan::HopKind;
 use crate::snapshot::{Drift, SchemaStatus, Stack, StorageKind};
 
@@ -201,4 +202,55 @@ fn next_hops(s: &Stack) -> String {
         "Next hops from {v}: {}\nSee what a hop involves: mender-compose-upgrade plan --to {last}\n",
         hops.join(", ")
     )
+}
+
+/// What the catalog adds to `status`: Mender's support of the running line, the release's
+/// documented traps, and what the checkout's files say (with the disagreement, if any).
+pub fn catalog_notes(
+    s: &Stack,
+    support: Option<&Support>,
+    newest_supported: Option<&semver::Version>,
+    notes: &[ReleaseNote],
+    checkout: Option<(&Checkout, Option<&str>)>,
+) -> String {
+    let mut out = String::new();
+    if let (Some(v), Some(sup)) = (&s.release, support) {
+        let go = match newest_supported {
+            Some(n) if sup.status == SupportStatus::Ended && n > v => format!("; {n} is the newest supported release"),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "Support    {v}: {}{go} ({})", sup.describe(), sup.source.trim());
+    }
+    for n in notes {
+        let _ = writeln!(out, "Warning    {} ({})", n.text, n.source);
+    }
+    if let Some((c, disagreement)) = checkout {
+        let files = if c.files.is_empty() {
+            "no base file of any 3.x release found".to_string()
+        } else {
+            let upstream = c.files.iter().filter(|f| !f.upstream.is_empty()).count();
+            let tool = c.files.iter().filter(|f| f.upstream.is_empty() && !f.tool.is_empty()).count();
+            let say = match c.releases.as_slice() {
+                [] => String::new(),
+                r => format!("; they say {}", r.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" or ")),
+            };
+            format!(
+                "{} base files: {upstream} upstream's, {tool} written by this tool, {} edited{say}",
+                c.files.len(),
+                c.edited.len()
+            )
+        };
+        let _ = writeln!(out, "Checkout   {files}");
+        for e in &c.edited {
+            let _ = writeln!(
+                out,
+                "           edited: {} (an upgrade replaces it; settings belong in prod.yml)",
+                e.display()
+            );
+        }
+        if let Some(d) = disagreement {
+            let _ = writeln!(out, "           WARNING: {d}");
+        }
+    }
+    out
 }

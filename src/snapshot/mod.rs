@@ -291,24 +291,31 @@ fn mongo_state(r: &Release, containers: &[ContainerInfo], report: &Response, _re
 }
 
 fn db_states(r: &Release, report: &Response) -> Vec<DbState> {
-    let mut by_db: BTreeMap<String, (Vec<String>, Option<Version>)> = BTreeMap::new();
+    // Per database: its services, the schema the release migrates it to, and the lowest it may be
+    // at when the catalog knows the release's version only as a range.
+    type Schemas = (Vec<String>, Option<Version>, Option<Version>);
+    let mut by_db: BTreeMap<String, Schemas> = BTreeMap::new();
     for (name, f) in &r.services {
         if let (Some(db), Some(schema)) = (&f.db, &f.schema) {
-            let e = by_db.entry(db.clone()).or_insert_with(|| (vec![], None));
+            let e = by_db.entry(db.clone()).or_insert_with(|| (vec![], None, None));
             e.0.push(name.clone());
             if e.1.as_ref().is_none_or(|v| schema > v) {
                 e.1 = Some(schema.clone());
+            }
+            if let Some(min) = &f.schema_min {
+                e.2 = Some(min.clone());
             }
         }
     }
     let reports = report.mongo.as_ref().map(|m| m.databases.as_slice()).unwrap_or_default();
     by_db
         .into_iter()
-        .map(|(name, (services, expected))| {
+        .map(|(name, (services, expected, lowest))| {
             let found = reports.iter().find(|d| d.name == name);
             let migration = found.and_then(|d| d.migration.clone());
             let status = match (migration.as_deref().and_then(|m| Version::parse(m).ok()), &expected) {
                 (Some(m), Some(e)) if m == *e => SchemaStatus::Current,
+                (Some(m), Some(e)) if lowest.as_ref().is_some_and(|lo| m >= *lo && m <= *e) => SchemaStatus::Current,
                 (Some(m), Some(e)) if m < *e => SchemaStatus::Behind,
                 (Some(_), Some(_)) => SchemaStatus::Ahead,
                 (None, Some(_)) if found.is_some() => SchemaStatus::Behind,
@@ -319,7 +326,10 @@ fn db_states(r: &Release, report: &Response) -> Vec<DbState> {
                 services,
                 exists: found.is_some_and(|d| d.exists),
                 migration,
-                expected: expected.map(|v| v.to_string()),
+                expected: expected.map(|v| match &lowest {
+                    Some(lo) => format!("{lo}..{v}"),
+                    None => v.to_string(),
+                }),
                 status,
                 size_bytes: found.and_then(|d| d.size_bytes),
             }

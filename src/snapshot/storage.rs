@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::catalog::{ImageRef, Release};
+use crate::catalog::{ImageRef, Release, Role};
 use crate::engine::container::ContainerInfo;
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -44,6 +44,10 @@ fn deployments<'a>(containers: &'a [ContainerInfo], release: Option<&Release>) -
         .iter()
         .find(|c| Some(&c.service) == by_catalog.as_ref())
         .or_else(|| containers.iter().find(|c| c.service.ends_with("deployments")))
+}
+
+fn role(release: Option<&Release>, service: &str) -> Option<Role> {
+    release.and_then(|r| r.services.get(service)).map(|f| f.role)
 }
 
 /// `user:pass@` removed from a URL.
@@ -110,25 +114,30 @@ pub fn from_containers(containers: &[ContainerInfo], release: Option<&Release>) 
     let uri = env("DEPLOYMENTS_AWS_URI");
     let credentials = env("DEPLOYMENTS_AWS_AUTH_KEY").is_some() && env("DEPLOYMENTS_AWS_AUTH_SECRET").is_some();
     let region = Some(env("DEPLOYMENTS_AWS_REGION").unwrap_or_else(|| "us-east-1".into()));
-    let in_stack = uri.as_deref().map(host_of).and_then(|h| containers.iter().find(|c| c.service == h));
+    let host = uri.as_deref().map(host_of);
+    let mut in_stack = host.as_ref().and_then(|h| containers.iter().find(|c| c.service == *h));
+    let mut endpoint = uri.as_deref().map(without_userinfo);
+    // Up to 3.2, deployments reaches MinIO through the gateway, by the storage domain that is the
+    // gateway's network alias (integration@3.2.2:production/config/prod.yml.template,
+    // config/traefik/traefik.minio.yaml): the store is the stack's storage service all the same.
+    let via_gateway = host.as_ref().is_some_and(|h| {
+        containers.iter().any(|c| c.aliases.contains(h) && role(release, &c.service) == Some(Role::Gateway))
+    });
+    if in_stack.is_none() && via_gateway {
+        in_stack = containers.iter().find(|c| role(release, &c.service) == Some(Role::Storage));
+        endpoint = in_stack.map(|c| format!("http://{}:9000", c.service));
+    }
     match in_stack {
         Some(store) => Storage {
             kind: StorageKind::Volume,
             service: Some(store.service.clone()),
             volume: store.mounts.iter().find(|m| m.kind == "volume").and_then(|m| m.name.clone()),
-            endpoint: uri.map(|u| without_userinfo(&u)),
+            endpoint,
             bucket,
             region,
             credentials,
             ..unknown
         },
-        None => Storage {
-            kind: StorageKind::S3,
-            endpoint: uri.map(|u| without_userinfo(&u)),
-            bucket,
-            region,
-            credentials,
-            ..unknown
-        },
+        None => Storage { kind: StorageKind::S3, endpoint, bucket, region, credentials, ..unknown },
     }
 }

@@ -191,6 +191,16 @@ fn storage_kinds_and_no_secrets_in_json() {
     assert_eq!(st.endpoint.as_deref(), Some("https://s3.eu-west-1.amazonaws.com"));
     assert!(!st.credentials);
 
+    // 3.0–3.2: deployments reaches MinIO through the gateway, by the storage domain (its alias).
+    let mut old = stack_of(&c, "3.2.2", "");
+    old.iter_mut().find(|x| x.service == "mender-api-gateway").unwrap().aliases = vec!["s3.example.com".into()];
+    old.iter_mut().find(|x| x.service == "mender-deployments").unwrap().env =
+        vec!["DEPLOYMENTS_AWS_URI=https://s3.example.com".into()];
+    let st = storage::from_containers(&old, c.release(&Version::parse("3.2.2").unwrap()));
+    assert_eq!((st.kind, st.service.as_deref()), (StorageKind::Volume, Some("minio")));
+    assert_eq!(st.endpoint.as_deref(), Some("http://minio:9000"));
+    assert_eq!(st.volume.as_deref(), Some("mender-artifacts"));
+
     let mut az = cs.clone();
     az.iter_mut().find(|x| x.service == "mender-deployments").unwrap().env = vec![
         "DEPLOYMENTS_STORAGE_DEFAULT=azure".into(),

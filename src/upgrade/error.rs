@@ -10,6 +10,7 @@ use crate::backup::quiesce::QuiesceError;
 use crate::backup::restore::RestoreError;
 use crate::backup::{BackupError, verify::VerifyError};
 use crate::engine::compose::ComposeError;
+use crate::engine::git::GitError;
 use crate::engine::sidecar::SidecarError;
 use crate::exit::{Exit, Failure};
 use crate::plan::PlanError;
@@ -92,12 +93,44 @@ pub enum PreflightError {
     /// The new bundle could not be read back.
     #[error("the backup before the upgrade could not be verified: {0}")]
     Verify(#[from] VerifyError),
+    /// Data a hop would lose is still there (pending jobs of a queue the hop replaces).
+    #[error(transparent)]
+    DataCheck(Box<DataRefusal>),
+    /// The project is a git clone, and merging a hop's tag would not be clean.
+    #[error("the project's git clone cannot take tag {tag}: {why}")]
+    CloneConflict {
+        /// The tag of the hop's release.
+        tag: String,
+        /// What is in the way, and what to do.
+        why: String,
+    },
     /// The compose rewrite of the first hop cannot be computed.
     #[error("the compose files of hop {0}: {1}")]
     Rewrite(String, #[source] StepError),
     /// The state directory.
     #[error("the state directory: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// A hop refused because of data it would lose.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "hop {from} → {to} is refused: {} {what} in {place}. {why}",
+    .count.map_or_else(|| "an unknown number of".to_string(), |n| n.to_string())
+)]
+pub struct DataRefusal {
+    /// The hop's release before.
+    pub from: Version,
+    /// The hop's release after.
+    pub to: Version,
+    /// What the documents are.
+    pub what: String,
+    /// `db.collection`.
+    pub place: String,
+    /// How many there are (`None`: they could not be counted).
+    pub count: Option<u64>,
+    /// Why they must be gone, and what to do.
+    pub why: String,
 }
 
 /// Why a step of a hop failed.
@@ -170,9 +203,17 @@ pub enum StepError {
     /// Services that did not start again.
     #[error("could not start again: {}", .0.join("; "))]
     Start(Vec<String>),
+    /// The project's git clone.
+    #[error(transparent)]
+    Git(#[from] GitError),
 }
 
 impl StepError {
+    /// A failure of the project's git clone.
+    pub fn git(e: GitError) -> StepError {
+        StepError::Git(e)
+    }
+
     /// A failure on a file, naming it and what was done.
     pub fn file(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StepError {
         let what = what.into();

@@ -79,6 +79,11 @@ pub fn restore(project: &ProjectRecord, dir: &Path) -> Result<(), StepError> {
     if !saved.join(COMPLETE).exists() {
         return Ok(());
     }
+    // A git clone whose branch merged the hop's tag: the branch goes back, and every saved file
+    // with it (the merge changed more files than the rewrite's edits).
+    if super::clone::undo(project, dir)? {
+        return restore_all(project, &saved);
+    }
     let rewrite: Option<Rewrite> = std::fs::read(dir.join(REWRITE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
     for e in rewrite.map(|r| r.edits).unwrap_or_default() {
         let target = project.working_dir.join(&e.path);
@@ -88,6 +93,29 @@ pub fn restore(project: &ProjectRecord, dir: &Path) -> Result<(), StepError> {
             Err(_) => {
                 let _ = std::fs::remove_file(&target);
             }
+        }
+    }
+    Ok(())
+}
+
+/// Every saved copy back in place.
+fn restore_all(project: &ProjectRecord, saved: &Path) -> Result<(), StepError> {
+    let mut stack = vec![saved.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(StepError::file(format!("reading {}", d.display())))?;
+        for entry in entries {
+            let path = entry.map_err(StepError::file(format!("reading {}", d.display())))?.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let Ok(rel) = path.strip_prefix(saved) else { continue };
+            if rel == Path::new(COMPLETE) {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(StepError::file(format!("reading {}", path.display())))?;
+            write_atomic(&project.working_dir.join(rel), &bytes, Perm::Keep)
+                .map_err(StepError::file(format!("restoring {}", rel.display())))?;
         }
     }
     Ok(())

@@ -8,7 +8,7 @@ use super::error::{HopFailed, StepError};
 use super::rewrite::{self, Inputs, Why};
 use super::runtime::{migrations, wait_gates, wait_mongo};
 use super::step::{Point, Step};
-use super::{Ctx, Run, UpgradeState, files};
+use super::{Ctx, Run, UpgradeState, clone, files};
 use crate::backup::bundle::ARCHIVE;
 use crate::backup::dump::DumpSource;
 use crate::backup::quiesce;
@@ -152,7 +152,18 @@ fn rewrite_files(ctx: &Ctx<'_>, st: &UpgradeState, hop: &Hop) -> Result<(), Step
     let dir = files::hop_dir(st, st.hop);
     let touched = files::touched(ctx.catalog, &st.project, to);
     files::save_before(&st.project, &dir, &touched)?;
-    let edits = compute(ctx, st, hop, files::before(&dir, &touched))?;
+    // A git clone with the release's tag takes its base files from the tag (merged into the
+    // operator's branch); the rewrite then works on the merged files.
+    let tag = to.version.to_string();
+    if let Some(note) = clone::merge(&st.project, &dir, &tag)? {
+        ctx.progress.step("rewrite", note);
+    }
+    let current = if clone::merges(&st.project, &tag) {
+        touched.iter().map(|rel| files::read(&st.project, rel)).collect()
+    } else {
+        files::before(&dir, &touched)
+    };
+    let edits = compute(ctx, st, hop, current)?;
     for w in &edits.warnings {
         ctx.progress.step("rewrite", format!("note: {w}"));
     }
@@ -188,8 +199,10 @@ pub fn compute(
         ctx.catalog.template_files(&stop).ok()
     });
     let known = crate::catalog::KnownFiles::new(ctx.catalog, st.registry.as_deref());
-    // Upstream base files are replaced only where the catalog has them for the target.
-    let to_t = if to.templates { ctx.catalog.template_files(&to.version).ok() } else { None };
+    // Upstream base files are replaced only where the catalog has them for the target, and not
+    // in a git clone that merges the release's tag (its files are upstream's own).
+    let from_git = clone::merges(&st.project, &to.version.to_string());
+    let to_t = if to.templates && !from_git { ctx.catalog.template_files(&to.version).ok() } else { None };
     Ok(rewrite::plan(&Inputs {
         from,
         to,
@@ -206,8 +219,18 @@ pub fn compute(
 /// The edits a hop would make to the files as they are now, for the confirmation and `--dry-run`.
 pub fn preview(ctx: &Ctx<'_>, st: &UpgradeState, hop: &Hop) -> Result<rewrite::Rewrite, StepError> {
     let (_, to) = releases(ctx, hop)?;
-    let current =
-        files::touched(ctx.catalog, &st.project, to).iter().map(|rel| files::read(&st.project, rel)).collect();
+    let touched = files::touched(ctx.catalog, &st.project, to);
+    let mut current: Vec<rewrite::ProjectFile> = touched.iter().map(|rel| files::read(&st.project, rel)).collect();
+    // A clone that merges the tag: its base files as the tag has them (the operator's own
+    // commits to them aside, which the merge keeps).
+    let tag = to.version.to_string();
+    if let Some(git) = clone::open(&st.project).filter(|_| clone::merges(&st.project, &tag)) {
+        for f in &mut current {
+            if let Some(text) = git.show(&tag, &f.path) {
+                f.contents = Some(text);
+            }
+        }
+    }
     compute(ctx, st, hop, current)
 }
 

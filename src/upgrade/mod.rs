@@ -10,6 +10,7 @@
 //! The caller says what the upgrade runs on ([`Target`]) and gives the [`Runtime`] that reaches
 //! it; nothing here learns from labels what kind of project it has.
 
+mod clone;
 mod error;
 mod files;
 pub mod gates;

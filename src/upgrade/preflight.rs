@@ -4,16 +4,18 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use super::error::{PreflightError, UpgradeError};
+use super::error::{DataRefusal, PreflightError, UpgradeError};
 use super::gates::{self, parse_hashes};
 use super::{Ctx, ProjectRecord, Target, UpgradeOptions, UpgradeState, hop};
 use crate::backup::manifest::{Manifest, RehearsalRecord};
 use crate::backup::{self, BackupOptions, artifacts::Choice};
 use crate::catalog::{ImageRef, When};
 use crate::engine::compose::label_paths;
+use crate::engine::helper::{CountQuery, Request};
 use crate::engine::{docker, host};
 use crate::labels::{LABEL_CONFIG_FILES, LABEL_ENV_FILE, LABEL_WORKING_DIR, STAGING_LABEL};
 use crate::plan::{self, Plan, Rollback, Start};
+use crate::snapshot::observe::ObserveError;
 use crate::snapshot::observe::{Observed, Options, observe_full};
 use crate::state::{Lock, StateDir};
 
@@ -89,9 +91,11 @@ pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Res
         return Err(PreflightError::Unhealthy(health.failures).into());
     }
     executable(&plan)?;
+    data_checks(ctx, stack, &plan).await?;
+    let clone_notes = super::clone::check(&record, &plan)?;
     images(ctx, &plan).await?;
     space(ctx.state, stack, &plan)?;
-    let mut notes = Vec::new();
+    let mut notes = clone_notes;
     let found = match &opts.use_bundle {
         Some(b) => Manifest::load(b).ok().map(|m| (b.clone(), m)),
         None => fresh_bundle(ctx.state, &observed.stack.project, &release, opts.max_backup_age),
@@ -160,6 +164,43 @@ fn executable(plan: &Plan) -> Result<(), PreflightError> {
         }
         if h.mongo.as_ref().is_some_and(|m| m.steps.len() > 1) {
             return Err(refuse("it needs intermediate MongoDB majors, which this version does not run".into()));
+        }
+    }
+    Ok(())
+}
+
+/// The hops' data checks on the data as it is now (3.2: no job pending in the MongoDB queue that
+/// the NATS queue replaces), before any downtime.
+async fn data_checks(ctx: &Ctx<'_>, stack: &crate::snapshot::Stack, plan: &Plan) -> Result<(), UpgradeError> {
+    let checks: Vec<_> = plan.hops.iter().flat_map(|h| h.checks.iter().map(move |c| (h, c))).collect();
+    let (Some(network), Some(mongo), false) = (&stack.network, &stack.mongo, checks.is_empty()) else {
+        return Ok(());
+    };
+    let counts = checks
+        .iter()
+        .map(|(_, c)| CountQuery {
+            uri: crate::util::mongo_uri(&mongo.service),
+            db: c.db.clone(),
+            collection: c.collection.clone(),
+            filter: c.filter.clone(),
+        })
+        .collect();
+    let r = ctx.runtime.helper(network, &Request { counts, ..Default::default() }).await.map_err(ObserveError::from)?;
+    for ((h, c), n) in checks.iter().zip(r.counts) {
+        let refuse = |count: Option<u64>, why: String| {
+            PreflightError::DataCheck(Box::new(DataRefusal {
+                from: h.from.clone(),
+                to: h.to.clone(),
+                what: c.what.clone(),
+                place: format!("{}.{}", c.db, c.collection),
+                count,
+                why,
+            }))
+        };
+        match n {
+            Ok(0) => ctx.progress.step("preflight", format!("no {} in {}.{}", c.what, c.db, c.collection)),
+            Ok(count) => return Err(refuse(Some(count), c.why.trim().to_string()).into()),
+            Err(e) => return Err(refuse(None, format!("They could not be counted: {e}")).into()),
         }
     }
     Ok(())

@@ -187,7 +187,10 @@ async fn serve(r: Resolved, client: Client) -> Result<()> {
     let alive = r.facts.alive.clone().unwrap_or_default();
     let health = r.facts.health.clone().unwrap_or_default();
     let broken = r.id.broken;
-    let nats = (r.kind() == "workflows").then(|| {
+    // workflows queues its jobs in NATS JetStream from 3.2 (workflows 2.2.0, commit a794bc0); before,
+    // in MongoDB, and its health does not depend on NATS.
+    let jetstream = r.id.release >= semver::Version::new(3, 2, 0);
+    let nats = (r.kind() == "workflows" && jetstream).then(|| {
         let uri = std::env::var("WORKFLOWS_NATS_URI").unwrap_or_else(|_| "nats://mender-nats:4222".into());
         uri.trim_start_matches("nats://").trim_end_matches('/').to_string()
     });

@@ -19,6 +19,10 @@ use crate::identity::Identity;
 
 const HASH_LABEL: &str = "mcu.testbed.inputs";
 
+/// The releases the test bed runs: every landing release of 3.x, and 3.6.2 (a patch that is no
+/// landing release, for the tests of a stack on one).
+pub const DEFAULT_RELEASES: &str = "3.0.2,3.1.1,3.2.2,3.3.2,3.4.0,3.5.1,3.6.2,3.6.5,3.7.11";
+
 pub struct ImagesArgs {
     pub prefix: String,
     pub releases: Vec<Version>,
@@ -31,7 +35,7 @@ pub struct ImagesArgs {
 impl ImagesArgs {
     pub fn parse(args: &[String]) -> Result<ImagesArgs> {
         let get = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-        let releases = get("--releases").unwrap_or_else(|| "3.3.2,3.4.0,3.5.1,3.6.5,3.7.11".into());
+        let releases = get("--releases").unwrap_or_else(|| DEFAULT_RELEASES.into());
         Ok(ImagesArgs {
             prefix: get("--prefix").unwrap_or_else(|| "testbed.local".into()),
             releases: releases.split(',').map(Version::parse).collect::<Result<_, _>>()?,

@@ -24,6 +24,10 @@ fn filler(seed: u64, len: usize) -> String {
     out
 }
 
+/// A finished job (`StatusDone`; mendersoftware/workflows:model/job.go counts Done 0, Pending 1,
+/// Processing 2, Failure 3): the queue of a used install holds finished jobs.
+pub const JOB_DONE: i32 = 0;
+
 /// `n` documents of `kind` numbered from `start`; `pad` bytes of inventory-like attributes make
 /// documents as large as a busy install's.
 pub fn documents(kind: &str, start: u64, n: u64, pad: usize) -> Vec<(&'static str, Document)> {
@@ -46,7 +50,7 @@ pub fn documents(kind: &str, start: u64, n: u64, pad: usize) -> Vec<(&'static st
                 })],
                 "deployments" => vec![("deployments", doc! {"_id": format!("dep-{i:08}"), "name": format!("rollout {i}"), "artifact_name": "release-1", "status": "finished", "created": now, "device_count": 1_i32, "stats": {"success": 1_i32}})],
                 "useradm" => vec![("users", doc! {"_id": format!("user-{i:08}"), "email": format!("user{i}@example.com"), "password": "$2a$10$Y9X8Kq4wVb4s7oJ0Y1jL0uXmHq2Xo3nQW2v1g3F7bW8h0Z6y9K5aC", "created_ts": now, "tenant_id": ""})],
-                "workflows" => vec![("jobs", doc! {"_id": format!("job-{i:08}"), "workflow_name": "provision_device", "status": 2_i32, "input_parameters": [{"name": "device_id", "value": &id}], "insert_time": now})],
+                "workflows" => vec![("jobs", doc! {"_id": format!("job-{i:08}"), "workflow_name": "provision_device", "status": JOB_DONE, "input_parameters": [{"name": "device_id", "value": &id}], "insert_time": now})],
                 "deviceconnect" => vec![("devices", doc! {"_id": &id, "status": "disconnected", "created_ts": now, "updated_ts": now})],
                 "deviceconfig" => vec![("devices", doc! {"_id": &id, "configured": [], "reported": [{"key": "timezone", "value": "UTC"}], "updated_ts": now})],
                 "iot-manager" => vec![("integrations", doc! {"_id": format!("int-{i:08}"), "provider": "iot-hub", "credentials": {"type": "sas"}})],

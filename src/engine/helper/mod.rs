@@ -10,7 +10,7 @@ mod probe;
 use serde::{Deserialize, Serialize};
 
 pub use artifacts::{ArtifactsJob, ArtifactsOp, ArtifactsResult, KEY_ENV, SECRET_ENV};
-pub use mongo::{CollectionCount, DbReport, FcvJob, MongoQuery, MongoReport};
+pub use mongo::{CollectionCount, CountQuery, DbReport, FcvJob, MongoQuery, MongoReport};
 pub use probe::{Probe, ProbeResult};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -27,6 +27,9 @@ pub struct Request {
     /// Check and raise the featureCompatibilityVersion after a MongoDB major upgrade.
     #[serde(default)]
     pub fcv: Option<FcvJob>,
+    /// Documents matching a filter, counted (a hop's data checks).
+    #[serde(default)]
+    pub counts: Vec<CountQuery>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -41,6 +44,9 @@ pub struct Response {
     /// What the FCV step did, or why it failed.
     #[serde(default)]
     pub fcv: Option<Result<String, String>>,
+    /// One per `Request::counts`, in order: the count, or why it could not be taken.
+    #[serde(default)]
+    pub counts: Vec<Result<u64, String>>,
 }
 
 pub async fn run(req: Request) -> Response {
@@ -67,5 +73,9 @@ pub async fn run(req: Request) -> Response {
             }
         }
     );
-    Response { probes, mongo, artifacts, wiped, fcv }
+    let mut counts = Vec::new();
+    for q in &req.counts {
+        counts.push(mongo::count(q).await);
+    }
+    Response { probes, mongo, artifacts, wiped, fcv, counts }
 }

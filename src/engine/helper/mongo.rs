@@ -76,6 +76,26 @@ pub async fn wipe(uri: &str) -> mongodb::error::Result<Vec<String>> {
     Ok(dropped)
 }
 
+/// How many documents of `db.collection` match `filter` (a MongoDB query as JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CountQuery {
+    pub uri: String,
+    pub db: String,
+    pub collection: String,
+    pub filter: serde_json::Value,
+}
+
+pub async fn count(q: &CountQuery) -> Result<u64, String> {
+    let filter = bson::serialize_to_document(&q.filter).map_err(|e| format!("filter {}: {e}", q.filter))?;
+    let client = connect(&q.uri).await.map_err(|e| e.to_string())?;
+    client
+        .database(&q.db)
+        .collection::<Document>(&q.collection)
+        .count_documents(filter)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// After the image of a new MongoDB major runs: the featureCompatibilityVersion must still be the
 /// old major (or already the new one), and is raised to the new one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
