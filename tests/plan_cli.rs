@@ -23,7 +23,36 @@ fn expected_hops_to_3_7_11_and_4_1() {
     assert_eq!(hops("3.4.0", "3.7.11"), ["3.4.0→3.6.5", "3.6.5→3.7.11"]);
     assert_eq!(hops("3.6.5", "3.7.11"), ["3.6.5→3.7.11"]);
     assert_eq!(hops("3.7.11", "4.1.3"), ["3.7.11→4.0.4", "4.0.4→4.1.3"]);
-    assert_eq!(hops("3.7.11", "4.1.0"), ["3.7.11→4.0.4", "4.0.4→4.1.0"]);
+    // 4.1.0 ships an older traefik and store than 4.0.4: refused, saying why (issue 10).
+    refused("3.7.11", "4.1.0", "landing on 4.1.0 from 4.0.4 would downgrade");
+    refused("3.7.11", "4.1.0", "traefik v3.6.10 → 3.6.2");
+}
+
+#[test]
+fn every_patch_an_operator_can_be_on_is_planned() {
+    // Each of these ended in "the catalog has no facts" before every 3.x tag was in it.
+    assert_eq!(hops("3.7.5", "3.7.11"), ["3.7.5→3.7.11"]);
+    assert_eq!(hops("3.7.10", "3.7.11"), ["3.7.10→3.7.11"]);
+    assert_eq!(hops("3.6.3", "3.7.11"), ["3.6.3→3.7.11"]);
+    assert_eq!(hops("3.3.1", "3.7.11"), ["3.3.1→3.6.5", "3.6.5→3.7.11"]);
+    assert_eq!(hops("3.0.0", "3.7.11"), ["3.0.0→3.1.1", "3.1.1→3.2.2", "3.2.2→3.3.2", "3.3.2→3.6.5", "3.6.5→3.7.11"]);
+    // 4.0 is reached from 3.7.11, so a 3.7 patch takes its line's newest first.
+    assert_eq!(hops("3.7.5", "4.1.3"), ["3.7.5→3.7.11", "3.7.11→4.0.4", "4.0.4→4.1.3"]);
+}
+
+#[test]
+fn support_and_pending_job_checks_are_in_the_plan() {
+    let text = stdout(&tool(&["plan", "--from", "3.1.1", "--to", "3.7.11"]));
+    assert!(text.contains("Refused while: pending workflows jobs in workflows.jobs"), "{text}");
+    assert!(text.contains("the running release 3.1.1 (line 3.1) is out of support"), "{text}");
+    assert!(
+        text.contains(
+            "the target 3.7.11 (line 3.7) is out of support since 2025-05; 4.1.3 is the newest supported release"
+        ),
+        "{text}"
+    );
+    let text = stdout(&tool(&["plan", "--from", "3.7.11", "--to", "4.0.1"]));
+    assert!(text.contains("4.0.1: its gateway traefik:v3.1") && text.contains("Docker Engine 29"), "{text}");
 }
 
 #[test]

@@ -9,17 +9,6 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-/// Collections that a migration writes (and only those) may differ after an upgrade.
-fn without_migrations(data: &Value) -> Value {
-    let mut d = data.clone();
-    for db in d["databases"].as_array_mut().unwrap() {
-        let colls = db["collections"].as_array_mut().unwrap();
-        colls.retain(|c| !["migration_info", "migration_marks"].contains(&c["name"].as_str().unwrap()));
-        db["migration"] = Value::Null;
-    }
-    d
-}
-
 fn result_line(out: &std::process::Output) -> Value {
     serde_json::from_str(stdout(out).lines().last().unwrap_or("{}")).unwrap_or(Value::Null)
 }

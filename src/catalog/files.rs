@@ -11,7 +11,7 @@ use semver::Version;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{ImageRef, LoadedCatalog, TemplateFile};
+use super::{CatalogError, ImageRef, Layout, LoadedCatalog, TemplateFile};
 
 /// The sha256 of `bytes`, lowercase hex (the form of `sha256sum` and of the catalog).
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -33,6 +33,45 @@ pub fn render(t: &TemplateFile, registry: Option<&str>) -> Result<String, Compos
         return Ok(t.contents.clone());
     }
     replace_images(&t.contents, |_, image| Some(ImageRef::parse(image, None).qualified(registry)))
+}
+
+impl LoadedCatalog {
+    /// The base files of release `v` as the tool writes them: its own templates, or, for a patch
+    /// that has none, its line's newest patch's with `v`'s images (upstream's files differ
+    /// within a line only in image tags; tests/render.rs and the reference render prove it for
+    /// the catalog's releases).
+    ///
+    /// # Errors
+    /// No templates for `v` or its line's newest patch; a template that does not parse.
+    pub fn release_files(&self, v: &Version) -> Result<Vec<TemplateFile>, CatalogError> {
+        let c = &self.catalog;
+        let release = c.release(v).ok_or_else(|| CatalogError::NoTemplates(v.clone()))?;
+        if release.templates {
+            return self.template_files(v);
+        }
+        let stop =
+            c.line(&release.line).and_then(|l| l.stop.clone()).ok_or_else(|| CatalogError::NoTemplates(v.clone()))?;
+        let mut files = self.template_files(&stop).map_err(|_| CatalogError::NoTemplates(v.clone()))?;
+        for f in files.iter_mut().filter(|f| is_compose(&f.path) && f.contents.contains("services:")) {
+            f.contents = replace_images(&f.contents, |svc, _| release.services.get(svc).map(|s| s.image.clone()))
+                .map_err(|e| CatalogError::Inconsistent(format!("{}: {e}", f.path.display())))?;
+        }
+        Ok(files)
+    }
+}
+
+/// What a compose file of an earlier release that a later one no longer reads (3.0/3.1's
+/// docker-compose.connect.yml and docker-compose.config.yml, whose services 3.2 moved into
+/// docker-compose.yml) becomes: no services, so that the project's file list, an older
+/// production/run and the later composition all agree.
+pub fn retired(path: &Path) -> String {
+    format!(
+        "# {} is not part of Mender Server 3.2 and later: its services moved into docker-compose.yml.\n\
+         # Kept without services by mender-compose-upgrade, so that compose invocations that still\n\
+         # name it (an older production/run) compose the same stack; it can be removed with them.\n\
+         version: '2.1'\nservices: {{}}\n",
+        path.display()
+    )
 }
 
 /// Where one file of a checkout comes from.
@@ -84,12 +123,25 @@ impl KnownFiles {
                 k.entry(path, sha).0.push(tag.clone());
             }
         }
-        for r in c.catalog.releases.iter().filter(|r| r.templates) {
-            for t in c.template_files(&r.version).unwrap_or_default() {
+        let mut retirable = BTreeSet::new();
+        for r in c.catalog.releases.iter().filter(|r| r.layout == Layout::Integration3x) {
+            for t in c.release_files(&r.version).unwrap_or_default() {
                 if let Ok(text) = render(&t, registry) {
                     k.entry(&t.path.to_string_lossy(), &sha256_hex(text.as_bytes())).1.push(r.version.clone());
                 }
             }
+            retirable.extend(r.compose_files.iter().filter(|f| f.contains(".con")).cloned());
+        }
+        // A retired file belongs to every release that no longer reads it.
+        for path in retirable {
+            let sha = sha256_hex(retired(Path::new(&path)).as_bytes());
+            let later = c
+                .catalog
+                .releases
+                .iter()
+                .filter(|r| r.layout == Layout::Integration3x && !r.compose_files.contains(&path));
+            let versions: Vec<Version> = later.map(|r| r.version.clone()).collect();
+            k.entry(&path, &sha).1.extend(versions);
         }
         k
     }
@@ -216,6 +268,21 @@ mod tests {
         let c = Checkout::classify(&known, &edited);
         assert_eq!(c.edited, vec![edited[0].0.clone()]);
         assert_eq!(c.releases, vec![v("3.6.5")], "the other files still say 3.6.5");
+    }
+
+    #[test]
+    fn a_patch_without_templates_has_its_lines_files_with_its_images() {
+        let l = LoadedCatalog::embedded().unwrap();
+        let own = l.template_files(&v("3.6.5")).unwrap();
+        let patch = l.release_files(&v("3.6.2")).unwrap();
+        assert_eq!(own.len(), patch.len());
+        for (a, b) in own.iter().zip(&patch) {
+            assert_eq!(a.contents.replace("mender-3.6.5", "mender-3.6.2"), b.contents, "{}", a.path.display());
+        }
+        let known = KnownFiles::new(&l, None);
+        let dc = patch.iter().find(|f| f.path == Path::new("docker-compose.yml")).unwrap();
+        assert_eq!(known.origin(&dc.path, dc.contents.as_bytes()).tool, vec![v("3.6.2")]);
+        assert!(l.release_files(&v("4.0.4")).is_err(), "no 4.x base files here");
     }
 
     #[test]

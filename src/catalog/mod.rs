@@ -13,7 +13,7 @@ use include_dir::{Dir, include_dir};
 use semver::Version;
 use serde::Deserialize;
 
-pub use files::{Checkout, FileOrigin, KnownFiles, render, sha256_hex};
+pub use files::{Checkout, FileOrigin, KnownFiles, render, retired, sha256_hex};
 pub use image::ImageRef;
 pub use model::*;
 

@@ -157,6 +157,8 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 fn asker(yes: bool, json: bool) -> impl Fn(&str) -> bool + Sync {
     move |question: &str| {
         if yes {
+            // Still on record: the plan and every manual step, where the run met them.
+            eprintln!("{question} yes (--yes)");
             return true;
         }
         use std::io::IsTerminal;

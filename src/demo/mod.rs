@@ -132,9 +132,10 @@ pub async fn up(d: &Demo<'_>, a: UpArgs) -> anyhow::Result<()> {
     let version = Version::parse(&a.release).map_err(|_| {
         Failure::new(Exit::Usage, format!("{:?} is not a version", a.release), "nothing", "e.g. --release 3.4.0")
     })?;
-    let release = loaded.catalog.release(&version).filter(|r| r.templates).ok_or_else(|| {
+    let has_files = |v: &Version| loaded.release_files(v).is_ok();
+    let release = loaded.catalog.release(&version).filter(|r| has_files(&r.version)).ok_or_else(|| {
         let known: Vec<String> =
-            loaded.catalog.releases.iter().filter(|r| r.templates).map(|r| r.version.to_string()).collect();
+            loaded.catalog.releases.iter().filter(|r| has_files(&r.version)).map(|r| r.version.to_string()).collect();
         Failure::new(
             Exit::Usage,
             format!("the test bed has no stack for release {version}"),
@@ -148,7 +149,7 @@ pub async fn up(d: &Demo<'_>, a: UpArgs) -> anyhow::Result<()> {
     let docker = docker::connect().await.map_err(Failure::from)?;
     let fresh = !dir.join("docker-compose.yml").exists();
     if fresh {
-        let files = loaded.template_files(&version)?;
+        let files = loaded.release_files(&version)?;
         let bucket = a.bucket.clone().unwrap_or_else(|| "mender-artifact-storage".into());
         let storage = match (&a.s3_url, &a.azure_connection_string) {
             (Some(url), _) => checkout::Storage::S3 { url: url.clone(), bucket },

@@ -73,6 +73,10 @@ pub fn render(p: &Plan) -> String {
                 let _ = writeln!(out, "    [{when}] {}", s.text.trim());
             }
         }
+        for c in &h.checks {
+            let _ =
+                writeln!(out, "  Refused while: {} in {}.{} (checked before any downtime)", c.what, c.db, c.collection);
+        }
         if let Some(w) = &h.window {
             let _ = writeln!(out, "  Maintenance window (Mender docs): {w}");
         }

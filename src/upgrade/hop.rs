@@ -192,12 +192,8 @@ pub fn compute(
     let compose_rel: Vec<PathBuf> = st.project.config_files.iter().map(|p| files::relative(&st.project, p)).collect();
     let compose: Vec<_> = compose_rel.iter().filter_map(|r| current.iter().find(|f| &f.path == r).cloned()).collect();
     let other: Vec<_> = current.iter().filter(|f| !compose_rel.contains(&f.path)).cloned().collect();
-    // The running release's base files (its line's newest patch's when it has none), to show edits against.
-    let c = &ctx.catalog.catalog;
-    let from_t = ctx.catalog.template_files(&from.version).ok().or_else(|| {
-        let stop = c.line(&from.line).and_then(|l| l.stop.clone())?;
-        ctx.catalog.template_files(&stop).ok()
-    });
+    // The running release's base files, to show edits against.
+    let from_t = ctx.catalog.release_files(&from.version).ok();
     let known = crate::catalog::KnownFiles::new(ctx.catalog, st.registry.as_deref());
     // Upstream base files are replaced only where the catalog has them for the target, and not
     // in a git clone that merges the release's tag (its files are upstream's own).

@@ -66,21 +66,6 @@ pub fn render(t: &TemplateFile, registry: Option<&str>) -> Result<String, Rewrit
         .map_err(|source| RewriteError::File { path: t.path.display().to_string(), source })
 }
 
-/// What a compose file of an earlier release that the target no longer reads (3.0/3.1's
-/// docker-compose.connect.yml and docker-compose.config.yml, whose services 3.2 moved into
-/// docker-compose.yml) becomes: no services, so that the project's file list, an older
-/// production/run and the target's composition all agree.
-fn retired(path: &std::path::Path, to: &Release) -> String {
-    format!(
-        "# {} is not part of Mender Server {}: its services moved into docker-compose.yml.\n\
-         # Kept without services by mender-compose-upgrade, so that compose invocations that still\n\
-         # name it (an older production/run) compose the same stack; it can be removed with them.\n\
-         version: '2.1'\nservices: {{}}\n",
-        path.display(),
-        to.version
-    )
-}
-
 pub struct Inputs<'a> {
     pub from: &'a Release,
     pub to: &'a Release,
@@ -88,8 +73,7 @@ pub struct Inputs<'a> {
     pub compose_files: &'a [ProjectFile],
     /// Other project files the target's templates would replace, with their contents.
     pub other_files: &'a [ProjectFile],
-    /// Base files the running release has, when the catalog writes them (what an edit is shown
-    /// against); else those of its line's newest patch, which differ only in image tags.
+    /// The running release's base files as the tool writes them (what an edit is shown against).
     pub from_templates: Option<&'a [TemplateFile]>,
     pub to_templates: Option<&'a [TemplateFile]>,
     /// Every upstream and tool-written base file, by hash: what tells a pristine file from an
@@ -252,7 +236,7 @@ fn retire_files(i: &Inputs<'_>, current: &mut [ProjectFile], rw: &mut Rewrite) {
         if !i.from.compose_files.contains(&rel) || i.to.compose_files.contains(&rel) {
             continue;
         }
-        let after = retired(&f.path, i.to);
+        let after = crate::catalog::retired(&f.path);
         if f.contents.as_deref() == Some(after.as_str()) {
             continue;
         }

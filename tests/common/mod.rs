@@ -269,6 +269,17 @@ pub fn project_fingerprint(host: Option<&str>, project: &str) -> String {
     lines.join("\n")
 }
 
+/// Collections that a migration writes (and only those) may differ after an upgrade.
+pub fn without_migrations(data: &serde_json::Value) -> serde_json::Value {
+    let mut d = data.clone();
+    for db in d["databases"].as_array_mut().unwrap() {
+        let colls = db["collections"].as_array_mut().unwrap();
+        colls.retain(|c| !["migration_info", "migration_marks"].contains(&c["name"].as_str().unwrap()));
+        db["migration"] = serde_json::Value::Null;
+    }
+    d
+}
+
 pub fn file(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }

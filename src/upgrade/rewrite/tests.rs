@@ -204,6 +204,8 @@ fn the_connect_and_config_files_lose_their_services_at_3_2() {
     for f in ["docker-compose.connect.yml", "docker-compose.config.yml"] {
         let e = after(&rw, f).unwrap();
         assert!(e.after.contains("services: {}") && services(&e.after).unwrap().is_empty(), "{}", e.after);
+        let known = KnownFiles::new(&l, REG);
+        assert!(known.origin(std::path::Path::new(f), e.after.as_bytes()).matches(&v("3.7.11")), "not an edit later");
         assert!(rw.warnings.iter().any(|w| w.starts_with(&format!("{f}: 3.2.2 has no such file"))));
     }
     let dc = after(&rw, "docker-compose.yml").unwrap();
