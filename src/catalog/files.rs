@@ -150,6 +150,11 @@ impl KnownFiles {
         self.by_path.entry(path.to_string()).or_default().entry(sha.to_string()).or_default()
     }
 
+    /// Whether the tool writes a file at `path` for some release (an upgrade replaces it).
+    pub fn is_written(&self, path: &Path) -> bool {
+        self.by_path.get(path.to_string_lossy().as_ref()).is_some_and(|m| m.values().any(|o| !o.1.is_empty()))
+    }
+
     /// Whether any release has a base file at `path`.
     pub fn is_base_file(&self, path: &Path) -> bool {
         self.by_path.contains_key(path.to_string_lossy().as_ref())
@@ -177,8 +182,10 @@ pub struct Checkout {
     /// The releases every recognized file belongs to (empty when they disagree or none is
     /// recognized).
     pub releases: Vec<Version>,
-    /// Base files that match no release: edited by hand.
+    /// Base files the tool writes that match no release: edited by hand (an upgrade replaces them).
     pub edited: Vec<PathBuf>,
+    /// Upstream files the tool leaves alone (production/run) that match no release: changed locally.
+    pub local: Vec<PathBuf>,
 }
 
 impl Checkout {
@@ -194,8 +201,10 @@ impl Checkout {
                 Some(c) => c.intersection(&set).cloned().collect(),
             });
         }
+        let unknown = || origins.iter().filter(|o| !o.known());
         Checkout {
-            edited: origins.iter().filter(|o| !o.known()).map(|o| o.path.clone()).collect(),
+            edited: unknown().filter(|o| known.is_written(&o.path)).map(|o| o.path.clone()).collect(),
+            local: unknown().filter(|o| !known.is_written(&o.path)).map(|o| o.path.clone()).collect(),
             releases: common.unwrap_or_default().into_iter().collect(),
             files: origins,
         }

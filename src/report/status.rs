@@ -237,7 +237,7 @@ pub fn catalog_notes(
             format!(
                 "{} base files: {upstream} upstream's, {tool} written by this tool, {} edited{say}",
                 c.files.len(),
-                c.edited.len()
+                c.edited.len() + c.local.len()
             )
         };
         let _ = writeln!(out, "Checkout   {files}");
@@ -247,6 +247,9 @@ pub fn catalog_notes(
                 "           edited: {} (an upgrade replaces it; settings belong in prod.yml)",
                 e.display()
             );
+        }
+        for e in &c.local {
+            let _ = writeln!(out, "           changed locally: {} (an upgrade leaves it as it is)", e.display());
         }
         if let Some(d) = disagreement {
             let _ = writeln!(out, "           WARNING: {d}");
