@@ -80,6 +80,22 @@ fn a_clone_with_the_tag_is_merged_and_a_conflict_is_refused_before_any_downtime(
     assert_eq!(stack.started_at(), started, "no downtime");
     assert_eq!(git(d, &["rev-parse", "HEAD"]), head, "the clone is untouched");
     git(d, &["reset", "-q", "--hard", "HEAD~1"]);
+    let head = git(d, &["rev-parse", "HEAD"]);
+
+    // A release that fails its gates: the hop is rolled back, and the merge with it.
+    let cat = catalog_copy(|r, _| {
+        let svc = &mut release(r, "3.7.11")["services"]["mender-useradm"];
+        svc["image"] = "mendersoftware/useradm:mender-3.7.11-broken".into();
+    });
+    let out =
+        stack.tool(&["--catalog", &catalog_arg(&cat), "upgrade", "--to", "3.7.11", "--yes", "--hop-timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("merged tag 3.7.11"), "{}", stderr(&out));
+    assert_eq!(git(d, &["rev-parse", "HEAD"]), head, "the branch is back where it was");
+    assert_eq!(git(d, &["status", "--porcelain", "--untracked-files=no"]), "", "and its files with it");
+    let s = json(&stack.tool(&["--json", "status", "--require-healthy"]));
+    assert_eq!(s["release"], "3.6.5");
+    assert_eq!(without_migrations(&stack.data()), without_migrations(&before));
 
     // Without the conflict: the tag is merged into the operator's branch.
     let out = stack.tool(&["upgrade", "--to", "3.7.11", "--yes"]);

@@ -204,12 +204,27 @@ impl GitCheckout {
         r.map(|_| ())
     }
 
-    /// HEAD back to `commit`, keeping changes that are not committed (`git reset --keep`).
+    /// The branch back to `before` (the commit a merge started from), and every file the merge
+    /// changed back to its contents there; other files, and changes not committed to files the
+    /// merge did not change, stay as they are.
     ///
     /// # Errors
-    /// git refuses (a file changed both locally and between the commits).
-    pub fn reset_keep(&self, commit: &str) -> Result<(), GitError> {
-        self.ok(&["reset", "--keep", commit]).map(|_| ())
+    /// git fails, or a file cannot be removed.
+    pub fn undo_merge(&self, before: &str) -> Result<(), GitError> {
+        let merged = self.head()?;
+        let changed = self.text(&["diff", "--name-only", before, &merged])?;
+        self.ok(&["reset", "-q", "--mixed", before])?;
+        for path in changed.lines().filter(|p| !p.is_empty()) {
+            let existed = self.run(&["cat-file", "-e", &format!("{before}:{path}")])?.status.success();
+            if existed {
+                self.ok(&["checkout", before, "--", path])?;
+            } else {
+                std::fs::remove_file(self.dir.join(path))
+                    .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
+                    .map_err(|source| GitError::Spawn { dir: self.dir.join(path), source })?;
+            }
+        }
+        Ok(())
     }
 
     /// The contents of `path` at `rev` (a tag, a commit), when it has that file.
@@ -283,8 +298,13 @@ mod tests {
         assert!(tmp.path().join("local").exists());
         assert_eq!(c.describe().as_deref(), Some("2.0"));
         assert!(c.contains(&c.tag_commit("2.0").unwrap()));
-        c.reset_keep(&head).unwrap();
+        // The merge's files, and a change on top of one of them (what the rewrite does), go back.
+        std::fs::write(tmp.path().join("base"), "two, edited\n").unwrap();
+        c.undo_merge(&head).unwrap();
         assert_eq!(c.describe().as_deref(), Some("1.0"));
+        assert_eq!(c.head().unwrap(), head);
+        assert_eq!(std::fs::read_to_string(tmp.path().join("base")).unwrap(), "one\n");
+        assert!(c.differs_from_head().unwrap().is_empty());
         assert!(!c.fetch_tag("9.9", Duration::from_secs(1)), "no origin, no tag");
     }
 

@@ -106,7 +106,8 @@ pub fn merge(project: &ProjectRecord, dir: &Path, tag: &str) -> Result<Option<St
     Ok(Some(format!("git: merged tag {tag}; `git describe` now says {}", git.describe().unwrap_or_default())))
 }
 
-/// Undoes the hop's merge, keeping changes that were not committed: true when there was one.
+/// Undoes the hop's merge (the branch and the files it changed go back; the caller puts back the
+/// saved files): true when there was one.
 ///
 /// # Errors
 /// git refuses the reset.
@@ -116,6 +117,6 @@ pub fn undo(project: &ProjectRecord, dir: &Path) -> Result<bool, StepError> {
     if git.head().is_ok_and(|h| h == head.trim()) {
         return Ok(true);
     }
-    git.reset_keep(head.trim()).map_err(StepError::git)?;
+    git.undo_merge(head.trim()).map_err(StepError::git)?;
     Ok(true)
 }
