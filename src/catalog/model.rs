@@ -42,16 +42,19 @@ pub struct Line {
 /// A line's support by Mender.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Support {
+    /// Supported or not.
     pub status: SupportStatus,
     /// The month support ended or ends (`2025-05`), when the docs name one.
     #[serde(default)]
     pub until: Option<String>,
+    /// The docs that say so (`mender-docs@<ref>:<path>`).
     pub source: String,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum SupportStatus {
+    /// Mender still ships fixes for the line.
     Supported,
     /// End of life: no fixes, security ones included.
     Ended,
@@ -89,11 +92,15 @@ pub struct LineUpgrade {
 pub struct DataCheck {
     /// What the matching documents are, for people: "pending workflows jobs".
     pub what: String,
+    /// The database.
     pub db: String,
+    /// The collection.
     pub collection: String,
+    /// The MongoDB query the documents match, as JSON.
     pub filter: serde_json::Value,
     /// Why they must be gone, and what to do.
     pub why: String,
+    /// Where the fact comes from (`owner/repo@ref:path`).
     pub source: String,
 }
 
@@ -133,7 +140,9 @@ pub struct Release {
 /// A documented trap of one release, with its source.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct ReleaseNote {
+    /// What happens, and what to do.
     pub text: String,
+    /// Where the fact comes from.
     pub source: String,
 }
 

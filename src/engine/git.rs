@@ -18,6 +18,14 @@ pub enum GitError {
         /// Why.
         source: std::io::Error,
     },
+    /// A file the merge added could not be removed when undoing it.
+    #[error("cannot remove {path}: {source}")]
+    Remove {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// git ran and failed.
     #[error("git {args} in {dir} failed: {stderr}")]
     Failed {
@@ -39,8 +47,13 @@ pub struct GitCheckout {
 /// What merging a tag would do, found without changing the checkout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trial {
-    /// The merge is clean: the commit it would make (unreferenced) and the paths it changes.
-    Clean { commit: String, changed: Vec<String> },
+    /// The merge is clean.
+    Clean {
+        /// The commit it would make (unreferenced: garbage once git collects it).
+        commit: String,
+        /// The paths it changes, relative to the checkout.
+        changed: Vec<String>,
+    },
     /// The paths that would conflict.
     Conflicts(Vec<String>),
 }
@@ -221,7 +234,7 @@ impl GitCheckout {
             } else {
                 std::fs::remove_file(self.dir.join(path))
                     .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
-                    .map_err(|source| GitError::Spawn { dir: self.dir.join(path), source })?;
+                    .map_err(|source| GitError::Remove { path: self.dir.join(path), source })?;
             }
         }
         Ok(())

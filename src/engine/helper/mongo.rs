@@ -79,12 +79,20 @@ pub async fn wipe(uri: &str) -> mongodb::error::Result<Vec<String>> {
 /// How many documents of `db.collection` match `filter` (a MongoDB query as JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CountQuery {
+    /// The MongoDB connection string.
     pub uri: String,
+    /// The database.
     pub db: String,
+    /// The collection.
     pub collection: String,
+    /// The query, as JSON (`{"status": {"$in": [1, 2]}}`).
     pub filter: serde_json::Value,
 }
 
+/// Counts the documents `q` selects.
+///
+/// # Errors
+/// The filter is no document, or MongoDB cannot be reached or refuses the count.
 pub async fn count(q: &CountQuery) -> Result<u64, String> {
     let filter = bson::serialize_to_document(&q.filter).map_err(|e| format!("filter {}: {e}", q.filter))?;
     let client = connect(&q.uri).await.map_err(|e| e.to_string())?;
