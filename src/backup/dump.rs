@@ -29,9 +29,14 @@ pub enum DumpError {
     /// The bytes mongodump wrote are not an intact archive (cut short, a CRC mismatch).
     #[error("the archive mongodump produced is not valid: {0}")]
     Archive(ArchiveError),
-    /// mongodump exited non-zero; its exit code and the last 5 lines of its stderr.
+    /// mongodump exited non-zero.
     #[error("mongodump failed (exit {code}): {stderr}")]
-    Mongodump { code: i64, stderr: String },
+    Mongodump {
+        /// mongodump's exit code.
+        code: i64,
+        /// The last 5 lines of its stderr.
+        stderr: String,
+    },
     /// The sidecar could not be created, started or attached.
     #[error(transparent)]
     Sidecar(SidecarError),

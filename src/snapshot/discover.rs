@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::catalog::ImageRef;
 use crate::engine::container::ContainerInfo;
 
-/// Why no single Mender project could be chosen; a usage error, nothing touched.
+/// Why no single Mender project could be chosen; nothing was touched.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DiscoverError {
     /// No compose project runs a `mendersoftware/*` image (behind the mirror prefix, if given).

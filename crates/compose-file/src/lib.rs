@@ -20,7 +20,12 @@ pub enum ComposeFileError {
     #[error(
         "service {service} takes its image from a variable ({value}); change the variable in the .env file instead"
     )]
-    Interpolated { service: String, value: String },
+    Interpolated {
+        /// The compose service.
+        service: String,
+        /// Its `image:` value as written (`${REGISTRY}/mendersoftware/deployments:${TAG}`).
+        value: String,
+    },
 }
 
 #[derive(Deserialize)]

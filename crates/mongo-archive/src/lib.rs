@@ -27,6 +27,8 @@ pub enum ArchiveError {
     /// gzip stream fed without its decoder).
     #[error("not a mongodump archive (the magic number is missing)")]
     NotAnArchive,
+    /// An item is malformed: a length out of range, invalid BSON, a document without its
+    /// trailing zero, data for a namespace after its EOF block.
     #[error("corrupt archive at byte {offset}: {what}")]
     Corrupt {
         /// Offset in bytes, in the uncompressed archive, of the item that is wrong.
