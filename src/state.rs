@@ -16,7 +16,8 @@ use crate::util::{Perm, hostname, now_rfc3339, private_dir, write_atomic};
 /// `upgrades/`, `reports/`.
 #[derive(Debug, Clone)]
 pub struct StateDir {
-    /// Its path.
+    /// Its path: `--state-dir`, else `$XDG_STATE_HOME/mender-compose-upgrade` (or
+    /// `~/.local/state/…`).
     pub root: PathBuf,
 }
 
@@ -39,7 +40,7 @@ pub enum LockError {
     /// A live process holds the lock.
     #[error("another run holds the lock of project {project}: `{}` (pid {} on {}, started {})", owner.command, owner.pid, owner.host, owner.started)]
     Held {
-        /// The project.
+        /// The compose project whose lock it is.
         project: String,
         /// Who holds it.
         owner: Owner,

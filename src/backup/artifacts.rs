@@ -32,7 +32,7 @@ pub enum Plan {
         service: String,
         /// Its endpoint as deployments reaches it.
         endpoint: String,
-        /// The bucket.
+        /// The artifact bucket (`mender-artifact-storage`).
         bucket: String,
         /// The region deployments uses.
         region: String,
@@ -41,19 +41,19 @@ pub enum Plan {
     },
     /// An external store copied into the bundle.
     ToBundle {
-        /// The store.
+        /// The external S3 bucket or Azure container.
         store: External,
         /// Its versioning, as found.
         versioning: Versioning,
     },
     /// An external store whose versioning keeps every object: record the current versions.
     RecordVersions {
-        /// The store.
+        /// The external S3 bucket or Azure container.
         store: External,
     },
     /// An external S3 bucket copied server-side into another bucket/prefix.
     ToBucket {
-        /// The endpoint and keys.
+        /// The S3 endpoint (`None`: AWS), region and keys.
         ep: S3Endpoint,
         /// The artifact bucket.
         bucket: String,
@@ -66,7 +66,7 @@ pub enum Plan {
     },
     /// No copy, for the reason given.
     Skip {
-        /// Why.
+        /// Why, for the manifest and the operator (`--skip-artifacts was given`).
         reason: String,
     },
 }
@@ -148,16 +148,16 @@ fn parse_dest(dest: &str) -> Result<(String, String), PlanError> {
 pub enum External {
     /// An S3 bucket.
     S3 {
-        /// The endpoint and keys.
+        /// The S3 endpoint (`None`: AWS), region and keys.
         ep: S3Endpoint,
-        /// The bucket.
+        /// The artifact bucket.
         bucket: String,
     },
     /// An Azure Blob container.
     Azure {
-        /// The account.
+        /// The storage account (name, key, blob endpoint).
         account: Account,
-        /// The container.
+        /// The blob container holding the artifacts.
         container: String,
     },
 }

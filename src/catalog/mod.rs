@@ -22,7 +22,7 @@ pub enum CatalogError {
     /// A file of a `--catalog DIR` cannot be read.
     #[error("cannot read the catalog file {path}: {source}")]
     Read {
-        /// The file.
+        /// The file, as a path on the host.
         path: PathBuf,
         /// What the file system answered.
         source: std::io::Error,

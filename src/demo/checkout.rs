@@ -35,14 +35,14 @@ pub enum Storage {
     S3 {
         /// The S3 endpoint (`http://127.0.0.1:9090`).
         url: String,
-        /// The bucket.
+        /// The bucket deployments uses.
         bucket: String,
     },
     /// An Azure Blob container.
     Azure {
         /// The account's connection string (`AccountName=…;AccountKey=…;BlobEndpoint=…`).
         connection_string: String,
-        /// The container.
+        /// The blob container deployments uses.
         container: String,
     },
 }

@@ -22,7 +22,7 @@ pub enum StorageKind {
 /// The artifact store as deployments' environment describes it (no secret values).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Storage {
-    /// Its kind.
+    /// In the stack, an external S3 bucket, Azure, or unknown.
     pub kind: StorageKind,
     /// The compose service of an in-stack store.
     pub service: Option<String>,
