@@ -49,7 +49,7 @@ pub struct ContainerInfo {
 /// A mount of a container.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Mount {
-    /// `volume`, `bind` or `tmpfs`.
+    /// Docker's mount type: `volume`, `bind`, `tmpfs`, ….
     pub kind: String,
     /// The volume's name (volumes only: `mender-db`).
     pub name: Option<String>,
