@@ -131,7 +131,8 @@ pub struct MongoState {
     pub error: Option<String>,
     pub server_version: Option<String>,
     pub fcv: Option<String>,
-    /// The test bed runs FerretDB in place of mongod; its featureCompatibilityVersion is fixed.
+    /// The test bed runs FerretDB in place of mongod (it keeps a featureCompatibilityVersion as
+    /// mongod does, but takes no index restore).
     pub ferretdb: bool,
 }
 

@@ -31,7 +31,8 @@ pub struct MongoReport {
     /// What the server reports in buildInfo.
     pub version: Option<String>,
     pub fcv: Option<String>,
-    /// FerretDB answers buildInfo with a `ferretdb` section (the test bed's stand-in for mongod).
+    /// FerretDB answers buildInfo with a `ferretdb` section (the test bed's stand-in for mongod,
+    /// which keeps a featureCompatibilityVersion as mongod does but restores no indexes).
     pub ferretdb: bool,
     pub databases: Vec<DbReport>,
 }
@@ -87,36 +88,70 @@ pub struct FcvJob {
     pub confirm: bool,
 }
 
-pub async fn set_fcv(job: &FcvJob) -> Result<String, String> {
-    let client = connect(&job.uri).await.map_err(|e| e.to_string())?;
-    let admin = client.database("admin");
-    let info = admin.run_command(doc! {"buildInfo": 1}).await.map_err(|e| e.to_string())?;
-    if info.contains_key("ferretdbVersion") {
-        return Ok("skipped: FerretDB has a fixed featureCompatibilityVersion".into());
+/// What [`set_fcv`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum FcvOutcome {
+    /// The featureCompatibilityVersion already was the one asked for (a resumed step).
+    Already { version: String },
+    /// Raised from the required version, and read back.
+    Raised { from: String, to: String },
+}
+
+impl std::fmt::Display for FcvOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FcvOutcome::Already { version } => write!(f, "featureCompatibilityVersion already {version}"),
+            FcvOutcome::Raised { from, to } => write!(f, "featureCompatibilityVersion {from} → {to}"),
+        }
     }
-    let current = admin
-        .run_command(doc! {"getParameter": 1, "featureCompatibilityVersion": 1})
-        .await
-        .map_err(|e| e.to_string())?
-        .get_document("featureCompatibilityVersion")
-        .ok()
-        .and_then(|f| f.get_str("version").ok().map(str::to_string))
-        .unwrap_or_default();
+}
+
+/// Why [`set_fcv`] did not raise the featureCompatibilityVersion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum FcvError {
+    #[error("cannot reach MongoDB: {0}")]
+    Unreachable(String),
+    #[error("cannot read the featureCompatibilityVersion: {0}")]
+    Read(String),
+    #[error("featureCompatibilityVersion is {found}, expected {require} before raising it to {set}")]
+    Unexpected { found: String, require: String, set: String },
+    #[error("setFeatureCompatibilityVersion {set} was refused: {reason}")]
+    Refused { set: String, reason: String },
+    #[error("featureCompatibilityVersion reads {found} after setting it to {set}")]
+    NotApplied { found: String, set: String },
+}
+
+/// The server's featureCompatibilityVersion as `getParameter` reports it.
+async fn read_fcv(admin: &Database) -> mongodb::error::Result<Option<String>> {
+    let d = admin.run_command(doc! {"getParameter": 1, "featureCompatibilityVersion": 1}).await?;
+    Ok(d.get_document("featureCompatibilityVersion").ok().and_then(|f| f.get_str("version").ok()).map(str::to_string))
+}
+
+/// Checks the featureCompatibilityVersion is `job.require` (or already `job.set`), sets it to
+/// `job.set` and reads it back.
+pub async fn set_fcv(job: &FcvJob) -> Result<FcvOutcome, FcvError> {
+    let client = connect(&job.uri).await.map_err(|e| FcvError::Unreachable(e.to_string()))?;
+    let admin = client.database("admin");
+    let read = |e: mongodb::error::Error| FcvError::Read(e.to_string());
+    let current = read_fcv(&admin).await.map_err(read)?.unwrap_or_default();
     if current == job.set {
-        return Ok(format!("featureCompatibilityVersion already {current}"));
+        return Ok(FcvOutcome::Already { version: current });
     }
     if current != job.require {
-        return Err(format!(
-            "featureCompatibilityVersion is {current}, expected {} before raising it to {}",
-            job.require, job.set
-        ));
+        return Err(FcvError::Unexpected { found: current, require: job.require.clone(), set: job.set.clone() });
     }
     let mut cmd = doc! {"setFeatureCompatibilityVersion": &job.set};
     if job.confirm {
         cmd.insert("confirm", true);
     }
-    admin.run_command(cmd).await.map_err(|e| e.to_string())?;
-    Ok(format!("featureCompatibilityVersion {current} → {}", job.set))
+    admin.run_command(cmd).await.map_err(|e| FcvError::Refused { set: job.set.clone(), reason: e.to_string() })?;
+    let after = read_fcv(&admin).await.map_err(read)?.unwrap_or_default();
+    if after != job.set {
+        return Err(FcvError::NotApplied { found: after, set: job.set.clone() });
+    }
+    Ok(FcvOutcome::Raised { from: current, to: after })
 }
 
 pub async fn report(q: &MongoQuery) -> MongoReport {
@@ -130,9 +165,7 @@ async fn try_report(q: &MongoQuery) -> mongodb::error::Result<MongoReport> {
     let client = connect(&q.uri).await?;
     let admin = client.database("admin");
     let info = admin.run_command(doc! {"buildInfo": 1}).await?;
-    let fcv = admin.run_command(doc! {"getParameter": 1, "featureCompatibilityVersion": 1}).await.ok().and_then(|d| {
-        d.get_document("featureCompatibilityVersion").ok().and_then(|f| f.get_str("version").ok()).map(str::to_string)
-    });
+    let fcv = read_fcv(&admin).await.ok().flatten();
     let listed = admin.run_command(doc! {"listDatabases": 1}).await?;
     let sizes: Vec<(String, u64)> = listed
         .get_array("databases")
