@@ -111,14 +111,19 @@ impl std::fmt::Display for FcvOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "error", rename_all = "snake_case")]
 pub enum FcvError {
+    /// No connection to the server.
     #[error("cannot reach MongoDB: {0}")]
     Unreachable(String),
+    /// `getParameter` failed.
     #[error("cannot read the featureCompatibilityVersion: {0}")]
     Read(String),
+    /// The FCV is neither the required one nor the target: nothing was sent.
     #[error("featureCompatibilityVersion is {found}, expected {require} before raising it to {set}")]
     Unexpected { found: String, require: String, set: String },
+    /// The server refused the command; `reason` is its error, code and message.
     #[error("setFeatureCompatibilityVersion {set} was refused: {reason}")]
     Refused { set: String, reason: String },
+    /// The command succeeded but the FCV read back is not the one set.
     #[error("featureCompatibilityVersion reads {found} after setting it to {set}")]
     NotApplied { found: String, set: String },
 }
