@@ -226,6 +226,41 @@ async fn too_old_fcv_stops_the_server_with_mongods_error() {
     assert_eq!(bed.fcv("db").await, "4.4");
 }
 
+/// A data volume of the stand-in from before it kept an FCV (no admin database at all) still
+/// starts, is taken to be at the binary's major, and keeps its documents.
+#[tokio::test(flavor = "multi_thread")]
+async fn volume_without_an_fcv_document_starts_at_the_binary_major() {
+    let mut bed = Bed::new("legacy");
+    let vol = bed.volume("db");
+    let c = bed.run("db", "4.4", &vol);
+    bed.wait("db").await;
+    let client = mongodb::Client::with_uri_str(format!("mongodb://{}:27017/?directConnection=true", bed.address(&c)))
+        .await
+        .unwrap();
+    let docs: Vec<_> = (0..40).map(|i| doc! {"_id": i, "name": format!("user{i}")}).collect();
+    client.database("useradm").collection("users").insert_many(docs).await.unwrap();
+    bed.remove(&c);
+    // What the old stand-in left: the databases' SQLite files and no admin database.
+    let files = docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{vol}:/data/db"),
+        &format!("{REGISTRY}/debian:bookworm"),
+        "sh",
+        "-c",
+        "rm /data/db/admin.sqlite* && ls /data/db",
+    ]);
+    assert!(files.contains("useradm.sqlite") && !files.contains("admin.sqlite"), "{files}");
+
+    bed.run("db", "4.4", &vol);
+    bed.wait("db").await;
+    let r = bed.report("db", true).await;
+    assert_eq!(r.fcv.as_deref(), Some("4.4"));
+    let users = r.databases.iter().find(|d| d.name == "useradm").and_then(|d| d.collections.first());
+    assert_eq!(users.map(|c| c.count), Some(40), "{r:?}");
+}
+
 /// mongodump of an 8.0 stand-in restored into another gives the same documents; the source's FCV
 /// document travels in the archive but mongorestore leaves the target's own, as with mongod.
 #[tokio::test(flavor = "multi_thread")]
