@@ -7,6 +7,11 @@ use crate::staging::StagingRuntime;
 use crate::state::StateDir;
 use crate::upgrade::{self, Runtime, Target, UpgradeOptions};
 
+/// `upgrade --to V`: the production stack, hop by hop.
+///
+/// # Errors
+/// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
+/// anything else is unexpected (exit 1).
 pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
     let to = parse_version(&a.to)?;
     let w = World::open(g).await?;
@@ -41,6 +46,10 @@ pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
 
 /// `resume` (`back` false) and `rollback` (`back` true), with the runtime of the project the
 /// journal names: a staging copy's journal says so.
+///
+/// # Errors
+/// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
+/// anything else is unexpected (exit 1).
 pub async fn resume(g: &Global, a: ResumeArgs, back: bool) -> anyhow::Result<Exit> {
     let w = World::open(g).await?;
     let project = project_name(g, &w.docker).await?;
@@ -85,6 +94,11 @@ pub async fn resume(g: &Global, a: ResumeArgs, back: bool) -> anyhow::Result<Exi
     Ok(Exit::Ok)
 }
 
+/// `recover`: explains and repairs what an interrupted run left.
+///
+/// # Errors
+/// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
+/// anything else is unexpected (exit 1).
 pub async fn recover(g: &Global) -> anyhow::Result<Exit> {
     let docker = super::connect().await?;
     let state = StateDir::new(g.state_dir());

@@ -9,16 +9,25 @@ use crate::state::{Journal, StateDir};
 /// What `recover` found and did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RecoverReport {
+    /// The compose project.
     pub project: String,
+    /// What was found and done, one sentence each, for the operator.
     pub lines: Vec<String>,
+    /// Services the interrupted backup had stopped (to be started again by the repair).
     pub started: Vec<String>,
+    /// The dead owner whose lock was released.
     pub released_lock: Option<crate::state::Owner>,
+    /// The journal found, read as an upgrade's.
     pub journal: Option<Journal<UpgradeState>>,
 }
 
 /// Explains a stale lock or journal and repairs what can be repaired without a decision: a dead
 /// owner's lock is released, services an interrupted backup stopped are started. An interrupted
 /// upgrade is only explained: its services must not start on data a migration may have moved.
+///
+/// # Errors
+/// [`QuiesceError::Busy`] when the lock's owner still runs; [`QuiesceError::Restart`] or
+/// [`QuiesceError::Journal`] when the repair fails.
 pub async fn recover(docker: &Docker, state: &StateDir, project: &str) -> Result<RecoverReport, QuiesceError> {
     if let Some(owner) = state.lock_owner(project).filter(|o| !o.is_dead()) {
         return Err(QuiesceError::Busy(owner));

@@ -71,6 +71,10 @@ pub async fn after_failure(ctx: &Ctx<'_>, run: &mut Run, failure: Box<HopFailed>
 }
 
 /// `rollback` on request: the hop in progress, or else the last one that completed.
+///
+/// # Errors
+/// [`UpgradeError::NothingToRollBack`] before the first hop started;
+/// [`UpgradeError::RollbackFailed`] with the recovery commands when the undo fails.
 pub async fn on_request(ctx: &Ctx<'_>, run: &mut Run) -> Result<Version, UpgradeError> {
     let st = run.st_mut();
     if st.done.is_empty() {

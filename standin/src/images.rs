@@ -22,11 +22,14 @@ const HASH_LABEL: &str = "mcu.testbed.inputs";
 /// The releases the test bed runs: every landing release of 3.x, and 3.6.2 (a patch that is no
 /// landing release, for the tests of a stack on one).
 pub const DEFAULT_RELEASES: &str = "3.0.2,3.1.1,3.2.2,3.3.2,3.4.0,3.5.1,3.6.2,3.6.5,3.7.11";
+/// The `testbed.local/mongo:<major>` images built besides those the releases name: each major of
+/// the road 4.4 → 5.0 → 6.0 → 7.0 → 8.0 (`scripts/testbed` builds a FerretDB for each).
+const MONGO_MAJORS: [&str; 5] = ["4.4", "5.0", "6.0", "7.0", "8.0"];
 
 pub struct ImagesArgs {
     pub prefix: String,
     pub releases: Vec<Version>,
-    /// Go-built binaries: ferretdb-4.4, ferretdb-5.0, mongodump, mongorestore, weed.
+    /// Go-built binaries: ferretdb-<major> for each of `MONGO_MAJORS`, mongodump, mongorestore, weed.
     pub bin_dir: PathBuf,
     /// testbed/images: Dockerfiles and scripts of the third-party images.
     pub recipes: PathBuf,
@@ -283,6 +286,14 @@ async fn third_party(b: &mut Builder, a: &ImagesArgs, catalog: &Catalog, exe_has
             if !list.contains(&img) {
                 list.push(img);
             }
+        }
+    }
+    // Every MongoDB major the tool steps through, whether or not a release built here ships it.
+    let mongo = wanted.entry("mongo".to_string()).or_default();
+    for major in MONGO_MAJORS {
+        let img = ImageRef::parse(&format!("mongo:{major}"), None);
+        if !mongo.contains(&img) {
+            mongo.push(img);
         }
     }
     for (recipe, images) in wanted {

@@ -10,15 +10,19 @@ mod probe;
 use serde::{Deserialize, Serialize};
 
 pub use artifacts::{ArtifactsJob, ArtifactsOp, ArtifactsResult, KEY_ENV, SECRET_ENV};
-pub use mongo::{CollectionCount, CountQuery, DbReport, FcvJob, MongoQuery, MongoReport};
+pub use mongo::{CollectionCount, CountQuery, DbReport, FcvError, FcvJob, FcvOutcome, MongoQuery, MongoReport};
 pub use probe::{Probe, ProbeResult};
 
+/// What the tool asks its helper sidecar, as JSON on the helper's command line; each part optional.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Request {
+    /// HTTP probes to run, in parallel.
     #[serde(default)]
     pub probes: Vec<Probe>,
+    /// The MongoDB report to read.
     #[serde(default)]
     pub mongo: Option<MongoQuery>,
+    /// An artifact job to run.
     #[serde(default)]
     pub artifacts: Option<ArtifactsJob>,
     /// Drop every database but admin, config and local (before an exact restore); runs first.
@@ -32,10 +36,14 @@ pub struct Request {
     pub counts: Vec<CountQuery>,
 }
 
+/// The helper's answer, printed as JSON on its stdout; one part for each part of the request.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Response {
+    /// One result per probe, in the request's order.
     pub probes: Vec<ProbeResult>,
+    /// The MongoDB report, when asked.
     pub mongo: Option<MongoReport>,
+    /// The artifact job's result, when asked.
     #[serde(default)]
     pub artifacts: Option<ArtifactsResult>,
     /// The databases dropped, or why not.
@@ -49,13 +57,16 @@ pub struct Response {
     pub counts: Vec<Result<u64, String>>,
 }
 
+/// Runs a request inside the helper: the wipe and the FCV step first, then probes, the MongoDB
+/// report and the artifact job concurrently. Failures are in the response, never a panic.
 pub async fn run(req: Request) -> Response {
     let wiped = match &req.wipe {
         Some(uri) => Some(mongo::wipe(uri).await.map_err(|e| e.to_string())),
         None => None,
     };
     let fcv = match &req.fcv {
-        Some(job) => Some(mongo::set_fcv(job).await),
+        // The wire keeps the text the upgrade journal and progress show.
+        Some(job) => Some(mongo::set_fcv(job).await.map(|o| o.to_string()).map_err(|e| e.to_string())),
         None => None,
     };
     let (probes, mongo, artifacts) = tokio::join!(

@@ -8,8 +8,10 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
 use serde::{Deserialize, Serialize};
 
+/// What to read from MongoDB.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MongoQuery {
+    /// Connection string, from inside the network (`mongodb://mender-mongo:27017`).
     pub uri: String,
     /// Databases whose `migration_info` to read.
     pub dbs: Vec<String>,
@@ -24,32 +26,49 @@ pub struct MongoQuery {
     pub digests: bool,
 }
 
+/// The MongoDB facts an upgrade depends on; a server that did not answer gives
+/// `reachable: false` and the error.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MongoReport {
+    /// The driver reached the server (5-second timeouts) and `buildInfo` answered.
     pub reachable: bool,
+    /// The driver's error when it did not (or when a later query failed).
     pub error: Option<String>,
     /// What the server reports in buildInfo.
     pub version: Option<String>,
+    /// featureCompatibilityVersion (`4.4`); `None` when `getParameter` did not answer it.
     pub fcv: Option<String>,
-    /// FerretDB answers buildInfo with a `ferretdb` section (the test bed's stand-in for mongod).
+    /// FerretDB answers buildInfo with a `ferretdb` section (the test bed's stand-in for mongod,
+    /// which keeps a featureCompatibilityVersion as mongod does but restores no indexes).
     pub ferretdb: bool,
+    /// The databases asked (`dbs`, and all others with `all_dbs`), in that order.
     pub databases: Vec<DbReport>,
 }
 
+/// One database's report.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DbReport {
+    /// Database name (`deployment_service`).
     pub name: String,
+    /// `listDatabases` lists it (a database without data does not exist for MongoDB).
     pub exists: bool,
     /// Newest `migration_info` version, e.g. "1.2.11".
     pub migration: Option<String>,
+    /// Per collection, sorted by name; filled only when counts or digests were asked.
     pub collections: Vec<CollectionCount>,
+    /// `sizeOnDisk` from `listDatabases`, in bytes.
     pub size_bytes: Option<u64>,
 }
 
+/// One collection's exact count, and its content digest when asked.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CollectionCount {
+    /// Collection name (`deployments`).
     pub name: String,
+    /// Exact document count (`countDocuments`).
     pub count: u64,
+    /// Order-independent digest of the documents, the same as the archive reader's
+    /// ([`mongo_archive::DocDigest`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
 }
@@ -63,7 +82,10 @@ async fn connect(uri: &str) -> mongodb::error::Result<Client> {
     Client::with_options(opts)
 }
 
-/// Drops every database except the server's own (admin, config, local).
+/// Drops every database except the server's own (admin, config, local); returns the names dropped.
+///
+/// # Errors
+/// The driver's error (no server, a drop refused); databases dropped before it stay dropped.
 pub async fn wipe(uri: &str) -> mongodb::error::Result<Vec<String>> {
     let client = connect(uri).await?;
     let mut dropped = Vec::new();
@@ -108,45 +130,116 @@ pub async fn count(q: &CountQuery) -> Result<u64, String> {
 /// old major (or already the new one), and is raised to the new one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FcvJob {
+    /// Connection string, from inside the network (`mongodb://mender-mongo:27017`).
     pub uri: String,
+    /// The featureCompatibilityVersion the data must have now: the old major (`4.4` before `5.0`).
     pub require: String,
+    /// The featureCompatibilityVersion to raise it to: the new major (`5.0`).
     pub set: String,
     /// MongoDB 7.0 and later refuse the change without `confirm: true`.
     pub confirm: bool,
 }
 
-pub async fn set_fcv(job: &FcvJob) -> Result<String, String> {
-    let client = connect(&job.uri).await.map_err(|e| e.to_string())?;
-    let admin = client.database("admin");
-    let info = admin.run_command(doc! {"buildInfo": 1}).await.map_err(|e| e.to_string())?;
-    if info.contains_key("ferretdbVersion") {
-        return Ok("skipped: FerretDB has a fixed featureCompatibilityVersion".into());
+/// What [`set_fcv`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum FcvOutcome {
+    /// The featureCompatibilityVersion already was the one asked for (a resumed step).
+    Already {
+        /// The version (`6.0`).
+        version: String,
+    },
+    /// Raised from the required version, and read back.
+    Raised {
+        /// The version before (`5.0`).
+        from: String,
+        /// The version now (`6.0`).
+        to: String,
+    },
+}
+
+impl std::fmt::Display for FcvOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FcvOutcome::Already { version } => write!(f, "featureCompatibilityVersion already {version}"),
+            FcvOutcome::Raised { from, to } => write!(f, "featureCompatibilityVersion {from} → {to}"),
+        }
     }
-    let current = admin
-        .run_command(doc! {"getParameter": 1, "featureCompatibilityVersion": 1})
-        .await
-        .map_err(|e| e.to_string())?
-        .get_document("featureCompatibilityVersion")
-        .ok()
-        .and_then(|f| f.get_str("version").ok().map(str::to_string))
-        .unwrap_or_default();
+}
+
+/// Why [`set_fcv`] did not raise the featureCompatibilityVersion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum FcvError {
+    /// No connection to the server.
+    #[error("cannot reach MongoDB: {0}")]
+    Unreachable(String),
+    /// `getParameter` failed.
+    #[error("cannot read the featureCompatibilityVersion: {0}")]
+    Read(String),
+    /// The FCV is neither the required one nor the target: nothing was sent.
+    #[error("featureCompatibilityVersion is {found}, expected {require} before raising it to {set}")]
+    Unexpected {
+        /// The version found.
+        found: String,
+        /// The version the step needs first.
+        require: String,
+        /// The version the step sets.
+        set: String,
+    },
+    /// The server refused the command; `reason` is its error, code and message.
+    #[error("setFeatureCompatibilityVersion {set} was refused: {reason}")]
+    Refused {
+        /// The version asked for.
+        set: String,
+        /// The server's error (code and message).
+        reason: String,
+    },
+    /// The command succeeded but the FCV read back is not the one set.
+    #[error("featureCompatibilityVersion reads {found} after setting it to {set}")]
+    NotApplied {
+        /// The version read back.
+        found: String,
+        /// The version set.
+        set: String,
+    },
+}
+
+/// The server's featureCompatibilityVersion as `getParameter` reports it.
+async fn read_fcv(admin: &Database) -> mongodb::error::Result<Option<String>> {
+    let d = admin.run_command(doc! {"getParameter": 1, "featureCompatibilityVersion": 1}).await?;
+    Ok(d.get_document("featureCompatibilityVersion").ok().and_then(|f| f.get_str("version").ok()).map(str::to_string))
+}
+
+/// Checks the featureCompatibilityVersion is `job.require` (or already `job.set`), sets it to
+/// `job.set` and reads it back.
+///
+/// # Errors
+/// [`FcvError`]: unreachable, unreadable, not the required version, refused, or not applied.
+pub async fn set_fcv(job: &FcvJob) -> Result<FcvOutcome, FcvError> {
+    let client = connect(&job.uri).await.map_err(|e| FcvError::Unreachable(e.to_string()))?;
+    let admin = client.database("admin");
+    let read = |e: mongodb::error::Error| FcvError::Read(e.to_string());
+    let current = read_fcv(&admin).await.map_err(read)?.unwrap_or_default();
     if current == job.set {
-        return Ok(format!("featureCompatibilityVersion already {current}"));
+        return Ok(FcvOutcome::Already { version: current });
     }
     if current != job.require {
-        return Err(format!(
-            "featureCompatibilityVersion is {current}, expected {} before raising it to {}",
-            job.require, job.set
-        ));
+        return Err(FcvError::Unexpected { found: current, require: job.require.clone(), set: job.set.clone() });
     }
     let mut cmd = doc! {"setFeatureCompatibilityVersion": &job.set};
     if job.confirm {
         cmd.insert("confirm", true);
     }
-    admin.run_command(cmd).await.map_err(|e| e.to_string())?;
-    Ok(format!("featureCompatibilityVersion {current} → {}", job.set))
+    admin.run_command(cmd).await.map_err(|e| FcvError::Refused { set: job.set.clone(), reason: e.to_string() })?;
+    let after = read_fcv(&admin).await.map_err(read)?.unwrap_or_default();
+    if after != job.set {
+        return Err(FcvError::NotApplied { found: after, set: job.set.clone() });
+    }
+    Ok(FcvOutcome::Raised { from: current, to: after })
 }
 
+/// Reads the report a [`MongoQuery`] asks for; an unreachable server is `reachable: false`.
 pub async fn report(q: &MongoQuery) -> MongoReport {
     match try_report(q).await {
         Ok(r) => r,
@@ -158,9 +251,7 @@ async fn try_report(q: &MongoQuery) -> mongodb::error::Result<MongoReport> {
     let client = connect(&q.uri).await?;
     let admin = client.database("admin");
     let info = admin.run_command(doc! {"buildInfo": 1}).await?;
-    let fcv = admin.run_command(doc! {"getParameter": 1, "featureCompatibilityVersion": 1}).await.ok().and_then(|d| {
-        d.get_document("featureCompatibilityVersion").ok().and_then(|f| f.get_str("version").ok()).map(str::to_string)
-    });
+    let fcv = read_fcv(&admin).await.ok().flatten();
     let listed = admin.run_command(doc! {"listDatabases": 1}).await?;
     let sizes: Vec<(String, u64)> = listed
         .get_array("databases")
