@@ -8,6 +8,7 @@ pub mod cli;
 pub mod demo;
 pub mod engine;
 pub mod exit;
+pub mod interrupt;
 pub mod labels;
 pub mod plan;
 pub mod progress;

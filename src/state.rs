@@ -140,11 +140,79 @@ impl StateDir {
         write_atomic(&self.journal_path(project), &serde_json::to_vec_pretty(j)?, Perm::Private)
     }
 
+    /// The interrupted upgrade of `project`, if its journal is one — or a journal that cannot be
+    /// read at all, which is treated the same way: only `resume`, `rollback` or a confirmed
+    /// `recover --abandon` may end it, and nothing else may start services, take a bundle or
+    /// change files meanwhile.
+    pub fn pending_upgrade(&self, project: &str) -> Option<UpgradePending> {
+        let path = self.journal_path(project);
+        let bytes = std::fs::read(&path).ok()?;
+        let pending =
+            |owner: Option<Box<Owner>>| UpgradePending { project: project.to_string(), path: path.clone(), owner };
+        match serde_json::from_slice::<Journal>(&bytes) {
+            Ok(j) if j.operation == UPGRADE || j.payload.is_some() => Some(pending(Some(Box::new(j.owner)))),
+            Ok(_) => None,
+            Err(_) => Some(pending(None)),
+        }
+    }
+
+    /// Fails with [`UpgradePending`] while `project` has an interrupted upgrade.
+    ///
+    /// # Errors
+    /// The pending upgrade.
+    pub fn refuse_if_upgrade_pending(&self, project: &str) -> Result<(), UpgradePending> {
+        self.pending_upgrade(project).map_or(Ok(()), Err)
+    }
+
+    /// Removes the project's journal (its run is over, or was repaired).
     pub fn clear_journal(&self, project: &str) -> io::Result<()> {
         match std::fs::remove_file(self.journal_path(project)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+/// The operation name of an upgrade's journal.
+pub const UPGRADE: &str = "upgrade";
+
+/// An interrupted upgrade: its journal holds the only record of which services it stopped, which
+/// step it was in and where its rollback point is.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", describe_pending(.project, .path, .owner.as_deref()))]
+pub struct UpgradePending {
+    /// The project.
+    pub project: String,
+    /// The journal file.
+    pub path: PathBuf,
+    /// Who ran it (`None`: the journal cannot be read).
+    pub owner: Option<Box<Owner>>,
+}
+
+fn describe_pending(project: &str, path: &Path, owner: Option<&Owner>) -> String {
+    match owner {
+        Some(o) => format!(
+            "an upgrade of {project} (pid {} on {}, started {}) was interrupted; its journal {} holds where it stopped and its rollback point",
+            o.pid,
+            o.host,
+            o.started,
+            path.display()
+        ),
+        None => format!("the journal {} of {project} cannot be read: an interrupted run may be in it", path.display()),
+    }
+}
+
+impl From<UpgradePending> for crate::exit::Failure {
+    fn from(e: UpgradePending) -> crate::exit::Failure {
+        let p = e.project.clone();
+        crate::exit::Failure::new(
+            crate::exit::Exit::Precondition,
+            e,
+            "nothing: no service was started or stopped, no bundle was taken, no file was changed",
+            format!(
+                "`mender-compose-upgrade -p {p} resume` continues the upgrade, `mender-compose-upgrade -p {p} rollback` goes back to the release before its hop; `status` shows where it stopped"
+            ),
+        )
     }
 }
 

@@ -36,6 +36,53 @@ pub struct Manifest {
     /// Rehearsals of upgrades on a staging copy restored from this bundle.
     #[serde(default)]
     pub rehearsals: Vec<RehearsalRecord>,
+    /// The stack the bundle was taken of, to tell it from a stack recreated under the same project
+    /// name (bundles of version 0.1 have none).
+    #[serde(default)]
+    pub stack: Option<StackIdentity>,
+    /// Seconds the writers were stopped while the bundle was taken.
+    #[serde(default)]
+    pub writers_stopped_secs: Option<f64>,
+}
+
+/// Which stack a bundle is of: the Docker volumes holding its data (MongoDB's and the artifact
+/// store's), each with its creation time. A stack destroyed and brought up again under the same
+/// project has volumes of the same names but new creation times.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StackIdentity {
+    /// The data volumes, sorted by name.
+    pub volumes: Vec<VolumeIdentity>,
+}
+
+/// A Docker volume and when the daemon created it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct VolumeIdentity {
+    /// The volume's name.
+    pub name: String,
+    /// `CreatedAt` as the daemon reports it (RFC 3339).
+    pub created: String,
+}
+
+impl StackIdentity {
+    /// Why a bundle recorded as `recorded` is not of this (live) stack; `None` when it is.
+    pub fn differs_from(&self, recorded: Option<&StackIdentity>) -> Option<String> {
+        let Some(recorded) = recorded else {
+            return Some("taken by an older version, which did not record the stack's volumes".into());
+        };
+        for v in &recorded.volumes {
+            match self.volumes.iter().find(|now| now.name == v.name) {
+                None => return Some(format!("its volume {} is gone", v.name)),
+                Some(now) if now.created != v.created => {
+                    return Some(format!(
+                        "volume {} was created again ({}; the bundle's was created {})",
+                        v.name, now.created, v.created
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        None
+    }
 }
 
 /// What a rehearsal proved, kept in the bundle's manifest and shown by `upgrade`.
@@ -319,6 +366,8 @@ mod tests {
             artifacts: ArtifactsInfo::default(),
             verifications: vec![],
             rehearsals: vec![],
+            stack: None,
+            writers_stopped_secs: None,
         }
     }
 
@@ -350,6 +399,18 @@ mod tests {
                 "extra: not listed in the manifest"
             ]
         );
+    }
+
+    #[test]
+    fn a_recreated_volume_makes_another_stack() {
+        let v = |n: &str, c: &str| VolumeIdentity { name: n.into(), created: c.into() };
+        let then = StackIdentity { volumes: vec![v("mender-db", "2026-11-01T10:00:00Z")] };
+        let same = StackIdentity { volumes: vec![v("mender-artifacts", "x"), v("mender-db", "2026-11-01T10:00:00Z")] };
+        assert_eq!(same.differs_from(Some(&then)), None);
+        let again = StackIdentity { volumes: vec![v("mender-db", "2026-12-01T09:00:00Z")] };
+        assert!(again.differs_from(Some(&then)).unwrap().contains("mender-db was created again"));
+        assert!(StackIdentity::default().differs_from(Some(&then)).unwrap().contains("is gone"));
+        assert!(same.differs_from(None).unwrap().contains("older version"));
     }
 
     #[test]

@@ -36,7 +36,10 @@ use crate::state::{Journal, Lock, LockError, StateDir};
 use crate::util::{now_rfc3339, now_stamp};
 use artifacts::{Choice, Plan};
 use bundle::{ARCHIVE, PartialBundle};
-use manifest::{ArtifactsInfo, ArtifactsKind, DatabaseInfo, FileEntry, Location, Manifest, MongoInfo, ServiceImage};
+use manifest::{
+    ArtifactsInfo, ArtifactsKind, DatabaseInfo, FileEntry, Location, Manifest, MongoInfo, ServiceImage, StackIdentity,
+    VolumeIdentity,
+};
 
 #[derive(Debug, Clone)]
 pub struct BackupOptions {
@@ -81,6 +84,8 @@ pub enum BackupError {
     Io(#[from] std::io::Error),
     #[error("interrupted")]
     Interrupted,
+    #[error(transparent)]
+    UpgradePending(#[from] crate::state::UpgradePending),
 }
 
 impl From<BackupError> for crate::exit::Failure {
@@ -136,6 +141,7 @@ impl From<BackupError> for crate::exit::Failure {
                 restarted,
                 "free space or use --out on a larger filesystem, then run the backup again",
             ),
+            BackupError::UpgradePending(p) => p.into(),
             BackupError::Interrupted => {
                 Failure::new(Exit::Interrupted, "the backup was interrupted", restarted, "run the backup again")
             }
@@ -200,6 +206,9 @@ pub async fn run_locked(
     stack: Stack,
     containers: Vec<ContainerInfo>,
 ) -> Result<Outcome, BackupError> {
+    // An interrupted upgrade's stopped services must not start on data a migration may have moved,
+    // and its journal is its rollback point: a backup never touches either.
+    state.refuse_if_upgrade_pending(&stack.project)?;
     let repaired = repair_previous(docker, state, &stack.project, lock, progress).await?;
     // A repair changes what runs: look again.
     let Observed { stack, containers } = if repaired.is_empty() {
@@ -233,6 +242,8 @@ pub async fn run_locked(
     let started = Instant::now();
     let mongo_image =
         containers.iter().find(|c| c.service == mongo.service).map(|c| c.image.clone()).unwrap_or_default();
+    // From the first stop to the last start, a signal only ends the section, never the process.
+    let critical = crate::interrupt::Critical::enter();
     let section = async {
         progress.step("quiesce", format!("stopping {} writers", writers.len()));
         quiesce::stop(docker, state, &stack.project, &mut journal, &writers, opts.grace)
@@ -244,8 +255,9 @@ pub async fn run_locked(
         Ok(c)
     };
     let captured = tokio::select! {
+        biased;
+        _ = crate::interrupt::signalled() => Err(BackupError::Interrupted),
         r = section => r,
-        _ = tokio::signal::ctrl_c() => Err(BackupError::Interrupted),
     };
     // Whatever happened, the writers run again before anything else.
     dk::remove_labelled(docker, SIDECAR_LABEL, &std::process::id().to_string()).await;
@@ -253,6 +265,7 @@ pub async fn run_locked(
     let restart_started = Instant::now();
     let restart_failures = quiesce::start(docker, &writers).await;
     let downtime = started.elapsed();
+    drop(critical);
     let mut captured = match captured {
         Ok(c) => c,
         Err(e) => {
@@ -265,7 +278,7 @@ pub async fn run_locked(
     };
     captured.timings.insert("start".into(), round(restart_started.elapsed()));
     let timings = captured.timings.clone();
-    let manifest = finish(docker, &stack, &containers, &mongo_image, captured, &partial).await?;
+    let manifest = finish(docker, &stack, &containers, &mongo_image, captured, &partial, round(downtime)).await?;
     let dir = partial.complete()?;
     if restart_failures.is_empty() {
         state.clear_journal(&stack.project)?;
@@ -489,6 +502,25 @@ async fn copy_artifacts(
     })
 }
 
+/// The identity of the live stack: the volumes of its MongoDB and of its artifact store.
+pub async fn stack_identity(docker: &Docker, stack: &Stack, containers: &[ContainerInfo]) -> StackIdentity {
+    let services: Vec<&str> = [stack.mongo.as_ref().map(|m| m.service.as_str()), stack.storage.service.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut volumes = Vec::new();
+    for c in containers.iter().filter(|c| services.contains(&c.service.as_str())) {
+        for name in c.mounts.iter().filter(|m| m.kind == "volume").filter_map(|m| m.name.clone()) {
+            if let Some(created) = dk::volume_created(docker, &name).await {
+                volumes.push(VolumeIdentity { name, created });
+            }
+        }
+    }
+    volumes.sort();
+    volumes.dedup();
+    StackIdentity { volumes }
+}
+
 /// After the writers run again: configuration, snapshot, manifest.
 async fn finish(
     docker: &Docker,
@@ -497,6 +529,7 @@ async fn finish(
     mongo_image: &str,
     c: Captured,
     partial: &PartialBundle,
+    writers_stopped_secs: f64,
 ) -> Result<Manifest, BackupError> {
     let copied = config::copy(stack, containers, &partial.path("compose"))?;
     let mut services = Vec::new();
@@ -540,6 +573,8 @@ async fn finish(
         artifacts: c.artifacts,
         verifications: vec![],
         rehearsals: vec![],
+        stack: Some(stack_identity(docker, stack, containers).await),
+        writers_stopped_secs: Some(writers_stopped_secs),
     };
     manifest.save(&partial.dir)?;
     Ok(manifest)

@@ -71,7 +71,7 @@ pub enum Command {
     /// Undo the hop of an interrupted or failed upgrade (or the last completed hop).
     Rollback(ResumeArgs),
     /// Explain a stale lock or journal and repair it.
-    Recover,
+    Recover(RecoverArgs),
     /// An isolated staging copy of production, restored from a backup bundle.
     #[command(subcommand)]
     Staging(StagingCommand),
@@ -191,6 +191,18 @@ pub struct ResumeArgs {
     /// How long services may take to stop.
     #[command(flatten)]
     pub stop: StopTimeout,
+}
+
+/// `recover`.
+#[derive(Args, Debug)]
+pub struct RecoverArgs {
+    /// Drop an interrupted upgrade's journal (after you confirm), leaving the stack as it is: for
+    /// when you have finished or undone it by hand. Its pre-hop dumps are kept.
+    #[arg(long)]
+    pub abandon: bool,
+    /// Do not ask before abandoning.
+    #[arg(long, short)]
+    pub yes: bool,
 }
 
 /// `verify`.

@@ -8,6 +8,7 @@ use crate::snapshot::observe::Options;
 use crate::state::StateDir;
 
 pub async fn backup(g: &Global, a: BackupArgs) -> anyhow::Result<Exit> {
+    crate::interrupt::install();
     let catalog = g.load_catalog()?;
     let docker = super::connect().await?;
     let state = StateDir::new(g.state_dir());

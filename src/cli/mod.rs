@@ -82,7 +82,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Upgrade(a) => upgrade_cmd::upgrade(g, a).await,
         Command::Resume(a) => upgrade_cmd::resume(g, a, false).await,
         Command::Rollback(a) => upgrade_cmd::resume(g, a, true).await,
-        Command::Recover => upgrade_cmd::recover(g).await,
+        Command::Recover(a) => upgrade_cmd::recover(g, a).await,
         Command::Staging(StagingCommand::Up(a)) => staging_cmd::up(g, a).await,
         Command::Staging(StagingCommand::Down(a)) => staging_cmd::down(g, a).await,
         Command::Rehearse(a) => staging_cmd::rehearse(g, a).await,

@@ -9,6 +9,7 @@ use crate::staging::{self, StagingRuntime, UpOptions};
 use crate::state::StateDir;
 
 pub async fn up(g: &Global, a: StagingUpArgs) -> anyhow::Result<Exit> {
+    crate::interrupt::install();
     let w = World::open(g).await?;
     let progress = g.progress();
     let no = |_: &str| false;
@@ -49,6 +50,7 @@ pub async fn down(g: &Global, a: StagingDownArgs) -> anyhow::Result<Exit> {
 }
 
 pub async fn rehearse(g: &Global, a: RehearseArgs) -> anyhow::Result<Exit> {
+    crate::interrupt::install();
     let to = parse_version(&a.to)?;
     let w = World::open(g).await?;
     let progress = g.progress();

@@ -15,6 +15,9 @@ struct StatusReport {
     stack: crate::snapshot::Stack,
     /// A run that stopped services and did not finish (its journal).
     interrupted: Option<Journal<UpgradeState>>,
+    /// What `resume` and `rollback` would do about an interrupted upgrade (as `recover` says).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    advice: Vec<String>,
     lock: Option<Owner>,
     data: Option<DataReport>,
 }
@@ -27,18 +30,23 @@ pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
     let data = if a.data { Some(observe::data(&docker, &observed).await.map_err(Failure::from)?) } else { None };
     let state = StateDir::new(g.state_dir());
     let project = observed.stack.project.clone();
-    let report = StatusReport {
-        interrupted: state.journal(&project),
-        lock: state.lock_owner(&project),
-        stack: observed.stack,
-        data,
-    };
-    let healthy = report.stack.healthy && report.interrupted.is_none();
+    let interrupted: Option<Journal<UpgradeState>> = state.journal(&project);
+    let mut advice = interrupted.as_ref().map(|j| crate::upgrade::recover::explain(&project, j)).unwrap_or_default();
+    if advice.is_empty() {
+        // A journal that cannot be read is an interrupted run too.
+        advice.extend(state.pending_upgrade(&project).map(|p| p.to_string()));
+    }
+    let report = StatusReport { interrupted, advice, lock: state.lock_owner(&project), stack: observed.stack, data };
+    let healthy = report.stack.healthy && report.interrupted.is_none() && report.advice.is_empty();
     if g.json {
         print_json(&report)?;
     } else {
+        // An interrupted upgrade comes first: nothing else on the page matters as much.
+        if !report.advice.is_empty() {
+            print!("{}", report::outcome::interrupted_upgrade(&report.advice));
+        }
         print!("{}", report::status::render(&report.stack));
-        if let Some(j) = &report.interrupted {
+        if let Some(j) = report.interrupted.as_ref().filter(|j| j.payload.is_none()) {
             print!("{}", report::outcome::interrupted(j));
         }
         if let Some(d) = &report.data {

@@ -1,6 +1,6 @@
 //! `upgrade`, `resume`, `rollback`, `recover`.
 
-use super::{Global, ResumeArgs, Run, UpgradeArgs, World, asker, parse_version, print_json, project_name};
+use super::{Global, RecoverArgs, ResumeArgs, Run, UpgradeArgs, World, asker, parse_version, print_json, project_name};
 use crate::exit::{Exit, Failure};
 use crate::report::outcome;
 use crate::staging::StagingRuntime;
@@ -8,6 +8,7 @@ use crate::state::StateDir;
 use crate::upgrade::{self, Runtime, Target, UpgradeOptions};
 
 pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
+    crate::interrupt::install();
     let to = parse_version(&a.to)?;
     let w = World::open(g).await?;
     let progress = g.progress();
@@ -42,6 +43,7 @@ pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
 /// `resume` (`back` false) and `rollback` (`back` true), with the runtime of the project the
 /// journal names: a staging copy's journal says so.
 pub async fn resume(g: &Global, a: ResumeArgs, back: bool) -> anyhow::Result<Exit> {
+    crate::interrupt::install();
     let w = World::open(g).await?;
     let project = project_name(g, &w.docker).await?;
     let interrupted = upgrade::interrupted(&w.state, &project);
@@ -85,11 +87,25 @@ pub async fn resume(g: &Global, a: ResumeArgs, back: bool) -> anyhow::Result<Exi
     Ok(Exit::Ok)
 }
 
-pub async fn recover(g: &Global) -> anyhow::Result<Exit> {
+pub async fn recover(g: &Global, a: RecoverArgs) -> anyhow::Result<Exit> {
     let docker = super::connect().await?;
     let state = StateDir::new(g.state_dir());
     let project = project_name(g, &docker).await?;
-    let report = upgrade::recover::recover(&docker, &state, &project)
+    if a.abandon && state.pending_upgrade(&project).is_some() {
+        let question = format!(
+            "Abandon the interrupted upgrade of {project}? Its journal is removed and neither `resume` nor `rollback` can act on it afterwards; the stack is left exactly as it is."
+        );
+        if !asker(a.yes, g.json)(&question) {
+            return Err(Failure::new(
+                Exit::Usage,
+                "the abandon was not confirmed",
+                "nothing",
+                "confirm, or pass --yes",
+            )
+            .into());
+        }
+    }
+    let report = upgrade::recover::recover(&docker, &state, &project, a.abandon)
         .await
         .map_err(|e| Failure::new(Exit::Precondition, e, "nothing", "see the message; `status` shows the services"))?;
     if g.json {

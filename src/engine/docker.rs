@@ -151,6 +151,14 @@ pub async fn start(docker: &Docker, id: &str) -> Result<(), DockerError> {
     }
 }
 
+/// When the daemon created volume `name` (`CreatedAt`, RFC 3339), if it exists and says.
+pub async fn volume_created(docker: &Docker, name: &str) -> Option<String> {
+    let created = docker.inspect_volume(name).await.ok()?.created_at?;
+    let nanos = u64::try_from(created.unix_timestamp_nanos()).ok()?;
+    let at = std::time::UNIX_EPOCH + Duration::from_nanos(nanos);
+    Some(humantime::format_rfc3339_nanos(at).to_string())
+}
+
 /// The registry digests an image was pulled by (empty for locally built images).
 pub async fn repo_digests(docker: &Docker, image: &str) -> Vec<String> {
     docker.inspect_image(image).await.ok().and_then(|i| i.repo_digests).unwrap_or_default()

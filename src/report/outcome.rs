@@ -170,7 +170,17 @@ pub fn recover(r: &RecoverReport) -> String {
     r.lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
-/// The interrupted run `status` reports.
+/// An interrupted upgrade, as `status` shows it before anything else.
+pub fn interrupted_upgrade(advice: &[String]) -> String {
+    let mut s = String::from("INTERRUPTED UPGRADE\n");
+    for a in advice {
+        let _ = writeln!(s, "  {a}");
+    }
+    s.push('\n');
+    s
+}
+
+/// An interrupted backup, as `status` reports it.
 pub fn interrupted(j: &Journal<UpgradeState>) -> String {
     let names: Vec<&str> = j.stopped.iter().map(|s| s.service.as_str()).collect();
     let alive = if j.owner.is_dead() { "no longer runs" } else { "is still running" };

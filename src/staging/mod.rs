@@ -97,12 +97,16 @@ pub enum StagingError {
         "the bundle's artifacts are in an external {0} store and the catalog names no MinIO image for its release to give staging a store of its own"
     )]
     ExternalStorage(String),
+    #[error("interrupted: staging {0} was removed")]
+    Interrupted(String),
     #[error("no staging project named {0} exists here (no container, network or volume carries its label)")]
     NotFound(String),
     #[error("staging {name}: {step} failed: {source}")]
     Step { name: String, step: &'static str, source: Box<StepError> },
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    UpgradePending(#[from] Box<crate::state::UpgradePending>),
     #[error(transparent)]
     Docker(#[from] DockerError),
     #[error(transparent)]
@@ -151,6 +155,8 @@ impl From<StagingError> for crate::exit::Failure {
                 "wait for the other run, or `recover` if its process is gone",
             ),
             StagingError::Docker(d) => d.into(),
+            StagingError::UpgradePending(p) => (*p).into(),
+            StagingError::Interrupted(_) => Failure::new(Exit::Interrupted, e, "production was not touched", ""),
             StagingError::Compose(c) => c.into(),
             StagingError::Step { .. } | StagingError::Io(_) => Failure::new(
                 Exit::Precondition,
@@ -238,21 +244,35 @@ pub async fn up(ctx: &Ctx<'_>, opts: &UpOptions) -> Result<UpOutcome, StagingErr
     }
     let manifest =
         Manifest::load(&bundle).map_err(|e| StagingError::Bundle(bundle.display().to_string(), e.to_string()))?;
+    ctx.state.refuse_if_upgrade_pending(&manifest.project).map_err(Box::new)?;
     let name = opts.name.clone().unwrap_or_else(|| default_name(&manifest.project));
     check_name(&name, &manifest.project)?;
     let own_store = own_store(ctx, &manifest)?;
     let _lock = ctx.state.lock(&name, "staging up")?;
     exists(ctx.docker, &name).await?;
     let record = prepare(ctx.state, &bundle, &manifest, &name, own_store)?;
-    match build(ctx, &record, &manifest).await {
+    let _critical = crate::interrupt::Critical::enter();
+    let built = tokio::select! {
+        biased;
+        _ = crate::interrupt::signalled() => Err(StagingError::Interrupted(name.clone())),
+        r = build(ctx, &record, &manifest) => r,
+    };
+    match built {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
-            ctx.progress.step("staging", format!("removing the failed staging {name}"));
-            let _ = docker::remove_all_labelled(ctx.docker, STAGING_LABEL, &name).await;
-            let _ = std::fs::remove_dir_all(&record.dir);
-            Err(e)
+            ctx.progress.step("staging", format!("removing the unfinished staging {name}"));
+            remove(ctx.docker, &record).await;
+            Err(if crate::interrupt::is_signalled() { StagingError::Interrupted(name) } else { e })
         }
     }
+}
+
+/// Removes everything a staging copy is made of: its labelled containers, networks and volumes,
+/// the sidecars this run started for it, and its directory.
+async fn remove(docker: &Docker, record: &Record) {
+    docker::remove_labelled(docker, crate::labels::SIDECAR_LABEL, &std::process::id().to_string()).await;
+    let _ = docker::remove_all_labelled(docker, STAGING_LABEL, &record.name).await;
+    let _ = std::fs::remove_dir_all(&record.dir);
 }
 
 /// Production's artifacts outside the stack (S3, Azure): staging gets a store of its own, on the

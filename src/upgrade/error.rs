@@ -241,6 +241,14 @@ pub enum UpgradeError {
         /// The commands that finish the recovery by hand.
         commands: Vec<String>,
     },
+    /// SIGINT or SIGTERM: the run stopped at a safe point; its journal holds where.
+    #[error("interrupted during {during}")]
+    Interrupted {
+        /// The step (or moment) the signal arrived in.
+        during: String,
+        /// Where the upgrade stands and what `resume` and `rollback` would do.
+        advice: Vec<String>,
+    },
     /// The state directory, between steps.
     #[error("the state directory: {0}")]
     Io(#[from] std::io::Error),
@@ -289,6 +297,15 @@ impl From<UpgradeError> for Failure {
                 format!("{hop}; the rollback did not finish: {rollback}"),
                 "the pre-hop dump, the saved compose files and the backup bundle are kept; the stack is NOT healthy",
                 format!("finish the recovery by hand:\n    {}", commands.join("\n    ")),
+            ),
+            UpgradeError::Interrupted { during, advice } => Failure::new(
+                Exit::Interrupted,
+                format!(
+                    "the upgrade was interrupted during {during}; it stopped at a safe point\n    {}",
+                    advice.join("\n    ")
+                ),
+                "the journal holds where it stopped; the services it stopped are still stopped",
+                "run `resume` or `rollback` (above); nothing else starts these services meanwhile",
             ),
             UpgradeError::Io(io) => Failure::new(
                 Exit::Unexpected,

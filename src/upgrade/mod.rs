@@ -194,8 +194,12 @@ impl Run {
     fn checkpoint(&self, state: &StateDir, point: Point) -> Result<(), std::io::Error> {
         state.write_journal(&self.st().project.name, &self.journal)?;
         tracing::debug!("journal written after {point}");
-        if std::env::var("MENDER_COMPOSE_UPGRADE_FAULT").is_ok_and(|f| f == format!("after:{point}")) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+        match std::env::var("MENDER_COMPOSE_UPGRADE_FAULT").as_deref() {
+            Ok(f) if f == format!("after:{point}") => {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+            }
+            Ok(f) if f == format!("sigint-after:{point}") => crate::interrupt::raise(),
+            _ => {}
         }
         Ok(())
     }
@@ -248,16 +252,31 @@ pub async fn run(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Resul
     outcome
 }
 
-/// Runs the remaining hops of the journal's upgrade, rolling back a hop that fails.
+/// Runs the remaining hops of the journal's upgrade, rolling back a hop that fails; an
+/// interruption leaves the journal where the hop is, for `resume` or `rollback`.
 async fn continue_hops(ctx: &Ctx<'_>, run: &mut Run) -> Result<Outcome, UpgradeError> {
+    let _critical = crate::interrupt::Critical::enter();
     while run.st().hop < run.st().plan.hops.len() {
-        if let Err(failure) = hop::run(ctx, run).await {
-            return Err(rollback::after_failure(ctx, run, failure).await);
+        match hop::run(ctx, run).await {
+            Ok(()) => {}
+            Err(hop::Stop::Failed(failure)) => return Err(rollback::after_failure(ctx, run, failure).await),
+            Err(hop::Stop::Interrupted(point)) => return Err(stopped_by_signal(ctx, run, point).await),
         }
     }
     let outcome = report::write(ctx, run.st())?;
     ctx.state.clear_journal(&run.st().project.name)?;
     Ok(outcome)
+}
+
+/// Leaves the stack as the journal says, without the run's sidecars, and tells where it stopped.
+async fn stopped_by_signal(ctx: &Ctx<'_>, run: &Run, point: Point) -> UpgradeError {
+    crate::engine::docker::remove_labelled(ctx.docker, crate::labels::SIDECAR_LABEL, &std::process::id().to_string())
+        .await;
+    let project = run.st().project.name.clone();
+    if let Err(e) = ctx.state.write_journal(&project, &run.journal) {
+        return UpgradeError::Io(e);
+    }
+    UpgradeError::Interrupted { during: point.to_string(), advice: recover::explain(&project, &run.journal) }
 }
 
 /// The lock for `command`, and the interrupted upgrade's journal, now owned by this run.
@@ -294,7 +313,12 @@ pub async fn resume(ctx: &Ctx<'_>, project: &str) -> Result<Outcome, UpgradeErro
 /// that finish the recovery by hand.
 pub async fn rollback(ctx: &Ctx<'_>, project: &str) -> Result<Version, UpgradeError> {
     let (lock, mut run) = take_over(ctx, project, "rollback")?;
-    let at = rollback::on_request(ctx, &mut run).await?;
+    let _critical = crate::interrupt::Critical::enter();
+    let at = tokio::select! {
+        biased;
+        _ = crate::interrupt::signalled() => Err(stopped_by_signal(ctx, &run, Point::Rollback).await),
+        r = rollback::on_request(ctx, &mut run) => r,
+    }?;
     ctx.state.clear_journal(project)?;
     drop(lock);
     Ok(at)
