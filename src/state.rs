@@ -80,6 +80,35 @@ impl StateDir {
         self.root.join("journal").join(format!("{project}.json"))
     }
 
+    fn history_path(&self, project: &str) -> PathBuf {
+        self.root.join("history").join(format!("{project}.jsonl"))
+    }
+
+    /// Appends one record to the project's history (one JSON document per line, fsynced).
+    ///
+    /// # Errors
+    /// What the file system answers.
+    pub fn append_history(&self, project: &str, record: &impl Serialize) -> io::Result<()> {
+        let path = self.history_path(project);
+        if let Some(dir) = path.parent() {
+            private_dir(dir)?;
+        }
+        let mut line = serde_json::to_vec(record)?;
+        line.push(b'\n');
+        let mut f = std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(&path)?;
+        f.write_all(&line)?;
+        f.sync_all()
+    }
+
+    /// The project's history, oldest first; lines that do not read as `T` are skipped.
+    pub fn history<T: DeserializeOwned>(&self, project: &str) -> Vec<T> {
+        std::fs::read_to_string(self.history_path(project))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     /// Takes the project's lock. A lock whose owner died (same host, pid gone) is taken over and
     /// reported in `took_over`; a live owner is refused.
     pub fn lock(&self, project: &str, command: &str) -> Result<Lock, LockError> {

@@ -68,8 +68,11 @@ pub enum Command {
     Upgrade(UpgradeArgs),
     /// Continue an interrupted upgrade from its journal.
     Resume(ResumeArgs),
-    /// Undo the hop of an interrupted or failed upgrade (or the last completed hop).
-    Rollback(ResumeArgs),
+    /// Undo the hop of an interrupted upgrade; with none, undo the last completed upgrade (or go
+    /// back to --to), hop by hop, from the pre-hop dumps it kept.
+    Rollback(RollbackArgs),
+    /// List the upgrades, rollbacks and restores of the project, newest first.
+    History,
     /// Explain a stale lock or journal and repair it.
     Recover(RecoverArgs),
     /// An isolated staging copy of production, restored from a backup bundle.
@@ -179,7 +182,7 @@ pub struct UpgradeArgs {
     pub require_rehearsal: bool,
 }
 
-/// `resume` and `rollback`.
+/// `resume` (and how `rollback` runs).
 #[derive(Args, Debug)]
 pub struct ResumeArgs {
     /// Do not ask for confirmations.
@@ -191,6 +194,18 @@ pub struct ResumeArgs {
     /// How long services may take to stop.
     #[command(flatten)]
     pub stop: StopTimeout,
+}
+
+/// `rollback`.
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    /// After a completed upgrade: the earlier release to go back to (default: where the last
+    /// upgrade started).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// How it runs: confirmations, timeouts.
+    #[command(flatten)]
+    pub run: ResumeArgs,
 }
 
 /// `recover`.

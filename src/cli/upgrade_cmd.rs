@@ -40,9 +40,9 @@ pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// `resume` (`back` false) and `rollback` (`back` true), with the runtime of the project the
+/// `resume` (`back` None) and `rollback` (`back` Some(--to)), with the runtime of the project the
 /// journal names: a staging copy's journal says so.
-pub async fn resume(g: &Global, a: ResumeArgs, back: bool) -> anyhow::Result<Exit> {
+pub async fn resume(g: &Global, a: ResumeArgs, back: Option<Option<String>>) -> anyhow::Result<Exit> {
     crate::interrupt::install();
     let w = World::open(g).await?;
     let project = project_name(g, &w.docker).await?;
@@ -65,8 +65,21 @@ pub async fn resume(g: &Global, a: ResumeArgs, back: bool) -> anyhow::Result<Exi
         grace: a.stop.stop_timeout,
         confirm: &confirm,
     });
-    if back {
-        let at = upgrade::rollback(&ctx, &project).await;
+    if let Some(to) = back {
+        let to = to.as_deref().map(parse_version).transpose()?;
+        let at = match &interrupted {
+            Some(_) if to.is_some() => {
+                return Err(Failure::new(
+                    Exit::Usage,
+                    "--to applies after a completed upgrade; an interrupted one is rolled back to the release before its hop",
+                    "nothing",
+                    "run `rollback` without --to first",
+                )
+                .into());
+            }
+            Some(_) => upgrade::rollback(&ctx, &project).await,
+            None => upgrade::rollback_completed(&ctx, &project, to.as_ref()).await,
+        };
         progress.finish();
         let at = at.map_err(Failure::from)?;
         if g.json {
@@ -83,6 +96,31 @@ pub async fn resume(g: &Global, a: ResumeArgs, back: bool) -> anyhow::Result<Exi
         println!("{}", outcome::result_line(&o));
     } else {
         print!("{}", outcome::upgrade(&o));
+    }
+    Ok(Exit::Ok)
+}
+
+pub async fn history(g: &Global) -> anyhow::Result<Exit> {
+    let docker = super::connect().await?;
+    let state = StateDir::new(g.state_dir());
+    let project = project_name(g, &docker).await?;
+    let mut entries = upgrade::history::read(&state, &project);
+    entries.reverse();
+    if g.json {
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap_or_default();
+                if let serde_json::Value::Object(m) = &mut v {
+                    m.remove("state");
+                    m.insert("dumps_kept".into(), serde_json::json!(e.dumps_kept()));
+                }
+                v
+            })
+            .collect();
+        print_json(&serde_json::json!({ "project": project, "history": rows }))?;
+    } else {
+        print!("{}", outcome::history(&project, &entries));
     }
     Ok(Exit::Ok)
 }

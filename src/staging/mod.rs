@@ -523,7 +523,7 @@ async fn restore_artifacts(ctx: &Ctx<'_>, record: &Record, m: &Manifest, s: &Sto
     };
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        match restore::artifacts(ctx.docker, &record.bundle, &t).await {
+        match restore::artifacts(ctx.docker, &record.bundle, &t, false).await {
             Ok(c) => return Ok(c.objects),
             Err(e) if Instant::now() > deadline => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,

@@ -218,9 +218,20 @@ pub enum UpgradeError {
     /// `resume` or `rollback` found no interrupted upgrade.
     #[error("no interrupted upgrade of project {0} to continue")]
     NothingToResume(String),
+    /// `resume` of an interrupted rollback: only `rollback` finishes it.
+    #[error("the run interrupted on {0} was a rollback, not an upgrade")]
+    RollbackPending(String),
     /// `rollback` of an upgrade that had not started a hop.
     #[error("the upgrade of {0} had not started a hop: nothing to roll back")]
     NothingToRollBack(String),
+    /// `rollback` after a completed upgrade has nothing it can undo to reach the release asked.
+    #[error("no way back to {to}: {why}")]
+    NoWayBack {
+        /// The release asked for.
+        to: Version,
+        /// Why the kept dumps do not lead there.
+        why: String,
+    },
     /// A hop failed and was rolled back; the stack is healthy at `at`.
     #[error("{hop}; rolled back to {at} ({how})")]
     RolledBack {
@@ -282,6 +293,18 @@ impl From<UpgradeError> for Failure {
                 e,
                 "nothing beyond the hops already completed",
                 "run it again and confirm, or pass --yes",
+            ),
+            UpgradeError::RollbackPending(p) => Failure::new(
+                Exit::Usage,
+                format!("the run interrupted on {p} was a rollback, not an upgrade"),
+                "nothing",
+                format!("`mender-compose-upgrade -p {p} rollback` finishes it"),
+            ),
+            e @ UpgradeError::NoWayBack { .. } => Failure::new(
+                Exit::Precondition,
+                e,
+                "nothing",
+                "`history` lists the upgrades and their dumps; a bundle of that release of this stack goes back with `restore BUNDLE`",
             ),
             e @ (UpgradeError::NothingToResume(_) | UpgradeError::NothingToRollBack(_)) => {
                 Failure::new(Exit::Usage, e, "nothing", "`status` shows the stack; `upgrade --to` starts an upgrade")

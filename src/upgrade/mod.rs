@@ -12,6 +12,7 @@
 
 mod error;
 mod files;
+pub mod history;
 pub mod gates;
 mod hop;
 mod preflight;
@@ -115,6 +116,9 @@ pub struct UpgradeState {
     pub registry: Option<String>,
     /// The bundle taken or proven before the first hop.
     pub bundle: Option<PathBuf>,
+    /// A rollback after a completed upgrade goes back hop by hop to this release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_to: Option<Version>,
 }
 
 /// The journal of an upgrade.
@@ -242,6 +246,7 @@ pub async fn run(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Resul
         timings: vec![],
         registry: ctx.registry.map(str::to_string),
         bundle: Some(bundle),
+        rollback_to: None,
     };
     let mut journal = Journal::new("upgrade", &ready.lock.owner);
     journal.payload = Some(st);
@@ -264,7 +269,26 @@ async fn continue_hops(ctx: &Ctx<'_>, run: &mut Run) -> Result<Outcome, UpgradeE
         }
     }
     let outcome = report::write(ctx, run.st())?;
-    ctx.state.clear_journal(&run.st().project.name)?;
+    let st = run.st();
+    if st.project.staging.is_none() {
+        history::record(
+            ctx.state,
+            &st.project.name,
+            &history::Entry {
+                at: crate::util::now_rfc3339(),
+                operation: history::Operation::Upgrade,
+                from: st.plan.from.clone(),
+                to: st.plan.to.clone(),
+                at_release: st.plan.to.clone(),
+                hops: st.plan.hops.iter().map(|h| format!("{} → {}", h.from, h.to)).collect(),
+                ok: true,
+                result: "done".into(),
+                report: outcome.report_md.clone(),
+                state: Some(st.clone()),
+            },
+        );
+    }
+    ctx.state.clear_journal(&st.project.name)?;
     Ok(outcome)
 }
 
@@ -284,6 +308,9 @@ fn take_over(ctx: &Ctx<'_>, project: &str, command: &str) -> Result<(Lock, Run),
     let lock = ctx.state.lock(project, command)?;
     let mut journal: UpgradeJournal =
         ctx.state.journal(project).ok_or_else(|| UpgradeError::NothingToResume(project.into()))?;
+    if command == "resume" && journal.operation == "rollback" {
+        return Err(UpgradeError::RollbackPending(project.into()));
+    }
     journal.owner = lock.owner.clone();
     Ok((lock, Run::new(journal, project)?))
 }
@@ -313,13 +340,214 @@ pub async fn resume(ctx: &Ctx<'_>, project: &str) -> Result<Outcome, UpgradeErro
 /// that finish the recovery by hand.
 pub async fn rollback(ctx: &Ctx<'_>, project: &str) -> Result<Version, UpgradeError> {
     let (lock, mut run) = take_over(ctx, project, "rollback")?;
-    let _critical = crate::interrupt::Critical::enter();
-    let at = tokio::select! {
-        biased;
-        _ = crate::interrupt::signalled() => Err(stopped_by_signal(ctx, &run, Point::Rollback).await),
-        r = rollback::on_request(ctx, &mut run) => r,
-    }?;
+    let at = rollback_run(ctx, &mut run).await?;
     ctx.state.clear_journal(project)?;
+    record_rollback(ctx, run.st(), &at);
+    drop(lock);
+    Ok(at)
+}
+
+/// Undoes hops of `run` until its `rollback_to` (or one hop), stopping safely on a signal.
+async fn rollback_run(ctx: &Ctx<'_>, run: &mut Run) -> Result<Version, UpgradeError> {
+    let _critical = crate::interrupt::Critical::enter();
+    tokio::select! {
+        biased;
+        _ = crate::interrupt::signalled() => Err(stopped_by_signal(ctx, run, Point::Rollback).await),
+        r = rollback::on_request(ctx, run) => r,
+    }
+}
+
+fn record_rollback(ctx: &Ctx<'_>, st: &UpgradeState, at: &Version) {
+    let hop = st.plan.hops.get(st.hop);
+    history::record(
+        ctx.state,
+        &st.project.name,
+        &history::Entry {
+            at: crate::util::now_rfc3339(),
+            operation: history::Operation::Rollback,
+            from: hop.map_or_else(|| st.plan.to.clone(), |h| h.to.clone()),
+            to: at.clone(),
+            at_release: at.clone(),
+            hops: vec![],
+            ok: true,
+            result: format!("back at {at}"),
+            report: None,
+            state: None,
+        },
+    );
+}
+
+/// What a rollback after a completed upgrade will do, for the operator to confirm.
+#[derive(Debug, Clone, Serialize)]
+pub struct WayBack {
+    /// The release the stack runs now.
+    pub from: Version,
+    /// The release it goes back to.
+    pub to: Version,
+    /// The hops undone, newest first (`3.6.5 → 3.4.0: data restore from …`).
+    pub hops: Vec<String>,
+    /// Per collection, what the data restore discards or brings back (`deviceauth.devices: 3
+    /// documents written since the dump`); empty when no hop restores data.
+    pub discards: Vec<String>,
+}
+
+/// The upgrades to undo, newest first, to go from `live` back to `to` (the last upgrade's start
+/// when `None`), from the project's history; each with the release to stop at.
+fn chain(entries: &[history::Entry], live: &Version, to: Option<&Version>) -> Result<Vec<(UpgradeState, Version)>, String> {
+    let mut out = Vec::new();
+    let mut cur = live.clone();
+    loop {
+        let Some(e) = entries.iter().rev().find(|e| {
+            e.operation == history::Operation::Upgrade
+                && e.at_release == cur
+                && e.state.as_ref().is_some_and(|st| st.hop > 0)
+        }) else {
+            return Err(if out.is_empty() {
+                format!("no completed upgrade to {cur} is in the history")
+            } else {
+                format!("the history has no completed upgrade to {cur}")
+            });
+        };
+        let st = e.state.clone().unwrap_or_else(|| unreachable!("filtered on state"));
+        if e.dumps_kept().is_none() {
+            return Err(format!("the pre-hop dumps of the upgrade {} → {} are gone ({})", e.from, e.to, st.run_dir.display()));
+        }
+        let stop = match to {
+            Some(t) if st.plan.hops[..st.hop].iter().any(|h| &h.from == t) => t.clone(),
+            _ => e.from.clone(),
+        };
+        cur = stop.clone();
+        out.push((st, stop));
+        if to.is_none_or(|t| *t == cur) {
+            return Ok(out);
+        }
+        if to.is_some_and(|t| *t > cur) {
+            return Err(format!("{} is not a release the completed upgrades went through", to.map(|t| t.to_string()).unwrap_or_default()));
+        }
+    }
+}
+
+/// The rollback after a completed upgrade, before anything is done: which hops are undone and
+/// what the data restore discards.
+///
+/// # Errors
+/// No completed upgrade to undo, its dumps gone, or `to` not on its way.
+pub async fn way_back(ctx: &Ctx<'_>, project: &str, to: Option<&Version>) -> Result<(WayBack, Vec<(UpgradeState, Version)>), UpgradeError> {
+    let observed = ctx.runtime.observe(project).await?;
+    let live = observed.stack.release.clone().ok_or_else(|| PreflightError::UnknownRelease {
+        project: project.into(),
+        tags: observed.stack.unknown_tags.join(", "),
+    })?;
+    let entries = history::read(ctx.state, project);
+    let chain = chain(&entries, &live, to).map_err(|why| UpgradeError::NoWayBack {
+        to: to.cloned().unwrap_or_else(|| live.clone()),
+        why,
+    })?;
+    let mut hops = Vec::new();
+    let mut restored: Option<std::path::PathBuf> = None;
+    for (st, stop) in &chain {
+        for i in (0..st.hop).rev() {
+            let h = &st.plan.hops[i];
+            if h.to <= *stop {
+                break;
+            }
+            let dir = files::hop_dir(st, i);
+            let how = match h.rollback {
+                crate::plan::Rollback::DataRestore { .. } => {
+                    restored = Some(dir.clone());
+                    format!("data restore from {}", dir.join(crate::backup::bundle::ARCHIVE).display())
+                }
+                crate::plan::Rollback::ImageSwap => "image swap (decided from the data when it runs)".to_string(),
+            };
+            hops.push(format!("{} → {}: {how}", h.to, h.from));
+        }
+    }
+    let discards = match (&restored, observed.stack.network.as_ref(), observed.stack.mongo.as_ref()) {
+        (Some(dir), Some(net), Some(m)) => discards(ctx, dir, net, &m.service).await,
+        _ => vec![],
+    };
+    let back_to = chain.last().map(|(_, stop)| stop.clone()).unwrap_or_else(|| live.clone());
+    Ok((WayBack { from: live, to: back_to, hops, discards }, chain))
+}
+
+/// Per collection, live documents against the dump a restore puts back.
+async fn discards(ctx: &Ctx<'_>, dir: &std::path::Path, network: &str, mongo: &str) -> Vec<String> {
+    let dump: Option<mongo_archive::ArchiveSummary> =
+        std::fs::read(dir.join("dump.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let (Some(dump), Ok(live)) = (dump, runtime::mongo_report(ctx.runtime, network, mongo, true).await) else {
+        return vec!["the documents written since the dump could not be counted".into()];
+    };
+    let mut out = Vec::new();
+    for db in &live.databases {
+        for c in db.collections.iter().filter(|c| !c.name.starts_with("migration_")) {
+            let ns = format!("{}.{}", db.name, c.name);
+            let then = dump.namespaces.get(&ns).map_or(0, |n| n.documents);
+            match c.count.cmp(&then) {
+                std::cmp::Ordering::Greater => out.push(format!("{ns}: {} documents now, {then} in the dump: the newer are discarded", c.count)),
+                std::cmp::Ordering::Less => out.push(format!("{ns}: {} documents now, {then} in the dump: the removed come back", c.count)),
+                std::cmp::Ordering::Equal => {}
+            }
+        }
+    }
+    out
+}
+
+/// `rollback` with no interrupted run: undoes the last completed upgrade, or every hop back to
+/// `to`, hop by hop in reverse (image swap where no database moved, else the pre-hop dump), each
+/// hop journaled and gated.
+///
+/// # Errors
+/// As [`way_back`]; a hop whose undo fails is `RollbackFailed` with the commands to finish by hand.
+pub async fn rollback_completed(ctx: &Ctx<'_>, project: &str, to: Option<&Version>) -> Result<Version, UpgradeError> {
+    let lock = ctx.state.lock(project, "rollback")?;
+    if let Some(j) = ctx.state.journal::<serde_json::Value>(project) {
+        return Err(PreflightError::Interrupted { operation: j.operation, pid: j.owner.pid, started: j.owner.started }.into());
+    }
+    let (plan, chain) = way_back(ctx, project, to).await?;
+    let mut question = format!("Roll {project} back from {} to {}:\n", plan.from, plan.to);
+    for h in &plan.hops {
+        question.push_str(&format!("  {h}\n"));
+    }
+    if !plan.discards.is_empty() {
+        question.push_str("The data restore puts the databases back as they were before the upgrade:\n");
+        for d in &plan.discards {
+            question.push_str(&format!("  {d}\n"));
+        }
+    }
+    question.push_str("Proceed?");
+    if !(ctx.confirm)(&question) {
+        return Err(UpgradeError::NotConfirmed("the rollback was not confirmed; nothing was changed".into()));
+    }
+    let mut at = plan.from.clone();
+    for (mut st, stop) in chain {
+        // `hop` counts the hops completed: the undo starts with the last of them.
+        st.done.clear();
+        st.before.clear();
+        st.dump_image = None;
+        st.rollback_to = Some(stop);
+        let mut journal = Journal::new("rollback", &lock.owner);
+        journal.payload = Some(st);
+        let mut run = Run::new(journal, project)?;
+        ctx.state.write_journal(project, &run.journal)?;
+        at = rollback_run(ctx, &mut run).await?;
+        ctx.state.clear_journal(project)?;
+    }
+    history::record(
+        ctx.state,
+        project,
+        &history::Entry {
+            at: crate::util::now_rfc3339(),
+            operation: history::Operation::Rollback,
+            from: plan.from.clone(),
+            to: plan.to.clone(),
+            at_release: at.clone(),
+            hops: plan.hops.clone(),
+            ok: at == plan.to,
+            result: format!("back at {at}"),
+            report: None,
+            state: None,
+        },
+    );
     drop(lock);
     Ok(at)
 }

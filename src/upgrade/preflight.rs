@@ -137,6 +137,7 @@ pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Res
         timings: vec![],
         registry: ctx.registry.map(str::to_string),
         bundle: bundle.clone(),
+        rollback_to: None,
     };
     if let Some(first) = plan.hops.first() {
         let rw = hop::preview(ctx, &st, first)

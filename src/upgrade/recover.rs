@@ -35,6 +35,19 @@ pub fn explain(project: &str, j: &Journal<UpgradeState>) -> Vec<String> {
         lines.push(format!("`mender-compose-upgrade -p {project} resume` finishes it"));
         return lines;
     };
+    if j.operation == "rollback" {
+        lines.push(format!(
+            "a rollback of {project} (pid {} on {}, started {}) stopped while undoing {} → {}; it goes back to {}",
+            j.owner.pid,
+            j.owner.host,
+            j.owner.started,
+            hop.to,
+            hop.from,
+            u.rollback_to.as_ref().map_or_else(|| hop.from.to_string(), |v| v.to_string())
+        ));
+        lines.push(format!("`mender-compose-upgrade -p {project} rollback` finishes it"));
+        return lines;
+    }
     let done: Vec<&str> = u.done.iter().map(|s| s.name()).collect();
     let next = super::Step::ALL.iter().find(|s| !u.done.contains(s)).map_or("the end of the hop", |s| s.name());
     lines.push(format!(

@@ -324,6 +324,7 @@ impl Setup {
             timings: vec![],
             registry: None,
             bundle: None,
+            rollback_to: None,
         });
         j
     }
