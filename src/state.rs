@@ -179,7 +179,9 @@ impl StateDir {
         let pending =
             |owner: Option<Box<Owner>>| UpgradePending { project: project.to_string(), path: path.clone(), owner };
         match serde_json::from_slice::<Journal>(&bytes) {
-            Ok(j) if j.operation == UPGRADE || j.payload.is_some() => Some(pending(Some(Box::new(j.owner)))),
+            // Only a backup's journal is repaired by the next run; an upgrade's, a rollback's or a
+            // restore's waits for its own verb.
+            Ok(j) if j.operation != "backup" || j.payload.is_some() => Some(pending(Some(Box::new(j.owner)))),
             Ok(_) => None,
             Err(_) => Some(pending(None)),
         }

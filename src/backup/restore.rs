@@ -88,7 +88,12 @@ pub struct StoreTarget<'a> {
 ///
 /// # Errors
 /// The helper failed, or reported the store's error.
-pub async fn artifacts(docker: &Docker, bundle: &Path, t: &StoreTarget<'_>, exact: bool) -> Result<Copied, RestoreError> {
+pub async fn artifacts(
+    docker: &Docker,
+    bundle: &Path,
+    t: &StoreTarget<'_>,
+    exact: bool,
+) -> Result<Copied, RestoreError> {
     let job = ArtifactsJob {
         op: if exact { ArtifactsOp::Mirror } else { ArtifactsOp::Restore },
         endpoint: t.endpoint.into(),

@@ -73,6 +73,9 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// List the upgrades, rollbacks and restores of the project, newest first.
     History,
+    /// Put a backup bundle back into production exactly (databases, artifacts, compose files),
+    /// after a safety bundle of the current state.
+    Restore(RestoreArgs),
     /// Explain a stale lock or journal and repair it.
     Recover(RecoverArgs),
     /// An isolated staging copy of production, restored from a backup bundle.
@@ -203,6 +206,19 @@ pub struct RollbackArgs {
     /// upgrade started).
     #[arg(long)]
     pub to: Option<String>,
+    /// How it runs: confirmations, timeouts.
+    #[command(flatten)]
+    pub run: ResumeArgs,
+}
+
+/// `restore`.
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The bundle: its directory, or its name (or a unique start of it) in STATE_DIR/backups.
+    pub bundle: String,
+    /// Do not take a safety bundle of the current state first (when it is not worth keeping).
+    #[arg(long)]
+    pub no_safety_backup: bool,
     /// How it runs: confirmations, timeouts.
     #[command(flatten)]
     pub run: ResumeArgs,

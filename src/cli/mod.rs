@@ -83,6 +83,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Resume(a) => upgrade_cmd::resume(g, a, None).await,
         Command::Rollback(a) => upgrade_cmd::resume(g, a.run, Some(a.to)).await,
         Command::History => upgrade_cmd::history(g).await,
+        Command::Restore(a) => upgrade_cmd::restore(g, a).await,
         Command::Recover(a) => upgrade_cmd::recover(g, a).await,
         Command::Staging(StagingCommand::Up(a)) => staging_cmd::up(g, a).await,
         Command::Staging(StagingCommand::Down(a)) => staging_cmd::down(g, a).await,

@@ -1,6 +1,9 @@
 //! `upgrade`, `resume`, `rollback`, `recover`.
 
-use super::{Global, RecoverArgs, ResumeArgs, Run, UpgradeArgs, World, asker, parse_version, print_json, project_name};
+use super::{
+    Global, RecoverArgs, RestoreArgs, ResumeArgs, Run, UpgradeArgs, World, asker, parse_version, print_json,
+    project_name,
+};
 use crate::exit::{Exit, Failure};
 use crate::report::outcome;
 use crate::staging::StagingRuntime;
@@ -96,6 +99,35 @@ pub async fn resume(g: &Global, a: ResumeArgs, back: Option<Option<String>>) -> 
         println!("{}", outcome::result_line(&o));
     } else {
         print!("{}", outcome::upgrade(&o));
+    }
+    Ok(Exit::Ok)
+}
+
+pub async fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
+    crate::interrupt::install();
+    let w = World::open(g).await?;
+    let progress = g.progress();
+    let confirm = asker(a.run.yes, g.json);
+    let daemon = w.daemon(g.registry());
+    let ctx = w.ctx(Run {
+        runtime: &daemon,
+        registry: g.registry(),
+        progress: &progress,
+        hop_timeout: a.run.hop_timeout.hop_timeout,
+        grace: a.run.stop.stop_timeout,
+        confirm: &confirm,
+    });
+    let opts = upgrade::restore::RestoreOptions { bundle: a.bundle, no_safety_backup: a.no_safety_backup };
+    let done = upgrade::restore::run(&ctx, g.project.as_deref(), &opts).await;
+    progress.finish();
+    let r = done.map_err(Failure::from)?;
+    if g.json {
+        println!("{}", outcome::result_line(&r));
+    } else {
+        println!("{} now runs Mender Server {}, restored from {}.", r.project, r.release, r.bundle.display());
+        if let Some(s) = &r.safety_bundle {
+            println!("The state before is in the safety bundle {}.", s.display());
+        }
     }
     Ok(Exit::Ok)
 }

@@ -202,11 +202,11 @@ impl ObjectStore for AzureContainer {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.client
-            .blob_client(key)
-            .delete(None)
-            .await
-            .map_err(|e| StoreError::Object { op: "delete", key: key.to_string(), message: e.to_string() })?;
+        self.client.blob_client(key).delete(None).await.map_err(|e| StoreError::Object {
+            op: "delete",
+            key: key.to_string(),
+            message: e.to_string(),
+        })?;
         Ok(())
     }
 

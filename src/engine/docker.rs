@@ -154,9 +154,9 @@ pub async fn start(docker: &Docker, id: &str) -> Result<(), DockerError> {
 /// When the daemon created volume `name` (`CreatedAt`, RFC 3339), if it exists and says.
 pub async fn volume_created(docker: &Docker, name: &str) -> Option<String> {
     let created = docker.inspect_volume(name).await.ok()?.created_at?;
-    let nanos = u64::try_from(created.unix_timestamp_nanos()).ok()?;
-    let at = std::time::UNIX_EPOCH + Duration::from_nanos(nanos);
-    Some(humantime::format_rfc3339_nanos(at).to_string())
+    // A string, or a time when another crate of the build turns on bollard's `time` feature: both
+    // serialise to the daemon's RFC 3339 text.
+    serde_json::to_value(created).ok()?.as_str().map(str::to_string)
 }
 
 /// The registry digests an image was pulled by (empty for locally built images).

@@ -225,13 +225,11 @@ impl ObjectStore for S3Bucket {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| StoreError::Object { op: "delete", key: key.to_string(), message: chain(&e) })?;
+        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(|e| StoreError::Object {
+            op: "delete",
+            key: key.to_string(),
+            message: chain(&e),
+        })?;
         Ok(())
     }
 

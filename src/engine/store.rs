@@ -223,7 +223,8 @@ pub async fn from_dir(store: &dyn ObjectStore, dir: &Path) -> Result<Copied, Sto
 pub async fn mirror_from_dir(store: &dyn ObjectStore, dir: &Path) -> Result<(Copied, u64), StoreError> {
     let copied = from_dir(store, dir).await?;
     let keep: std::collections::BTreeSet<String> = read_inventory(dir)?.into_iter().map(|e| e.key).collect();
-    let extra: Vec<String> = store.list(false).await?.into_iter().map(|o| o.key).filter(|k| !keep.contains(k)).collect();
+    let extra: Vec<String> =
+        store.list(false).await?.into_iter().map(|o| o.key).filter(|k| !keep.contains(k)).collect();
     for key in &extra {
         store.delete(key).await?;
     }

@@ -224,7 +224,13 @@ pub fn history(project: &str, entries: &[crate::upgrade::history::Entry]) -> Str
         .collect();
     let mut s = super::table::render(&["WHEN", "WHAT", "FROM → TO", "ENDED AT", "RESULT", "DUMPS KEPT"], &rows);
     for e in entries.iter().filter(|e| !e.ok || e.report.is_some()) {
-        let _ = writeln!(s, "{}: {}{}", e.at, e.result, e.report.as_ref().map_or(String::new(), |r| format!(" (report {})", r.display())));
+        let _ = writeln!(
+            s,
+            "{}: {}{}",
+            e.at,
+            e.result,
+            e.report.as_ref().map_or(String::new(), |r| format!(" (report {})", r.display()))
+        );
     }
     s
 }

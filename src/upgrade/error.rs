@@ -127,6 +127,12 @@ pub enum StepError {
     /// Computing the compose rewrite.
     #[error(transparent)]
     Rewrite(#[from] RewriteError),
+    /// The artifact store.
+    #[error(transparent)]
+    Store(#[from] crate::engine::store::StoreError),
+    /// The artifact store's settings.
+    #[error("the artifact store: {0}")]
+    Storage(String),
     /// A file of the project or of the run directory.
     #[error("{what}: {source}")]
     File {

@@ -12,12 +12,13 @@
 
 mod error;
 mod files;
-pub mod history;
 pub mod gates;
+pub mod history;
 mod hop;
 mod preflight;
 pub mod recover;
 pub mod report;
+pub mod restore;
 pub mod rewrite;
 mod rollback;
 pub mod runtime;
@@ -393,7 +394,11 @@ pub struct WayBack {
 
 /// The upgrades to undo, newest first, to go from `live` back to `to` (the last upgrade's start
 /// when `None`), from the project's history; each with the release to stop at.
-fn chain(entries: &[history::Entry], live: &Version, to: Option<&Version>) -> Result<Vec<(UpgradeState, Version)>, String> {
+fn chain(
+    entries: &[history::Entry],
+    live: &Version,
+    to: Option<&Version>,
+) -> Result<Vec<(UpgradeState, Version)>, String> {
     let mut out = Vec::new();
     let mut cur = live.clone();
     loop {
@@ -410,7 +415,12 @@ fn chain(entries: &[history::Entry], live: &Version, to: Option<&Version>) -> Re
         };
         let st = e.state.clone().unwrap_or_else(|| unreachable!("filtered on state"));
         if e.dumps_kept().is_none() {
-            return Err(format!("the pre-hop dumps of the upgrade {} → {} are gone ({})", e.from, e.to, st.run_dir.display()));
+            return Err(format!(
+                "the pre-hop dumps of the upgrade {} → {} are gone ({})",
+                e.from,
+                e.to,
+                st.run_dir.display()
+            ));
         }
         let stop = match to {
             Some(t) if st.plan.hops[..st.hop].iter().any(|h| &h.from == t) => t.clone(),
@@ -422,7 +432,10 @@ fn chain(entries: &[history::Entry], live: &Version, to: Option<&Version>) -> Re
             return Ok(out);
         }
         if to.is_some_and(|t| *t > cur) {
-            return Err(format!("{} is not a release the completed upgrades went through", to.map(|t| t.to_string()).unwrap_or_default()));
+            return Err(format!(
+                "{} is not a release the completed upgrades went through",
+                to.map(|t| t.to_string()).unwrap_or_default()
+            ));
         }
     }
 }
@@ -432,17 +445,19 @@ fn chain(entries: &[history::Entry], live: &Version, to: Option<&Version>) -> Re
 ///
 /// # Errors
 /// No completed upgrade to undo, its dumps gone, or `to` not on its way.
-pub async fn way_back(ctx: &Ctx<'_>, project: &str, to: Option<&Version>) -> Result<(WayBack, Vec<(UpgradeState, Version)>), UpgradeError> {
+pub async fn way_back(
+    ctx: &Ctx<'_>,
+    project: &str,
+    to: Option<&Version>,
+) -> Result<(WayBack, Vec<(UpgradeState, Version)>), UpgradeError> {
     let observed = ctx.runtime.observe(project).await?;
     let live = observed.stack.release.clone().ok_or_else(|| PreflightError::UnknownRelease {
         project: project.into(),
         tags: observed.stack.unknown_tags.join(", "),
     })?;
     let entries = history::read(ctx.state, project);
-    let chain = chain(&entries, &live, to).map_err(|why| UpgradeError::NoWayBack {
-        to: to.cloned().unwrap_or_else(|| live.clone()),
-        why,
-    })?;
+    let chain = chain(&entries, &live, to)
+        .map_err(|why| UpgradeError::NoWayBack { to: to.cloned().unwrap_or_else(|| live.clone()), why })?;
     let mut hops = Vec::new();
     let mut restored: Option<std::path::PathBuf> = None;
     for (st, stop) in &chain {
@@ -483,8 +498,12 @@ async fn discards(ctx: &Ctx<'_>, dir: &std::path::Path, network: &str, mongo: &s
             let ns = format!("{}.{}", db.name, c.name);
             let then = dump.namespaces.get(&ns).map_or(0, |n| n.documents);
             match c.count.cmp(&then) {
-                std::cmp::Ordering::Greater => out.push(format!("{ns}: {} documents now, {then} in the dump: the newer are discarded", c.count)),
-                std::cmp::Ordering::Less => out.push(format!("{ns}: {} documents now, {then} in the dump: the removed come back", c.count)),
+                std::cmp::Ordering::Greater => {
+                    out.push(format!("{ns}: {} documents now, {then} in the dump: the newer are discarded", c.count))
+                }
+                std::cmp::Ordering::Less => {
+                    out.push(format!("{ns}: {} documents now, {then} in the dump: the removed come back", c.count))
+                }
                 std::cmp::Ordering::Equal => {}
             }
         }
@@ -501,7 +520,9 @@ async fn discards(ctx: &Ctx<'_>, dir: &std::path::Path, network: &str, mongo: &s
 pub async fn rollback_completed(ctx: &Ctx<'_>, project: &str, to: Option<&Version>) -> Result<Version, UpgradeError> {
     let lock = ctx.state.lock(project, "rollback")?;
     if let Some(j) = ctx.state.journal::<serde_json::Value>(project) {
-        return Err(PreflightError::Interrupted { operation: j.operation, pid: j.owner.pid, started: j.owner.started }.into());
+        return Err(
+            PreflightError::Interrupted { operation: j.operation, pid: j.owner.pid, started: j.owner.started }.into()
+        );
     }
     let (plan, chain) = way_back(ctx, project, to).await?;
     let mut question = format!("Roll {project} back from {} to {}:\n", plan.from, plan.to);
