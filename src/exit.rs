@@ -8,7 +8,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Exit {
+    /// Success (also a `status` that found the stack healthy, a plan printed).
     Ok = 0,
+    /// An error the tool did not expect (a bug, or a failure it has no advice for).
     Unexpected = 1,
     /// Bad usage or input: unknown version, downgrade, ambiguous project.
     Usage = 2,
@@ -32,18 +34,24 @@ impl From<Exit> for ExitCode {
 #[derive(Debug, Clone, thiserror::Error, Serialize)]
 #[error("{what}")]
 pub struct Failure {
+    /// The process exit code it ends with.
     #[serde(skip)]
     pub exit: Exit,
+    /// What was wrong, one sentence (`the artifact bucket … has versioning off: …`).
     pub what: String,
+    /// What was left as it was (printed as `unchanged:`; empty: not printed).
     pub unchanged: String,
+    /// What the operator does next, as commands where possible (printed as `next:`).
     pub next: String,
 }
 
 impl Failure {
+    /// A failure to print or return; each part as [`Failure`]'s fields say.
     pub fn new(exit: Exit, what: impl ToString, unchanged: impl ToString, next: impl ToString) -> Failure {
         Failure { exit, what: what.to_string(), unchanged: unchanged.to_string(), next: next.to_string() }
     }
 
+    /// The failure for a terminal: `error:`, then `unchanged:` and `next:` when not empty.
     pub fn render(&self) -> String {
         let mut s = format!("error: {}\n", self.what);
         if !self.unchanged.is_empty() {
@@ -55,6 +63,7 @@ impl Failure {
         s
     }
 
+    /// The failure as `--json` prints it: `{"error": {"exit_code", "what", "unchanged", "next"}}`.
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({"error": {"exit_code": self.exit as u8, "what": self.what, "unchanged": self.unchanged, "next": self.next}})
     }

@@ -2,6 +2,8 @@
 //! Docker Compose. The modules follow the pipeline: discover (`snapshot`) → `plan` → backup →
 //! staging → upgrade → `report`; every side effect goes through `engine`.
 
+#![warn(missing_docs)]
+
 pub mod backup;
 pub mod catalog;
 pub mod cli;

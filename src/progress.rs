@@ -10,14 +10,18 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// Where a long command reports its steps: a spinner, stderr lines, or NDJSON events.
 #[derive(Debug, Clone)]
 pub struct Progress {
+    /// `--json`: one NDJSON event per step on stdout.
     pub json: bool,
+    /// `-q`: no step lines (errors and the result still print).
     pub quiet: bool,
     bar: Option<ProgressBar>,
 }
 
 impl Progress {
+    /// The reporter for the global options: a spinner only on a terminal, without `--json` or `-q`.
     pub fn new(json: bool, quiet: bool) -> Progress {
         let bar = (!json && !quiet && std::io::stderr().is_terminal()).then(|| {
             let b = ProgressBar::new_spinner();
@@ -36,6 +40,8 @@ impl Progress {
         Progress { json: false, quiet: true, bar: None }
     }
 
+    /// Reports a step: `step` is its machine name (`dump`, `quiesce`, in the JSON event), `detail`
+    /// the line a person reads.
     pub fn step(&self, step: &str, detail: impl Display) {
         if self.json {
             println!(
@@ -64,6 +70,7 @@ impl Progress {
         Tracker(Some(task))
     }
 
+    /// Clears the spinner before the result is printed.
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
@@ -71,6 +78,7 @@ impl Progress {
     }
 }
 
+/// Keeps a byte counter on the spinner while alive ([`Progress::track_bytes`]); dropping it stops it.
 pub struct Tracker(Option<tokio::task::JoinHandle<()>>);
 
 impl Drop for Tracker {

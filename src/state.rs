@@ -12,28 +12,46 @@ use serde::{Deserialize, Serialize};
 
 use crate::util::{Perm, hostname, now_rfc3339, private_dir, write_atomic};
 
+/// The tool's state directory (`--state-dir`): `locks/`, `journal/`, `backups/`, `staging/`,
+/// `upgrades/`, `reports/`.
 #[derive(Debug, Clone)]
 pub struct StateDir {
+    /// Its path: `--state-dir`, else `$XDG_STATE_HOME/mender-compose-upgrade` (or
+    /// `~/.local/state/…`).
     pub root: PathBuf,
 }
 
+/// Who holds a lock or writes a journal: enough to tell whether it still runs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Owner {
+    /// Process id.
     pub pid: u32,
+    /// Host name (`/proc/sys/kernel/hostname`): liveness is decidable only on the same host.
     pub host: String,
+    /// When the run started (RFC 3339, UTC).
     pub started: String,
+    /// The command it runs (`backup`, `upgrade`, `staging up`).
     pub command: String,
 }
 
+/// Why the project's lock could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
+    /// A live process holds the lock.
     #[error("another run holds the lock of project {project}: `{}` (pid {} on {}, started {})", owner.command, owner.pid, owner.host, owner.started)]
-    Held { project: String, owner: Owner },
+    Held {
+        /// The compose project whose lock it is.
+        project: String,
+        /// Who holds it.
+        owner: Owner,
+    },
+    /// The lock file could not be created, written or removed (its path, then the error).
     #[error("cannot use the state directory {0}: {1}")]
     Io(String, io::Error),
 }
 
 impl Owner {
+    /// The owner record of this process for `command`.
     pub fn me(command: &str) -> Owner {
         Owner { pid: std::process::id(), host: hostname(), started: now_rfc3339(), command: command.to_string() }
     }
@@ -48,6 +66,7 @@ impl Owner {
 #[derive(Debug)]
 pub struct Lock {
     path: PathBuf,
+    /// Who holds it (this process).
     pub owner: Owner,
     /// The owner of a lock this run took over from a dead process.
     pub took_over: Option<Owner>,
@@ -64,10 +83,12 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LockError + '_ {
 }
 
 impl StateDir {
+    /// The state directory at `root` (nothing is created until used).
     pub fn new(root: PathBuf) -> StateDir {
         StateDir { root }
     }
 
+    /// Where backup bundles go by default (`<state-dir>/backups`).
     pub fn backups(&self) -> PathBuf {
         self.root.join("backups")
     }
@@ -111,6 +132,9 @@ impl StateDir {
 
     /// Takes the project's lock. A lock whose owner died (same host, pid gone) is taken over and
     /// reported in `took_over`; a live owner is refused.
+    ///
+    /// # Errors
+    /// [`LockError::Held`] for a live owner; [`LockError::Io`] when the lock file cannot be handled.
     pub fn lock(&self, project: &str, command: &str) -> Result<Lock, LockError> {
         let path = self.lock_path(project);
         if let Some(parent) = path.parent() {
@@ -151,6 +175,7 @@ impl StateDir {
         Some(owner)
     }
 
+    /// The owner recorded in the project's lock file; `None` without a readable lock.
     pub fn lock_owner(&self, project: &str) -> Option<Owner> {
         serde_json::from_slice(&std::fs::read(self.lock_path(project)).ok()?).ok()
     }
@@ -268,9 +293,12 @@ pub struct Journal<P = serde_json::Value> {
     pub payload: Option<P>,
 }
 
+/// A container a run stopped and must start again.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StoppedService {
+    /// Compose service name.
     pub service: String,
+    /// Container name (`menderproduction-mender-deployments-1`).
     pub container: String,
     /// Stop order: wave 0 (the gateway and GUI, so no new requests come in) before wave 1.
     #[serde(default)]

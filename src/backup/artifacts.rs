@@ -11,6 +11,7 @@ use crate::engine::store::ObjectStore;
 pub use crate::engine::store::Versioning;
 use crate::snapshot::{Stack, StorageKind};
 
+/// What the operator asked for the artifacts (`--skip-artifacts`, `--artifacts-to DEST`, or neither).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice {
     /// Do what the storage kind calls for, and refuse when that is not safe.
@@ -31,7 +32,7 @@ pub enum Plan {
         service: String,
         /// Its endpoint as deployments reaches it.
         endpoint: String,
-        /// The bucket.
+        /// The artifact bucket (`mender-artifact-storage`).
         bucket: String,
         /// The region deployments uses.
         region: String,
@@ -40,19 +41,19 @@ pub enum Plan {
     },
     /// An external store copied into the bundle.
     ToBundle {
-        /// The store.
+        /// The external S3 bucket or Azure container.
         store: External,
         /// Its versioning, as found.
         versioning: Versioning,
     },
     /// An external store whose versioning keeps every object: record the current versions.
     RecordVersions {
-        /// The store.
+        /// The external S3 bucket or Azure container.
         store: External,
     },
     /// An external S3 bucket copied server-side into another bucket/prefix.
     ToBucket {
-        /// The endpoint and keys.
+        /// The S3 endpoint (`None`: AWS), region and keys.
         ep: S3Endpoint,
         /// The artifact bucket.
         bucket: String,
@@ -65,7 +66,7 @@ pub enum Plan {
     },
     /// No copy, for the reason given.
     Skip {
-        /// Why.
+        /// Why, for the manifest and the operator (`--skip-artifacts was given`).
         reason: String,
     },
 }
@@ -85,18 +86,36 @@ impl std::fmt::Debug for Keys {
     }
 }
 
+/// Why no safe artifact plan could be made; nothing has been stopped or copied yet.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
+    /// An external store without versioning enabled and no `--artifacts-to`: a database backup
+    /// alone could not bring its artifacts back, so the backup is refused.
     #[error(
         "the artifact bucket {bucket} ({endpoint}) has versioning {state}: a backup of the database alone could not bring back its artifacts"
     )]
-    Unversioned { bucket: String, endpoint: String, state: String },
+    Unversioned {
+        /// The artifact bucket or Azure container.
+        bucket: String,
+        /// Where it is (`https://s3.example.com`, `AWS`, the Azure blob endpoint).
+        endpoint: String,
+        /// Its versioning as the store answered (`off`, `suspended`).
+        state: String,
+    },
+    /// No access keys for the store: neither the operator's `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
+    /// nor the deployments service's settings named here.
     #[error("no credentials for the artifact storage: the deployments service has no {0}, and none were given")]
     NoCredentials(String),
+    /// The deployments service's environment names no storage kind this tool knows (or deployments is
+    /// not there to read).
     #[error("the artifact storage could not be identified from the deployments service's environment")]
     Unknown,
+    /// `--artifacts-to` is neither `bundle` nor `s3://BUCKET[/PREFIX]`, or is an S3 destination for an
+    /// Azure container.
     #[error("--artifacts-to {0}: expected `bundle` or s3://BUCKET[/PREFIX]")]
     BadDestination(String),
+    /// The Azure account settings of deployments do not make an account (a connection string without
+    /// `AccountName`/`AccountKey`, a bad URI).
     #[error("Azure Blob: {0}")]
     Azure(String),
 }
@@ -129,16 +148,16 @@ fn parse_dest(dest: &str) -> Result<(String, String), PlanError> {
 pub enum External {
     /// An S3 bucket.
     S3 {
-        /// The endpoint and keys.
+        /// The S3 endpoint (`None`: AWS), region and keys.
         ep: S3Endpoint,
-        /// The bucket.
+        /// The artifact bucket.
         bucket: String,
     },
     /// An Azure Blob container.
     Azure {
-        /// The account.
+        /// The storage account (name, key, blob endpoint).
         account: Account,
-        /// The container.
+        /// The blob container holding the artifacts.
         container: String,
     },
 }
@@ -188,6 +207,14 @@ impl External {
     }
 }
 
+/// The external store deployments writes artifacts to, from the stack's storage settings and
+/// deployments' keys (bucket defaults to `mender-artifact-storage`, region to `us-east-1`: the
+/// deployments code defaults, `migrate-3.7-to-4.x.md` §1); `None` for a store inside the stack
+/// or an unknown one.
+///
+/// # Errors
+/// [`PlanError::NoCredentials`] when keys are missing; [`PlanError::Unknown`] or
+/// [`PlanError::Azure`] when the Azure settings cannot be read.
 pub fn external_store(stack: &Stack, deployments: Option<&ContainerInfo>) -> Result<Option<External>, PlanError> {
     let st = &stack.storage;
     let bucket = st.bucket.clone().unwrap_or_else(|| "mender-artifact-storage".into());

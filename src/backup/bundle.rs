@@ -10,18 +10,31 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
+/// Appended to a bundle's directory name while it is written (`menderproduction-3.7.11-20250101T120000Z.partial`);
+/// a directory with it is never a bundle.
 pub const PARTIAL_SUFFIX: &str = ".partial";
+/// The manifest's file name in a bundle: versions, images, counts and every file's size + sha256.
 pub const MANIFEST: &str = "manifest.json";
+/// The manifest's own checksum file, `sha256sum` style, beside it.
 pub const MANIFEST_SUM: &str = "manifest.json.sha256";
+/// The database dump's file name: what `mongodump --archive --gzip` writes and `mongorestore
+/// --archive --gzip` reads.
 pub const ARCHIVE: &str = "mongo.archive.gz";
 
 /// A bundle being written.
 pub struct PartialBundle {
+    /// The `.partial` directory being written.
     pub dir: PathBuf,
+    /// The name it gets once complete (`<state-dir>/backups/<name>`).
     pub final_dir: PathBuf,
 }
 
 impl PartialBundle {
+    /// Creates `<backups>/<name>.partial` (0700), and `backups` when missing.
+    ///
+    /// # Errors
+    /// `AlreadyExists` when a partial bundle of that name is there (another run, or a crash's
+    /// leftover); otherwise what the file system answers.
     pub fn create(backups: &Path, name: &str) -> io::Result<PartialBundle> {
         crate::util::private_dir(backups)?;
         let dir = backups.join(format!("{name}{PARTIAL_SUFFIX}"));
@@ -29,11 +42,15 @@ impl PartialBundle {
         Ok(PartialBundle { dir, final_dir: backups.join(name) })
     }
 
+    /// Where the bundle-relative path `rel` (`compose/prod.yml`) is written.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }
 
     /// fsyncs every file and directory, then renames the bundle to its final name.
+    ///
+    /// # Errors
+    /// What the file system answers; the `.partial` directory is then left as it is.
     pub fn complete(self) -> io::Result<PathBuf> {
         sync_tree(&self.dir)?;
         fs::rename(&self.dir, &self.final_dir)?;
@@ -72,18 +89,20 @@ pub struct HashingWriter<W> {
 pub struct HashHandle(Arc<Mutex<(Sha256, u64)>>);
 
 impl<W> HashingWriter<W> {
+    /// A writer passing bytes to `inner`, and the handle that reads their sha256 and count.
     pub fn new(inner: W) -> (HashingWriter<W>, HashHandle) {
         let state = Arc::new(Mutex::new((Sha256::new(), 0)));
         (HashingWriter { inner, state: state.clone() }, HashHandle(state))
     }
 
+    /// The inner writer back (to finish a gzip stream, to sync a file).
     pub fn into_inner(self) -> W {
         self.inner
     }
 }
 
 impl HashHandle {
-    /// (sha256 hex, bytes)
+    /// The sha256 (hex) and the number of bytes written so far.
     pub fn result(&self) -> (String, u64) {
         let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
         (hex::encode(guard.0.clone().finalize()), guard.1)
@@ -104,7 +123,10 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// sha256 and size of a file, streamed.
+/// sha256 (hex) and size in bytes of a file, streamed.
+///
+/// # Errors
+/// The file cannot be opened or read.
 pub fn file_sha256(path: &Path) -> io::Result<(String, u64)> {
     let mut f = File::open(path)?;
     let mut h = Sha256::new();

@@ -83,6 +83,9 @@ fn lexical(p: &Path) -> PathBuf {
 }
 
 /// Copies the configuration into `dest`; returns the relative paths of the files copied.
+///
+/// # Errors
+/// What the file system answers (an unreadable file, a full disk).
 pub fn copy(stack: &Stack, containers: &[ContainerInfo], dest: &Path) -> io::Result<Vec<String>> {
     private_dir(dest)?;
     let mut copied = Vec::new();

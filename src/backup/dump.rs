@@ -20,40 +20,65 @@ use crate::engine::sidecar::{SidecarError, SidecarSpec, run_to_writer};
 use crate::util::private_file;
 use mongo_archive::{ArchiveError, ArchiveReader, ArchiveSummary};
 
+/// Why a dump failed; the partial archive file is left for the caller to discard.
 #[derive(Debug, thiserror::Error)]
 pub enum DumpError {
+    /// Reading the stream or writing, syncing the file failed (a full disk, most often).
     #[error("writing the archive failed: {0}")]
     Write(std::io::Error),
+    /// The bytes mongodump wrote are not an intact archive (cut short, a CRC mismatch).
     #[error("the archive mongodump produced is not valid: {0}")]
     Archive(ArchiveError),
+    /// mongodump exited non-zero.
     #[error("mongodump failed (exit {code}): {stderr}")]
-    Mongodump { code: i64, stderr: String },
+    Mongodump {
+        /// mongodump's exit code.
+        code: i64,
+        /// The last 5 lines of its stderr.
+        stderr: String,
+    },
+    /// The sidecar could not be created, started or attached.
     #[error(transparent)]
     Sidecar(SidecarError),
+    /// The parallel gzip could not start or finish (or the writing thread panicked).
     #[error("the compressor failed: {0}")]
     Compress(String),
 }
 
+/// A dump written to disk.
 #[derive(Debug, Clone)]
 pub struct Dumped {
+    /// sha256 (hex) of the compressed file, as the manifest records it.
     pub sha256: String,
+    /// Size in bytes of the compressed file.
     pub size: u64,
+    /// Size in bytes of the raw archive stream, before compression.
     pub raw_bytes: u64,
+    /// What the archive holds, per namespace, read as it passed.
     pub summary: ArchiveSummary,
 }
 
 /// Where mongodump runs and what it reads.
 pub struct DumpSource<'a> {
+    /// The stack's own mongo image (`mongo:4.4`), which carries the mongodump of its server.
     pub image: &'a str,
+    /// The compose project's network, where the mongo service's name resolves.
     pub network: &'a str,
+    /// The connection string mongodump reads (`mongodb://mongo:27017`).
     pub uri: String,
+    /// Labels for the sidecar container, so a cleanup finds it.
     pub labels: HashMap<String, String>,
 }
 
 /// Pipe capacity between the sidecar's output and the compressing thread.
 const PIPE: usize = 4 * 1024 * 1024;
 
-/// `progress` counts the raw archive bytes as they pass.
+/// Dumps the whole server into `out` (a `.archive.gz` file created 0600), compressing with
+/// `threads` threads; `progress` counts the raw archive bytes as they pass.
+///
+/// # Errors
+/// [`DumpError`]: the writer's failure first (it explains a sidecar's broken pipe), then the
+/// sidecar's, then mongodump's exit code.
 pub async fn dump(
     docker: &Docker,
     src: &DumpSource<'_>,

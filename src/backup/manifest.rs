@@ -14,23 +14,38 @@ pub use crate::engine::store::InventoryEntry;
 use crate::engine::store::Versioning;
 use mongo_archive::{ArchiveSummary, Namespace};
 
+/// The manifest format this tool writes (`format` in `manifest.json`); raised when a field changes
+/// meaning.
 pub const FORMAT: u32 = 1;
 
+/// The content of `manifest.json`: what the bundle holds (versions, images, databases, files,
+/// artifacts) and every verification and rehearsal made with it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
+    /// [`FORMAT`] at the time of writing.
     pub format: u32,
+    /// The mender-compose-upgrade version that took the backup.
     pub tool_version: String,
+    /// When the bundle was completed (RFC 3339, UTC).
     pub created: String,
+    /// The compose project the backup was taken from (`menderproduction`).
     pub project: String,
+    /// The Mender release the stack ran (`3.7.11`); `None` when the images matched no release of the
+    /// catalog.
     pub mender_version: Option<Version>,
+    /// Every container of the project with the image it ran.
     pub services: Vec<ServiceImage>,
+    /// The MongoDB server the dump was read from.
     pub mongo: MongoInfo,
     /// Per database, as the driver read it with the writers stopped.
     pub databases: Vec<DatabaseInfo>,
     /// What the archive holds, read back from the stream as it was written.
     pub archive: ArchiveSummary,
+    /// Size and sha256 of every file of the bundle except the manifest and its checksum.
     pub files: Vec<FileEntry>,
+    /// The artifact copy (or why there is none).
     pub artifacts: ArtifactsInfo,
+    /// Every `verify` of the bundle, oldest first.
     #[serde(default)]
     pub verifications: Vec<Verification>,
     /// Rehearsals of upgrades on a staging copy restored from this bundle.
@@ -102,34 +117,56 @@ pub struct RehearsalRecord {
     pub failure: Option<String>,
 }
 
+/// A compose service's image when the bundle was taken, to bring the same bits back.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ServiceImage {
+    /// Compose service name (`mender-deployments`).
     pub service: String,
+    /// The image reference the container was created from (`mendersoftware/deployments:mender-3.7.11`).
     pub image: String,
+    /// The local image id (`sha256:…`).
     pub image_id: String,
+    /// The image's registry digests (`mendersoftware/deployments@sha256:…`); empty for an image built
+    /// or loaded locally.
     pub repo_digests: Vec<String>,
 }
 
+/// The stack's MongoDB when the bundle was taken.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MongoInfo {
+    /// Compose service name (`mongo`).
     pub service: String,
+    /// The image the dump and a restore test run (`mongo:4.4`): mongodump and mongorestore of that
+    /// server.
     pub image: String,
+    /// The server's `buildInfo` version (`4.4.29`).
     pub server_version: Option<String>,
+    /// The server's featureCompatibilityVersion (`4.4`).
     pub fcv: Option<String>,
+    /// The server is FerretDB (the test bed's stand-in), not mongod.
     pub ferretdb: bool,
 }
 
+/// One database's state with the writers stopped.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DatabaseInfo {
+    /// Database name (`deployment_service`, `useradm`, …).
     pub name: String,
+    /// Newest version in its `migration_info` collection (`1.2.11`); `None` for a database Mender did
+    /// not migrate.
     pub migration: Option<String>,
+    /// Document count per collection, exact, read just before the dump.
     pub collections: BTreeMap<String, u64>,
 }
 
+/// A file of the bundle.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FileEntry {
+    /// Path relative to the bundle directory (`mongo.archive.gz`, `compose/prod.yml`).
     pub path: String,
+    /// Size in bytes.
     pub size: u64,
+    /// Content sha256, hex.
     pub sha256: String,
 }
 
@@ -205,6 +242,7 @@ impl std::fmt::Display for Location {
     }
 }
 
+/// The artifacts part of a bundle: what was copied or recorded, and where.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ArtifactsInfo {
     /// Where the stack keeps them.
@@ -223,17 +261,27 @@ pub struct ArtifactsInfo {
     pub note: Option<String>,
 }
 
+/// One `verify` (or staging restore) of the bundle and its result.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Verification {
+    /// When it ended (RFC 3339).
     pub at: String,
+    /// The mender-compose-upgrade version that ran it.
     pub tool_version: String,
+    /// What was checked: `files`, `archive`, `artifacts`, `restore-test`, `staging:<name>`.
     pub checks: Vec<String>,
+    /// Every check passed.
     pub ok: bool,
+    /// What failed, one line each, in the operator's terms.
     pub problems: Vec<String>,
 }
 
 impl Manifest {
-    /// Writes the manifest and its checksum file (which makes an edited manifest detectable).
+    /// Writes the manifest and its checksum file (which makes an edited manifest detectable),
+    /// each atomically with mode 0600.
+    ///
+    /// # Errors
+    /// What the file system answers.
     pub fn save(&self, dir: &Path) -> io::Result<()> {
         let text = serde_json::to_vec_pretty(self)?;
         write_private(&dir.join(MANIFEST), &text)?;
@@ -251,7 +299,11 @@ impl Manifest {
         self.rehearsals.iter().rev().find(|r| r.ok && &r.to == to).cloned()
     }
 
-    /// Reads the manifest; `Err(Edited)` when it does not match its checksum file.
+    /// Reads the manifest of the bundle in `dir`.
+    ///
+    /// # Errors
+    /// [`ManifestError::Read`] for a missing file, [`ManifestError::Edited`] when the manifest does
+    /// not match its checksum file, [`ManifestError::Parse`] for a manifest of another shape.
     pub fn load(dir: &Path) -> Result<Manifest, ManifestError> {
         let text = std::fs::read(dir.join(MANIFEST))
             .map_err(|e| ManifestError::Read(dir.join(MANIFEST).display().to_string(), e))?;
@@ -269,12 +321,16 @@ fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
     crate::util::write_atomic(path, data, crate::util::Perm::Private)
 }
 
+/// Why a bundle's manifest cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    /// `manifest.json` or its checksum file cannot be read (path, then the error).
     #[error("cannot read {0}: {1}")]
     Read(String, io::Error),
+    /// The manifest does not match its checksum file.
     #[error("manifest.json does not match manifest.json.sha256: the manifest was edited or damaged")]
     Edited,
+    /// The manifest is not valid JSON of this format.
     #[error("manifest.json is not a manifest: {0}")]
     Parse(String),
 }

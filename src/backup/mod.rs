@@ -41,49 +41,83 @@ use manifest::{
     VolumeIdentity,
 };
 
+/// What the operator asked of `backup`.
 #[derive(Debug, Clone)]
 pub struct BackupOptions {
+    /// `--out DIR`: where the bundle directory goes; `None` for `<state-dir>/backups`.
     pub out: Option<PathBuf>,
+    /// `--skip-space-check`: do not refuse when the free space looks too small.
     pub skip_space_check: bool,
+    /// `--skip-artifacts` / `--artifacts-to DEST`, or the storage's own default.
     pub artifacts: Choice,
     /// Seconds a writer gets to stop before it is killed.
     pub grace: i32,
 }
 
+/// Why `backup` failed; [`crate::exit::Failure`] turns each into what was left unchanged and what
+/// to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
+    /// The stack could not be observed (no daemon, no project, several projects).
     #[error(transparent)]
     Observe(#[from] ObserveError),
+    /// The project's lock is held by another run, or the state directory cannot hold one.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The images match no catalog release; the tags that did not match.
     #[error("the stack's release is unknown, so its databases and services cannot be told apart: {0}")]
     UnknownRelease(String),
+    /// The MongoDB service (name) is down or does not answer the driver (its error).
     #[error("MongoDB ({0}) does not answer: {1}")]
     MongoDown(String, String),
+    /// The backup directory has less free space than the estimate: sizes in MiB, the estimate being
+    /// the databases' size on disk plus the artifacts, +10 % and 64 MiB.
     #[error(
         "not enough free space in {dir}: the backup needs about {need} MiB (databases {db} MiB, artifacts {art} MiB, plus margin), {free} MiB are free"
     )]
-    Space { dir: String, need: u64, db: u64, art: u64, free: u64 },
+    Space {
+        /// The directory the bundle was to go to.
+        dir: String,
+        /// The estimate, in MiB.
+        need: u64,
+        /// The databases' size on disk, in MiB.
+        db: u64,
+        /// The artifacts to copy into the bundle, in MiB.
+        art: u64,
+        /// Free space for this user, in MiB.
+        free: u64,
+    },
+    /// No safe plan for the artifacts (unversioned bucket, no keys, bad `--artifacts-to`).
     #[error(transparent)]
     Artifacts(#[from] artifacts::PlanError),
+    /// A journal says an earlier run stopped services, and starting them again failed.
     #[error("an earlier run was interrupted and its services could not be started again: {0}")]
     Repair(quiesce::QuiesceError),
+    /// Stopping the writers (the Mender services) failed; they were started again.
     #[error("stopping the writers failed: {0}")]
     Quiesce(quiesce::QuiesceError),
+    /// mongodump, its archive or the compressed file failed.
     #[error("the database dump failed: {0}")]
     Dump(#[from] dump::DumpError),
+    /// Listing, sizing or copying the artifact objects failed.
     #[error("copying the artifacts failed: {0}")]
     Store(#[from] StoreError),
+    /// The Azure Blob settings or client failed.
     #[error("the artifact storage: {0}")]
     Azure(#[from] AzureError),
+    /// A helper sidecar (counts, artifact copy) could not run.
     #[error(transparent)]
     Sidecar(#[from] SidecarError),
+    /// A Docker API call failed.
     #[error(transparent)]
     Docker(#[from] DockerError),
+    /// Creating, writing or completing the bundle on disk failed.
     #[error("writing the bundle failed: {0}")]
     Io(#[from] std::io::Error),
+    /// Ctrl-C during the downtime section; the writers were started again.
     #[error("interrupted")]
     Interrupted,
+    /// An interrupted upgrade's journal: a backup must not start its stopped services.
     #[error(transparent)]
     UpgradePending(#[from] crate::state::UpgradePending),
 }
@@ -158,7 +192,9 @@ impl From<BackupError> for crate::exit::Failure {
 /// The result of `backup`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
+    /// The completed bundle directory (`<state-dir>/backups/menderproduction-3.7.11-20250101T120000Z`).
     pub bundle: PathBuf,
+    /// The manifest written into it.
     pub manifest: Manifest,
     /// How long the writers were stopped.
     pub downtime_secs: f64,
@@ -178,6 +214,12 @@ struct Captured {
     timings: BTreeMap<String, f64>,
 }
 
+/// `backup`: observes the stack, takes the project's lock, stops the writers, counts, dumps and
+/// copies the artifacts, starts the writers again, and completes the bundle.
+///
+/// # Errors
+/// [`BackupError`]; before the writers stop nothing has changed, after it they have been started
+/// again (a restart failure alone does not fail the backup: see [`Outcome::restart_failures`]).
 pub async fn run(
     docker: &Docker,
     catalog: &Catalog,
@@ -194,6 +236,9 @@ pub async fn run(
 }
 
 /// The backup under a lock the caller holds (an upgrade takes its backup this way).
+///
+/// # Errors
+/// As [`run`], without the lock's.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_locked(
     docker: &Docker,

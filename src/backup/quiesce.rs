@@ -30,7 +30,12 @@ pub fn writers(stack: &Stack) -> Vec<StoppedService> {
         .collect()
 }
 
-/// Records `writers` in the journal (durably), then stops them.
+/// Records `writers` in the journal (durably), then stops them, each given `grace` seconds
+/// before it is killed.
+///
+/// # Errors
+/// [`QuiesceError::Journal`] before anything stopped; [`QuiesceError::Docker`] when a stop failed
+/// (the ones before it stay stopped: the caller starts them again).
 pub async fn stop(
     docker: &Docker,
     state: &StateDir,
@@ -46,7 +51,10 @@ pub async fn stop(
 }
 
 /// Stops services in their waves, each wave in parallel: the downtime is the slowest stop, not
-/// their sum.
+/// their sum. `grace`: seconds before a service is killed.
+///
+/// # Errors
+/// [`QuiesceError::Docker`] for the first stop that failed; later waves are not stopped.
 pub async fn stop_all(docker: &Docker, writers: &[StoppedService], grace: i32) -> Result<(), QuiesceError> {
     for wave in [0, 1] {
         let stops = writers.iter().filter(|w| w.wave == wave).map(|w| docker::stop(docker, &w.container, grace));
@@ -73,7 +81,12 @@ pub async fn start(docker: &Docker, stopped: &[StoppedService]) -> Vec<String> {
 }
 
 /// Repairs what a run that died left: starts the services its journal says it stopped, removes
-/// its partial bundle and sidecars, and clears the journal. Returns the journal it repaired.
+/// its partial bundle and sidecars, and clears the journal. Returns the journal it repaired;
+/// `None` when there is no journal or its owner still runs.
+///
+/// # Errors
+/// [`QuiesceError::Restart`] when a service did not start (the journal is kept);
+/// [`QuiesceError::Journal`] when it cannot be cleared.
 pub async fn repair(docker: &Docker, state: &StateDir, project: &str) -> Result<Option<Journal>, QuiesceError> {
     let Some(j) = state.journal::<serde_json::Value>(project) else { return Ok(None) };
     // An interrupted upgrade is never repaired here: `resume` or `rollback` decides.
@@ -92,14 +105,19 @@ pub async fn repair(docker: &Docker, state: &StateDir, project: &str) -> Result<
     Ok(Some(j))
 }
 
+/// Why stopping or starting the writers, or repairing an earlier run, failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QuiesceError {
+    /// The journal's owner is alive (`recover` refuses to repair under a running process).
     #[error("a run holds the lock and is still running: `{}` (pid {} on {}, started {})", .0.command, .0.pid, .0.host, .0.started)]
     Busy(crate::state::Owner),
+    /// The journal could not be written before the stop, or cleared after a repair.
     #[error("cannot write the journal: {0}")]
     Journal(std::io::Error),
+    /// Stopping a container failed.
     #[error(transparent)]
     Docker(DockerError),
+    /// Services that did not start again, each as `service: error`.
     #[error("could not start again: {}", .0.join("; "))]
     Restart(Vec<String>),
 }

@@ -11,29 +11,47 @@ use crate::engine::helper::{ArtifactsJob, ArtifactsOp, Request};
 use crate::engine::sidecar::{SidecarError, SidecarSpec, helper_artifacts, run_collect, run_helper};
 use crate::engine::store::Copied;
 
+/// Why a restore failed; the target may be partly restored (a throwaway or staging copy, or a
+/// rollback that reports it).
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
+    /// mongorestore exited non-zero.
     #[error("mongorestore failed (exit {code}): {stderr}")]
-    Mongorestore { code: i64, stderr: String },
+    Mongorestore {
+        /// mongorestore's exit code.
+        code: i64,
+        /// The last 5 lines of its stderr.
+        stderr: String,
+    },
+    /// Dropping the target's databases before the restore failed (the driver's error).
     #[error("emptying the databases before the restore failed: {0}")]
     Wipe(String),
+    /// The helper could not upload the artifact copies (its error, or no answer).
     #[error("restoring the artifacts failed: {0}")]
     Artifacts(String),
+    /// The helper or mongorestore sidecar could not run.
     #[error(transparent)]
     Sidecar(#[from] SidecarError),
 }
 
 /// A mongo to restore into: its image (for the tools), network and host name.
 pub struct MongoTarget<'a> {
+    /// The mongo image whose mongorestore matches the server (`mongo:4.4`).
     pub image: &'a str,
+    /// The Docker network where `host` resolves.
     pub network: &'a str,
+    /// The mongo's host name on that network (a compose service or container name); port 27017.
     pub host: &'a str,
 }
 
 /// The databases exactly as in the bundle: every database but the server's own is dropped first
 /// (`--drop` alone would leave collections a migration created), then `mongorestore --drop`.
 /// Index restore is skipped on FerretDB, which rejects the `ns` option mongorestore sends with
-/// every index; a real mongod gets its indexes.
+/// every index; a real mongod gets its indexes. Returns the last 5 lines of mongorestore's
+/// stderr (its summary: documents restored, failures).
+///
+/// # Errors
+/// [`RestoreError::Wipe`], [`RestoreError::Mongorestore`] or [`RestoreError::Sidecar`].
 pub async fn mongo(
     docker: &Docker,
     bundle: &Path,
@@ -74,11 +92,17 @@ pub async fn mongo(
 
 /// Where an in-stack S3 store is, from inside its network.
 pub struct StoreTarget<'a> {
+    /// The Docker network where the store's endpoint resolves.
     pub network: &'a str,
+    /// The store's S3 endpoint as seen from that network (`http://minio:9000`).
     pub endpoint: &'a str,
+    /// The artifact bucket (`mender-artifact-storage`).
     pub bucket: &'a str,
+    /// The region to sign for (`us-east-1`).
     pub region: &'a str,
+    /// Access key id of the store.
     pub access_key: &'a str,
+    /// Secret key of the store (passed to the helper in its environment, never printed).
     pub secret_key: &'a str,
 }
 

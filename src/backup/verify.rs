@@ -22,19 +22,29 @@ use crate::progress::Progress;
 use crate::util::{mongo_uri, now_rfc3339};
 use mongo_archive::read_archive;
 
+/// The result of `verify` on one bundle, as printed (and as `--json` gives it).
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
+    /// The bundle directory checked.
     pub bundle: PathBuf,
+    /// Every check passed (and the record was written to the manifest).
     pub ok: bool,
+    /// The checks made, in order: `files`, `archive`, `artifacts` (copies in the bundle),
+    /// `restore-test` (only with a daemon, and only when the others passed).
     pub checks: Vec<String>,
+    /// What failed, one line each (`mongo.archive.gz: sha256 differs (content changed)`).
     pub problems: Vec<String>,
+    /// Seconds the restore test took (container start, mongorestore, comparison); `None` without one.
     pub restore_seconds: Option<f64>,
 }
 
+/// Why `verify` could not check a bundle at all (a damaged bundle is a report, not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
+    /// The directory has no `manifest.json`.
     #[error("{0} is not a backup bundle (no manifest.json)")]
     NotABundle(String),
+    /// The manifest cannot be read or parsed.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
 }

@@ -6,12 +6,15 @@ use std::fmt;
 
 use serde::Serialize;
 
+/// An image reference split into repository, tag and digest, without registry prefix or Docker
+/// Hub's implicit parts, so that references compare by what they name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct ImageRef {
     /// Repository without the default registry, e.g. `mendersoftware/deployments` or `mongo`.
     pub repository: String,
     /// Tag; `latest` when the reference had neither tag nor digest.
     pub tag: Option<String>,
+    /// Digest (`sha256:…`) when the reference pinned one.
     pub digest: Option<String>,
 }
 

@@ -16,16 +16,36 @@ pub use model::*;
 
 static EMBEDDED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/compose-templates");
 
+/// Why the catalog cannot be loaded; the tool cannot plan without it.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
+    /// A file of a `--catalog DIR` cannot be read.
     #[error("cannot read the catalog file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The file, as a path on the host.
+        path: PathBuf,
+        /// What the file system answered.
+        source: std::io::Error,
+    },
+    /// A catalog file is missing from the embedded copy.
     #[error("the catalog file {path} is missing")]
-    Missing { path: PathBuf },
+    Missing {
+        /// Its path inside `compose-templates/`.
+        path: PathBuf,
+    },
+    /// A catalog file is not YAML of the expected shape (the parser's message).
     #[error("the catalog file {path} is not valid: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// `catalog/lines.yaml` or `catalog/releases.yaml`.
+        path: PathBuf,
+        /// The parser's message, with its position.
+        message: String,
+    },
+    /// The catalog contradicts itself (a release on an unknown line, a mongo major not in the list, a
+    /// line without a stop release with facts).
     #[error("the catalog is inconsistent: {0}")]
     Inconsistent(String),
+    /// A release needed for a hop has no `compose-templates/<version>/` directory.
     #[error("the catalog has no base compose files for release {0}")]
     NoTemplates(Version),
 }
@@ -52,19 +72,25 @@ struct ReleasesFile {
 /// A file of a release's base composition, path relative to the project directory.
 #[derive(Debug, Clone)]
 pub struct TemplateFile {
+    /// Path relative to the project directory (`docker-compose.yml`, `config/traefik/traefik.yaml`).
     pub path: PathBuf,
+    /// The file's text, exactly as upstream has it.
     pub contents: String,
 }
 
 /// The catalog together with where its template files live.
 #[derive(Debug, Clone)]
 pub struct LoadedCatalog {
+    /// The catalog's facts.
     pub catalog: Catalog,
     source: Source,
 }
 
 impl LoadedCatalog {
     /// The catalog built into this binary.
+    ///
+    /// # Errors
+    /// Only when the built-in files are broken (a build from a damaged tree).
     pub fn embedded() -> Result<LoadedCatalog, CatalogError> {
         let read = |rel: &str| -> Result<String, CatalogError> {
             EMBEDDED
@@ -77,7 +103,10 @@ impl LoadedCatalog {
         Ok(LoadedCatalog { catalog, source: Source::Embedded })
     }
 
-    /// A catalog directory laid out like `compose-templates/`.
+    /// A catalog directory laid out like `compose-templates/` (`--catalog DIR`).
+    ///
+    /// # Errors
+    /// [`CatalogError::Read`], [`CatalogError::Parse`] or [`CatalogError::Inconsistent`].
     pub fn from_dir(dir: &Path) -> Result<LoadedCatalog, CatalogError> {
         let read = |rel: &str| -> Result<String, CatalogError> {
             let path = dir.join(rel);
@@ -87,7 +116,12 @@ impl LoadedCatalog {
         Ok(LoadedCatalog { catalog, source: Source::Dir(dir.to_path_buf()) })
     }
 
-    /// The base compose files of a release (docker-compose.yml, prod.yml.template, traefik config, …).
+    /// The base compose files of a release (docker-compose.yml, prod.yml.template, traefik config, …),
+    /// sorted by path.
+    ///
+    /// # Errors
+    /// [`CatalogError::NoTemplates`] when the release has none; [`CatalogError::Read`] for an
+    /// unreadable file of a `--catalog DIR`.
     pub fn template_files(&self, version: &Version) -> Result<Vec<TemplateFile>, CatalogError> {
         let rel = version.to_string();
         let mut files = Vec::new();
@@ -136,7 +170,10 @@ fn collect_dir(base: &Path, dir: &Path, out: &mut Vec<TemplateFile>) -> Result<(
     Ok(())
 }
 
-/// Parses and cross-checks the two catalog files.
+/// Parses and cross-checks the two catalog files (`catalog/lines.yaml`, `catalog/releases.yaml`).
+///
+/// # Errors
+/// [`CatalogError::Parse`] or [`CatalogError::Inconsistent`].
 pub fn parse(lines_yaml: &str, releases_yaml: &str) -> Result<Catalog, CatalogError> {
     let lines: LinesFile = serde_saphyr::from_str(lines_yaml)
         .map_err(|e| CatalogError::Parse { path: "catalog/lines.yaml".into(), message: e.to_string() })?;
@@ -181,10 +218,12 @@ impl Catalog {
         Ok(())
     }
 
+    /// The release `v`, when the catalog has its facts.
     pub fn release(&self, v: &Version) -> Option<&Release> {
         self.releases.iter().find(|r| &r.version == v)
     }
 
+    /// The line named `name` (`3.6`).
     pub fn line(&self, name: &str) -> Option<&Line> {
         self.lines.iter().find(|l| l.line == name)
     }

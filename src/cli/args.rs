@@ -262,7 +262,7 @@ pub struct StagingUpArgs {
     /// The backup bundle to restore.
     #[arg(long = "from", value_name = "BUNDLE")]
     pub bundle: PathBuf,
-    /// Name of the staging project (default: <project>-staging).
+    /// Name of the staging project (default: PROJECT-staging).
     #[arg(long)]
     pub name: Option<String>,
     /// How long the staging copy may take to pass its health gates.
@@ -273,7 +273,7 @@ pub struct StagingUpArgs {
 /// `staging down`.
 #[derive(Args, Debug)]
 pub struct StagingDownArgs {
-    /// Name of the staging project (default: <project>-staging).
+    /// Name of the staging project (default: PROJECT-staging).
     #[arg(long)]
     pub name: Option<String>,
 }
@@ -288,7 +288,7 @@ pub struct RehearseArgs {
     /// --max-backup-age, else a new backup after confirmation).
     #[arg(long = "from", value_name = "BUNDLE")]
     pub bundle: Option<PathBuf>,
-    /// Name of the staging project (default: <project>-staging).
+    /// Name of the staging project (default: PROJECT-staging).
     #[arg(long)]
     pub name: Option<String>,
     /// Leave the staging copy running afterwards (remove it with `staging down`).

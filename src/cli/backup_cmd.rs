@@ -7,6 +7,12 @@ use crate::report::outcome;
 use crate::snapshot::observe::Options;
 use crate::state::StateDir;
 
+/// `backup`: takes a bundle of the stack; a backup whose writers did not all start again is a
+/// failure (exit 1) although the bundle is complete.
+///
+/// # Errors
+/// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
+/// anything else is unexpected (exit 1).
 pub async fn backup(g: &Global, a: BackupArgs) -> anyhow::Result<Exit> {
     crate::interrupt::install();
     let catalog = g.load_catalog()?;
@@ -44,6 +50,12 @@ pub async fn backup(g: &Global, a: BackupArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// `verify BUNDLE [--restore-test]`: checks a bundle and records the result in its manifest; a
+/// damaged bundle exits 3.
+///
+/// # Errors
+/// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
+/// anything else is unexpected (exit 1).
 pub async fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<Exit> {
     let docker = if a.restore_test { Some(super::connect().await?) } else { None };
     let progress = g.progress();

@@ -8,6 +8,11 @@ use crate::staging::rehearse::{self, RehearseOptions};
 use crate::staging::{self, StagingRuntime, UpOptions};
 use crate::state::StateDir;
 
+/// `staging up --from BUNDLE`: an isolated copy of the bundle's project.
+///
+/// # Errors
+/// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
+/// anything else is unexpected (exit 1).
 pub async fn up(g: &Global, a: StagingUpArgs) -> anyhow::Result<Exit> {
     crate::interrupt::install();
     let w = World::open(g).await?;
@@ -33,6 +38,11 @@ pub async fn up(g: &Global, a: StagingUpArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// `staging down`: removes a staging copy.
+///
+/// # Errors
+/// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
+/// anything else is unexpected (exit 1).
 pub async fn down(g: &Global, a: StagingDownArgs) -> anyhow::Result<Exit> {
     let docker = super::connect().await?;
     let state = StateDir::new(g.state_dir());
@@ -49,6 +59,12 @@ pub async fn down(g: &Global, a: StagingDownArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// `rehearse --to V`: the upgrade on a staging copy; a failed rehearsal exits 4 (production
+/// untouched).
+///
+/// # Errors
+/// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
+/// anything else is unexpected (exit 1).
 pub async fn rehearse(g: &Global, a: RehearseArgs) -> anyhow::Result<Exit> {
     crate::interrupt::install();
     let to = parse_version(&a.to)?;

@@ -22,6 +22,12 @@ struct StatusReport {
     data: Option<DataReport>,
 }
 
+/// `status`: the observed stack; with `--require-healthy`, an unhealthy stack or an interrupted
+/// run exits 3.
+///
+/// # Errors
+/// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
+/// anything else is unexpected (exit 1).
 pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
     let catalog = g.load_catalog()?;
     let docker = super::connect().await?;
@@ -56,6 +62,11 @@ pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
     Ok(if a.require_healthy && !healthy { Exit::Precondition } else { Exit::Ok })
 }
 
+/// `plan --to V`: the hops from the running release (or `--from`) to `V`.
+///
+/// # Errors
+/// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
+/// anything else is unexpected (exit 1).
 pub async fn plan(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
     let catalog = g.load_catalog()?.catalog;
     let target = parse_version(&a.to)?;

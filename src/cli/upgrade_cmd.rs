@@ -10,6 +10,11 @@ use crate::staging::StagingRuntime;
 use crate::state::StateDir;
 use crate::upgrade::{self, Runtime, Target, UpgradeOptions};
 
+/// `upgrade --to V`: the production stack, hop by hop.
+///
+/// # Errors
+/// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
+/// anything else is unexpected (exit 1).
 pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
     crate::interrupt::install();
     let to = parse_version(&a.to)?;

@@ -11,11 +11,17 @@ use anyhow::{Context, Result, bail};
 use crate::catalog::{ImageRef, TemplateFile};
 use compose_file::replace_images;
 
+/// How the demo checkout is filled in.
 pub struct Settings<'a> {
+    /// The compose project `production/run` passes (`-p`).
     pub project: &'a str,
+    /// The registry prefix every image is written under (`testbed.local`).
     pub registry: &'a str,
+    /// Prefix of the external volume names (`mender-db`, `mender-artifacts`).
     pub volume_prefix: &'a str,
+    /// Host port for the gateway's HTTPS: a number, `0` for a free port on 127.0.0.1, or `none`.
     pub https_port: &'a str,
+    /// Where deployments keeps the artifacts.
     pub storage: Storage,
 }
 
@@ -26,13 +32,29 @@ pub enum Storage {
     #[default]
     InStack,
     /// An S3 bucket outside the stack.
-    S3 { url: String, bucket: String },
+    S3 {
+        /// The S3 endpoint (`http://127.0.0.1:9090`).
+        url: String,
+        /// The bucket deployments uses.
+        bucket: String,
+    },
     /// An Azure Blob container.
-    Azure { connection_string: String, container: String },
+    Azure {
+        /// The account's connection string (`AccountName=…;AccountKey=…;BlobEndpoint=…`).
+        connection_string: String,
+        /// The blob container deployments uses.
+        container: String,
+    },
 }
 
 const SETTINGS_FILE: &str = ".demo.json";
 
+/// Writes the checkout into `dir`: the release's base files (images under the registry prefix),
+/// `production/config/prod.yml` from its template (0600), `production/run`, generated keys, and a
+/// git commit.
+///
+/// # Errors
+/// A file that cannot be written, a template that cannot be filled, a key that cannot be generated.
 pub fn write(dir: &Path, files: &[TemplateFile], s: &Settings<'_>) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let secret = random_hex(16)?;

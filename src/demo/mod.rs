@@ -21,9 +21,13 @@ use crate::engine::sidecar::{SidecarSpec, run_collect};
 use crate::exit::{Exit, Failure};
 use crate::snapshot::observe::{Options, observe};
 
+/// The compose project of a 3.x production checkout (`integration@3.7.11:production/run` passes
+/// `-p menderproduction`), the demo's default `-p`.
 pub const DEFAULT_PROJECT: &str = "menderproduction";
+/// The registry prefix the test bed tags its images under (`testbed.local/mendersoftware/…`).
 pub const TESTBED_REGISTRY: &str = "testbed.local";
 
+/// Options of `demo up`.
 #[derive(Args, Debug)]
 pub struct UpArgs {
     /// Mender Server release to bring up (one with base compose files in the catalog).
@@ -64,6 +68,7 @@ pub struct UpArgs {
     pub timeout: u64,
 }
 
+/// Options of `demo down`.
 #[derive(Args, Debug)]
 pub struct DownArgs {
     /// The integration checkout (default: STATE_DIR/demo/PROJECT/mender-server).

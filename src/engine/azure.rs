@@ -43,6 +43,10 @@ impl std::fmt::Debug for Account {
 
 impl Account {
     /// From `AccountName=…;AccountKey=…;BlobEndpoint=…` (or the default endpoint of the account).
+    ///
+    /// # Errors
+    /// [`AzureError::Settings`] without `AccountName` or `AccountKey`, or with a key that is not
+    /// base64.
     pub fn from_connection_string(conn: &str) -> Result<Account, AzureError> {
         let field = |k: &str| {
             conn.split(';').find_map(|kv| {

@@ -6,22 +6,40 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
+/// Why a compose command could not run or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
+    /// Neither `docker compose` nor `docker-compose` answered `version --short`.
     #[error("Docker Compose v2 was not found (neither `docker compose` nor `docker-compose` answered)")]
     NotFound,
+    /// The compose found is v1 (its version, `1.29.2`).
     #[error("Docker Compose {0} is v1, which names containers differently and is unmaintained; Compose v2 is required")]
     V1(String),
+    /// compose ran and exited non-zero.
     #[error("`{command}` failed (exit {code}): {stderr}")]
-    Failed { command: String, code: i32, stderr: String },
+    Failed {
+        /// The command line as run (`docker compose -p menderproduction up -d`).
+        command: String,
+        /// Its exit code; -1 when it was killed by a signal.
+        code: i32,
+        /// Its stderr, trimmed.
+        stderr: String,
+    },
+    /// The compose program could not be started (not executable, vanished).
     #[error("cannot run {program}: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        /// `docker compose` or `docker-compose`.
+        program: String,
+        /// The operating system's answer.
+        source: std::io::Error,
+    },
 }
 
 /// A found compose v2 and how to invoke it.
 #[derive(Debug, Clone)]
 pub struct Compose {
     program: Vec<String>,
+    /// Its version as `version --short` prints it, without a leading `v` (`2.29.7`).
     pub version: String,
 }
 
@@ -52,6 +70,9 @@ async fn version_of(program: &[&str]) -> Option<String> {
 
 impl Compose {
     /// `docker compose` first, then a standalone `docker-compose`.
+    ///
+    /// # Errors
+    /// [`ComposeError::NotFound`] when neither answers; [`ComposeError::V1`] for a v1.
     pub async fn detect() -> Result<Compose, ComposeError> {
         for program in [&["docker", "compose"][..], &["docker-compose"][..]] {
             if let Some(version) = version_of(program).await {
@@ -115,7 +136,8 @@ impl Compose {
     }
 }
 
-/// Splits the comma-joined path list of a compose label.
+/// Splits the comma-joined path list of a compose label (`com.docker.compose.project.config_files`,
+/// `com.docker.compose.project.environment_file`); empty when the label is missing.
 pub fn label_paths(value: Option<&String>) -> Vec<PathBuf> {
     value.map(|v| v.split(',').filter(|s| !s.is_empty()).map(PathBuf::from).collect()).unwrap_or_default()
 }

@@ -11,17 +11,37 @@ use futures_util::StreamExt;
 /// while the daemon carries on (the response arrives only once the container has stopped).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Why a Docker daemon call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
+    /// The daemon did not answer: not running, wrong `DOCKER_HOST`, no permission on the socket.
     #[error("cannot reach the Docker daemon at {host}: {reason}")]
-    Unreachable { host: String, reason: String },
+    Unreachable {
+        /// The daemon address tried (`unix:///var/run/docker.sock`, `DOCKER_HOST`).
+        host: String,
+        /// What failed: the connection, the version negotiation, or no answer within 10 s.
+        reason: String,
+    },
+    /// The daemon answered a call with an error.
     #[error("Docker API call failed ({what}): {source}")]
-    Api { what: String, source: bollard::errors::Error },
+    Api {
+        /// The call, with its object (`stop 3f2a…`, `list containers`).
+        what: String,
+        /// bollard's error (the daemon's status and message, or the transport's).
+        source: bollard::errors::Error,
+    },
+    /// Building an image (the helper, the test bed's stand-ins) failed.
     #[error("image build of {tag} failed: {message}")]
-    Build { tag: String, message: String },
+    Build {
+        /// The image's first tag.
+        tag: String,
+        /// The builder's error, with the build log when the stream broke.
+        message: String,
+    },
 }
 
 impl DockerError {
+    /// An error mapper for `map_err` naming the call (`stop mender-deployments-1`).
     pub fn api(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> DockerError {
         let what = what.into();
         move |source| DockerError::Api { what, source }
@@ -33,7 +53,10 @@ pub fn docker_host() -> String {
     std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "unix:///var/run/docker.sock".into())
 }
 
-/// Connects, negotiates the API version, and proves the daemon answers.
+/// Connects, negotiates the API version, and proves the daemon answers (10 s for each step).
+///
+/// # Errors
+/// [`DockerError::Unreachable`].
 pub async fn connect() -> Result<Docker, DockerError> {
     let host = docker_host();
     let unreachable = |reason: String| DockerError::Unreachable { host: host.clone(), reason };
@@ -51,12 +74,36 @@ pub async fn connect() -> Result<Docker, DockerError> {
 
 /// One entry of a build context.
 pub enum ContextEntry {
-    File { path: String, mode: u32, data: Vec<u8> },
-    Dir { path: String, mode: u32 },
-    Symlink { path: String, target: String },
+    /// A regular file.
+    File {
+        /// Path in the context (`bin/helper`).
+        path: String,
+        /// Unix permission bits (`0o755`).
+        mode: u32,
+        /// The file's bytes.
+        data: Vec<u8>,
+    },
+    /// A directory.
+    Dir {
+        /// Path in the context.
+        path: String,
+        /// Unix permission bits.
+        mode: u32,
+    },
+    /// A symbolic link.
+    Symlink {
+        /// Path in the context.
+        path: String,
+        /// What the link points to, as written.
+        target: String,
+    },
 }
 
-/// A build context tar from entries (paths relative, no leading slash).
+/// A build context tar from entries (paths relative, no leading slash), owned by root with
+/// mtime 0, so that the same entries give the same bytes.
+///
+/// # Errors
+/// Only what the tar writer answers (a path too long or not representable).
 pub fn context_tar(entries: &[ContextEntry]) -> std::io::Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
     for e in entries {
@@ -89,6 +136,9 @@ pub fn context_tar(entries: &[ContextEntry]) -> std::io::Result<Vec<u8>> {
 }
 
 /// Builds `tags[0]` from a context tar with the classic builder and adds the other tags.
+///
+/// # Errors
+/// [`DockerError::Build`] when the build fails; [`DockerError::Api`] when tagging does.
 pub async fn build_image(
     docker: &Docker,
     context: Vec<u8>,
@@ -134,7 +184,10 @@ pub async fn build_image(
     Ok(())
 }
 
-/// Stops a container, giving it `grace` seconds before SIGKILL.
+/// Stops a container, giving it `grace` seconds before SIGKILL; one already stopped is fine.
+///
+/// # Errors
+/// [`DockerError::Api`] (no such container, or the daemon's timeout).
 pub async fn stop(docker: &Docker, id: &str, grace: i32) -> Result<(), DockerError> {
     let opts = bollard::query_parameters::StopContainerOptionsBuilder::new().t(grace).build();
     match docker.stop_container(id, Some(opts)).await {
@@ -144,6 +197,10 @@ pub async fn stop(docker: &Docker, id: &str, grace: i32) -> Result<(), DockerErr
     }
 }
 
+/// Starts a container; one already running is fine.
+///
+/// # Errors
+/// [`DockerError::Api`] (no such container, a port or mount the daemon refuses).
 pub async fn start(docker: &Docker, id: &str) -> Result<(), DockerError> {
     match docker.start_container(id, None).await {
         Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
@@ -177,6 +234,9 @@ pub async fn remove_labelled(docker: &Docker, label: &str, value: &str) {
 }
 
 /// A user-defined bridge network (internal: no way out of it).
+///
+/// # Errors
+/// [`DockerError::Api`] (the name is taken, the daemon refuses).
 pub async fn create_network(
     docker: &Docker,
     name: &str,
@@ -194,11 +254,15 @@ pub async fn create_network(
     Ok(())
 }
 
+/// Removes a network, ignoring errors (already gone, still in use).
 pub async fn remove_network(docker: &Docker, name: &str) {
     let _ = docker.remove_network(name).await;
 }
 
-/// Starts a long-running container on `network` under `aliases`.
+/// Starts a long-running container on `network` under `aliases`; returns its id.
+///
+/// # Errors
+/// [`DockerError::Api`] when it cannot be created or started (a created one is left).
 pub async fn run_detached(
     docker: &Docker,
     name: &str,
@@ -226,12 +290,16 @@ pub async fn run_detached(
     Ok(id)
 }
 
+/// Removes a container with its anonymous volumes, forced, ignoring errors (already gone).
 pub async fn remove_container(docker: &Docker, id: &str) {
     let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::new().force(true).v(true).build();
     let _ = docker.remove_container(id, Some(rm)).await;
 }
 
 /// Makes sure an image is present locally, pulling it when it is not; `Ok(true)` when pulled.
+///
+/// # Errors
+/// [`DockerError::Api`] when the pull fails (unknown image, no registry access).
 pub async fn ensure_image(docker: &Docker, reference: &str) -> Result<bool, DockerError> {
     if docker.inspect_image(reference).await.is_ok() {
         return Ok(false);
@@ -251,12 +319,18 @@ pub async fn ensure_image(docker: &Docker, reference: &str) -> Result<bool, Dock
 /// What `remove_all_labelled` removed, by name.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Removed {
+    /// Container names (without the leading `/`).
     pub containers: Vec<String>,
+    /// Network names.
     pub networks: Vec<String>,
+    /// Volume names.
     pub volumes: Vec<String>,
 }
 
 /// Names of the containers carrying `label=value`, running or not.
+///
+/// # Errors
+/// [`DockerError::Api`] when the daemon cannot list them.
 pub async fn labelled_containers(docker: &Docker, label: &str, value: &str) -> Result<Vec<String>, DockerError> {
     let filters = HashMap::from([("label", vec![format!("{label}={value}")])]);
     let opts = bollard::query_parameters::ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
@@ -269,6 +343,10 @@ pub async fn labelled_containers(docker: &Docker, label: &str, value: &str) -> R
 
 /// Removes every container, network and volume carrying `label=value`, and nothing else:
 /// the filter is the daemon's, on the exact label value.
+///
+/// # Errors
+/// [`DockerError::Api`] at the first listing or removal that fails; what was removed before it
+/// stays removed.
 pub async fn remove_all_labelled(docker: &Docker, label: &str, value: &str) -> Result<Removed, DockerError> {
     let selector = format!("{label}={value}");
     let filters = HashMap::from([("label", vec![selector.clone()])]);

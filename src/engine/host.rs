@@ -3,6 +3,9 @@
 use std::path::Path;
 
 /// Bytes available to this user on the filesystem holding `path` (or its nearest existing parent).
+///
+/// # Errors
+/// What `statvfs` answers.
 pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
     let mut p = path;
     while !p.exists() {

@@ -30,6 +30,9 @@ async fn list(docker: &Docker, project: Option<&str>) -> Result<Vec<bollard::mod
 
 /// Project, service and image of every compose container on the daemon: enough to choose the
 /// project without inspecting everything.
+///
+/// # Errors
+/// [`DockerError::Api`] when the daemon cannot list containers.
 pub async fn compose_summaries(docker: &Docker) -> Result<Vec<ContainerInfo>, DockerError> {
     Ok(list(docker, None)
         .await?
@@ -49,6 +52,10 @@ pub async fn compose_summaries(docker: &Docker) -> Result<Vec<ContainerInfo>, Do
 }
 
 /// The containers of one project, inspected, running or not.
+///
+/// # Errors
+/// [`DockerError::Api`] when the daemon cannot list them (a container gone before its inspect
+/// is left out).
 pub async fn project_containers(docker: &Docker, project: &str) -> Result<Vec<ContainerInfo>, DockerError> {
     let mut out = Vec::new();
     for summary in list(docker, Some(project)).await? {

@@ -26,35 +26,55 @@ pub const HELPER_BINARY_ENV: &str = "MENDER_COMPOSE_UPGRADE_HELPER_BINARY";
 /// Keep the last part of a sidecar's stderr for error messages.
 const STDERR_KEEP: usize = 64 * 1024;
 
+/// Why a sidecar (the helper, mongodump, mongorestore) could not run or be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SidecarError {
+    /// Creating, starting, attaching or waiting for the container failed.
     #[error(transparent)]
     Docker(#[from] DockerError),
+    /// The helper image is built from this program's binary, which could not be read.
     #[error("cannot read this program's own binary for the helper image: {0}")]
     SelfExe(std::io::Error),
+    /// The helper ran but gave no usable answer (exit code, unparsable JSON, its own error).
     #[error("the helper sidecar failed: {0}")]
     Helper(String),
+    /// The sidecar's stdout could not be written where it goes (a full disk, a closed pipe).
     #[error("writing the output of sidecar {image} failed: {source}")]
-    Output { image: String, source: std::io::Error },
+    Output {
+        /// The sidecar's image.
+        image: String,
+        /// The writer's error.
+        source: std::io::Error,
+    },
 }
 
+/// A short-lived container to run to completion.
 #[derive(Debug, Clone, Default)]
 pub struct SidecarSpec {
+    /// Image reference (`mongo:4.4`, the helper image).
     pub image: String,
+    /// Entrypoint override; `None` for the image's.
     pub entrypoint: Option<Vec<String>>,
+    /// Command (arguments after the entrypoint).
     pub cmd: Vec<String>,
+    /// Docker network to attach to (the project's, so service names resolve); `None`: the default.
     pub network: Option<String>,
+    /// Environment, `KEY=VALUE`.
     pub env: Vec<String>,
+    /// Bind mounts, `HOST_PATH:CONTAINER_PATH[:ro]`.
     pub binds: Vec<String>,
+    /// Labels besides the owner label every sidecar gets.
     pub labels: HashMap<String, String>,
     /// `uid:gid` to run as (the helper writes into the operator's bundle as the operator).
     pub user: Option<String>,
 }
 
+/// How a sidecar ended.
 #[derive(Debug, Clone)]
 pub struct SidecarOutcome {
+    /// Its exit code.
     pub exit_code: i64,
-    /// The tail of stderr.
+    /// The tail of stderr (its last 64 KiB to 128 KiB).
     pub stderr: String,
 }
 
@@ -64,6 +84,9 @@ fn unique_name(prefix: &str) -> String {
 }
 
 /// Runs a sidecar to completion, streaming its stdout into `out`.
+///
+/// # Errors
+/// [`SidecarError::Docker`] or [`SidecarError::Output`]; a non-zero exit is an `Ok` outcome.
 pub async fn run_to_writer<W: AsyncWrite + Unpin>(
     docker: &Docker,
     spec: &SidecarSpec,
@@ -133,7 +156,11 @@ async fn attach_start_wait<W: AsyncWrite + Unpin>(
     Ok(SidecarOutcome { exit_code, stderr: String::from_utf8_lossy(&stderr).into_owned() })
 }
 
-/// The container's exit code; bollard reports a non-zero exit as an error value.
+/// The container's exit code once it has stopped (bollard reports a non-zero exit as an error
+/// value; this makes it a code again); -1 when the daemon ended the wait without one.
+///
+/// # Errors
+/// [`DockerError::Api`] when the wait itself failed (no such container).
 pub async fn wait(docker: &Docker, name: &str) -> Result<i64, DockerError> {
     let mut w = docker.wait_container(name, None);
     match w.next().await {
@@ -144,7 +171,10 @@ pub async fn wait(docker: &Docker, name: &str) -> Result<i64, DockerError> {
     }
 }
 
-/// Runs a sidecar whose output is small (a JSON report).
+/// Runs a sidecar whose output is small (a JSON report), collecting its stdout in memory.
+///
+/// # Errors
+/// As [`run_to_writer`].
 pub async fn run_collect(docker: &Docker, spec: &SidecarSpec) -> Result<(Vec<u8>, SidecarOutcome), SidecarError> {
     let mut buf = Vec::new();
     let outcome = run_to_writer(docker, spec, &mut buf).await?;
@@ -152,11 +182,18 @@ pub async fn run_collect(docker: &Docker, spec: &SidecarSpec) -> Result<(Vec<u8>
 }
 
 /// Runs the tool's helper on `network` and returns its report.
+///
+/// # Errors
+/// As [`run_helper_with`].
 pub async fn run_helper(docker: &Docker, network: &str, request: &Request) -> Result<Response, SidecarError> {
     run_helper_with(docker, network, request, SidecarSpec::default()).await
 }
 
-/// The same, with the environment, bind mounts, user and labels of `extra`.
+/// [`run_helper`] with the environment, bind mounts, user and labels of `extra`.
+///
+/// # Errors
+/// [`SidecarError::Helper`] for a non-zero exit or an unreadable report; otherwise the errors of
+/// [`helper_image`] and [`run_to_writer`].
 pub async fn run_helper_with(
     docker: &Docker,
     network: &str,
@@ -188,6 +225,10 @@ pub async fn run_helper_with(
 /// The helper image: this very binary (statically linked) in a FROM-scratch image, so that the
 /// tool can run itself on the stack's network without any registry. Tagged by the binary's size
 /// and modification time, so a rebuilt tool builds a new helper once.
+///
+/// # Errors
+/// [`SidecarError::SelfExe`] when the binary cannot be read; [`SidecarError::Docker`] when the
+/// build fails.
 pub async fn helper_image(docker: &Docker) -> Result<String, SidecarError> {
     // Programs that link the library but are not the tool (its integration tests) name the tool.
     let exe = match std::env::var_os(HELPER_BINARY_ENV) {

@@ -8,22 +8,37 @@ use serde::Serialize;
 
 use crate::catalog::{Catalog, ImageRef, ManualStep, Release, line_name};
 
+/// Why no plan can be made for the target; all are usage errors (exit 2), nothing is touched.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
+    /// The target is no version the catalog knows (the target as given, then the releases known).
     #[error("{0} is not a Mender Server version the catalog knows (known: {1})")]
     UnknownTarget(String, String),
+    /// The target's line is not a Mender Server line (`3.8.x` tags bundle the client only), with the
+    /// catalog's note on the line.
     #[error("{0} is not a Mender Server release: {1}")]
     NotServerRelease(Version, String),
+    /// The target is a tag of a known line whose facts the catalog lacks; the line's stop release to
+    /// aim at instead.
     #[error("the catalog knows {0} exists but has no facts for it (images, schema versions); target {1} instead")]
     NoFacts(Version, Version),
+    /// The running release (observed or `--from`) has no facts in the catalog.
     #[error("the stack runs {0}, which the catalog has no facts for")]
     UnknownCurrent(Version),
+    /// The target is older than the running release: Mender's migrations only go forward.
     #[error(
         "{to} is older than the running release {from}: Mender migrations only go forward, so a downgrade means restoring a backup taken on {to}"
     )]
-    Downgrade { from: Version, to: Version },
+    Downgrade {
+        /// The running release.
+        from: Version,
+        /// The older target.
+        to: Version,
+    },
+    /// The target is the running release.
     #[error("the stack already runs {0}")]
     SameVersion(Version),
+    /// No chain of documented hops leads from the line (`3.1`) to the target.
     #[error("no documented upgrade path leads from line {0} towards {1}")]
     NoPath(String, Version),
 }
@@ -47,42 +62,65 @@ impl From<PlanError> for crate::exit::Failure {
 /// Where the stack starts from, as observed (or as given with `plan --from`).
 #[derive(Debug, Clone)]
 pub struct Start {
+    /// The release the stack runs (`3.4.0`).
     pub release: Version,
     /// Services whose image belongs to another release than `release`.
     pub drift: Vec<String>,
 }
 
+/// The hops from the running release to the target, with what each changes and how it is undone:
+/// what `plan` prints and `upgrade` executes (also from a saved plan file).
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Plan {
+    /// The release the stack runs.
     pub from: Version,
+    /// The release the operator asked for.
     pub to: Version,
+    /// The hops in order; each lands on a release of the catalog.
     pub hops: Vec<Hop>,
+    /// What the operator should know before starting (images of another release, hops the tool
+    /// cannot execute).
     pub warnings: Vec<String>,
 }
 
+/// One hop: from one release to the next stop, as one maintenance window.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Hop {
+    /// The release before the hop (`3.4.0`).
     pub from: Version,
+    /// The release after it (`3.6.5`).
     pub to: Version,
+    /// Patch, minor or major.
     pub kind: HopKind,
     /// Lines this hop jumps over by a documented exception (3.3/3.4 → 3.6 skips 3.5).
     pub skipped_lines: Vec<String>,
+    /// Services whose image reference changes (`mendersoftware/useradm:mender-3.4.0` →
+    /// `…:mender-3.6.5`).
     pub image_changes: Vec<ImageChange>,
+    /// Compose services the target release has and the current one has not.
     pub added_services: Vec<String>,
+    /// Compose services the current release has and the target one drops (`mender-reporting` going to
+    /// 3.6).
     pub removed_services: Vec<String>,
     /// 4.x services that replace a differently named 3.x service: (old, new).
     pub renamed_services: Vec<(String, String)>,
+    /// Databases whose newest `migration_info` version differs between the two releases.
     pub schema_changes: Vec<SchemaChange>,
+    /// The MongoDB majors the hop crosses, when its mongo image changes major.
     pub mongo: Option<MongoUpgrade>,
     /// The hop changes more than image tags, so the upstream base compose files are replaced.
     pub replaces_base_files: bool,
     /// The catalog has base compose files for the target release (needed to execute the hop).
     pub templates_available: bool,
+    /// What the operator does by hand before and after, from the catalog.
     pub manual_steps: Vec<ManualStep>,
+    /// The maintenance window Mender announces for the hop (`about 15 minutes`).
     pub window: Option<String>,
+    /// How a failure of this hop is undone.
     pub rollback: Rollback,
 }
 
+/// How far a hop goes, which decides the risk and what Mender documents for it.
 #[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum HopKind {
@@ -94,17 +132,25 @@ pub enum HopKind {
     Major,
 }
 
+/// A service's image reference change in a hop, as the catalog writes both.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ImageChange {
+    /// Compose service name (`mender-useradm`; the 4.x name for a renamed service).
     pub service: String,
+    /// The image before (`mendersoftware/useradm:mender-3.4.0`).
     pub from: String,
+    /// The image after (`mendersoftware/useradm:mender-3.6.5`).
     pub to: String,
 }
 
+/// A database whose schema version moves in a hop (its `migration_info` newest entry).
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct SchemaChange {
+    /// Database name (`deviceauth`).
     pub db: String,
+    /// Its schema version before; `None`: the database is new in the target.
     pub from: Option<Version>,
+    /// Its schema version after; `None`: the target release no longer uses it.
     pub to: Option<Version>,
 }
 
@@ -112,11 +158,15 @@ pub struct SchemaChange {
 /// checked before and raised after each.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct MongoUpgrade {
+    /// MongoDB major before (`4.4`).
     pub from_major: String,
+    /// MongoDB major after (`7.0`).
     pub to_major: String,
+    /// One step per major in between (`4.4 → 5.0`, `5.0 → 6.0`, `6.0 → 7.0`): never two majors at once.
     pub steps: Vec<MongoStep>,
 }
 
+/// One MongoDB major step of a hop.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct MongoStep {
     /// The featureCompatibilityVersion that must be in place before the image changes.
@@ -137,13 +187,18 @@ pub enum Rollback {
     ImageSwap,
     /// Data moves forward (migrations, MongoDB format): the pre-hop dump must be restored, because
     /// older binaries run silently on a newer schema.
-    DataRestore { reasons: Vec<String> },
+    DataRestore {
+        /// Why, one line each (`deviceauth schema 1.10.0 → 2.0.0`, `MongoDB 4.4 → 5.0 (…)`).
+        reasons: Vec<String>,
+    },
 }
 
 /// A release the stack can go to in one hop.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct NextStop {
+    /// The release one hop lands on (`3.6.5`).
     pub to: Version,
+    /// Patch, minor or major.
     pub kind: HopKind,
     /// Lines jumped over by a documented exception.
     pub skips: Vec<String>,
@@ -172,7 +227,11 @@ pub fn next_stops(catalog: &Catalog, current: &Version) -> Vec<NextStop> {
     out
 }
 
-/// Computes the plan from `start` to `target`.
+/// Computes the plan from `start` to `target`: each hop lands on the next server line's stop
+/// release (or the target on its own line), taking the furthest documented jump; no I/O.
+///
+/// # Errors
+/// [`PlanError`]: an unknown or non-server target, a downgrade, the same version, or no path.
 pub fn plan(start: &Start, catalog: &Catalog, target: &Version) -> Result<Plan, PlanError> {
     let to = check_target(catalog, target)?;
     let from = catalog.release(&start.release).ok_or_else(|| PlanError::UnknownCurrent(start.release.clone()))?;

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use crate::catalog::When;
 use crate::plan::{HopKind, Plan, Rollback};
 
+/// The plan as text for a terminal: a header line, then one block per hop.
 pub fn render(p: &Plan) -> String {
     let mut out = String::new();
     let n = p.hops.len();

@@ -8,6 +8,7 @@ use crate::snapshot::{Drift, SchemaStatus, Stack, StorageKind};
 
 use super::table;
 
+/// The stack as text for a terminal: project, release, services, databases, storage, next stops.
 pub fn render(s: &Stack) -> String {
     let mut out = String::new();
     let dir = s.working_dir.as_deref().map(|d| format!("  ({d})")).unwrap_or_default();

@@ -7,20 +7,41 @@ use serde::Serialize;
 use crate::catalog::ImageRef;
 use crate::engine::container::ContainerInfo;
 
+/// Why no single Mender project could be chosen; nothing was touched.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DiscoverError {
+    /// No compose project runs a `mendersoftware/*` image (behind the mirror prefix, if given).
     #[error("no compose project on this Docker daemon runs Mender images (mendersoftware/*{registry_hint})")]
-    NoProject { registry_hint: String },
+    NoProject {
+        /// `, also under PREFIX/` with `--image-registry`, else empty.
+        registry_hint: String,
+    },
+    /// Several projects run Mender images and no `-p` chose one.
     #[error("{count} compose projects run Mender images: {names}; choose one with -p/--project")]
-    Ambiguous { count: usize, names: String },
+    Ambiguous {
+        /// How many projects run Mender images.
+        count: usize,
+        /// Their names, comma-separated.
+        names: String,
+    },
+    /// No container of the daemon belongs to the project named with `-p`.
     #[error("no compose project named {name} has containers on this Docker daemon{others}")]
-    NotFound { name: String, others: String },
+    NotFound {
+        /// The name given with `-p`.
+        name: String,
+        /// ` (Mender projects here: …)` when there are some, else empty.
+        others: String,
+    },
 }
 
+/// A compose project that runs Mender images.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Candidate {
+    /// The compose project name (`menderproduction`).
     pub project: String,
+    /// Its containers that run Mender images.
     pub mender_containers: usize,
+    /// All its containers.
     pub containers: usize,
 }
 
@@ -49,6 +70,9 @@ pub fn candidates(containers: &[ContainerInfo], registry: Option<&str>) -> Vec<C
 }
 
 /// The project to work on: the one named with `-p`, or the only Mender project.
+///
+/// # Errors
+/// [`DiscoverError`] when that is not one project.
 pub fn select(
     containers: &[ContainerInfo],
     requested: Option<&str>,

@@ -20,6 +20,7 @@ pub use storage::{Storage, StorageKind};
 /// Which release the stack runs, decided by its Mender images.
 #[derive(Debug, Clone)]
 pub struct Identified<'c> {
+    /// The release most of its Mender images belong to; `None` when no image matched the catalog.
     pub release: Option<&'c Release>,
     /// Mender image tags that no catalog release has (e.g. an unlisted patch release).
     pub unknown_tags: Vec<String>,
@@ -75,86 +76,138 @@ pub fn helper_request(id: &Identified<'_>, containers: &[ContainerInfo], counts:
     Request { probes, mongo, ..Default::default() }
 }
 
+/// The observed stack: what `status` prints and every later stage starts from.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stack {
+    /// The compose project name (`menderproduction`).
     pub project: String,
+    /// The project directory (`com.docker.compose.project.working_dir` label of its first container).
     pub working_dir: Option<String>,
+    /// The compose files the project was created with, in order, as absolute paths on the host
+    /// (`com.docker.compose.project.config_files` label).
     pub config_files: Vec<String>,
+    /// The project's network (`menderproduction_mender`): the first of its containers' networks named
+    /// `<project>_…`.
     pub network: Option<String>,
+    /// The release the stack runs; `None` when its images match no catalog release.
     pub release: Option<Version>,
+    /// Mender images no catalog release has (`mendersoftware/deployments:mender-3.7.99`).
     pub unknown_tags: Vec<String>,
+    /// Every container of the project, by compose service.
     pub services: Vec<ServiceState>,
     /// Services of the release that have no container.
     pub missing: Vec<String>,
+    /// The stack's MongoDB; `None` when the release is unknown.
     pub mongo: Option<MongoState>,
+    /// Each database the release's services migrate, with its schema status.
     pub databases: Vec<DbState>,
+    /// Where deployments keeps the artifacts.
     pub storage: Storage,
+    /// Releases one hop can reach from here.
     pub next_hops: Vec<NextStop>,
+    /// Every service is healthy, none is missing, MongoDB answers and every schema is current.
     pub healthy: bool,
 }
 
+/// One compose service's container and its verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceState {
+    /// Compose service name (`mender-deployments`).
     pub name: String,
+    /// What the catalog says it is; `None` for a service the release does not have (a user's own).
     pub role: Option<Role>,
+    /// Container name (`menderproduction-mender-deployments-1`).
     pub container: String,
+    /// The image reference it was created from.
     pub image: String,
     /// The releases whose catalog entry has this image.
     pub image_releases: Vec<Version>,
+    /// The image the release expects, under the mirror prefix if any.
     pub expected_image: Option<String>,
+    /// How its image differs from the release's; `None` when it matches (or nothing is expected).
     pub drift: Option<Drift>,
+    /// Docker's state word (`running`, `exited`, …).
     pub state: String,
+    /// The container is running.
     pub running: bool,
+    /// Docker is restarting it after an exit.
     pub restarting: bool,
+    /// Docker's restart count.
     pub restarts: i64,
+    /// Docker's healthcheck status (`healthy`, `unhealthy`, `starting`) when the image has one.
     pub docker_health: Option<String>,
+    /// The helper's HTTP checks of the service (`alive`, `health`).
     pub http: Vec<ProbeResult>,
+    /// No problem below.
     pub healthy: bool,
+    /// What is wrong with it, one line each (`not running (exited)`, `health check failed: HTTP 503`).
     pub problems: Vec<String>,
 }
 
+/// How a service's image differs from what the stack's release runs.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Drift {
     /// The image belongs to other releases than the stack's.
-    OtherRelease { releases: Vec<Version> },
+    OtherRelease {
+        /// The releases whose catalog entry has the image.
+        releases: Vec<Version>,
+    },
     /// The catalog does not know this image at all.
     UnknownImage,
 }
 
+/// The stack's MongoDB service and what the helper read from it.
 #[derive(Debug, Clone, Serialize)]
 pub struct MongoState {
+    /// Compose service name (`mender-mongo` in 3.x).
     pub service: String,
+    /// The image its container runs (`mongo:4.4`); `None` without a container.
     pub image: Option<String>,
+    /// The MongoDB major the release runs (`4.4`).
     pub expected_major: String,
+    /// The driver reached the server from inside the network.
     pub reachable: bool,
+    /// Why not, in the driver's words.
     pub error: Option<String>,
+    /// `buildInfo` version (`4.4.29`).
     pub server_version: Option<String>,
+    /// featureCompatibilityVersion (`4.4`).
     pub fcv: Option<String>,
     /// The test bed runs FerretDB in place of mongod; its featureCompatibilityVersion is fixed.
     pub ferretdb: bool,
 }
 
+/// A Mender database and its schema (`migration_info`) against the release's.
 #[derive(Debug, Clone, Serialize)]
 pub struct DbState {
+    /// Database name (`deviceauth`).
     pub name: String,
+    /// Compose services that use it (workflows' server and worker share one).
     pub services: Vec<String>,
+    /// `listDatabases` lists it.
     pub exists: bool,
+    /// Newest `migration_info` version found (`1.10.0`).
     pub migration: Option<String>,
+    /// The version the release's binaries write (`1.10.0`).
     pub expected: Option<String>,
+    /// Whether it matches.
     pub status: SchemaStatus,
     /// Size on disk as the server reports it.
     pub size_bytes: Option<u64>,
 }
 
+/// How a database's schema compares with what the release writes.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum SchemaStatus {
+    /// The schema is the one the release writes.
     Current,
     /// Older than the release needs: a server without --automigrate refuses to start.
     Behind,
     /// Newer than the release: older binaries run on a newer schema (a rollback without restore).
     Ahead,
+    /// No schema read, or the release has none for this database.
     Unknown,
 }
 

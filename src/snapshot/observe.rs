@@ -9,18 +9,25 @@ use crate::engine::helper::{MongoReport, Response};
 use crate::engine::inspect::{compose_summaries, project_containers};
 use crate::engine::sidecar::{SidecarError, run_helper};
 
+/// Why the stack could not be observed.
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {
+    /// The daemon is unreachable or refused a listing or an inspect.
     #[error(transparent)]
     Docker(#[from] DockerError),
+    /// No single Mender project to work on.
     #[error(transparent)]
     Discover(#[from] discover::DiscoverError),
+    /// The helper sidecar (probes, MongoDB report) could not run.
     #[error(transparent)]
     Sidecar(#[from] SidecarError),
 }
 
+/// What to observe.
 pub struct Options<'a> {
+    /// `-p`: the compose project; `None`: the only one running Mender images.
     pub project: Option<&'a str>,
+    /// `--image-registry`: the mirror prefix the images are pulled under (`testbed.local`).
     pub registry: Option<&'a str>,
     /// Count the documents of every collection (slower; for backups).
     pub counts: bool,
@@ -29,14 +36,25 @@ pub struct Options<'a> {
 /// The stack and the containers it was built from (whose environment holds settings, and
 /// secrets, that the model never carries).
 pub struct Observed {
+    /// The observed stack.
     pub stack: Stack,
+    /// The project's containers, inspected, environment included.
     pub containers: Vec<ContainerInfo>,
 }
 
+/// Observes the stack: chooses the project, inspects its containers, identifies the release, runs
+/// the helper's probes and MongoDB report on the project network.
+///
+/// # Errors
+/// [`ObserveError`]; an unhealthy stack is a [`Stack`] with `healthy: false`, not an error.
 pub async fn observe(docker: &Docker, catalog: &Catalog, opts: &Options<'_>) -> Result<Stack, ObserveError> {
     Ok(observe_full(docker, catalog, opts).await?.stack)
 }
 
+/// [`observe`], keeping the containers (their environment holds storage settings and keys).
+///
+/// # Errors
+/// As [`observe`].
 pub async fn observe_full(docker: &Docker, catalog: &Catalog, opts: &Options<'_>) -> Result<Observed, ObserveError> {
     let all = compose_summaries(docker).await?;
     let project = discover::select(&all, opts.project, opts.registry)?;
@@ -64,11 +82,19 @@ pub async fn observe_full(docker: &Docker, catalog: &Catalog, opts: &Options<'_>
 /// collection's count and content digest, and the in-stack artifact store's inventory.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct DataReport {
+    /// Every database except admin, config and local, with each collection's count and digest.
     pub databases: Vec<crate::engine::helper::DbReport>,
+    /// The in-stack artifact store's objects; `None` for a store outside the stack.
     pub artifacts: Option<Vec<crate::engine::store::InventoryEntry>>,
+    /// Why the artifact inventory failed, when it did.
     pub artifacts_error: Option<String>,
 }
 
+/// Reads a [`DataReport`] of an observed stack through the helper (a full read of every
+/// collection); empty when the stack has no network or no mongo.
+///
+/// # Errors
+/// [`ObserveError::Sidecar`] when the helper could not run.
 pub async fn data(docker: &Docker, observed: &Observed) -> Result<DataReport, ObserveError> {
     use crate::engine::helper::{ArtifactsJob, ArtifactsOp, KEY_ENV, MongoQuery, Request, SECRET_ENV};
     use crate::snapshot::StorageKind;

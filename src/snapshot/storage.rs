@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::catalog::{ImageRef, Release};
 use crate::engine::container::ContainerInfo;
 
+/// What kind of store deployments keeps the artifacts in.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum StorageKind {
@@ -12,20 +13,29 @@ pub enum StorageKind {
     Volume,
     /// An S3 bucket outside the stack (AWS or another endpoint).
     S3,
+    /// An Azure Blob container (`DEPLOYMENTS_STORAGE_DEFAULT=azure`).
     Azure,
+    /// No deployments container to read the settings from.
     Unknown,
 }
 
+/// The artifact store as deployments' environment describes it (no secret values).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Storage {
+    /// In the stack, an external S3 bucket, Azure, or unknown.
     pub kind: StorageKind,
     /// The compose service of an in-stack store.
     pub service: Option<String>,
+    /// The Docker volume of an in-stack store (`mender-artifacts`).
     pub volume: Option<String>,
     /// Endpoint URL with any user information removed.
     pub endpoint: Option<String>,
+    /// The bucket or Azure container (`DEPLOYMENTS_STORAGE_BUCKET`, default `mender-artifact-storage`).
     pub bucket: Option<String>,
+    /// The S3 region (`DEPLOYMENTS_AWS_REGION`, default `us-east-1`: the deployments defaults,
+    /// `migrate-3.7-to-4.x.md` §1).
     pub region: Option<String>,
+    /// The Azure storage account name.
     pub account: Option<String>,
     /// Whether credentials are configured (their values are never reported).
     pub credentials: bool,
@@ -75,6 +85,9 @@ fn conn_field(conn: &str, key: &str) -> Option<String> {
         .find_map(|kv| kv.split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.to_string()))
 }
 
+/// Reads the store from the deployments container's environment (`DEPLOYMENTS_AWS_URI`,
+/// `DEPLOYMENTS_STORAGE_*`, `DEPLOYMENTS_AZURE_AUTH_*`): in the stack when the URI's host is one of
+/// the project's services (`http://minio:9000`), else external.
 pub fn from_containers(containers: &[ContainerInfo], release: Option<&Release>) -> Storage {
     let unknown = Storage {
         kind: StorageKind::Unknown,

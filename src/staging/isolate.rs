@@ -31,7 +31,9 @@ pub struct Spec<'a> {
 pub struct OwnStore {
     /// The release's MinIO image (the test bed's stand-in answers the same way).
     pub image: String,
+    /// Its access key (MinIO's `MINIO_ACCESS_KEY`, and deployments' `DEPLOYMENTS_AWS_AUTH_KEY`).
     pub access: String,
+    /// Its secret key (never printed).
     pub secret: String,
 }
 
@@ -44,8 +46,11 @@ impl std::fmt::Debug for OwnStore {
 /// The service name of staging's own store.
 pub const OWN_STORE: &str = "mcu-staging-store";
 
+/// The staging project's configuration, and what the transform did to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Isolated {
+    /// The compose configuration as JSON, ready for `docker compose -f -` (the `name` is the staging
+    /// project's).
     pub config: Value,
     /// Services left out of staging, with why.
     pub dropped: Vec<String>,
@@ -53,14 +58,20 @@ pub struct Isolated {
     pub notes: Vec<String>,
 }
 
+/// Why a production configuration cannot be made into an isolated staging copy.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IsolateError {
+    /// `docker compose config` gave no `services` mapping.
     #[error("the rendered compose configuration has no services")]
     NoServices,
+    /// A service shares a network namespace with the host or another container
+    /// (`network_mode: host`, `container:…`): the service and the mode.
     #[error(
         "service {0} uses network_mode {1}, which shares a network namespace with production; it cannot be isolated"
     )]
     SharedNetwork(String, String),
+    /// Production keeps its artifacts outside the stack, and no service runs the deployments image
+    /// to point at staging's own store.
     #[error("no deployments service to point at staging's own artifact store")]
     NoDeployments,
 }
@@ -76,6 +87,13 @@ fn is_storage_daemon(svc: &Value) -> bool {
     }
 }
 
+/// The staging configuration from production's rendered one (`docker compose config --format json`):
+/// own project name and label, no storage-daemon, internal networks, renamed volumes, no host ports,
+/// traefik routers renamed, bind sources pointed at staging's copies, and with `spec.store`, its own
+/// S3 store.
+///
+/// # Errors
+/// [`IsolateError`] when the configuration cannot be isolated.
 pub fn isolate(rendered: &Value, spec: &Spec<'_>) -> Result<Isolated, IsolateError> {
     let mut config = rendered.clone();
     let mut out = Isolated { config: Value::Null, dropped: vec![], notes: vec![] };

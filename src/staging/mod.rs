@@ -85,32 +85,58 @@ impl Record {
     }
 }
 
+/// Why a staging command failed; production is never touched.
 #[derive(Debug, thiserror::Error)]
 pub enum StagingError {
+    /// The name is no valid compose project name, or is production's (the name, then why).
     #[error("{0:?} cannot be a staging name: {1}")]
     BadName(String, String),
+    /// The bundle fails verification or lacks what staging needs (its path, then why).
     #[error("the bundle {0} cannot be used: {1}")]
     Bundle(String, String),
+    /// The name is taken, by a staging project or another compose project.
     #[error("a staging project named {name} already exists ({what})")]
-    Exists { name: String, what: String },
+    Exists {
+        /// The name asked for.
+        name: String,
+        /// What carries it (its containers, or another compose project's).
+        what: String,
+    },
+    /// Production keeps its artifacts outside the stack (`s3`, `azure`) and the catalog has no MinIO
+    /// image for the bundle's release to give staging its own store.
     #[error(
         "the bundle's artifacts are in an external {0} store and the catalog names no MinIO image for its release to give staging a store of its own"
     )]
     ExternalStorage(String),
+    /// SIGINT or SIGTERM: what was made was removed.
     #[error("interrupted: staging {0} was removed")]
     Interrupted(String),
+    /// No container, network or volume carries this staging name's label.
     #[error("no staging project named {0} exists here (no container, network or volume carries its label)")]
     NotFound(String),
+    /// A step of `staging up` failed; what was made was removed.
     #[error("staging {name}: {step} failed: {source}")]
-    Step { name: String, step: &'static str, source: Box<StepError> },
+    Step {
+        /// The staging project's name.
+        name: String,
+        /// The step (`restore`, `compare`, `gates`, …).
+        step: &'static str,
+        /// What went wrong in it.
+        source: Box<StepError>,
+    },
+    /// Another run holds the staging project's lock.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// Production has an interrupted upgrade.
     #[error(transparent)]
     UpgradePending(#[from] Box<crate::state::UpgradePending>),
+    /// A Docker call failed.
     #[error(transparent)]
     Docker(#[from] DockerError),
+    /// `docker compose` failed or is missing.
     #[error(transparent)]
     Compose(#[from] ComposeError),
+    /// The state directory (staging directory, record, copied files) could not be written or read.
     #[error("the state directory: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -207,23 +233,36 @@ fn check_name(name: &str, production: &str) -> Result<(), StagingError> {
     Ok(())
 }
 
+/// What `staging up` was asked.
 pub struct UpOptions {
+    /// `--from BUNDLE`: the bundle directory.
     pub bundle: PathBuf,
+    /// `--name`: the staging project's name; `None` for `<project>-staging`.
     pub name: Option<String>,
 }
 
+/// The result of `staging up`.
 #[derive(Debug, Clone, Serialize)]
 pub struct UpOutcome {
+    /// The staging project's name (`menderproduction-staging`).
     pub name: String,
+    /// The production project the bundle was taken from.
     pub source_project: String,
+    /// The release it runs (the bundle's).
     pub release: Version,
+    /// The bundle it was restored from (absolute path).
     pub bundle: PathBuf,
+    /// The staging directory (`<state-dir>/staging/<name>`).
     pub dir: PathBuf,
     /// Seconds per step: prepare, restore, compare, start, gates.
     pub timings: BTreeMap<String, f64>,
+    /// Databases restored.
     pub databases: usize,
+    /// Documents restored, all databases together.
     pub documents: u64,
+    /// Artifact objects restored into staging's store.
     pub artifacts: u64,
+    /// What the isolation changed beyond renaming (ports dropped, mounts made read-only, …).
     pub notes: Vec<String>,
 }
 
@@ -233,6 +272,9 @@ fn step<E: Into<StepError>>(name: &str, step: &'static str) -> impl FnOnce(E) ->
 }
 
 /// `staging up --from BUNDLE`: a failure removes what it created (production is never touched).
+///
+/// # Errors
+/// [`StagingError`]: a bundle that fails verification, a bad or taken name, a failed step.
 pub async fn up(ctx: &Ctx<'_>, opts: &UpOptions) -> Result<UpOutcome, StagingError> {
     // Containers bind-mount from it: an absolute path.
     let bundle = std::path::absolute(&opts.bundle)?;
@@ -561,6 +603,9 @@ fn record_proof(bundle: &Path, name: &str) -> Result<(), StagingError> {
 }
 
 /// `staging down`: exactly the resources labelled for this staging project, and its directory.
+///
+/// # Errors
+/// [`StagingError::NotFound`] when nothing carried the name; lock, Docker and file errors.
 pub async fn down(docker: &Docker, state: &StateDir, name: &str) -> Result<Removed, StagingError> {
     let _lock = state.lock(name, "staging down")?;
     let removed = docker::remove_all_labelled(docker, STAGING_LABEL, name).await?;

@@ -31,36 +31,62 @@ pub struct RehearseOptions {
     pub max_backup_age: Duration,
 }
 
+/// What a rehearsal found: the report `rehearse` prints and writes (Markdown and JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct Rehearsal {
+    /// The production project rehearsed (`menderproduction`).
     pub project: String,
+    /// The staging project's name.
     pub staging: String,
+    /// The bundle staging was restored from.
     pub bundle: PathBuf,
+    /// The release the bundle (and staging) started at.
     pub from: Version,
+    /// The release staging was upgraded to.
     pub to: Version,
+    /// Every hop passed its gates on staging.
     pub ok: bool,
+    /// What `staging up` did (timings, restored counts).
     pub staging_up: Option<UpOutcome>,
+    /// Each hop done on staging, with its durations (empty when the upgrade failed).
     pub hops: Vec<HopReport>,
+    /// Why the staging upgrade failed, in the upgrade's words.
     pub failure: Option<String>,
     /// Sum of the hops' durations in staging (stop → gates): the window production needs.
     pub estimate_secs: f64,
+    /// Staging was left running (`--keep`).
     pub kept: bool,
+    /// The Markdown report written (`<state-dir>/reports/rehearsal-<project>-….md`).
     pub report_md: PathBuf,
+    /// The same report as JSON.
     pub report_json: PathBuf,
 }
 
+/// Why a rehearsal could not run to its report (a failed staging upgrade is a report, not this).
 #[derive(Debug, thiserror::Error)]
 pub enum RehearseError {
+    /// Staging could not be made or removed.
     #[error(transparent)]
     Staging(#[from] StagingError),
+    /// Observing production or planning the target failed (the target is refused before anything is
+    /// done).
     #[error(transparent)]
     Upgrade(#[from] UpgradeError),
+    /// The backup taken first failed (production's services were started again).
     #[error("the backup before the rehearsal: {0}")]
     Backup(#[from] BackupError),
+    /// The rehearsal could not be recorded in the bundle's manifest.
     #[error("recording the rehearsal in {bundle}: {source}")]
-    Record { bundle: String, source: ManifestError },
+    Record {
+        /// The bundle directory.
+        bundle: String,
+        /// Why its manifest could not be read or written.
+        source: ManifestError,
+    },
+    /// The report files could not be written.
     #[error("writing the rehearsal report: {0}")]
     Report(#[from] std::io::Error),
+    /// A backup had to be taken first, and the operator did not confirm it.
     #[error("a backup must be taken first (it stops the Mender services for a moment); it was not confirmed")]
     NotConfirmed,
 }
@@ -86,6 +112,9 @@ impl From<RehearseError> for crate::exit::Failure {
 }
 
 /// Runs the rehearsal; `Ok` also when the staging upgrade failed (the report says so).
+///
+/// # Errors
+/// [`RehearseError`] when it cannot run to its report.
 pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RehearseOptions) -> Result<Rehearsal, RehearseError> {
     let observe = Options { project, registry: ctx.registry, counts: false };
     let observed = observe_full(ctx.docker, &ctx.catalog.catalog, &observe).await.map_err(UpgradeError::from)?;

@@ -11,9 +11,12 @@ use serde::{Deserialize, Serialize};
 use crate::labels::LABEL_CONFIG_HASH;
 use crate::snapshot::{ContainerInfo, SchemaStatus, Stack};
 
+/// Whether a stack passed its gates, and every reason it did not.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct GateResult {
+    /// No failure.
     pub passed: bool,
+    /// One line per failed check (`mender-deployments: health check failed: HTTP 503`).
     pub failures: Vec<String>,
 }
 
@@ -26,6 +29,9 @@ pub fn parse_hashes(output: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The gates of a stack that should run `target`: the release, every service healthy and present,
+/// MongoDB reachable, every schema current, and every container's `com.docker.compose.config-hash`
+/// equal to `hashes` (from `docker compose config --hash '*'`; an empty map skips that check).
 pub fn evaluate(
     stack: &Stack,
     target: &Version,

@@ -18,6 +18,9 @@ use crate::plan::Hop;
 use crate::util::{Perm, mongo_uri, secs, write_atomic};
 
 /// The hop's releases in the catalog.
+///
+/// # Errors
+/// [`StepError::NoRelease`] when the catalog lacks one (a plan saved with another catalog).
 pub fn releases<'c>(ctx: &'c Ctx<'_>, hop: &Hop) -> Result<(&'c Release, &'c Release), StepError> {
     let c = &ctx.catalog.catalog;
     let from = c.release(&hop.from).ok_or_else(|| StepError::NoRelease(hop.from.clone()))?;
@@ -199,6 +202,9 @@ fn rewrite_files(ctx: &Ctx<'_>, st: &UpgradeState, hop: &Hop) -> Result<(), Step
 
 /// The rewrite of a hop from `current` files (the saved copies during a hop, the live files for a
 /// preview), so that it is the same however often it is computed.
+///
+/// # Errors
+/// [`StepError`] when a release, a template or a compose file cannot be read.
 pub fn compute(
     ctx: &Ctx<'_>,
     st: &UpgradeState,
@@ -225,6 +231,9 @@ pub fn compute(
 }
 
 /// The edits a hop would make to the files as they are now, for the confirmation and `--dry-run`.
+///
+/// # Errors
+/// As [`compute`].
 pub fn preview(ctx: &Ctx<'_>, st: &UpgradeState, hop: &Hop) -> Result<rewrite::Rewrite, StepError> {
     let (_, to) = releases(ctx, hop)?;
     let current =

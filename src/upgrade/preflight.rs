@@ -53,6 +53,9 @@ fn project_record(o: &Observed) -> Result<ProjectRecord, PreflightError> {
 
 /// Runs every check, in the order that changes nothing: the journal, the plan, health, what the
 /// hops need (images, space), and the backup the upgrade starts from.
+///
+/// # Errors
+/// [`UpgradeError`] for the first check that fails; nothing has been changed then.
 pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Result<Ready, UpgradeError> {
     let name = match target {
         Target::Production(p) => p.as_deref(),
@@ -258,6 +261,10 @@ pub fn fresh_bundle(
 }
 
 /// The bundle the upgrade starts from: the fresh one found, or one taken and verified now.
+///
+/// # Errors
+/// [`PreflightError::Backup`] when the backup fails; [`PreflightError::Verify`] when it cannot be
+/// verified, [`PreflightError::BackupUnproven`] when it fails verification.
 pub async fn ensure_backup(ctx: &Ctx<'_>, r: &Ready) -> Result<PathBuf, PreflightError> {
     if let Some(b) = &r.bundle {
         return Ok(b.clone());

@@ -66,6 +66,9 @@ pub fn paths(state: &crate::state::StateDir, stem: &str) -> std::io::Result<(Pat
 }
 
 /// After the last hop.
+///
+/// # Errors
+/// [`UpgradeError`] when the report files cannot be written.
 pub fn write(ctx: &Ctx<'_>, st: &UpgradeState) -> Result<Outcome, UpgradeError> {
     let mut advice = vec![ADVICE.to_string()];
     for h in &st.plan.hops {
@@ -134,6 +137,9 @@ fn markdown(o: &Outcome, st: &UpgradeState) -> String {
 }
 
 /// After a hop failed (rolled back or not).
+///
+/// # Errors
+/// [`UpgradeError`] when the report files cannot be written.
 pub fn write_failure(ctx: &Ctx<'_>, st: &UpgradeState, failure: &HopFailed, result: &str) -> Result<(), UpgradeError> {
     let (md, json) = paths(ctx.state, &st.project.name)?;
     let (step, reason) = (failure.point.to_string(), failure.error.to_string());

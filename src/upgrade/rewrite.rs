@@ -12,15 +12,20 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{ImageRef, Release, TemplateFile};
 use compose_file::{ComposeFileError, image_sites, remove_service, replace_images, services};
 
+/// One file's change in a hop's rewrite, with both contents so that a rollback restores it exactly.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FileEdit {
     /// Relative to the project directory.
     pub path: PathBuf,
+    /// The contents before; `None` for a file the hop creates.
     pub before: Option<String>,
+    /// The contents after.
     pub after: String,
+    /// Why it changes (the first reason when several apply).
     pub why: Why,
 }
 
+/// Why a hop's rewrite changes a file.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Why {
@@ -32,17 +37,27 @@ pub enum Why {
     RemovedService,
 }
 
+/// Every change a hop makes to the project's files, computed before anything is written.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Rewrite {
+    /// One edit per file, in the order they were decided.
     pub edits: Vec<FileEdit>,
     /// Changes to files the operator owns or modified, to show before applying.
     pub warnings: Vec<String>,
 }
 
+/// Why a hop's rewrite cannot be computed; nothing was written.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RewriteError {
+    /// A compose file cannot be parsed, or an image to change is interpolated.
     #[error("{path}: {source}")]
-    File { path: String, source: ComposeFileError },
+    File {
+        /// The file, relative to the project directory.
+        path: String,
+        /// Why it could not be read or edited.
+        source: ComposeFileError,
+    },
+    /// The target release has a service no compose file gives an `image:`.
     #[error("no compose file defines an image for service {0}")]
     NoImage(String),
 }
@@ -51,7 +66,9 @@ pub enum RewriteError {
 /// it does not exist).
 #[derive(Debug, Clone)]
 pub struct ProjectFile {
+    /// Path relative to the project directory (`production/config/prod.yml`).
     pub path: PathBuf,
+    /// Its contents; `None` when it does not exist.
     pub contents: Option<String>,
 }
 
@@ -61,6 +78,9 @@ fn is_compose(path: &std::path::Path) -> bool {
 }
 
 /// Renders a template file for the registry prefix: every image behind it.
+///
+/// # Errors
+/// [`RewriteError::File`] when a template compose file cannot be parsed.
 pub fn render(t: &TemplateFile, registry: Option<&str>) -> Result<String, RewriteError> {
     if !is_compose(&t.path) || !t.contents.contains("services:") {
         return Ok(t.contents.clone());
@@ -69,19 +89,33 @@ pub fn render(t: &TemplateFile, registry: Option<&str>) -> Result<String, Rewrit
         .map_err(|source| RewriteError::File { path: t.path.display().to_string(), source })
 }
 
+/// What a hop's rewrite is computed from.
 pub struct Inputs<'a> {
+    /// The release the stack runs.
     pub from: &'a Release,
+    /// The release the hop lands on.
     pub to: &'a Release,
     /// The compose files in the order compose reads them (relative paths), with their contents.
     pub compose_files: &'a [ProjectFile],
     /// Other project files the target's templates would replace, with their contents.
     pub other_files: &'a [ProjectFile],
+    /// Upstream base files of the current release (to tell whether the operator changed them).
     pub from_templates: Option<&'a [TemplateFile]>,
+    /// Upstream base files of the target release; `None` when the hop keeps the base files.
     pub to_templates: Option<&'a [TemplateFile]>,
+    /// `--image-registry`: the mirror prefix every image is written under.
     pub registry: Option<&'a str>,
+    /// Compose services the target release drops (removed from the operator's overrides).
     pub removed: &'a [String],
 }
 
+/// Computes a hop's rewrite: base files replaced by the target's (when given), dropped services
+/// removed from the overrides, and each service's image set to the target's in the last file that
+/// sets it.
+///
+/// # Errors
+/// [`RewriteError`] for a file that is not a compose file, an interpolated image, or a service
+/// without an image.
 pub fn plan(i: &Inputs<'_>) -> Result<Rewrite, RewriteError> {
     let mut rw = Rewrite::default();
     let mut current: Vec<ProjectFile> = i.compose_files.to_vec();

@@ -1,19 +1,31 @@
 //! Pure edits of compose files that keep everything else byte-for-byte: comments, quoting,
 //! anchors and formatting survive, because only the byte range of each `image:` scalar changes.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+/// Why a compose file could not be read or edited.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ComposeFileError {
+    /// The text is not YAML, or not a mapping with a `services:` mapping of the expected shape; the
+    /// parser's message, with its position.
     #[error("not a valid compose file: {0}")]
     Parse(String),
+    /// The `image:` value to change is interpolated (`${REGISTRY}/mendersoftware/…`), so the reference
+    /// lives in the `.env` file or the environment, not in this file.
     #[error(
         "service {service} takes its image from a variable ({value}); change the variable in the .env file instead"
     )]
-    Interpolated { service: String, value: String },
+    Interpolated {
+        /// The compose service.
+        service: String,
+        /// Its `image:` value as written (`${REGISTRY}/mendersoftware/deployments:${TAG}`).
+        value: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -31,15 +43,24 @@ struct ServiceShape {
 /// Where a service's `image:` value sits in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSite {
+    /// Compose service name (the key under `services:`, e.g. `mender-deployments`).
     pub service: String,
+    /// The image reference as YAML reads it, quotes removed (`mendersoftware/deployments:mender-3.4.0`).
     pub value: String,
-    /// Byte range of the scalar, quotes included.
+    /// Offset in bytes of the scalar's first byte, its opening quote included when quoted; with
+    /// `len`, the range an edit replaces.
     pub start: usize,
+    /// Length of that range in bytes.
     pub len: usize,
     /// The value is written elsewhere (an anchor) and only referenced here.
     pub via_anchor: bool,
 }
 
+/// Every service's `image:` value with its byte range, in service-name order; services without
+/// an `image:` (build-only, or an override such as `prod.yml` adding only env) are left out.
+///
+/// # Errors
+/// [`ComposeFileError::Parse`] when the text is not a compose file.
 pub fn image_sites(text: &str) -> Result<Vec<ImageSite>, ComposeFileError> {
     let shape: FileShape = serde_saphyr::from_str(text).map_err(|e| ComposeFileError::Parse(e.to_string()))?;
     let mut sites = Vec::new();
@@ -59,6 +80,10 @@ pub fn image_sites(text: &str) -> Result<Vec<ImageSite>, ComposeFileError> {
 
 /// Rewrites `image:` values: `change(service, current)` returns the new reference or `None` to
 /// keep it. A value shared through an anchor is edited once, where it is defined.
+///
+/// # Errors
+/// [`ComposeFileError::Parse`] when the text is not a compose file;
+/// [`ComposeFileError::Interpolated`] when a value to change is built from a variable.
 pub fn replace_images(text: &str, change: impl Fn(&str, &str) -> Option<String>) -> Result<String, ComposeFileError> {
     let mut edits: BTreeMap<usize, (usize, String)> = BTreeMap::new();
     for site in image_sites(text)? {
@@ -93,13 +118,20 @@ struct ServicesOnly {
 }
 
 /// The services a compose file names (in any form: a full definition or an override).
+///
+/// # Errors
+/// [`ComposeFileError::Parse`] when the text is not a compose file.
 pub fn services(text: &str) -> Result<Vec<String>, ComposeFileError> {
     let shape: ServicesOnly = serde_saphyr::from_str(text).map_err(|e| ComposeFileError::Parse(e.to_string()))?;
     Ok(shape.services.unwrap_or_default().into_keys().collect())
 }
 
 /// Removes a service's entry (its key line and every deeper-indented line after it) and
-/// nothing else; comments at the key's level belong to their neighbours and stay.
+/// nothing else; comments at the key's level belong to their neighbours and stay. A file
+/// without that service comes back unchanged.
+///
+/// # Errors
+/// [`ComposeFileError::Parse`] when the text is not a compose file.
 pub fn remove_service(text: &str, name: &str) -> Result<String, ComposeFileError> {
     let shape: ServicesOnly = serde_saphyr::from_str(text).map_err(|e| ComposeFileError::Parse(e.to_string()))?;
     let Some(value) = shape.services.unwrap_or_default().remove(name) else { return Ok(text.to_string()) };

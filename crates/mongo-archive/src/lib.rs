@@ -4,6 +4,8 @@
 //! they come (a dump in progress, or a file through a gzip decoder), holds at most one document,
 //! and answers what a backup must prove: which namespaces, how many documents, intact or not.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 
 use bson::RawDocument;
@@ -18,14 +20,35 @@ const TERMINATOR: i32 = -1;
 /// mongo-tools accepts documents up to db.MaxBSONSize.
 const MAX_DOC: usize = 16 * 1024 * 1024;
 
+/// Why an archive stream is not a complete, intact mongodump archive.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ArchiveError {
+    /// The stream does not start with mongo-tools' magic number `0x8199e26d`: not an archive (or a
+    /// gzip stream fed without its decoder).
     #[error("not a mongodump archive (the magic number is missing)")]
     NotAnArchive,
+    /// An item is malformed: a length out of range, invalid BSON, a document without its
+    /// trailing zero, data for a namespace after its EOF block.
     #[error("corrupt archive at byte {offset}: {what}")]
-    Corrupt { offset: u64, what: String },
+    Corrupt {
+        /// Offset in bytes, in the uncompressed archive, of the item that is wrong.
+        offset: u64,
+        /// What was found there (`document length -7`, `invalid BSON: …`).
+        what: String,
+    },
+    /// A namespace's documents do not give the CRC-64 its EOF block records: the documents were
+    /// altered or lost after mongodump wrote them.
     #[error("CRC mismatch in {ns}: the archive says {expected:#018x}, its documents give {actual:#018x}")]
-    Crc { ns: String, expected: u64, actual: u64 },
+    Crc {
+        /// The namespace, `db.collection`.
+        ns: String,
+        /// The CRC recorded in the namespace's EOF block.
+        expected: u64,
+        /// The CRC computed over the documents read.
+        actual: u64,
+    },
+    /// The stream stopped before the archive was complete; says where (inside an item, inside a block,
+    /// before which namespace's EOF block).
     #[error("truncated archive: it ends {0}")]
     Truncated(String),
 }
@@ -33,14 +56,20 @@ pub enum ArchiveError {
 /// What an archive holds, per namespace `db.collection`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ArchiveSummary {
+    /// `server_version` of the archive header: the MongoDB server mongodump read (`4.4.x` with Mender 3.x).
     pub server_version: String,
+    /// `tool_version` of the archive header: the mongodump that wrote it (mongo-tools, `100.x`).
     pub tool_version: String,
+    /// Every namespace whose EOF block was read, keyed `db.collection` (`deployment_service.deployments`).
     pub namespaces: BTreeMap<String, Namespace>,
 }
 
+/// One namespace's content as the archive holds it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Namespace {
+    /// Number of documents in the namespace's blocks.
     pub documents: u64,
+    /// Sum of the documents' BSON sizes, in bytes (uncompressed, without archive framing).
     pub bytes: u64,
     /// Order-independent digest of the documents' BSON bytes (see [`DocDigest`]).
     pub digest: String,
@@ -58,6 +87,7 @@ pub struct DocDigest {
 }
 
 impl DocDigest {
+    /// Counts one document, given as its raw BSON bytes.
     pub fn add(&mut self, doc: &[u8]) {
         let h = sha2::Sha256::digest(doc);
         let mut first = [0u8; 16];
@@ -66,6 +96,7 @@ impl DocDigest {
         self.count += 1;
     }
 
+    /// The digest as `<32 hex digits of the sum>-<count>`, the form stored in a bundle's manifest.
     pub fn hex(&self) -> String {
         format!("{:032x}-{}", self.sum, self.count)
     }
@@ -88,7 +119,9 @@ struct Open {
     closed: bool,
 }
 
-/// The push parser.
+/// The push parser: fed the archive's bytes in order ([`ArchiveReader::feed`]), it checks each
+/// namespace's CRC at its EOF block and gives the [`ArchiveSummary`] at the end
+/// ([`ArchiveReader::finish`]).
 pub struct ArchiveReader {
     state: State,
     buf: Vec<u8>,
@@ -114,11 +147,17 @@ impl Default for ArchiveReader {
 }
 
 impl ArchiveReader {
+    /// A reader expecting the magic number.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Consumes the next bytes of the archive.
+    /// Consumes the next bytes of the archive, in any chunking; a partial item is kept until the
+    /// rest arrives.
+    ///
+    /// # Errors
+    /// [`ArchiveError::NotAnArchive`], [`ArchiveError::Corrupt`] or [`ArchiveError::Crc`] at the
+    /// first item that is wrong; the reader is not to be fed after an error.
     pub fn feed(&mut self, mut data: &[u8]) -> Result<(), ArchiveError> {
         while !data.is_empty() {
             // A whole item at the front of `data`: parse it in place.
@@ -268,6 +307,9 @@ impl ArchiveReader {
     }
 
     /// The summary, once the stream has ended; any unfinished item or open namespace is truncation.
+    ///
+    /// # Errors
+    /// [`ArchiveError::Truncated`] when the stream ended before the archive was complete.
     pub fn finish(self) -> Result<ArchiveSummary, ArchiveError> {
         if !self.buf.is_empty() || matches!(self.state, State::Magic | State::Header | State::Prelude) {
             return Err(ArchiveError::Truncated(format!("inside an item at byte {}", self.offset)));
@@ -282,7 +324,12 @@ impl ArchiveReader {
     }
 }
 
-/// Reads a whole archive, gzip-compressed (any number of members) or raw.
+/// Reads a whole archive, gzip-compressed (any number of members, as `mongodump --archive --gzip`
+/// or a parallel gzip writes it) or raw, told apart by the gzip magic `1f 8b`.
+///
+/// # Errors
+/// [`ReadError::Io`] when the input cannot be read or decompressed; [`ReadError::Archive`] when
+/// its content is not an intact, complete archive.
 pub fn read_archive(mut input: impl std::io::Read) -> Result<ArchiveSummary, ReadError> {
     let mut head = [0u8; 2];
     input.read_exact(&mut head).map_err(ReadError::Io)?;
@@ -303,10 +350,14 @@ fn read_raw(mut input: impl std::io::Read) -> Result<ArchiveSummary, ReadError> 
     reader.finish().map_err(ReadError::Archive)
 }
 
+/// Why [`read_archive`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// Reading the input (the file, or the gzip decoder over it) failed; an input shorter than
+    /// 2 bytes lands here too.
     #[error("cannot read the archive: {0}")]
     Io(std::io::Error),
+    /// The bytes read are not an intact archive.
     #[error(transparent)]
     Archive(ArchiveError),
 }

@@ -8,9 +8,13 @@ use serde::{Deserialize, Serialize};
 use crate::engine::s3::{S3Bucket, S3Endpoint};
 use crate::engine::store::{self, Copied, InventoryEntry};
 
+/// Environment variable that carries the store's access key id into the helper (never on its
+/// command line).
 pub const KEY_ENV: &str = "MCU_S3_ACCESS_KEY";
+/// Environment variable that carries the store's secret key into the helper.
 pub const SECRET_ENV: &str = "MCU_S3_SECRET_KEY";
 
+/// What the helper does with the artifact bucket.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum ArtifactsOp {
@@ -26,23 +30,35 @@ pub enum ArtifactsOp {
     Size,
 }
 
+/// An artifact job for the helper, sent in its request (credentials in [`KEY_ENV`] and
+/// [`SECRET_ENV`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArtifactsJob {
+    /// What to do.
     pub op: ArtifactsOp,
+    /// The store's S3 endpoint as seen on the project network (`http://minio:9000`).
     pub endpoint: String,
+    /// The artifact bucket (`mender-artifact-storage`).
     pub bucket: String,
+    /// The region to sign for (`us-east-1`).
     pub region: String,
     /// The directory inside the sidecar.
     pub dir: String,
 }
 
+/// What an artifact job produced; `error` set when it failed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ArtifactsResult {
+    /// Objects and bytes copied (or counted, for [`ArtifactsOp::Size`]).
     pub copied: Option<Copied>,
+    /// The bucket's objects, for [`ArtifactsOp::Inventory`].
     pub inventory: Option<Vec<InventoryEntry>>,
+    /// Why the job failed (the store's error, as text).
     pub error: Option<String>,
 }
 
+/// Runs a job against the bucket with the credentials of the helper's environment; a failure is
+/// in [`ArtifactsResult::error`].
 pub async fn run(job: &ArtifactsJob) -> ArtifactsResult {
     let ep = S3Endpoint {
         url: Some(job.endpoint.clone()),

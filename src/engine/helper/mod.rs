@@ -13,12 +13,16 @@ pub use artifacts::{ArtifactsJob, ArtifactsOp, ArtifactsResult, KEY_ENV, SECRET_
 pub use mongo::{CollectionCount, DbReport, FcvJob, MongoQuery, MongoReport};
 pub use probe::{Probe, ProbeResult};
 
+/// What the tool asks its helper sidecar, as JSON on the helper's command line; each part optional.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Request {
+    /// HTTP probes to run, in parallel.
     #[serde(default)]
     pub probes: Vec<Probe>,
+    /// The MongoDB report to read.
     #[serde(default)]
     pub mongo: Option<MongoQuery>,
+    /// An artifact job to run.
     #[serde(default)]
     pub artifacts: Option<ArtifactsJob>,
     /// Drop every database but admin, config and local (before an exact restore); runs first.
@@ -29,10 +33,14 @@ pub struct Request {
     pub fcv: Option<FcvJob>,
 }
 
+/// The helper's answer, printed as JSON on its stdout; one part for each part of the request.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Response {
+    /// One result per probe, in the request's order.
     pub probes: Vec<ProbeResult>,
+    /// The MongoDB report, when asked.
     pub mongo: Option<MongoReport>,
+    /// The artifact job's result, when asked.
     #[serde(default)]
     pub artifacts: Option<ArtifactsResult>,
     /// The databases dropped, or why not.
@@ -43,6 +51,8 @@ pub struct Response {
     pub fcv: Option<Result<String, String>>,
 }
 
+/// Runs a request inside the helper: the wipe and the FCV step first, then probes, the MongoDB
+/// report and the artifact job concurrently. Failures are in the response, never a panic.
 pub async fn run(req: Request) -> Response {
     let wiped = match &req.wipe {
         Some(uri) => Some(mongo::wipe(uri).await.map_err(|e| e.to_string())),

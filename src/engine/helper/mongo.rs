@@ -8,8 +8,10 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
 use serde::{Deserialize, Serialize};
 
+/// What to read from MongoDB.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MongoQuery {
+    /// Connection string, from inside the network (`mongodb://mender-mongo:27017`).
     pub uri: String,
     /// Databases whose `migration_info` to read.
     pub dbs: Vec<String>,
@@ -24,32 +26,48 @@ pub struct MongoQuery {
     pub digests: bool,
 }
 
+/// The MongoDB facts an upgrade depends on; a server that did not answer gives
+/// `reachable: false` and the error.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MongoReport {
+    /// The driver reached the server (5-second timeouts) and `buildInfo` answered.
     pub reachable: bool,
+    /// The driver's error when it did not (or when a later query failed).
     pub error: Option<String>,
     /// What the server reports in buildInfo.
     pub version: Option<String>,
+    /// featureCompatibilityVersion (`4.4`); `None` when `getParameter` did not answer it.
     pub fcv: Option<String>,
     /// FerretDB answers buildInfo with a `ferretdb` section (the test bed's stand-in for mongod).
     pub ferretdb: bool,
+    /// The databases asked (`dbs`, and all others with `all_dbs`), in that order.
     pub databases: Vec<DbReport>,
 }
 
+/// One database's report.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DbReport {
+    /// Database name (`deployment_service`).
     pub name: String,
+    /// `listDatabases` lists it (a database without data does not exist for MongoDB).
     pub exists: bool,
     /// Newest `migration_info` version, e.g. "1.2.11".
     pub migration: Option<String>,
+    /// Per collection, sorted by name; filled only when counts or digests were asked.
     pub collections: Vec<CollectionCount>,
+    /// `sizeOnDisk` from `listDatabases`, in bytes.
     pub size_bytes: Option<u64>,
 }
 
+/// One collection's exact count, and its content digest when asked.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CollectionCount {
+    /// Collection name (`deployments`).
     pub name: String,
+    /// Exact document count (`countDocuments`).
     pub count: u64,
+    /// Order-independent digest of the documents, the same as the archive reader's
+    /// ([`mongo_archive::DocDigest`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
 }
@@ -63,7 +81,10 @@ async fn connect(uri: &str) -> mongodb::error::Result<Client> {
     Client::with_options(opts)
 }
 
-/// Drops every database except the server's own (admin, config, local).
+/// Drops every database except the server's own (admin, config, local); returns the names dropped.
+///
+/// # Errors
+/// The driver's error (no server, a drop refused); databases dropped before it stay dropped.
 pub async fn wipe(uri: &str) -> mongodb::error::Result<Vec<String>> {
     let client = connect(uri).await?;
     let mut dropped = Vec::new();
@@ -80,13 +101,21 @@ pub async fn wipe(uri: &str) -> mongodb::error::Result<Vec<String>> {
 /// old major (or already the new one), and is raised to the new one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FcvJob {
+    /// Connection string, from inside the network (`mongodb://mender-mongo:27017`).
     pub uri: String,
+    /// The featureCompatibilityVersion the data must have now: the old major (`4.4` before `5.0`).
     pub require: String,
+    /// The featureCompatibilityVersion to raise it to: the new major (`5.0`).
     pub set: String,
     /// MongoDB 7.0 and later refuse the change without `confirm: true`.
     pub confirm: bool,
 }
 
+/// Runs an [`FcvJob`]; returns what it did (`featureCompatibilityVersion 4.4 → 5.0`, already
+/// done, or skipped on FerretDB).
+///
+/// # Errors
+/// The featureCompatibilityVersion is neither `require` nor `set`, or the server refused.
 pub async fn set_fcv(job: &FcvJob) -> Result<String, String> {
     let client = connect(&job.uri).await.map_err(|e| e.to_string())?;
     let admin = client.database("admin");
@@ -119,6 +148,7 @@ pub async fn set_fcv(job: &FcvJob) -> Result<String, String> {
     Ok(format!("featureCompatibilityVersion {current} → {}", job.set))
 }
 
+/// Reads the report a [`MongoQuery`] asks for; an unreachable server is `reachable: false`.
 pub async fn report(q: &MongoQuery) -> MongoReport {
     match try_report(q).await {
         Ok(r) => r,
