@@ -78,6 +78,15 @@ impl Drop for Lock {
     }
 }
 
+/// Whether a file was last written more than a minute ago.
+fn is_old(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(60))
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LockError + '_ {
     move |e| LockError::Io(path.display().to_string(), e)
 }
@@ -150,12 +159,17 @@ impl StateDir {
                     return Ok(Lock { path, owner: me, took_over });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let owner = self.lock_owner(project).unwrap_or(Owner {
-                        pid: 0,
-                        host: hostname(),
-                        started: "?".into(),
-                        command: "?".into(),
-                    });
+                    let owner = match self.lock_owner(project) {
+                        Some(o) => o,
+                        // Another run created it and has not written its owner yet; only a file
+                        // left unwritten for long (a crash right after creating it) is garbage.
+                        None if !is_old(&path) => {
+                            let unknown =
+                                Owner { pid: 0, host: hostname(), started: "just now".into(), command: "?".into() };
+                            return Err(LockError::Held { project: project.to_string(), owner: unknown });
+                        }
+                        None => Owner { pid: 0, host: hostname(), started: "?".into(), command: "?".into() },
+                    };
                     if !owner.is_dead() {
                         return Err(LockError::Held { project: project.to_string(), owner });
                     }

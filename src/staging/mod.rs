@@ -611,13 +611,18 @@ pub async fn down(docker: &Docker, state: &StateDir, name: &str) -> Result<Remov
     let removed = docker::remove_all_labelled(docker, STAGING_LABEL, name).await?;
     let dir = state.root.join("staging").join(name);
     let had_dir = dir.exists();
+    // Only a directory whose record names this staging copy proves that upgrades under this name
+    // were rehearsals: production's own pre-hop dumps (its rollback data) are never touched.
+    let was_staging = Record::load(&dir).is_ok_and(|r| r.name == name);
     if had_dir {
         std::fs::remove_dir_all(&dir)?;
     }
-    // The pre-hop dumps of a rehearsal on it.
-    for run in std::fs::read_dir(state.root.join("upgrades")).into_iter().flatten().flatten() {
-        if run.file_name().to_string_lossy().strip_prefix(name).is_some_and(|rest| rest.starts_with("-2")) {
-            std::fs::remove_dir_all(run.path())?;
+    if was_staging {
+        // The pre-hop dumps of a rehearsal on it.
+        for run in std::fs::read_dir(state.root.join("upgrades")).into_iter().flatten().flatten() {
+            if run.file_name().to_string_lossy().strip_prefix(name).is_some_and(|rest| rest.starts_with("-2")) {
+                std::fs::remove_dir_all(run.path())?;
+            }
         }
     }
     if removed.containers.is_empty() && removed.networks.is_empty() && removed.volumes.is_empty() && !had_dir {
