@@ -68,6 +68,8 @@ fn upgrade_3_4_0_to_3_7_11_keeps_data_comments_and_compose_state() {
     let s = json(&stack.tool(&["--json", "status", "--require-healthy"]));
     assert_eq!(s["release"], "3.7.11");
     assert_eq!(s["mongo"]["server_version"], "5.0.31");
+    // The 3.6.5 → 3.7.11 hop moved MongoDB 4.4 → 5.0 and raised the featureCompatibilityVersion.
+    assert_eq!(s["mongo"]["fcv"], "5.0");
     assert!(s["databases"].as_array().unwrap().iter().all(|d| d["status"] == "current"), "{}", s["databases"]);
     // The data seeded before the upgrade is all there.
     assert_eq!(without_migrations(&stack.data()), without_migrations(&before));

@@ -82,9 +82,13 @@ fn mongo_line(m: &crate::snapshot::MongoState) -> String {
     if !m.reachable {
         return format!("{} ({image}) UNREACHABLE: {}", m.service, m.error.clone().unwrap_or_default());
     }
-    let fcv = match (&m.fcv, m.ferretdb) {
-        (Some(f), true) => format!("featureCompatibilityVersion {f} (FerretDB stand-in: fixed)"),
-        (Some(f), false) => format!("featureCompatibilityVersion {f}"),
+    let server_major = m.server_version.as_deref().and_then(|v| v.rsplit_once('.')).map(|(major, _)| major);
+    let fcv = match (&m.fcv, server_major) {
+        (Some(f), Some(major)) if f != major => format!(
+            "featureCompatibilityVersion {f}, not the server's {major}: the next MongoDB major will not start on \
+             this data until it is raised to {major}"
+        ),
+        (Some(f), _) => format!("featureCompatibilityVersion {f}"),
         (None, _) => "featureCompatibilityVersion unknown".into(),
     };
     format!(
@@ -202,4 +206,34 @@ fn next_hops(s: &Stack) -> String {
         "Next hops from {v}: {}\nSee what a hop involves: mender-compose-upgrade plan --to {last}\n",
         hops.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::MongoState;
+
+    fn mongo(version: &str, fcv: &str) -> MongoState {
+        MongoState {
+            service: "mender-mongo".into(),
+            image: Some("mongo:5.0".into()),
+            expected_major: "5.0".into(),
+            reachable: true,
+            error: None,
+            server_version: Some(version.into()),
+            fcv: Some(fcv.into()),
+            ferretdb: true,
+        }
+    }
+
+    #[test]
+    fn fcv_below_the_server_major_is_called_out() {
+        let line = mongo_line(&mongo("5.0.31", "4.4"));
+        assert!(line.contains("featureCompatibilityVersion 4.4, not the server's 5.0"), "{line}");
+        assert!(line.contains("raised to 5.0"), "{line}");
+        let line = mongo_line(&mongo("5.0.31", "5.0"));
+        assert!(line.contains("featureCompatibilityVersion 5.0;"), "{line}");
+        assert!(!line.contains("raised"), "{line}");
+        assert!(!line.contains("fixed"), "{line}");
+    }
 }

@@ -174,7 +174,8 @@ pub struct MongoState {
     pub server_version: Option<String>,
     /// featureCompatibilityVersion (`4.4`).
     pub fcv: Option<String>,
-    /// The test bed runs FerretDB in place of mongod; its featureCompatibilityVersion is fixed.
+    /// The test bed runs FerretDB in place of mongod (it keeps a featureCompatibilityVersion as
+    /// mongod does, but takes no index restore).
     pub ferretdb: bool,
 }
 

@@ -19,10 +19,14 @@ use crate::identity::Identity;
 
 const HASH_LABEL: &str = "mcu.testbed.inputs";
 
+/// The `testbed.local/mongo:<major>` images built besides those the releases name: each major of
+/// the road 4.4 → 5.0 → 6.0 → 7.0 → 8.0 (`scripts/testbed` builds a FerretDB for each).
+const MONGO_MAJORS: [&str; 5] = ["4.4", "5.0", "6.0", "7.0", "8.0"];
+
 pub struct ImagesArgs {
     pub prefix: String,
     pub releases: Vec<Version>,
-    /// Go-built binaries: ferretdb-4.4, ferretdb-5.0, mongodump, mongorestore, weed.
+    /// Go-built binaries: ferretdb-<major> for each of `MONGO_MAJORS`, mongodump, mongorestore, weed.
     pub bin_dir: PathBuf,
     /// testbed/images: Dockerfiles and scripts of the third-party images.
     pub recipes: PathBuf,
@@ -279,6 +283,14 @@ async fn third_party(b: &mut Builder, a: &ImagesArgs, catalog: &Catalog, exe_has
             if !list.contains(&img) {
                 list.push(img);
             }
+        }
+    }
+    // Every MongoDB major the tool steps through, whether or not a release built here ships it.
+    let mongo = wanted.entry("mongo".to_string()).or_default();
+    for major in MONGO_MAJORS {
+        let img = ImageRef::parse(&format!("mongo:{major}"), None);
+        if !mongo.contains(&img) {
+            mongo.push(img);
         }
     }
     for (recipe, images) in wanted {

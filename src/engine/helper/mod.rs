@@ -10,7 +10,7 @@ mod probe;
 use serde::{Deserialize, Serialize};
 
 pub use artifacts::{ArtifactsJob, ArtifactsOp, ArtifactsResult, KEY_ENV, SECRET_ENV};
-pub use mongo::{CollectionCount, DbReport, FcvJob, MongoQuery, MongoReport};
+pub use mongo::{CollectionCount, DbReport, FcvError, FcvJob, FcvOutcome, MongoQuery, MongoReport};
 pub use probe::{Probe, ProbeResult};
 
 /// What the tool asks its helper sidecar, as JSON on the helper's command line; each part optional.
@@ -59,7 +59,8 @@ pub async fn run(req: Request) -> Response {
         None => None,
     };
     let fcv = match &req.fcv {
-        Some(job) => Some(mongo::set_fcv(job).await),
+        // The wire keeps the text the upgrade journal and progress show.
+        Some(job) => Some(mongo::set_fcv(job).await.map(|o| o.to_string()).map_err(|e| e.to_string())),
         None => None,
     };
     let (probes, mongo, artifacts) = tokio::join!(

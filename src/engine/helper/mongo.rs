@@ -38,7 +38,8 @@ pub struct MongoReport {
     pub version: Option<String>,
     /// featureCompatibilityVersion (`4.4`); `None` when `getParameter` did not answer it.
     pub fcv: Option<String>,
-    /// FerretDB answers buildInfo with a `ferretdb` section (the test bed's stand-in for mongod).
+    /// FerretDB answers buildInfo with a `ferretdb` section (the test bed's stand-in for mongod,
+    /// which keeps a featureCompatibilityVersion as mongod does but restores no indexes).
     pub ferretdb: bool,
     /// The databases asked (`dbs`, and all others with `all_dbs`), in that order.
     pub databases: Vec<DbReport>,
@@ -111,41 +112,103 @@ pub struct FcvJob {
     pub confirm: bool,
 }
 
-/// Runs an [`FcvJob`]; returns what it did (`featureCompatibilityVersion 4.4 → 5.0`, already
-/// done, or skipped on FerretDB).
+/// What [`set_fcv`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum FcvOutcome {
+    /// The featureCompatibilityVersion already was the one asked for (a resumed step).
+    Already {
+        /// The version (`6.0`).
+        version: String,
+    },
+    /// Raised from the required version, and read back.
+    Raised {
+        /// The version before (`5.0`).
+        from: String,
+        /// The version now (`6.0`).
+        to: String,
+    },
+}
+
+impl std::fmt::Display for FcvOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FcvOutcome::Already { version } => write!(f, "featureCompatibilityVersion already {version}"),
+            FcvOutcome::Raised { from, to } => write!(f, "featureCompatibilityVersion {from} → {to}"),
+        }
+    }
+}
+
+/// Why [`set_fcv`] did not raise the featureCompatibilityVersion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum FcvError {
+    /// No connection to the server.
+    #[error("cannot reach MongoDB: {0}")]
+    Unreachable(String),
+    /// `getParameter` failed.
+    #[error("cannot read the featureCompatibilityVersion: {0}")]
+    Read(String),
+    /// The FCV is neither the required one nor the target: nothing was sent.
+    #[error("featureCompatibilityVersion is {found}, expected {require} before raising it to {set}")]
+    Unexpected {
+        /// The version found.
+        found: String,
+        /// The version the step needs first.
+        require: String,
+        /// The version the step sets.
+        set: String,
+    },
+    /// The server refused the command; `reason` is its error, code and message.
+    #[error("setFeatureCompatibilityVersion {set} was refused: {reason}")]
+    Refused {
+        /// The version asked for.
+        set: String,
+        /// The server's error (code and message).
+        reason: String,
+    },
+    /// The command succeeded but the FCV read back is not the one set.
+    #[error("featureCompatibilityVersion reads {found} after setting it to {set}")]
+    NotApplied {
+        /// The version read back.
+        found: String,
+        /// The version set.
+        set: String,
+    },
+}
+
+/// The server's featureCompatibilityVersion as `getParameter` reports it.
+async fn read_fcv(admin: &Database) -> mongodb::error::Result<Option<String>> {
+    let d = admin.run_command(doc! {"getParameter": 1, "featureCompatibilityVersion": 1}).await?;
+    Ok(d.get_document("featureCompatibilityVersion").ok().and_then(|f| f.get_str("version").ok()).map(str::to_string))
+}
+
+/// Checks the featureCompatibilityVersion is `job.require` (or already `job.set`), sets it to
+/// `job.set` and reads it back.
 ///
 /// # Errors
-/// The featureCompatibilityVersion is neither `require` nor `set`, or the server refused.
-pub async fn set_fcv(job: &FcvJob) -> Result<String, String> {
-    let client = connect(&job.uri).await.map_err(|e| e.to_string())?;
+/// [`FcvError`]: unreachable, unreadable, not the required version, refused, or not applied.
+pub async fn set_fcv(job: &FcvJob) -> Result<FcvOutcome, FcvError> {
+    let client = connect(&job.uri).await.map_err(|e| FcvError::Unreachable(e.to_string()))?;
     let admin = client.database("admin");
-    let info = admin.run_command(doc! {"buildInfo": 1}).await.map_err(|e| e.to_string())?;
-    if info.contains_key("ferretdbVersion") {
-        return Ok("skipped: FerretDB has a fixed featureCompatibilityVersion".into());
-    }
-    let current = admin
-        .run_command(doc! {"getParameter": 1, "featureCompatibilityVersion": 1})
-        .await
-        .map_err(|e| e.to_string())?
-        .get_document("featureCompatibilityVersion")
-        .ok()
-        .and_then(|f| f.get_str("version").ok().map(str::to_string))
-        .unwrap_or_default();
+    let read = |e: mongodb::error::Error| FcvError::Read(e.to_string());
+    let current = read_fcv(&admin).await.map_err(read)?.unwrap_or_default();
     if current == job.set {
-        return Ok(format!("featureCompatibilityVersion already {current}"));
+        return Ok(FcvOutcome::Already { version: current });
     }
     if current != job.require {
-        return Err(format!(
-            "featureCompatibilityVersion is {current}, expected {} before raising it to {}",
-            job.require, job.set
-        ));
+        return Err(FcvError::Unexpected { found: current, require: job.require.clone(), set: job.set.clone() });
     }
     let mut cmd = doc! {"setFeatureCompatibilityVersion": &job.set};
     if job.confirm {
         cmd.insert("confirm", true);
     }
-    admin.run_command(cmd).await.map_err(|e| e.to_string())?;
-    Ok(format!("featureCompatibilityVersion {current} → {}", job.set))
+    admin.run_command(cmd).await.map_err(|e| FcvError::Refused { set: job.set.clone(), reason: e.to_string() })?;
+    let after = read_fcv(&admin).await.map_err(read)?.unwrap_or_default();
+    if after != job.set {
+        return Err(FcvError::NotApplied { found: after, set: job.set.clone() });
+    }
+    Ok(FcvOutcome::Raised { from: current, to: after })
 }
 
 /// Reads the report a [`MongoQuery`] asks for; an unreachable server is `reachable: false`.
@@ -160,9 +223,7 @@ async fn try_report(q: &MongoQuery) -> mongodb::error::Result<MongoReport> {
     let client = connect(&q.uri).await?;
     let admin = client.database("admin");
     let info = admin.run_command(doc! {"buildInfo": 1}).await?;
-    let fcv = admin.run_command(doc! {"getParameter": 1, "featureCompatibilityVersion": 1}).await.ok().and_then(|d| {
-        d.get_document("featureCompatibilityVersion").ok().and_then(|f| f.get_str("version").ok()).map(str::to_string)
-    });
+    let fcv = read_fcv(&admin).await.ok().flatten();
     let listed = admin.run_command(doc! {"listDatabases": 1}).await?;
     let sizes: Vec<(String, u64)> = listed
         .get_array("databases")
