@@ -21,6 +21,10 @@ pub struct Settings<'a> {
     pub volume_prefix: &'a str,
     /// Host port for the gateway's HTTPS: a number, `0` for a free port on 127.0.0.1, or `none`.
     pub https_port: &'a str,
+    /// A healthcheck interval for the artifact store written into prod.yml (`2s`), the way an
+    /// operator overrides it there: the 3.5+ base files check every 60 s, so a hop's `up` waits
+    /// about a minute for the store's first check. Tests shorten it; `None` keeps upstream's.
+    pub store_healthcheck_interval: Option<&'a str>,
     /// Where deployments keeps the artifacts.
     pub storage: Storage,
 }
@@ -144,6 +148,10 @@ fn fill_prod(template: &str, s: &Settings<'_>, secret: &str) -> Result<String> {
                 }
                 l
             }
+            "minio:" => match s.store_healthcheck_interval {
+                Some(i) => format!("{line}\n{indent}    healthcheck:\n{indent}        interval: {i}"),
+                None => line.to_string(),
+            },
             "DEPLOYMENTS_AWS_URI: http://minio:9000" => match &s.storage {
                 Storage::S3 { url, .. } => format!("{indent}DEPLOYMENTS_AWS_URI: {url}"),
                 _ => line.to_string(),
@@ -255,13 +263,37 @@ mod tests {
     #[test]
     fn prod_yml_is_filled_like_the_guide_says() {
         let template = "services:\n    mender-api-gateway:\n        ports:\n            # list of ports\n            - \"443:443\"\n        networks:\n            mender:\n                aliases:\n                    - set-my-alias-here.com\n        environment:\n            ALLOWED_HOSTS: my-gateway-dns-name\n    minio:\n        environment:\n            MINIO_ACCESS_KEY:\n            MINIO_SECRET_KEY:\nvolumes:\n    mender-db:\n        external:\n            name: mender-db\n";
-        let s =
-            Settings { project: "p", registry: "r", volume_prefix: "t1-", https_port: "0", storage: Storage::InStack };
+        let s = Settings {
+            project: "p",
+            registry: "r",
+            volume_prefix: "t1-",
+            https_port: "0",
+            store_healthcheck_interval: None,
+            storage: Storage::InStack,
+        };
         let out = fill_prod(template, &s, "s3cr3t").unwrap();
         assert!(out.contains("- \"127.0.0.1::443\"") && !out.contains("443:443"));
         assert!(out.contains("- s3.docker.mender.io") && out.contains("ALLOWED_HOSTS: docker.mender.io"));
         assert!(out.contains("MINIO_ACCESS_KEY: mender-deployments") && out.contains("MINIO_SECRET_KEY: s3cr3t"));
         assert!(out.contains("name: t1-mender-db"));
+        assert!(!out.contains("healthcheck"));
+        let fast = fill_prod(
+            template,
+            &Settings {
+                project: "p",
+                registry: "r",
+                volume_prefix: "t1-",
+                https_port: "0",
+                store_healthcheck_interval: Some("2s"),
+                storage: Storage::InStack,
+            },
+            "x",
+        )
+        .unwrap();
+        assert!(
+            fast.contains("    minio:\n        healthcheck:\n            interval: 2s\n        environment:"),
+            "{fast}"
+        );
         let none = fill_prod(template, &Settings { https_port: "none", ..s }, "x").unwrap();
         assert!(!none.contains("ports:") && !none.contains("443"));
         assert!(
@@ -272,6 +304,7 @@ mod tests {
                     project: "p",
                     registry: "r",
                     volume_prefix: "",
+                    store_healthcheck_interval: None,
                     storage: Storage::InStack
                 },
                 "x"

@@ -402,30 +402,31 @@ fn chain(
     let mut out = Vec::new();
     let mut cur = live.clone();
     loop {
-        let Some(e) = entries.iter().rev().find(|e| {
-            e.operation == history::Operation::Upgrade
-                && e.at_release == cur
-                && e.state.as_ref().is_some_and(|st| st.hop > 0)
-        }) else {
-            return Err(if out.is_empty() {
-                format!("no completed upgrade to {cur} is in the history")
-            } else {
-                format!("the history has no completed upgrade to {cur}")
-            });
+        // The newest upgrade one of whose completed hops ended at the current release (its last
+        // hop, or an earlier one when a rollback already undid the later ones).
+        let found = entries.iter().rev().filter(|e| e.operation == history::Operation::Upgrade).find_map(|e| {
+            let st = e.state.as_ref()?;
+            let k = st.plan.hops[..st.hop.min(st.plan.hops.len())].iter().rposition(|h| h.to == cur)?;
+            Some((e, st, k))
+        });
+        let Some((e, st, k)) = found else {
+            return Err(format!("the history has no completed upgrade hop to {cur} whose dumps it kept"));
         };
-        let st = e.state.clone().unwrap_or_else(|| unreachable!("filtered on state"));
-        if e.dumps_kept().is_none() {
+        let mut st = st.clone();
+        if let Some(gone) = (0..=k).find(|i| !files::hop_dir(&st, *i).join(crate::backup::bundle::ARCHIVE).exists()) {
             return Err(format!(
-                "the pre-hop dumps of the upgrade {} → {} are gone ({})",
-                e.from,
-                e.to,
-                st.run_dir.display()
+                "the pre-hop dump of {} → {} is gone ({})",
+                st.plan.hops[gone].from,
+                st.plan.hops[gone].to,
+                files::hop_dir(&st, gone).display()
             ));
         }
         let stop = match to {
-            Some(t) if st.plan.hops[..st.hop].iter().any(|h| &h.from == t) => t.clone(),
+            Some(t) if st.plan.hops[..=k].iter().any(|h| &h.from == t) => t.clone(),
             _ => e.from.clone(),
         };
+        // The undo starts with hop k.
+        st.hop = k + 1;
         cur = stop.clone();
         out.push((st, stop));
         if to.is_none_or(|t| *t == cur) {
@@ -525,6 +526,14 @@ pub async fn rollback_completed(ctx: &Ctx<'_>, project: &str, to: Option<&Versio
         );
     }
     let (plan, chain) = way_back(ctx, project, to).await?;
+    // Shown even when --yes answers for the operator.
+    ctx.progress.step("rollback", format!("rolling {project} back from {} to {}", plan.from, plan.to));
+    for h in &plan.hops {
+        ctx.progress.step("rollback", h);
+    }
+    for d in &plan.discards {
+        ctx.progress.step("rollback", format!("the data restore puts back: {d}"));
+    }
     let mut question = format!("Roll {project} back from {} to {}:\n", plan.from, plan.to);
     for h in &plan.hops {
         question.push_str(&format!("  {h}\n"));

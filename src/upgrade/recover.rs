@@ -33,6 +33,12 @@ pub fn explain(project: &str, j: &Journal<UpgradeState>) -> Vec<String> {
             u.plan.to, j.owner.pid, j.owner.host, j.owner.started
         ));
         lines.push(format!("`mender-compose-upgrade -p {project} resume` finishes it"));
+        if let Some(last) = u.plan.hops.last() {
+            lines.push(format!(
+                "`mender-compose-upgrade -p {project} rollback` undoes its last hop instead, back to {}",
+                last.from
+            ));
+        }
         return lines;
     };
     if j.operation == "rollback" {
