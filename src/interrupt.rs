@@ -87,19 +87,3 @@ pub fn raise() {
     notify().notify_waiters();
     let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT);
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_signal_in_a_critical_section_is_delivered_not_fatal() {
-        install();
-        let _c = Critical::enter();
-        tokio::task::yield_now().await;
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        raise();
-        tokio::time::timeout(std::time::Duration::from_secs(5), signalled()).await.expect("the signal is seen");
-        assert!(is_signalled());
-    }
-}

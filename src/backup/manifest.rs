@@ -60,38 +60,31 @@ pub struct Manifest {
     pub writers_stopped_secs: Option<f64>,
 }
 
-/// Which stack a bundle is of: the Docker volumes holding its data (MongoDB's and the artifact
-/// store's), each with its creation time. A stack destroyed and brought up again under the same
-/// project has volumes of the same names but new creation times.
+/// Which stack a bundle is of: when each of its databases was born (its first `migration_info`
+/// entry). A stack destroyed and brought up again under the same project has the same database
+/// names but new births; an upgrade, a rollback or a restore of the same data keeps them.
+/// (Docker's volume creation times cannot serve: a local volume reports a new one whenever its
+/// top directory changes.)
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StackIdentity {
-    /// The data volumes, sorted by name.
-    pub volumes: Vec<VolumeIdentity>,
-}
-
-/// A Docker volume and when the daemon created it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
-pub struct VolumeIdentity {
-    /// The volume's name.
-    pub name: String,
-    /// `CreatedAt` as the daemon reports it (RFC 3339).
-    pub created: String,
+    /// Database name → when it was born (RFC 3339).
+    pub databases: BTreeMap<String, String>,
 }
 
 impl StackIdentity {
     /// Why a bundle recorded as `recorded` is not of this (live) stack; `None` when it is.
     pub fn differs_from(&self, recorded: Option<&StackIdentity>) -> Option<String> {
         let Some(recorded) = recorded else {
-            return Some("taken by an older version, which did not record the stack's volumes".into());
+            return Some("taken by an older version, which did not record where its data came from".into());
         };
-        for v in &recorded.volumes {
-            match self.volumes.iter().find(|now| now.name == v.name) {
-                None => return Some(format!("its volume {} is gone", v.name)),
-                Some(now) if now.created != v.created => {
-                    return Some(format!(
-                        "volume {} was created again ({}; the bundle's was created {})",
-                        v.name, now.created, v.created
-                    ));
+        if recorded.databases.is_empty() {
+            return Some("it records no database births to compare".into());
+        }
+        for (db, born) in &recorded.databases {
+            match self.databases.get(db) {
+                None => return Some(format!("its database {db} is gone")),
+                Some(now) if now != born => {
+                    return Some(format!("database {db} was created anew ({now}; the bundle's was born {born})"));
                 }
                 Some(_) => {}
             }
@@ -458,15 +451,18 @@ mod tests {
     }
 
     #[test]
-    fn a_recreated_volume_makes_another_stack() {
-        let v = |n: &str, c: &str| VolumeIdentity { name: n.into(), created: c.into() };
-        let then = StackIdentity { volumes: vec![v("mender-db", "2026-11-01T10:00:00Z")] };
-        let same = StackIdentity { volumes: vec![v("mender-artifacts", "x"), v("mender-db", "2026-11-01T10:00:00Z")] };
-        assert_eq!(same.differs_from(Some(&then)), None);
-        let again = StackIdentity { volumes: vec![v("mender-db", "2026-12-01T09:00:00Z")] };
-        assert!(again.differs_from(Some(&then)).unwrap().contains("mender-db was created again"));
+    fn a_database_born_again_makes_another_stack() {
+        let id = |pairs: &[(&str, &str)]| StackIdentity {
+            databases: pairs.iter().map(|(d, b)| (d.to_string(), b.to_string())).collect(),
+        };
+        let then = id(&[("useradm", "2026-11-01T10:00:00Z")]);
+        let same = id(&[("deviceauth", "x"), ("useradm", "2026-11-01T10:00:00Z")]);
+        assert_eq!(same.differs_from(Some(&then)), None, "a database added since does not matter");
+        let again = id(&[("useradm", "2026-12-01T09:00:00Z")]);
+        assert!(again.differs_from(Some(&then)).unwrap().contains("useradm was created anew"));
         assert!(StackIdentity::default().differs_from(Some(&then)).unwrap().contains("is gone"));
         assert!(same.differs_from(None).unwrap().contains("older version"));
+        assert!(same.differs_from(Some(&StackIdentity::default())).is_some());
     }
 
     #[test]

@@ -38,7 +38,6 @@ use artifacts::{Choice, Plan};
 use bundle::{ARCHIVE, PartialBundle};
 use manifest::{
     ArtifactsInfo, ArtifactsKind, DatabaseInfo, FileEntry, Location, Manifest, MongoInfo, ServiceImage, StackIdentity,
-    VolumeIdentity,
 };
 
 /// What the operator asked of `backup`.
@@ -547,23 +546,11 @@ async fn copy_artifacts(
     })
 }
 
-/// The identity of the live stack: the volumes of its MongoDB and of its artifact store.
-pub async fn stack_identity(docker: &Docker, stack: &Stack, containers: &[ContainerInfo]) -> StackIdentity {
-    let services: Vec<&str> = [stack.mongo.as_ref().map(|m| m.service.as_str()), stack.storage.service.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect();
-    let mut volumes = Vec::new();
-    for c in containers.iter().filter(|c| services.contains(&c.service.as_str())) {
-        for name in c.mounts.iter().filter(|m| m.kind == "volume").filter_map(|m| m.name.clone()) {
-            if let Some(created) = dk::volume_created(docker, &name).await {
-                volumes.push(VolumeIdentity { name, created });
-            }
-        }
+/// The identity of the live stack: when each of its databases was born.
+pub fn stack_identity(stack: &Stack) -> StackIdentity {
+    StackIdentity {
+        databases: stack.databases.iter().filter_map(|d| Some((d.name.clone(), d.born.clone()?))).collect(),
     }
-    volumes.sort();
-    volumes.dedup();
-    StackIdentity { volumes }
 }
 
 /// After the writers run again: configuration, snapshot, manifest.
@@ -618,7 +605,7 @@ async fn finish(
         artifacts: c.artifacts,
         verifications: vec![],
         rehearsals: vec![],
-        stack: Some(stack_identity(docker, stack, containers).await),
+        stack: Some(stack_identity(stack)),
         writers_stopped_secs: Some(writers_stopped_secs),
     };
     manifest.save(&partial.dir)?;

@@ -208,15 +208,6 @@ pub async fn start(docker: &Docker, id: &str) -> Result<(), DockerError> {
     }
 }
 
-/// When the daemon created volume `name` (`CreatedAt`, RFC 3339), if it exists and says.
-pub async fn volume_created(docker: &Docker, name: &str) -> Option<String> {
-    let volume = docker.inspect_volume(name).await.ok()?;
-    // A string, or a time when another crate of the build turns on bollard's `time` feature: the
-    // volume serialises it to the daemon's RFC 3339 text either way.
-    let v = serde_json::to_value(volume).ok()?;
-    v["CreatedAt"].as_str().filter(|c| !c.is_empty()).map(str::to_string)
-}
-
 /// The registry digests an image was pulled by (empty for locally built images).
 pub async fn repo_digests(docker: &Docker, image: &str) -> Vec<String> {
     docker.inspect_image(image).await.ok().and_then(|i| i.repo_digests).unwrap_or_default()

@@ -690,6 +690,7 @@ mod tests {
                     digest: None,
                 }],
                 size_bytes: None,
+                born: None,
             }],
             ..Default::default()
         };

@@ -203,7 +203,7 @@ async fn bundle_for(
     max_age: Duration,
 ) -> Result<PathBuf, RehearseError> {
     let project = &observed.stack.project;
-    let live = backup::stack_identity(ctx.docker, &observed.stack, &observed.containers).await;
+    let live = backup::stack_identity(&observed.stack);
     let choice = fresh_bundle(ctx.state, project, release, max_age, &live);
     for i in &choice.ignored {
         ctx.progress.step("rehearse", format!("ignored: {i}"));

@@ -98,7 +98,7 @@ pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Res
     let found = match &opts.use_bundle {
         Some(b) => Manifest::load(b).ok().map(|m| (b.clone(), m)),
         None => {
-            let live = backup::stack_identity(ctx.docker, stack, &observed.containers).await;
+            let live = backup::stack_identity(stack);
             let choice = fresh_bundle(ctx.state, &observed.stack.project, &release, opts.max_backup_age, &live);
             notes.extend(choice.ignored.iter().map(|i| format!("ignored: {i}")));
             choice.found
