@@ -10,6 +10,7 @@ pub mod cli;
 pub mod demo;
 pub mod engine;
 pub mod exit;
+pub mod interrupt;
 pub mod labels;
 pub mod plan;
 pub mod progress;

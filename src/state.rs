@@ -78,6 +78,15 @@ impl Drop for Lock {
     }
 }
 
+/// Whether a file was last written more than a minute ago.
+fn is_old(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(60))
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LockError + '_ {
     move |e| LockError::Io(path.display().to_string(), e)
 }
@@ -101,6 +110,35 @@ impl StateDir {
         self.root.join("journal").join(format!("{project}.json"))
     }
 
+    fn history_path(&self, project: &str) -> PathBuf {
+        self.root.join("history").join(format!("{project}.jsonl"))
+    }
+
+    /// Appends one record to the project's history (one JSON document per line, fsynced).
+    ///
+    /// # Errors
+    /// What the file system answers.
+    pub fn append_history(&self, project: &str, record: &impl Serialize) -> io::Result<()> {
+        let path = self.history_path(project);
+        if let Some(dir) = path.parent() {
+            private_dir(dir)?;
+        }
+        let mut line = serde_json::to_vec(record)?;
+        line.push(b'\n');
+        let mut f = std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(&path)?;
+        f.write_all(&line)?;
+        f.sync_all()
+    }
+
+    /// The project's history, oldest first; lines that do not read as `T` are skipped.
+    pub fn history<T: DeserializeOwned>(&self, project: &str) -> Vec<T> {
+        std::fs::read_to_string(self.history_path(project))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     /// Takes the project's lock. A lock whose owner died (same host, pid gone) is taken over and
     /// reported in `took_over`; a live owner is refused.
     ///
@@ -121,12 +159,17 @@ impl StateDir {
                     return Ok(Lock { path, owner: me, took_over });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let owner = self.lock_owner(project).unwrap_or(Owner {
-                        pid: 0,
-                        host: hostname(),
-                        started: "?".into(),
-                        command: "?".into(),
-                    });
+                    let owner = match self.lock_owner(project) {
+                        Some(o) => o,
+                        // Another run created it and has not written its owner yet; only a file
+                        // left unwritten for long (a crash right after creating it) is garbage.
+                        None if !is_old(&path) => {
+                            let unknown =
+                                Owner { pid: 0, host: hostname(), started: "just now".into(), command: "?".into() };
+                            return Err(LockError::Held { project: project.to_string(), owner: unknown });
+                        }
+                        None => Owner { pid: 0, host: hostname(), started: "?".into(), command: "?".into() },
+                    };
                     if !owner.is_dead() {
                         return Err(LockError::Held { project: project.to_string(), owner });
                     }
@@ -165,15 +208,81 @@ impl StateDir {
         write_atomic(&self.journal_path(project), &serde_json::to_vec_pretty(j)?, Perm::Private)
     }
 
-    /// Removes the project's journal (a finished run); a missing one is fine.
+    /// The interrupted upgrade of `project`, if its journal is one — or a journal that cannot be
+    /// read at all, which is treated the same way: only `resume`, `rollback` or a confirmed
+    /// `recover --abandon` may end it, and nothing else may start services, take a bundle or
+    /// change files meanwhile.
+    pub fn pending_upgrade(&self, project: &str) -> Option<UpgradePending> {
+        let path = self.journal_path(project);
+        let bytes = std::fs::read(&path).ok()?;
+        let pending =
+            |owner: Option<Box<Owner>>| UpgradePending { project: project.to_string(), path: path.clone(), owner };
+        match serde_json::from_slice::<Journal>(&bytes) {
+            // Only a backup's journal is repaired by the next run; an upgrade's, a rollback's or a
+            // restore's waits for its own verb.
+            Ok(j) if j.operation != "backup" || j.payload.is_some() => Some(pending(Some(Box::new(j.owner)))),
+            Ok(_) => None,
+            Err(_) => Some(pending(None)),
+        }
+    }
+
+    /// Fails with [`UpgradePending`] while `project` has an interrupted upgrade.
     ///
     /// # Errors
-    /// What the file system answers.
+    /// The pending upgrade.
+    pub fn refuse_if_upgrade_pending(&self, project: &str) -> Result<(), UpgradePending> {
+        self.pending_upgrade(project).map_or(Ok(()), Err)
+    }
+
+    /// Removes the project's journal (its run is over, or was repaired).
     pub fn clear_journal(&self, project: &str) -> io::Result<()> {
         match std::fs::remove_file(self.journal_path(project)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+/// The operation name of an upgrade's journal.
+pub const UPGRADE: &str = "upgrade";
+
+/// An interrupted upgrade: its journal holds the only record of which services it stopped, which
+/// step it was in and where its rollback point is.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", describe_pending(.project, .path, .owner.as_deref()))]
+pub struct UpgradePending {
+    /// The project.
+    pub project: String,
+    /// The journal file.
+    pub path: PathBuf,
+    /// Who ran it (`None`: the journal cannot be read).
+    pub owner: Option<Box<Owner>>,
+}
+
+fn describe_pending(project: &str, path: &Path, owner: Option<&Owner>) -> String {
+    match owner {
+        Some(o) => format!(
+            "an upgrade of {project} (pid {} on {}, started {}) was interrupted; its journal {} holds where it stopped and its rollback point",
+            o.pid,
+            o.host,
+            o.started,
+            path.display()
+        ),
+        None => format!("the journal {} of {project} cannot be read: an interrupted run may be in it", path.display()),
+    }
+}
+
+impl From<UpgradePending> for crate::exit::Failure {
+    fn from(e: UpgradePending) -> crate::exit::Failure {
+        let p = e.project.clone();
+        crate::exit::Failure::new(
+            crate::exit::Exit::Precondition,
+            e,
+            "nothing: no service was started or stopped, no bundle was taken, no file was changed",
+            format!(
+                "`mender-compose-upgrade -p {p} resume` continues the upgrade, `mender-compose-upgrade -p {p} rollback` goes back to the release before its hop; `status` shows where it stopped"
+            ),
+        )
     }
 }
 

@@ -84,7 +84,7 @@ async fn round_trip_restores_identical_data() {
         access_key: "mender-deployments",
         secret_key: &secret,
     };
-    let copied = restore::artifacts(&d, &bundle, &store).await.expect("artifact restore");
+    let copied = restore::artifacts(&d, &bundle, &store, true).await.expect("artifact restore");
     assert_eq!(copied.objects, before["artifacts"].as_array().unwrap().len() as u64);
     let mut start = vec!["start"];
     start.extend(writers);

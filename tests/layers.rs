@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// Floors from the bottom up; inside a floor, a module may use the ones listed before it.
 const FLOORS: &[&[&str]] = &[
     // Helpers every floor uses; they import nothing else of the crate but each other.
-    &["util", "labels", "exit", "progress"],
+    &["util", "labels", "exit", "progress", "interrupt"],
     // The only code that touches the world: Docker, compose, sidecars, object stores.
     &["engine"],
     // The model: pure facts and decisions, and the state directory.

@@ -133,3 +133,60 @@ pub fn file_sha256(path: &Path) -> io::Result<(String, u64)> {
     let n = io::copy(&mut f, &mut h)?;
     Ok((hex::encode(h.finalize()), n))
 }
+
+/// Why a bundle name did not resolve.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// Nothing by that path or name.
+    #[error(
+        "no bundle {0:?}: neither a directory with a manifest.json nor the name (or start of a name) of a bundle in {1}"
+    )]
+    NotFound(String, String),
+    /// Several bundles start with it.
+    #[error("{given:?} names {} bundles: {}", .matches.len(), .matches.join(", "))]
+    Ambiguous {
+        /// What was given.
+        given: String,
+        /// The bundles it could mean.
+        matches: Vec<String>,
+    },
+}
+
+impl From<ResolveError> for crate::exit::Failure {
+    fn from(e: ResolveError) -> crate::exit::Failure {
+        crate::exit::Failure::new(
+            crate::exit::Exit::Usage,
+            e,
+            "nothing",
+            "give the bundle's directory, or a unique start of its name (`backup list` style names are in STATE_DIR/backups)",
+        )
+    }
+}
+
+/// A bundle by its directory, or by its name (or a unique start of it) in `backups`.
+///
+/// # Errors
+/// No such bundle, or a prefix several bundles share.
+pub fn resolve(backups: &Path, given: &str) -> Result<PathBuf, ResolveError> {
+    let path = Path::new(given);
+    if path.join(MANIFEST).exists() {
+        return Ok(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
+    }
+    let mut matches: Vec<String> = fs::read_dir(backups)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(PARTIAL_SUFFIX) && n.starts_with(given))
+        .filter(|n| backups.join(n).join(MANIFEST).exists())
+        .collect();
+    matches.sort();
+    if let Some(exact) = matches.iter().find(|n| *n == given) {
+        return Ok(backups.join(exact));
+    }
+    match matches.len() {
+        0 => Err(ResolveError::NotFound(given.into(), backups.display().to_string())),
+        1 => Ok(backups.join(&matches[0])),
+        _ => Err(ResolveError::Ambiguous { given: given.into(), matches }),
+    }
+}

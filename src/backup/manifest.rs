@@ -51,6 +51,46 @@ pub struct Manifest {
     /// Rehearsals of upgrades on a staging copy restored from this bundle.
     #[serde(default)]
     pub rehearsals: Vec<RehearsalRecord>,
+    /// The stack the bundle was taken of, to tell it from a stack recreated under the same project
+    /// name (bundles of version 0.1 have none).
+    #[serde(default)]
+    pub stack: Option<StackIdentity>,
+    /// Seconds the writers were stopped while the bundle was taken.
+    #[serde(default)]
+    pub writers_stopped_secs: Option<f64>,
+}
+
+/// Which stack a bundle is of: when each of its databases was born (its first `migration_info`
+/// entry). A stack destroyed and brought up again under the same project has the same database
+/// names but new births; an upgrade, a rollback or a restore of the same data keeps them.
+/// (Docker's volume creation times cannot serve: a local volume reports a new one whenever its
+/// top directory changes.)
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StackIdentity {
+    /// Database name → when it was born (RFC 3339).
+    pub databases: BTreeMap<String, String>,
+}
+
+impl StackIdentity {
+    /// Why a bundle recorded as `recorded` is not of this (live) stack; `None` when it is.
+    pub fn differs_from(&self, recorded: Option<&StackIdentity>) -> Option<String> {
+        let Some(recorded) = recorded else {
+            return Some("taken by an older version, which did not record where its data came from".into());
+        };
+        if recorded.databases.is_empty() {
+            return Some("it records no database births to compare".into());
+        }
+        for (db, born) in &recorded.databases {
+            match self.databases.get(db) {
+                None => return Some(format!("its database {db} is gone")),
+                Some(now) if now != born => {
+                    return Some(format!("database {db} was created anew ({now}; the bundle's was born {born})"));
+                }
+                Some(_) => {}
+            }
+        }
+        None
+    }
 }
 
 /// What a rehearsal proved, kept in the bundle's manifest and shown by `upgrade`.
@@ -375,6 +415,8 @@ mod tests {
             artifacts: ArtifactsInfo::default(),
             verifications: vec![],
             rehearsals: vec![],
+            stack: None,
+            writers_stopped_secs: None,
         }
     }
 
@@ -406,6 +448,21 @@ mod tests {
                 "extra: not listed in the manifest"
             ]
         );
+    }
+
+    #[test]
+    fn a_database_born_again_makes_another_stack() {
+        let id = |pairs: &[(&str, &str)]| StackIdentity {
+            databases: pairs.iter().map(|(d, b)| (d.to_string(), b.to_string())).collect(),
+        };
+        let then = id(&[("useradm", "2026-11-01T10:00:00Z")]);
+        let same = id(&[("deviceauth", "x"), ("useradm", "2026-11-01T10:00:00Z")]);
+        assert_eq!(same.differs_from(Some(&then)), None, "a database added since does not matter");
+        let again = id(&[("useradm", "2026-12-01T09:00:00Z")]);
+        assert!(again.differs_from(Some(&then)).unwrap().contains("useradm was created anew"));
+        assert!(StackIdentity::default().differs_from(Some(&then)).unwrap().contains("is gone"));
+        assert!(same.differs_from(None).unwrap().contains("older version"));
+        assert!(same.differs_from(Some(&StackIdentity::default())).is_some());
     }
 
     #[test]

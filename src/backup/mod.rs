@@ -36,7 +36,9 @@ use crate::state::{Journal, Lock, LockError, StateDir};
 use crate::util::{now_rfc3339, now_stamp};
 use artifacts::{Choice, Plan};
 use bundle::{ARCHIVE, PartialBundle};
-use manifest::{ArtifactsInfo, ArtifactsKind, DatabaseInfo, FileEntry, Location, Manifest, MongoInfo, ServiceImage};
+use manifest::{
+    ArtifactsInfo, ArtifactsKind, DatabaseInfo, FileEntry, Location, Manifest, MongoInfo, ServiceImage, StackIdentity,
+};
 
 /// What the operator asked of `backup`.
 #[derive(Debug, Clone)]
@@ -114,6 +116,9 @@ pub enum BackupError {
     /// Ctrl-C during the downtime section; the writers were started again.
     #[error("interrupted")]
     Interrupted,
+    /// An interrupted upgrade's journal: a backup must not start its stopped services.
+    #[error(transparent)]
+    UpgradePending(#[from] crate::state::UpgradePending),
 }
 
 impl From<BackupError> for crate::exit::Failure {
@@ -169,6 +174,7 @@ impl From<BackupError> for crate::exit::Failure {
                 restarted,
                 "free space or use --out on a larger filesystem, then run the backup again",
             ),
+            BackupError::UpgradePending(p) => p.into(),
             BackupError::Interrupted => {
                 Failure::new(Exit::Interrupted, "the backup was interrupted", restarted, "run the backup again")
             }
@@ -244,6 +250,9 @@ pub async fn run_locked(
     stack: Stack,
     containers: Vec<ContainerInfo>,
 ) -> Result<Outcome, BackupError> {
+    // An interrupted upgrade's stopped services must not start on data a migration may have moved,
+    // and its journal is its rollback point: a backup never touches either.
+    state.refuse_if_upgrade_pending(&stack.project)?;
     let repaired = repair_previous(docker, state, &stack.project, lock, progress).await?;
     // A repair changes what runs: look again.
     let Observed { stack, containers } = if repaired.is_empty() {
@@ -277,6 +286,8 @@ pub async fn run_locked(
     let started = Instant::now();
     let mongo_image =
         containers.iter().find(|c| c.service == mongo.service).map(|c| c.image.clone()).unwrap_or_default();
+    // From the first stop to the last start, a signal only ends the section, never the process.
+    let critical = crate::interrupt::Critical::enter();
     let section = async {
         progress.step("quiesce", format!("stopping {} writers", writers.len()));
         quiesce::stop(docker, state, &stack.project, &mut journal, &writers, opts.grace)
@@ -288,8 +299,9 @@ pub async fn run_locked(
         Ok(c)
     };
     let captured = tokio::select! {
+        biased;
+        _ = crate::interrupt::signalled() => Err(BackupError::Interrupted),
         r = section => r,
-        _ = tokio::signal::ctrl_c() => Err(BackupError::Interrupted),
     };
     // Whatever happened, the writers run again before anything else.
     dk::remove_labelled(docker, SIDECAR_LABEL, &std::process::id().to_string()).await;
@@ -297,6 +309,7 @@ pub async fn run_locked(
     let restart_started = Instant::now();
     let restart_failures = quiesce::start(docker, &writers).await;
     let downtime = started.elapsed();
+    drop(critical);
     let mut captured = match captured {
         Ok(c) => c,
         Err(e) => {
@@ -309,7 +322,7 @@ pub async fn run_locked(
     };
     captured.timings.insert("start".into(), round(restart_started.elapsed()));
     let timings = captured.timings.clone();
-    let manifest = finish(docker, &stack, &containers, &mongo_image, captured, &partial).await?;
+    let manifest = finish(docker, &stack, &containers, &mongo_image, captured, &partial, round(downtime)).await?;
     let dir = partial.complete()?;
     if restart_failures.is_empty() {
         state.clear_journal(&stack.project)?;
@@ -533,6 +546,13 @@ async fn copy_artifacts(
     })
 }
 
+/// The identity of the live stack: when each of its databases was born.
+pub fn stack_identity(stack: &Stack) -> StackIdentity {
+    StackIdentity {
+        databases: stack.databases.iter().filter_map(|d| Some((d.name.clone(), d.born.clone()?))).collect(),
+    }
+}
+
 /// After the writers run again: configuration, snapshot, manifest.
 async fn finish(
     docker: &Docker,
@@ -541,6 +561,7 @@ async fn finish(
     mongo_image: &str,
     c: Captured,
     partial: &PartialBundle,
+    writers_stopped_secs: f64,
 ) -> Result<Manifest, BackupError> {
     let copied = config::copy(stack, containers, &partial.path("compose"))?;
     let mut services = Vec::new();
@@ -584,6 +605,8 @@ async fn finish(
         artifacts: c.artifacts,
         verifications: vec![],
         rehearsals: vec![],
+        stack: Some(stack_identity(stack)),
+        writers_stopped_secs: Some(writers_stopped_secs),
     };
     manifest.save(&partial.dir)?;
     Ok(manifest)

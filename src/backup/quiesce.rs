@@ -89,7 +89,8 @@ pub async fn start(docker: &Docker, stopped: &[StoppedService]) -> Vec<String> {
 /// [`QuiesceError::Journal`] when it cannot be cleared.
 pub async fn repair(docker: &Docker, state: &StateDir, project: &str) -> Result<Option<Journal>, QuiesceError> {
     let Some(j) = state.journal::<serde_json::Value>(project) else { return Ok(None) };
-    if !j.owner.is_dead() {
+    // An interrupted upgrade is never repaired here: `resume` or `rollback` decides.
+    if !j.owner.is_dead() || state.pending_upgrade(project).is_some() {
         return Ok(None);
     }
     docker::remove_labelled(docker, crate::labels::SIDECAR_LABEL, &j.owner.pid.to_string()).await;

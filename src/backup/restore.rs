@@ -7,8 +7,8 @@ use std::path::Path;
 use bollard::Docker;
 
 use super::bundle::ARCHIVE;
-use crate::engine::helper::{ArtifactsJob, ArtifactsOp, KEY_ENV, Request, SECRET_ENV};
-use crate::engine::sidecar::{SidecarError, SidecarSpec, run_collect, run_helper, run_helper_with};
+use crate::engine::helper::{ArtifactsJob, ArtifactsOp, Request};
+use crate::engine::sidecar::{SidecarError, SidecarSpec, helper_artifacts, run_collect, run_helper};
 use crate::engine::store::Copied;
 
 /// Why a restore failed; the target may be partly restored (a throwaway or staging copy, or a
@@ -106,30 +106,26 @@ pub struct StoreTarget<'a> {
     pub secret_key: &'a str,
 }
 
-/// Uploads the bundle's artifact copies into the store (through the helper on its network).
+/// Uploads the bundle's artifact copies into the store (through the helper on its network); with
+/// `exact`, also deletes every object the bundle does not have, so that the store holds exactly
+/// the bundle's objects.
 ///
 /// # Errors
-/// [`RestoreError::Artifacts`] when the upload failed, [`RestoreError::Sidecar`] when the helper
-/// could not run.
-pub async fn artifacts(docker: &Docker, bundle: &Path, t: &StoreTarget<'_>) -> Result<Copied, RestoreError> {
+/// The helper failed, or reported the store's error.
+pub async fn artifacts(
+    docker: &Docker,
+    bundle: &Path,
+    t: &StoreTarget<'_>,
+    exact: bool,
+) -> Result<Copied, RestoreError> {
     let job = ArtifactsJob {
-        op: ArtifactsOp::Restore,
+        op: if exact { ArtifactsOp::Mirror } else { ArtifactsOp::Restore },
         endpoint: t.endpoint.into(),
         bucket: t.bucket.into(),
         region: t.region.into(),
         dir: "/in".into(),
     };
-    let spec = SidecarSpec {
-        env: vec![format!("{KEY_ENV}={}", t.access_key), format!("{SECRET_ENV}={}", t.secret_key)],
-        binds: vec![format!("{}:/in:ro", bundle.join("artifacts").display())],
-        // The bundle is private to its owner: read it as the owner.
-        user: Some(crate::engine::sidecar::current_user()),
-        ..Default::default()
-    };
-    let r = run_helper_with(docker, t.network, &Request { artifacts: Some(job), ..Default::default() }, spec).await?;
-    let a = r.artifacts.unwrap_or_default();
-    match (a.copied, a.error) {
-        (Some(c), None) => Ok(c),
-        (_, e) => Err(RestoreError::Artifacts(e.unwrap_or_else(|| "no answer from the helper".into()))),
-    }
+    let bind = format!("{}:/in:ro", bundle.join("artifacts").display());
+    let r = helper_artifacts(docker, t.network, job, (t.access_key, t.secret_key), Some(bind)).await?;
+    Ok(r.copied.unwrap_or_default())
 }

@@ -188,7 +188,8 @@ enum RestoreTestError {
 }
 
 async fn restore_test(docker: &Docker, bundle_dir: &Path, m: &Manifest) -> Result<Vec<String>, RestoreTestError> {
-    let id = format!("mcu-verify-{}-{}", std::process::id(), Instant::now().elapsed().subsec_nanos());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let id = format!("mcu-verify-{}-{nanos:x}", std::process::id());
     let labels = HashMap::from([(SIDECAR_LABEL.to_string(), std::process::id().to_string())]);
     dk::create_network(docker, &id, true, labels.clone()).await?;
     let result = async {

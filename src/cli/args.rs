@@ -68,10 +68,16 @@ pub enum Command {
     Upgrade(UpgradeArgs),
     /// Continue an interrupted upgrade from its journal.
     Resume(ResumeArgs),
-    /// Undo the hop of an interrupted or failed upgrade (or the last completed hop).
-    Rollback(ResumeArgs),
+    /// Undo the hop of an interrupted upgrade; with none, undo the last completed upgrade (or go
+    /// back to --to), hop by hop, from the pre-hop dumps it kept.
+    Rollback(RollbackArgs),
+    /// List the upgrades, rollbacks and restores of the project, newest first.
+    History,
+    /// Put a backup bundle back into production exactly (databases, artifacts, compose files),
+    /// after a safety bundle of the current state.
+    Restore(RestoreArgs),
     /// Explain a stale lock or journal and repair it.
-    Recover,
+    Recover(RecoverArgs),
     /// An isolated staging copy of production, restored from a backup bundle.
     #[command(subcommand)]
     Staging(StagingCommand),
@@ -179,7 +185,7 @@ pub struct UpgradeArgs {
     pub require_rehearsal: bool,
 }
 
-/// `resume` and `rollback`.
+/// `resume` (and how `rollback` runs).
 #[derive(Args, Debug)]
 pub struct ResumeArgs {
     /// Do not ask for confirmations.
@@ -191,6 +197,43 @@ pub struct ResumeArgs {
     /// How long services may take to stop.
     #[command(flatten)]
     pub stop: StopTimeout,
+}
+
+/// `rollback`.
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    /// After a completed upgrade: the earlier release to go back to (default: where the last
+    /// upgrade started).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// How it runs: confirmations, timeouts.
+    #[command(flatten)]
+    pub run: ResumeArgs,
+}
+
+/// `restore`.
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The bundle: its directory, or its name (or a unique start of it) in STATE_DIR/backups.
+    pub bundle: String,
+    /// Do not take a safety bundle of the current state first (when it is not worth keeping).
+    #[arg(long)]
+    pub no_safety_backup: bool,
+    /// How it runs: confirmations, timeouts.
+    #[command(flatten)]
+    pub run: ResumeArgs,
+}
+
+/// `recover`.
+#[derive(Args, Debug)]
+pub struct RecoverArgs {
+    /// Drop an interrupted upgrade's journal (after you confirm), leaving the stack as it is: for
+    /// when you have finished or undone it by hand. Its pre-hop dumps are kept.
+    #[arg(long)]
+    pub abandon: bool,
+    /// Do not ask before abandoning.
+    #[arg(long, short)]
+    pub yes: bool,
 }
 
 /// `verify`.

@@ -14,6 +14,7 @@ use crate::state::StateDir;
 /// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
 /// anything else is unexpected (exit 1).
 pub async fn backup(g: &Global, a: BackupArgs) -> anyhow::Result<Exit> {
+    crate::interrupt::install();
     let catalog = g.load_catalog()?;
     let docker = super::connect().await?;
     let state = StateDir::new(g.state_dir());

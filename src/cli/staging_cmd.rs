@@ -14,6 +14,7 @@ use crate::state::StateDir;
 /// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
 /// anything else is unexpected (exit 1).
 pub async fn up(g: &Global, a: StagingUpArgs) -> anyhow::Result<Exit> {
+    crate::interrupt::install();
     let w = World::open(g).await?;
     let progress = g.progress();
     let no = |_: &str| false;
@@ -65,6 +66,7 @@ pub async fn down(g: &Global, a: StagingDownArgs) -> anyhow::Result<Exit> {
 /// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
 /// anything else is unexpected (exit 1).
 pub async fn rehearse(g: &Global, a: RehearseArgs) -> anyhow::Result<Exit> {
+    crate::interrupt::install();
     let to = parse_version(&a.to)?;
     let w = World::open(g).await?;
     let progress = g.progress();

@@ -18,6 +18,9 @@ struct StatusReport {
     stack: crate::snapshot::Stack,
     /// A run that stopped services and did not finish (its journal).
     interrupted: Option<Journal<UpgradeState>>,
+    /// What `resume` and `rollback` would do about an interrupted upgrade (as `recover` says).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    advice: Vec<String>,
     lock: Option<Owner>,
     data: Option<DataReport>,
     /// Mender's support of the running release's line.
@@ -75,8 +78,15 @@ pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
         .filter(|d| d.is_dir())
         .map(|d| checkout_report(&catalog, g.registry(), d, release.as_ref()));
     let c = &catalog.catalog;
+    let interrupted: Option<Journal<UpgradeState>> = state.journal(&project);
+    let mut advice = interrupted.as_ref().map(|j| crate::upgrade::recover::explain(&project, j)).unwrap_or_default();
+    if advice.is_empty() {
+        // A journal that cannot be read is an interrupted run too.
+        advice.extend(state.pending_upgrade(&project).map(|p| p.to_string()));
+    }
     let report = StatusReport {
-        interrupted: state.journal(&project),
+        interrupted,
+        advice,
         lock: state.lock_owner(&project),
         support: release.as_ref().and_then(|v| c.support(v)).cloned(),
         release_notes: release.as_ref().and_then(|v| c.release(v)).map(|r| r.notes.clone()).unwrap_or_default(),
@@ -84,10 +94,14 @@ pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
         stack: observed.stack,
         data,
     };
-    let healthy = report.stack.healthy && report.interrupted.is_none();
+    let healthy = report.stack.healthy && report.interrupted.is_none() && report.advice.is_empty();
     if g.json {
         print_json(&report)?;
     } else {
+        // An interrupted upgrade comes first: nothing else on the page matters as much.
+        if !report.advice.is_empty() {
+            print!("{}", report::outcome::interrupted_upgrade(&report.advice));
+        }
         print!("{}", report::status::render(&report.stack));
         print!(
             "{}",
@@ -99,7 +113,7 @@ pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
                 report.checkout.as_ref().map(|x| (&x.files, x.disagreement.as_deref())),
             )
         );
-        if let Some(j) = &report.interrupted {
+        if let Some(j) = report.interrupted.as_ref().filter(|j| j.payload.is_none()) {
             print!("{}", report::outcome::interrupted(j));
         }
         if let Some(d) = &report.data {

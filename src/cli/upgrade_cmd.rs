@@ -1,6 +1,9 @@
 //! `upgrade`, `resume`, `rollback`, `recover`.
 
-use super::{Global, ResumeArgs, Run, UpgradeArgs, World, asker, parse_version, print_json, project_name};
+use super::{
+    Global, RecoverArgs, RestoreArgs, ResumeArgs, Run, UpgradeArgs, World, asker, parse_version, print_json,
+    project_name,
+};
 use crate::exit::{Exit, Failure};
 use crate::report::outcome;
 use crate::staging::StagingRuntime;
@@ -13,6 +16,7 @@ use crate::upgrade::{self, Runtime, Target, UpgradeOptions};
 /// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
 /// anything else is unexpected (exit 1).
 pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
+    crate::interrupt::install();
     let to = parse_version(&a.to)?;
     let w = World::open(g).await?;
     let progress = g.progress();
@@ -44,13 +48,10 @@ pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// `resume` (`back` false) and `rollback` (`back` true), with the runtime of the project the
+/// `resume` (`back` None) and `rollback` (`back` Some(--to)), with the runtime of the project the
 /// journal names: a staging copy's journal says so.
-///
-/// # Errors
-/// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
-/// anything else is unexpected (exit 1).
-pub async fn resume(g: &Global, a: ResumeArgs, back: bool) -> anyhow::Result<Exit> {
+pub async fn resume(g: &Global, a: ResumeArgs, back: Option<Option<String>>) -> anyhow::Result<Exit> {
+    crate::interrupt::install();
     let w = World::open(g).await?;
     let project = project_name(g, &w.docker).await?;
     let interrupted = upgrade::interrupted(&w.state, &project);
@@ -72,8 +73,21 @@ pub async fn resume(g: &Global, a: ResumeArgs, back: bool) -> anyhow::Result<Exi
         grace: a.stop.stop_timeout,
         confirm: &confirm,
     });
-    if back {
-        let at = upgrade::rollback(&ctx, &project).await;
+    if let Some(to) = back {
+        let to = to.as_deref().map(parse_version).transpose()?;
+        let at = match &interrupted {
+            Some(_) if to.is_some() => {
+                return Err(Failure::new(
+                    Exit::Usage,
+                    "--to applies after a completed upgrade; an interrupted one is rolled back to the release before its hop",
+                    "nothing",
+                    "run `rollback` without --to first",
+                )
+                .into());
+            }
+            Some(_) => upgrade::rollback(&ctx, &project).await,
+            None => upgrade::rollback_completed(&ctx, &project, to.as_ref()).await,
+        };
         progress.finish();
         let at = at.map_err(Failure::from)?;
         if g.json {
@@ -94,16 +108,79 @@ pub async fn resume(g: &Global, a: ResumeArgs, back: bool) -> anyhow::Result<Exi
     Ok(Exit::Ok)
 }
 
-/// `recover`: explains and repairs what an interrupted run left.
-///
-/// # Errors
-/// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
-/// anything else is unexpected (exit 1).
-pub async fn recover(g: &Global) -> anyhow::Result<Exit> {
+pub async fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
+    crate::interrupt::install();
+    let w = World::open(g).await?;
+    let progress = g.progress();
+    let confirm = asker(a.run.yes, g.json);
+    let daemon = w.daemon(g.registry());
+    let ctx = w.ctx(Run {
+        runtime: &daemon,
+        registry: g.registry(),
+        progress: &progress,
+        hop_timeout: a.run.hop_timeout.hop_timeout,
+        grace: a.run.stop.stop_timeout,
+        confirm: &confirm,
+    });
+    let opts = upgrade::restore::RestoreOptions { bundle: a.bundle, no_safety_backup: a.no_safety_backup };
+    let done = upgrade::restore::run(&ctx, g.project.as_deref(), &opts).await;
+    progress.finish();
+    let r = done.map_err(Failure::from)?;
+    if g.json {
+        println!("{}", outcome::result_line(&r));
+    } else {
+        println!("{} now runs Mender Server {}, restored from {}.", r.project, r.release, r.bundle.display());
+        if let Some(s) = &r.safety_bundle {
+            println!("The state before is in the safety bundle {}.", s.display());
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+pub async fn history(g: &Global) -> anyhow::Result<Exit> {
     let docker = super::connect().await?;
     let state = StateDir::new(g.state_dir());
     let project = project_name(g, &docker).await?;
-    let report = upgrade::recover::recover(&docker, &state, &project)
+    let mut entries = upgrade::history::read(&state, &project);
+    entries.reverse();
+    if g.json {
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap_or_default();
+                if let serde_json::Value::Object(m) = &mut v {
+                    m.remove("state");
+                    m.insert("dumps_kept".into(), serde_json::json!(e.dumps_kept()));
+                }
+                v
+            })
+            .collect();
+        print_json(&serde_json::json!({ "project": project, "history": rows }))?;
+    } else {
+        print!("{}", outcome::history(&project, &entries));
+    }
+    Ok(Exit::Ok)
+}
+
+pub async fn recover(g: &Global, a: RecoverArgs) -> anyhow::Result<Exit> {
+    let docker = super::connect().await?;
+    let state = StateDir::new(g.state_dir());
+    let project = project_name(g, &docker).await?;
+    if a.abandon && state.pending_upgrade(&project).is_some() {
+        let question = format!(
+            "Abandon the interrupted upgrade of {project}? Its journal is removed and neither `resume` nor `rollback` can act on it afterwards; the stack is left exactly as it is."
+        );
+        if !asker(a.yes, g.json)(&question) {
+            return Err(Failure::new(
+                Exit::Usage,
+                "the abandon was not confirmed",
+                "nothing",
+                "confirm, or pass --yes",
+            )
+            .into());
+        }
+    }
+    let report = upgrade::recover::recover(&docker, &state, &project, a.abandon)
         .await
         .map_err(|e| Failure::new(Exit::Precondition, e, "nothing", "see the message; `status` shows the services"))?;
     if g.json {

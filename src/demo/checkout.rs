@@ -23,6 +23,10 @@ pub struct Settings<'a> {
     pub volume_prefix: &'a str,
     /// Host port for the gateway's HTTPS: a number, `0` for a free port on 127.0.0.1, or `none`.
     pub https_port: &'a str,
+    /// A healthcheck interval for the artifact store written into prod.yml (`2s`), the way an
+    /// operator overrides it there: the 3.5+ base files check every 60 s, so a hop's `up` waits
+    /// about a minute for the store's first check. Tests shorten it; `None` keeps upstream's.
+    pub store_healthcheck_interval: Option<&'a str>,
     /// Where deployments keeps the artifacts.
     pub storage: Storage,
 }
@@ -157,6 +161,10 @@ fn fill_prod(template: &str, s: &Settings<'_>, secret: &str) -> Result<String> {
                     storage_lines(indent, &s.storage)
                 )
             }
+            "minio:" => match s.store_healthcheck_interval {
+                Some(i) => format!("{line}\n{indent}    healthcheck:\n{indent}        interval: {i}"),
+                None => line.to_string(),
+            },
             "DEPLOYMENTS_AWS_URI: http://minio:9000" => match &s.storage {
                 Storage::S3 { url, .. } => format!("{indent}DEPLOYMENTS_AWS_URI: {url}"),
                 _ => line.to_string(),
@@ -304,6 +312,7 @@ mod tests {
             registry: "r",
             volume_prefix: "t1-",
             https_port: "0",
+            store_healthcheck_interval: None,
             storage: Storage::InStack,
         };
         let out = fill_prod(template, &s, "s3cr3t").unwrap();
@@ -311,6 +320,25 @@ mod tests {
         assert!(out.contains("- s3.docker.mender.io") && out.contains("ALLOWED_HOSTS: docker.mender.io"));
         assert!(out.contains("MINIO_ACCESS_KEY: mender-deployments") && out.contains("MINIO_SECRET_KEY: s3cr3t"));
         assert!(out.contains("name: t1-mender-db"));
+        assert!(!out.contains("healthcheck"));
+        let fast = fill_prod(
+            template,
+            &Settings {
+                project: "p",
+                compose_files: &[],
+                registry: "r",
+                volume_prefix: "t1-",
+                https_port: "0",
+                store_healthcheck_interval: Some("2s"),
+                storage: Storage::InStack,
+            },
+            "x",
+        )
+        .unwrap();
+        assert!(
+            fast.contains("    minio:\n        healthcheck:\n            interval: 2s\n        environment:"),
+            "{fast}"
+        );
         let none = fill_prod(template, &Settings { https_port: "none", ..s }, "x").unwrap();
         assert!(!none.contains("ports:") && !none.contains("443"));
         assert!(
@@ -322,6 +350,7 @@ mod tests {
                     compose_files: &[],
                     registry: "r",
                     volume_prefix: "",
+                    store_healthcheck_interval: None,
                     storage: Storage::InStack
                 },
                 "x"

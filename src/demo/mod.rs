@@ -54,6 +54,10 @@ pub struct UpArgs {
     /// Size of each seeded artifact in bytes.
     #[arg(long, default_value_t = 65536)]
     pub artifact_size: u64,
+    /// Write a healthcheck interval for the artifact store into prod.yml (e.g. 2s): upstream's
+    /// 60 s makes every hop's `up` wait a minute for the store's first check.
+    #[arg(long, value_name = "DURATION")]
+    pub store_healthcheck_interval: Option<String>,
     /// Artifacts in an S3 bucket outside the stack at this endpoint (instead of its minio).
     #[arg(long, value_name = "URL", requires = "bucket")]
     pub s3_url: Option<String>,
@@ -167,6 +171,7 @@ pub async fn up(d: &Demo<'_>, a: UpArgs) -> anyhow::Result<()> {
             registry: &registry,
             volume_prefix: &a.volume_prefix,
             https_port: &a.https_port,
+            store_healthcheck_interval: a.store_healthcheck_interval.as_deref(),
             storage,
         };
         checkout::write(&dir, &files, &settings)

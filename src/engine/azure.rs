@@ -205,6 +205,15 @@ impl ObjectStore for AzureContainer {
         Ok(())
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client.blob_client(key).delete(None).await.map_err(|e| StoreError::Object {
+            op: "delete",
+            key: key.to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(())
+    }
+
     async fn create(&self) -> Result<(), StoreError> {
         if !self.client.exists().await.map_err(|e| self.err("lookup", e))? {
             self.client.create(None).await.map_err(|e| self.err("create", e))?;

@@ -98,6 +98,10 @@ impl Compose {
         }
         cmd.current_dir(&project.working_dir);
         cmd.stdin(Stdio::null());
+        // Its own process group: a Ctrl-C on the terminal reaches the tool, which decides what to
+        // stop, and not compose in the middle of a step. Dropped unfinished, it is killed.
+        cmd.process_group(0);
+        cmd.kill_on_drop(true);
         cmd
     }
 

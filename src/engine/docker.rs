@@ -278,7 +278,11 @@ pub async fn run_detached(
     };
     let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new().name(name).build();
     let id = docker.create_container(Some(opts), body).await.map_err(DockerError::api(format!("create {name}")))?.id;
-    start(docker, &id).await?;
+    if let Err(e) = start(docker, &id).await {
+        // Not left behind: the caller never learns the id of a container that did not start.
+        remove_container(docker, &id).await;
+        return Err(e);
+    }
     Ok(id)
 }
 
@@ -286,6 +290,18 @@ pub async fn run_detached(
 pub async fn remove_container(docker: &Docker, id: &str) {
     let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::new().force(true).v(true).build();
     let _ = docker.remove_container(id, Some(rm)).await;
+}
+
+/// `name` and `tag` of an image reference for a pull: `repo@sha256:…` stays whole (no tag), a
+/// registry port is not a tag, and no tag means `latest`.
+fn split_reference(reference: &str) -> (&str, Option<&str>) {
+    if reference.contains('@') {
+        return (reference, None);
+    }
+    match reference.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+        Some((n, t)) => (n, Some(t)),
+        None => (reference, Some("latest")),
+    }
 }
 
 /// Makes sure an image is present locally, pulling it when it is not; `Ok(true)` when pulled.
@@ -296,11 +312,13 @@ pub async fn ensure_image(docker: &Docker, reference: &str) -> Result<bool, Dock
     if docker.inspect_image(reference).await.is_ok() {
         return Ok(false);
     }
-    let (name, tag) = match reference.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
-        Some((n, t)) => (n.to_string(), t.to_string()),
-        None => (reference.to_string(), "latest".to_string()),
+    let opts = match split_reference(reference) {
+        // A digest-pinned reference is pulled by its digest, whole.
+        (name, None) => bollard::query_parameters::CreateImageOptionsBuilder::new().from_image(name).build(),
+        (name, Some(tag)) => {
+            bollard::query_parameters::CreateImageOptionsBuilder::new().from_image(name).tag(tag).build()
+        }
     };
-    let opts = bollard::query_parameters::CreateImageOptionsBuilder::new().from_image(&name).tag(&tag).build();
     let mut pull = docker.create_image(Some(opts), None, None);
     while let Some(item) = pull.next().await {
         item.map_err(DockerError::api(format!("pull {reference}")))?;
@@ -387,5 +405,19 @@ impl From<DockerError> for crate::exit::Failure {
                 "retry; if it persists, run with -v and report it",
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_reference;
+
+    #[test]
+    fn references_split_for_a_pull() {
+        assert_eq!(split_reference("mongo:4.4"), ("mongo", Some("4.4")));
+        assert_eq!(split_reference("mirror:5000/mongo"), ("mirror:5000/mongo", Some("latest")));
+        assert_eq!(split_reference("mirror:5000/mongo:5.0"), ("mirror:5000/mongo", Some("5.0")));
+        let pinned = "mongo@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(split_reference(pinned), (pinned, None));
     }
 }

@@ -224,6 +224,15 @@ impl ObjectStore for S3Bucket {
         Ok(())
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(|e| StoreError::Object {
+            op: "delete",
+            key: key.to_string(),
+            message: chain(&e),
+        })?;
+        Ok(())
+    }
+
     async fn create(&self) -> Result<(), StoreError> {
         if self.client.head_bucket().bucket(&self.bucket).send().await.is_err() {
             self.client.create_bucket().bucket(&self.bucket).send().await.map_err(|e| self.list_err(e))?;

@@ -155,6 +155,8 @@ pub trait ObjectStore: Send + Sync {
     async fn put(&self, key: &str, path: &Path) -> Result<(), StoreError>;
     /// Creates the bucket or container when it does not exist.
     async fn create(&self) -> Result<(), StoreError>;
+    /// Deletes the object `key` (the current version; a versioned store keeps the others).
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// Where an object's bytes live in a copy: named by the hash of its key, so that no key
@@ -211,6 +213,22 @@ pub async fn from_dir(store: &dyn ObjectStore, dir: &Path) -> Result<Copied, Sto
         .try_collect::<Vec<()>>()
         .await?;
     Ok(Copied::of(entries.iter().map(|e| &e.size)))
+}
+
+/// Makes `store` hold exactly the inventoried objects of `dir`: uploads them, then deletes every
+/// other object. Returns what it uploaded and how many it deleted.
+///
+/// # Errors
+/// As [`from_dir`], or a listing or delete that failed.
+pub async fn mirror_from_dir(store: &dyn ObjectStore, dir: &Path) -> Result<(Copied, u64), StoreError> {
+    let copied = from_dir(store, dir).await?;
+    let keep: std::collections::BTreeSet<String> = read_inventory(dir)?.into_iter().map(|e| e.key).collect();
+    let extra: Vec<String> =
+        store.list(false).await?.into_iter().map(|o| o.key).filter(|k| !keep.contains(k)).collect();
+    for key in &extra {
+        store.delete(key).await?;
+    }
+    Ok((copied, extra.len() as u64))
 }
 
 /// The current version of every object of a versioned store: restoring means copying these

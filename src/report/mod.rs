@@ -3,4 +3,4 @@
 pub mod outcome;
 pub mod plan;
 pub mod status;
-mod table;
+pub(crate) mod table;

@@ -170,7 +170,17 @@ pub fn recover(r: &RecoverReport) -> String {
     r.lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
-/// The interrupted run `status` reports.
+/// An interrupted upgrade, as `status` shows it before anything else.
+pub fn interrupted_upgrade(advice: &[String]) -> String {
+    let mut s = String::from("INTERRUPTED UPGRADE\n");
+    for a in advice {
+        let _ = writeln!(s, "  {a}");
+    }
+    s.push('\n');
+    s
+}
+
+/// An interrupted backup, as `status` reports it.
 pub fn interrupted(j: &Journal<UpgradeState>) -> String {
     let names: Vec<&str> = j.stopped.iter().map(|s| s.service.as_str()).collect();
     let alive = if j.owner.is_dead() { "no longer runs" } else { "is still running" };
@@ -192,4 +202,35 @@ pub fn data(d: &crate::snapshot::observe::DataReport) -> String {
         d.databases.len(),
         d.artifacts.as_ref().map_or("not listed".into(), |a| format!("{} objects", a.len()))
     )
+}
+
+/// `history`, newest first.
+pub fn history(project: &str, entries: &[crate::upgrade::history::Entry]) -> String {
+    if entries.is_empty() {
+        return format!("No upgrade, rollback or restore of {project} is recorded.\n");
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.at.clone(),
+                format!("{:?}", e.operation).to_lowercase(),
+                format!("{} → {}", e.from, e.to),
+                e.at_release.to_string(),
+                if e.ok { "ok".into() } else { "FAILED".into() },
+                e.dumps_kept().map_or("-".into(), |d| d.display().to_string()),
+            ]
+        })
+        .collect();
+    let mut s = super::table::render(&["WHEN", "WHAT", "FROM → TO", "ENDED AT", "RESULT", "DUMPS KEPT"], &rows);
+    for e in entries.iter().filter(|e| !e.ok || e.report.is_some()) {
+        let _ = writeln!(
+            s,
+            "{}: {}{}",
+            e.at,
+            e.result,
+            e.report.as_ref().map_or(String::new(), |r| format!(" (report {})", r.display()))
+        );
+    }
+    s
 }

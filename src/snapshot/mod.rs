@@ -196,6 +196,8 @@ pub struct DbState {
     pub status: SchemaStatus,
     /// Size on disk as the server reports it.
     pub size_bytes: Option<u64>,
+    /// When the database was first migrated (its oldest `migration_info` entry).
+    pub born: Option<String>,
 }
 
 /// How a database's schema compares with what the release writes.
@@ -386,6 +388,7 @@ fn db_states(r: &Release, report: &Response) -> Vec<DbState> {
                 }),
                 status,
                 size_bytes: found.and_then(|d| d.size_bytes),
+                born: found.and_then(|d| d.born.clone()),
             }
         })
         .collect()

@@ -70,6 +70,7 @@ fn healthy_report(id: &Identified<'_>, cs: &[ContainerInfo]) -> Response {
             migration: d.expected,
             collections: vec![],
             size_bytes: Some(1),
+            born: None,
         })
         .collect();
     Response {

@@ -108,7 +108,10 @@ pub enum StagingError {
         "the bundle's artifacts are in an external {0} store and the catalog names no MinIO image for its release to give staging a store of its own"
     )]
     ExternalStorage(String),
-    /// `staging down` found nothing carrying that staging name.
+    /// SIGINT or SIGTERM: what was made was removed.
+    #[error("interrupted: staging {0} was removed")]
+    Interrupted(String),
+    /// No container, network or volume carries this staging name's label.
     #[error("no staging project named {0} exists here (no container, network or volume carries its label)")]
     NotFound(String),
     /// A step of `staging up` failed; what was made was removed.
@@ -124,6 +127,9 @@ pub enum StagingError {
     /// Another run holds the staging project's lock.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// Production has an interrupted upgrade.
+    #[error(transparent)]
+    UpgradePending(#[from] Box<crate::state::UpgradePending>),
     /// A Docker call failed.
     #[error(transparent)]
     Docker(#[from] DockerError),
@@ -175,6 +181,8 @@ impl From<StagingError> for crate::exit::Failure {
                 "wait for the other run, or `recover` if its process is gone",
             ),
             StagingError::Docker(d) => d.into(),
+            StagingError::UpgradePending(p) => (*p).into(),
+            StagingError::Interrupted(_) => Failure::new(Exit::Interrupted, e, "production was not touched", ""),
             StagingError::Compose(c) => c.into(),
             StagingError::Step { .. } | StagingError::Io(_) => Failure::new(
                 Exit::Precondition,
@@ -278,21 +286,35 @@ pub async fn up(ctx: &Ctx<'_>, opts: &UpOptions) -> Result<UpOutcome, StagingErr
     }
     let manifest =
         Manifest::load(&bundle).map_err(|e| StagingError::Bundle(bundle.display().to_string(), e.to_string()))?;
+    ctx.state.refuse_if_upgrade_pending(&manifest.project).map_err(Box::new)?;
     let name = opts.name.clone().unwrap_or_else(|| default_name(&manifest.project));
     check_name(&name, &manifest.project)?;
     let own_store = own_store(ctx, &manifest)?;
     let _lock = ctx.state.lock(&name, "staging up")?;
     exists(ctx.docker, &name).await?;
     let record = prepare(ctx.state, &bundle, &manifest, &name, own_store)?;
-    match build(ctx, &record, &manifest).await {
+    let _critical = crate::interrupt::Critical::enter();
+    let built = tokio::select! {
+        biased;
+        _ = crate::interrupt::signalled() => Err(StagingError::Interrupted(name.clone())),
+        r = build(ctx, &record, &manifest) => r,
+    };
+    match built {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
-            ctx.progress.step("staging", format!("removing the failed staging {name}"));
-            let _ = docker::remove_all_labelled(ctx.docker, STAGING_LABEL, &name).await;
-            let _ = std::fs::remove_dir_all(&record.dir);
-            Err(e)
+            ctx.progress.step("staging", format!("removing the unfinished staging {name}"));
+            remove(ctx.docker, &record).await;
+            Err(if crate::interrupt::is_signalled() { StagingError::Interrupted(name) } else { e })
         }
     }
+}
+
+/// Removes everything a staging copy is made of: its labelled containers, networks and volumes,
+/// the sidecars this run started for it, and its directory.
+async fn remove(docker: &Docker, record: &Record) {
+    docker::remove_labelled(docker, crate::labels::SIDECAR_LABEL, &std::process::id().to_string()).await;
+    let _ = docker::remove_all_labelled(docker, STAGING_LABEL, &record.name).await;
+    let _ = std::fs::remove_dir_all(&record.dir);
 }
 
 /// Production's artifacts outside the stack (S3, Azure): staging gets a store of its own, on the
@@ -543,7 +565,7 @@ async fn restore_artifacts(ctx: &Ctx<'_>, record: &Record, m: &Manifest, s: &Sto
     };
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        match restore::artifacts(ctx.docker, &record.bundle, &t).await {
+        match restore::artifacts(ctx.docker, &record.bundle, &t, false).await {
             Ok(c) => return Ok(c.objects),
             Err(e) if Instant::now() > deadline => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,
@@ -589,13 +611,18 @@ pub async fn down(docker: &Docker, state: &StateDir, name: &str) -> Result<Remov
     let removed = docker::remove_all_labelled(docker, STAGING_LABEL, name).await?;
     let dir = state.root.join("staging").join(name);
     let had_dir = dir.exists();
+    // Only a directory whose record names this staging copy proves that upgrades under this name
+    // were rehearsals: production's own pre-hop dumps (its rollback data) are never touched.
+    let was_staging = Record::load(&dir).is_ok_and(|r| r.name == name);
     if had_dir {
         std::fs::remove_dir_all(&dir)?;
     }
-    // The pre-hop dumps of a rehearsal on it.
-    for run in std::fs::read_dir(state.root.join("upgrades")).into_iter().flatten().flatten() {
-        if run.file_name().to_string_lossy().strip_prefix(name).is_some_and(|rest| rest.starts_with("-2")) {
-            std::fs::remove_dir_all(run.path())?;
+    if was_staging {
+        // The pre-hop dumps of a rehearsal on it.
+        for run in std::fs::read_dir(state.root.join("upgrades")).into_iter().flatten().flatten() {
+            if run.file_name().to_string_lossy().strip_prefix(name).is_some_and(|rest| rest.starts_with("-2")) {
+                std::fs::remove_dir_all(run.path())?;
+            }
         }
     }
     if removed.containers.is_empty() && removed.networks.is_empty() && removed.volumes.is_empty() && !had_dir {
@@ -663,6 +690,7 @@ mod tests {
                     digest: None,
                 }],
                 size_bytes: None,
+                born: None,
             }],
             ..Default::default()
         };

@@ -97,12 +97,7 @@ impl From<RehearseError> for crate::exit::Failure {
         match e {
             RehearseError::Staging(s) => s.into(),
             RehearseError::Upgrade(u) => u.into(),
-            RehearseError::Backup(_) => Failure::new(
-                Exit::Precondition,
-                e,
-                "production's services were started again; no staging was made",
-                "see `backup` for the cause, or give a bundle with --from",
-            ),
+            RehearseError::Backup(b) => b.into(),
             RehearseError::NotConfirmed => {
                 Failure::new(Exit::Usage, e, "nothing", "confirm, pass --yes, or give a bundle with --from")
             }
@@ -130,6 +125,7 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RehearseOptions) -
             tags: observed.stack.unknown_tags.join(", "),
         })
     })?;
+    ctx.state.refuse_if_upgrade_pending(&project).map_err(|p| StagingError::from(Box::new(p)))?;
     // A bad target is refused before anything is done.
     crate::plan::plan(&crate::plan::Start { release: release.clone(), drift: vec![] }, &ctx.catalog.catalog, &opts.to)
         .map_err(UpgradeError::from)?;
@@ -138,6 +134,8 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RehearseOptions) -
         None => bundle_for(ctx, &observed, &release, opts.max_backup_age).await?,
     };
     let name = opts.name.clone().unwrap_or_else(|| default_name(&project));
+    // From here on a signal removes staging before the process ends.
+    let _critical = crate::interrupt::Critical::enter();
     let staged = super::up(ctx, &UpOptions { bundle: bundle.clone(), name: Some(name.clone()) }).await?;
     let target = Target::Staging(Record::load(&staged.dir)?.project());
     let upgrade_opts = UpgradeOptions {
@@ -152,6 +150,12 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RehearseOptions) -
     let yes = |_: &str| true;
     let staging_ctx = Ctx { confirm: &yes, ..*ctx };
     let result = crate::upgrade::run(&staging_ctx, &target, &upgrade_opts).await;
+    if crate::interrupt::is_signalled() {
+        ctx.progress.step("staging", format!("removing staging {name}"));
+        let _ = ctx.state.clear_journal(&name);
+        let _ = super::down(ctx.docker, ctx.state, &name).await;
+        return Err(StagingError::Interrupted(name).into());
+    }
     let (hops, failure) = match result {
         Ok(o) => (o.hops, None),
         Err(e) => (vec![], Some(e.to_string())),
@@ -199,12 +203,22 @@ async fn bundle_for(
     max_age: Duration,
 ) -> Result<PathBuf, RehearseError> {
     let project = &observed.stack.project;
-    if let Some((path, _)) = fresh_bundle(ctx.state, project, release, max_age) {
+    let live = backup::stack_identity(&observed.stack);
+    let choice = fresh_bundle(ctx.state, project, release, max_age, &live);
+    for i in &choice.ignored {
+        ctx.progress.step("rehearse", format!("ignored: {i}"));
+    }
+    if let Some((path, _)) = choice.found {
         ctx.progress.step("rehearse", format!("using the backup {}", path.display()));
         return Ok(path);
     }
+    let db_mib: u64 = observed.stack.databases.iter().filter_map(|d| d.size_bytes).sum::<u64>() >> 20;
+    let cost = match last_writer_downtime(ctx, project) {
+        Some(secs) => format!("the last backup of {project} stopped them for {secs:.0} s"),
+        None => format!("for as long as a dump of about {db_mib} MiB of databases takes"),
+    };
     let question = format!(
-        "No verified backup of {project} ({release}) is younger than {} h. Take one now? The Mender services stop while the database is dumped.",
+        "No verified backup of this {project} ({release}) is younger than {} h, so the rehearsal must take one first: the Mender services of production stop while the database is dumped ({cost}). Take it now?",
         max_age.as_secs() / 3600
     );
     if !(ctx.confirm)(&question) {
@@ -214,6 +228,17 @@ async fn bundle_for(
     let observe = Options { project: Some(project), registry: ctx.registry, counts: false };
     let outcome = backup::run(ctx.docker, &ctx.catalog.catalog, ctx.state, &observe, &opts, ctx.progress).await?;
     Ok(outcome.bundle)
+}
+
+/// How long the newest bundle of `project` kept its writers stopped.
+fn last_writer_downtime(ctx: &Ctx<'_>, project: &str) -> Option<f64> {
+    let mut manifests: Vec<Manifest> = std::fs::read_dir(ctx.state.backups())
+        .ok()?
+        .filter_map(|e| e.ok().and_then(|e| Manifest::load(&e.path()).ok()))
+        .filter(|m| m.project == project && m.writers_stopped_secs.is_some())
+        .collect();
+    manifests.sort_by(|a, b| a.created.cmp(&b.created));
+    manifests.pop().and_then(|m| m.writers_stopped_secs)
 }
 
 /// Adds the rehearsal to the bundle's manifest (its checksum file follows).

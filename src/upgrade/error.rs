@@ -160,6 +160,12 @@ pub enum StepError {
     /// Computing the compose rewrite.
     #[error(transparent)]
     Rewrite(#[from] RewriteError),
+    /// The artifact store.
+    #[error(transparent)]
+    Store(#[from] crate::engine::store::StoreError),
+    /// The artifact store's settings.
+    #[error("the artifact store: {0}")]
+    Storage(String),
     /// A file of the project or of the run directory.
     #[error("{what}: {source}")]
     File {
@@ -259,9 +265,20 @@ pub enum UpgradeError {
     /// `resume` or `rollback` found no interrupted upgrade.
     #[error("no interrupted upgrade of project {0} to continue")]
     NothingToResume(String),
+    /// `resume` of an interrupted rollback: only `rollback` finishes it.
+    #[error("the run interrupted on {0} was a rollback, not an upgrade")]
+    RollbackPending(String),
     /// `rollback` of an upgrade that had not started a hop.
     #[error("the upgrade of {0} had not started a hop: nothing to roll back")]
     NothingToRollBack(String),
+    /// `rollback` after a completed upgrade has nothing it can undo to reach the release asked.
+    #[error("no way back to {to}: {why}")]
+    NoWayBack {
+        /// The release asked for.
+        to: Version,
+        /// Why the kept dumps do not lead there.
+        why: String,
+    },
     /// A hop failed and was rolled back; the stack is healthy at `at`.
     #[error("{hop}; rolled back to {at} ({how})")]
     RolledBack {
@@ -281,6 +298,14 @@ pub enum UpgradeError {
         rollback: Box<StepError>,
         /// The commands that finish the recovery by hand.
         commands: Vec<String>,
+    },
+    /// SIGINT or SIGTERM: the run stopped at a safe point; its journal holds where.
+    #[error("interrupted during {during}")]
+    Interrupted {
+        /// The step (or moment) the signal arrived in.
+        during: String,
+        /// Where the upgrade stands and what `resume` and `rollback` would do.
+        advice: Vec<String>,
     },
     /// The state directory, between steps.
     #[error("the state directory: {0}")]
@@ -316,6 +341,18 @@ impl From<UpgradeError> for Failure {
                 "nothing beyond the hops already completed",
                 "run it again and confirm, or pass --yes",
             ),
+            UpgradeError::RollbackPending(p) => Failure::new(
+                Exit::Usage,
+                format!("the run interrupted on {p} was a rollback, not an upgrade"),
+                "nothing",
+                format!("`mender-compose-upgrade -p {p} rollback` finishes it"),
+            ),
+            e @ UpgradeError::NoWayBack { .. } => Failure::new(
+                Exit::Precondition,
+                e,
+                "nothing",
+                "`history` lists the upgrades and their dumps; a bundle of that release of this stack goes back with `restore BUNDLE`",
+            ),
             e @ (UpgradeError::NothingToResume(_) | UpgradeError::NothingToRollBack(_)) => {
                 Failure::new(Exit::Usage, e, "nothing", "`status` shows the stack; `upgrade --to` starts an upgrade")
             }
@@ -330,6 +367,15 @@ impl From<UpgradeError> for Failure {
                 format!("{hop}; the rollback did not finish: {rollback}"),
                 "the pre-hop dump, the saved compose files and the backup bundle are kept; the stack is NOT healthy",
                 format!("finish the recovery by hand:\n    {}", commands.join("\n    ")),
+            ),
+            UpgradeError::Interrupted { during, advice } => Failure::new(
+                Exit::Interrupted,
+                format!(
+                    "the upgrade was interrupted during {during}; it stopped at a safe point\n    {}",
+                    advice.join("\n    ")
+                ),
+                "the journal holds where it stopped; the services it stopped are still stopped",
+                "run `resume` or `rollback` (above); nothing else starts these services meanwhile",
             ),
             UpgradeError::Io(io) => Failure::new(
                 Exit::Unexpected,

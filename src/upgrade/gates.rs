@@ -147,6 +147,7 @@ mod tests {
             expected: Some("2.0.3".into()),
             status: SchemaStatus::Behind,
             size_bytes: None,
+            born: None,
         });
         let r = evaluate(&s, &v, &[container("a", "1"), container("b", "2")], &parse_hashes("a 9"));
         assert!(!r.passed);

@@ -32,11 +32,23 @@ fn failed(hop: &Hop, point: Point) -> impl FnOnce(StepError) -> Box<HopFailed> +
     move |error| Box::new(HopFailed { from: hop.from.clone(), to: hop.to.clone(), point, error })
 }
 
+/// Why a hop stopped before its end.
+pub enum Stop {
+    /// A step failed: the hop is rolled back.
+    Failed(Box<HopFailed>),
+    /// SIGINT or SIGTERM arrived during `point`: the journal holds where the hop is; `resume` or
+    /// `rollback` goes on from there.
+    Interrupted(Point),
+}
+
+impl From<Box<HopFailed>> for Stop {
+    fn from(f: Box<HopFailed>) -> Stop {
+        Stop::Failed(f)
+    }
+}
+
 /// Runs the current hop from the first step not yet done; the journal records each step.
-///
-/// # Errors
-/// [`HopFailed`]: the step that failed and why; the caller decides the rollback.
-pub async fn run(ctx: &Ctx<'_>, run: &mut Run) -> Result<(), Box<HopFailed>> {
+pub async fn run(ctx: &Ctx<'_>, run: &mut Run) -> Result<(), Stop> {
     let st = run.st();
     let hop = st.plan.hops[st.hop].clone();
     let n = st.plan.hops.len();
@@ -47,7 +59,7 @@ pub async fn run(ctx: &Ctx<'_>, run: &mut Run) -> Result<(), Box<HopFailed>> {
         if !before.is_empty() {
             let question = format!("Before {} → {}, by hand:\n  - {}\nDone?", hop.from, hop.to, before.join("\n  - "));
             if !(ctx.confirm)(&question) {
-                return Err(failed(&hop, Point::Confirm)(StepError::NotConfirmed));
+                return Err(failed(&hop, Point::Confirm)(StepError::NotConfirmed).into());
             }
         }
     } else {
@@ -64,7 +76,16 @@ pub async fn run(ctx: &Ctx<'_>, run: &mut Run) -> Result<(), Box<HopFailed>> {
         }
         let t = Instant::now();
         tracing::info!("hop {} → {}: step {step}", hop.from, hop.to);
-        run_step(ctx, run, step, &hop).await.map_err(failed(&hop, Point::Step(step)))?;
+        let outcome = tokio::select! {
+            biased;
+            _ = crate::interrupt::signalled() => return Err(Stop::Interrupted(Point::Step(step))),
+            r = run_step(ctx, run, step, &hop) => r,
+        };
+        // A step cut short by the signal (compose killed with the process group) is not a failure.
+        if outcome.is_err() && crate::interrupt::is_signalled() {
+            return Err(Stop::Interrupted(Point::Step(step)));
+        }
+        outcome.map_err(failed(&hop, Point::Step(step)))?;
         timings.insert(step, secs(t.elapsed()));
         let st = run.st_mut();
         st.done.push(step);
@@ -81,7 +102,11 @@ pub async fn run(ctx: &Ctx<'_>, run: &mut Run) -> Result<(), Box<HopFailed>> {
     st.before.clear();
     st.dump_image = None;
     run.journal.stopped.clear();
-    run.checkpoint(ctx.state, Point::HopDone).map_err(|e| failed(&hop, Point::HopDone)(StepError::Journal(e)))
+    run.checkpoint(ctx.state, Point::HopDone).map_err(|e| failed(&hop, Point::HopDone)(StepError::Journal(e)))?;
+    if crate::interrupt::is_signalled() {
+        return Err(Stop::Interrupted(Point::HopDone));
+    }
+    Ok(())
 }
 
 fn set_timings(st: &mut UpgradeState, t: &BTreeMap<Step, f64>) {

@@ -14,10 +14,12 @@ mod clone;
 mod error;
 mod files;
 pub mod gates;
+pub mod history;
 mod hop;
 mod preflight;
 pub mod recover;
 pub mod report;
+pub mod restore;
 pub mod rewrite;
 mod rollback;
 pub mod runtime;
@@ -116,6 +118,9 @@ pub struct UpgradeState {
     pub registry: Option<String>,
     /// The bundle taken or proven before the first hop.
     pub bundle: Option<PathBuf>,
+    /// A rollback after a completed upgrade goes back hop by hop to this release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_to: Option<Version>,
 }
 
 /// The journal of an upgrade.
@@ -195,8 +200,12 @@ impl Run {
     fn checkpoint(&self, state: &StateDir, point: Point) -> Result<(), std::io::Error> {
         state.write_journal(&self.st().project.name, &self.journal)?;
         tracing::debug!("journal written after {point}");
-        if std::env::var("MENDER_COMPOSE_UPGRADE_FAULT").is_ok_and(|f| f == format!("after:{point}")) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+        match std::env::var("MENDER_COMPOSE_UPGRADE_FAULT").as_deref() {
+            Ok(f) if f == format!("after:{point}") => {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+            }
+            Ok(f) if f == format!("sigint-after:{point}") => crate::interrupt::raise(),
+            _ => {}
         }
         Ok(())
     }
@@ -239,6 +248,7 @@ pub async fn run(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Resul
         timings: vec![],
         registry: ctx.registry.map(str::to_string),
         bundle: Some(bundle),
+        rollback_to: None,
     };
     let mut journal = Journal::new("upgrade", &ready.lock.owner);
     journal.payload = Some(st);
@@ -249,16 +259,50 @@ pub async fn run(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Resul
     outcome
 }
 
-/// Runs the remaining hops of the journal's upgrade, rolling back a hop that fails.
+/// Runs the remaining hops of the journal's upgrade, rolling back a hop that fails; an
+/// interruption leaves the journal where the hop is, for `resume` or `rollback`.
 async fn continue_hops(ctx: &Ctx<'_>, run: &mut Run) -> Result<Outcome, UpgradeError> {
+    let _critical = crate::interrupt::Critical::enter();
     while run.st().hop < run.st().plan.hops.len() {
-        if let Err(failure) = hop::run(ctx, run).await {
-            return Err(rollback::after_failure(ctx, run, failure).await);
+        match hop::run(ctx, run).await {
+            Ok(()) => {}
+            Err(hop::Stop::Failed(failure)) => return Err(rollback::after_failure(ctx, run, failure).await),
+            Err(hop::Stop::Interrupted(point)) => return Err(stopped_by_signal(ctx, run, point).await),
         }
     }
     let outcome = report::write(ctx, run.st())?;
-    ctx.state.clear_journal(&run.st().project.name)?;
+    let st = run.st();
+    if st.project.staging.is_none() {
+        history::record(
+            ctx.state,
+            &st.project.name,
+            &history::Entry {
+                at: crate::util::now_rfc3339(),
+                operation: history::Operation::Upgrade,
+                from: st.plan.from.clone(),
+                to: st.plan.to.clone(),
+                at_release: st.plan.to.clone(),
+                hops: st.plan.hops.iter().map(|h| format!("{} → {}", h.from, h.to)).collect(),
+                ok: true,
+                result: "done".into(),
+                report: outcome.report_md.clone(),
+                state: Some(st.clone()),
+            },
+        );
+    }
+    ctx.state.clear_journal(&st.project.name)?;
     Ok(outcome)
+}
+
+/// Leaves the stack as the journal says, without the run's sidecars, and tells where it stopped.
+async fn stopped_by_signal(ctx: &Ctx<'_>, run: &Run, point: Point) -> UpgradeError {
+    crate::engine::docker::remove_labelled(ctx.docker, crate::labels::SIDECAR_LABEL, &std::process::id().to_string())
+        .await;
+    let project = run.st().project.name.clone();
+    if let Err(e) = ctx.state.write_journal(&project, &run.journal) {
+        return UpgradeError::Io(e);
+    }
+    UpgradeError::Interrupted { during: point.to_string(), advice: recover::explain(&project, &run.journal) }
 }
 
 /// The lock for `command`, and the interrupted upgrade's journal, now owned by this run.
@@ -266,6 +310,9 @@ fn take_over(ctx: &Ctx<'_>, project: &str, command: &str) -> Result<(Lock, Run),
     let lock = ctx.state.lock(project, command)?;
     let mut journal: UpgradeJournal =
         ctx.state.journal(project).ok_or_else(|| UpgradeError::NothingToResume(project.into()))?;
+    if command == "resume" && journal.operation == "rollback" {
+        return Err(UpgradeError::RollbackPending(project.into()));
+    }
     journal.owner = lock.owner.clone();
     Ok((lock, Run::new(journal, project)?))
 }
@@ -295,8 +342,243 @@ pub async fn resume(ctx: &Ctx<'_>, project: &str) -> Result<Outcome, UpgradeErro
 /// that finish the recovery by hand.
 pub async fn rollback(ctx: &Ctx<'_>, project: &str) -> Result<Version, UpgradeError> {
     let (lock, mut run) = take_over(ctx, project, "rollback")?;
-    let at = rollback::on_request(ctx, &mut run).await?;
+    let at = rollback_run(ctx, &mut run).await?;
     ctx.state.clear_journal(project)?;
+    record_rollback(ctx, run.st(), &at);
+    drop(lock);
+    Ok(at)
+}
+
+/// Undoes hops of `run` until its `rollback_to` (or one hop), stopping safely on a signal.
+async fn rollback_run(ctx: &Ctx<'_>, run: &mut Run) -> Result<Version, UpgradeError> {
+    let _critical = crate::interrupt::Critical::enter();
+    tokio::select! {
+        biased;
+        _ = crate::interrupt::signalled() => Err(stopped_by_signal(ctx, run, Point::Rollback).await),
+        r = rollback::on_request(ctx, run) => r,
+    }
+}
+
+fn record_rollback(ctx: &Ctx<'_>, st: &UpgradeState, at: &Version) {
+    let hop = st.plan.hops.get(st.hop);
+    history::record(
+        ctx.state,
+        &st.project.name,
+        &history::Entry {
+            at: crate::util::now_rfc3339(),
+            operation: history::Operation::Rollback,
+            from: hop.map_or_else(|| st.plan.to.clone(), |h| h.to.clone()),
+            to: at.clone(),
+            at_release: at.clone(),
+            hops: vec![],
+            ok: true,
+            result: format!("back at {at}"),
+            report: None,
+            state: None,
+        },
+    );
+}
+
+/// What a rollback after a completed upgrade will do, for the operator to confirm.
+#[derive(Debug, Clone, Serialize)]
+pub struct WayBack {
+    /// The release the stack runs now.
+    pub from: Version,
+    /// The release it goes back to.
+    pub to: Version,
+    /// The hops undone, newest first (`3.6.5 → 3.4.0: data restore from …`).
+    pub hops: Vec<String>,
+    /// Per collection, what the data restore discards or brings back (`deviceauth.devices: 3
+    /// documents written since the dump`); empty when no hop restores data.
+    pub discards: Vec<String>,
+}
+
+/// The upgrades to undo, newest first, to go from `live` back to `to` (the last upgrade's start
+/// when `None`), from the project's history; each with the release to stop at.
+fn chain(
+    entries: &[history::Entry],
+    live: &Version,
+    to: Option<&Version>,
+) -> Result<Vec<(UpgradeState, Version)>, String> {
+    let mut out = Vec::new();
+    let mut cur = live.clone();
+    loop {
+        // The newest upgrade one of whose completed hops ended at the current release (its last
+        // hop, or an earlier one when a rollback already undid the later ones).
+        let found = entries.iter().rev().filter(|e| e.operation == history::Operation::Upgrade).find_map(|e| {
+            let st = e.state.as_ref()?;
+            let k = st.plan.hops[..st.hop.min(st.plan.hops.len())].iter().rposition(|h| h.to == cur)?;
+            Some((e, st, k))
+        });
+        let Some((e, st, k)) = found else {
+            return Err(format!("the history has no completed upgrade hop to {cur} whose dumps it kept"));
+        };
+        let mut st = st.clone();
+        if let Some(gone) = (0..=k).find(|i| !files::hop_dir(&st, *i).join(crate::backup::bundle::ARCHIVE).exists()) {
+            return Err(format!(
+                "the pre-hop dump of {} → {} is gone ({})",
+                st.plan.hops[gone].from,
+                st.plan.hops[gone].to,
+                files::hop_dir(&st, gone).display()
+            ));
+        }
+        let stop = match to {
+            Some(t) if st.plan.hops[..=k].iter().any(|h| &h.from == t) => t.clone(),
+            _ => e.from.clone(),
+        };
+        // The undo starts with hop k.
+        st.hop = k + 1;
+        cur = stop.clone();
+        out.push((st, stop));
+        if to.is_none_or(|t| *t == cur) {
+            return Ok(out);
+        }
+        if to.is_some_and(|t| *t > cur) {
+            return Err(format!(
+                "{} is not a release the completed upgrades went through",
+                to.map(|t| t.to_string()).unwrap_or_default()
+            ));
+        }
+    }
+}
+
+/// The rollback after a completed upgrade, before anything is done: which hops are undone and
+/// what the data restore discards.
+///
+/// # Errors
+/// No completed upgrade to undo, its dumps gone, or `to` not on its way.
+pub async fn way_back(
+    ctx: &Ctx<'_>,
+    project: &str,
+    to: Option<&Version>,
+) -> Result<(WayBack, Vec<(UpgradeState, Version)>), UpgradeError> {
+    let observed = ctx.runtime.observe(project).await?;
+    let live = observed.stack.release.clone().ok_or_else(|| PreflightError::UnknownRelease {
+        project: project.into(),
+        tags: observed.stack.unknown_tags.join(", "),
+    })?;
+    let entries = history::read(ctx.state, project);
+    let chain = chain(&entries, &live, to)
+        .map_err(|why| UpgradeError::NoWayBack { to: to.cloned().unwrap_or_else(|| live.clone()), why })?;
+    let mut hops = Vec::new();
+    let mut restored: Option<std::path::PathBuf> = None;
+    for (st, stop) in &chain {
+        for i in (0..st.hop).rev() {
+            let h = &st.plan.hops[i];
+            if h.to <= *stop {
+                break;
+            }
+            let dir = files::hop_dir(st, i);
+            let how = match h.rollback {
+                crate::plan::Rollback::DataRestore { .. } => {
+                    restored = Some(dir.clone());
+                    format!("data restore from {}", dir.join(crate::backup::bundle::ARCHIVE).display())
+                }
+                crate::plan::Rollback::ImageSwap => "image swap (decided from the data when it runs)".to_string(),
+            };
+            hops.push(format!("{} → {}: {how}", h.to, h.from));
+        }
+    }
+    let discards = match (&restored, observed.stack.network.as_ref(), observed.stack.mongo.as_ref()) {
+        (Some(dir), Some(net), Some(m)) => discards(ctx, dir, net, &m.service).await,
+        _ => vec![],
+    };
+    let back_to = chain.last().map(|(_, stop)| stop.clone()).unwrap_or_else(|| live.clone());
+    Ok((WayBack { from: live, to: back_to, hops, discards }, chain))
+}
+
+/// Per collection, live documents against the dump a restore puts back.
+async fn discards(ctx: &Ctx<'_>, dir: &std::path::Path, network: &str, mongo: &str) -> Vec<String> {
+    let dump: Option<mongo_archive::ArchiveSummary> =
+        std::fs::read(dir.join("dump.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let (Some(dump), Ok(live)) = (dump, runtime::mongo_report(ctx.runtime, network, mongo, true).await) else {
+        return vec!["the documents written since the dump could not be counted".into()];
+    };
+    let mut out = Vec::new();
+    for db in &live.databases {
+        for c in db.collections.iter().filter(|c| !c.name.starts_with("migration_")) {
+            let ns = format!("{}.{}", db.name, c.name);
+            let then = dump.namespaces.get(&ns).map_or(0, |n| n.documents);
+            match c.count.cmp(&then) {
+                std::cmp::Ordering::Greater => {
+                    out.push(format!("{ns}: {} documents now, {then} in the dump: the newer are discarded", c.count))
+                }
+                std::cmp::Ordering::Less => {
+                    out.push(format!("{ns}: {} documents now, {then} in the dump: the removed come back", c.count))
+                }
+                std::cmp::Ordering::Equal => {}
+            }
+        }
+    }
+    out
+}
+
+/// `rollback` with no interrupted run: undoes the last completed upgrade, or every hop back to
+/// `to`, hop by hop in reverse (image swap where no database moved, else the pre-hop dump), each
+/// hop journaled and gated.
+///
+/// # Errors
+/// As [`way_back`]; a hop whose undo fails is `RollbackFailed` with the commands to finish by hand.
+pub async fn rollback_completed(ctx: &Ctx<'_>, project: &str, to: Option<&Version>) -> Result<Version, UpgradeError> {
+    let lock = ctx.state.lock(project, "rollback")?;
+    if let Some(j) = ctx.state.journal::<serde_json::Value>(project) {
+        return Err(
+            PreflightError::Interrupted { operation: j.operation, pid: j.owner.pid, started: j.owner.started }.into()
+        );
+    }
+    let (plan, chain) = way_back(ctx, project, to).await?;
+    // Shown even when --yes answers for the operator.
+    ctx.progress.step("rollback", format!("rolling {project} back from {} to {}", plan.from, plan.to));
+    for h in &plan.hops {
+        ctx.progress.step("rollback", h);
+    }
+    for d in &plan.discards {
+        ctx.progress.step("rollback", format!("the data restore puts back: {d}"));
+    }
+    let mut question = format!("Roll {project} back from {} to {}:\n", plan.from, plan.to);
+    for h in &plan.hops {
+        question.push_str(&format!("  {h}\n"));
+    }
+    if !plan.discards.is_empty() {
+        question.push_str("The data restore puts the databases back as they were before the upgrade:\n");
+        for d in &plan.discards {
+            question.push_str(&format!("  {d}\n"));
+        }
+    }
+    question.push_str("Proceed?");
+    if !(ctx.confirm)(&question) {
+        return Err(UpgradeError::NotConfirmed("the rollback was not confirmed; nothing was changed".into()));
+    }
+    let mut at = plan.from.clone();
+    for (mut st, stop) in chain {
+        // `hop` counts the hops completed: the undo starts with the last of them.
+        st.done.clear();
+        st.before.clear();
+        st.dump_image = None;
+        st.rollback_to = Some(stop);
+        let mut journal = Journal::new("rollback", &lock.owner);
+        journal.payload = Some(st);
+        let mut run = Run::new(journal, project)?;
+        ctx.state.write_journal(project, &run.journal)?;
+        at = rollback_run(ctx, &mut run).await?;
+        ctx.state.clear_journal(project)?;
+    }
+    history::record(
+        ctx.state,
+        project,
+        &history::Entry {
+            at: crate::util::now_rfc3339(),
+            operation: history::Operation::Rollback,
+            from: plan.from.clone(),
+            to: plan.to.clone(),
+            at_release: at.clone(),
+            hops: plan.hops.clone(),
+            ok: at == plan.to,
+            result: format!("back at {at}"),
+            report: None,
+            state: None,
+        },
+    );
     drop(lock);
     Ok(at)
 }

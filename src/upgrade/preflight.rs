@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use super::error::{DataRefusal, PreflightError, UpgradeError};
 use super::gates::{self, parse_hashes};
 use super::{Ctx, ProjectRecord, Target, UpgradeOptions, UpgradeState, hop};
-use crate::backup::manifest::{Manifest, RehearsalRecord};
+use crate::backup::manifest::{Manifest, RehearsalRecord, StackIdentity};
 use crate::backup::{self, BackupOptions, artifacts::Choice};
 use crate::catalog::{ImageRef, When};
 use crate::engine::compose::label_paths;
@@ -101,7 +101,12 @@ pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Res
     let mut notes = clone_notes;
     let found = match &opts.use_bundle {
         Some(b) => Manifest::load(b).ok().map(|m| (b.clone(), m)),
-        None => fresh_bundle(ctx.state, &observed.stack.project, &release, opts.max_backup_age),
+        None => {
+            let live = backup::stack_identity(stack);
+            let choice = fresh_bundle(ctx.state, &observed.stack.project, &release, opts.max_backup_age, &live);
+            notes.extend(choice.ignored.iter().map(|i| format!("ignored: {i}")));
+            choice.found
+        }
     };
     let rehearsal = found.as_ref().and_then(|(_, m)| m.proven_rehearsal(&opts.to));
     match &rehearsal {
@@ -139,6 +144,7 @@ pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Res
         timings: vec![],
         registry: ctx.registry.map(str::to_string),
         bundle: bundle.clone(),
+        rollback_to: None,
     };
     if let Some(first) = plan.hops.first() {
         let rw = hop::preview(ctx, &st, first)
@@ -249,30 +255,50 @@ fn space(state: &StateDir, stack: &crate::snapshot::Stack, plan: &Plan) -> Resul
     Ok(())
 }
 
-/// The newest bundle of this project and release, proven by a restore test, younger than
-/// `max_age`.
+/// The bundle an upgrade or a rehearsal may start from, and the bundles passed over (with why).
+#[derive(Debug, Default)]
+pub struct BundleChoice {
+    /// The newest bundle of this project and release, of the live stack, proven by a restore
+    /// test, younger than the age limit.
+    pub found: Option<(PathBuf, Manifest)>,
+    /// Bundles of this project and release that were not taken, one line each with the reason.
+    pub ignored: Vec<String>,
+}
+
+/// Looks for the bundle to start from among the state directory's bundles.
 pub fn fresh_bundle(
     state: &StateDir,
     project: &str,
     release: &semver::Version,
     max_age: Duration,
-) -> Option<(PathBuf, Manifest)> {
-    let mut found: Vec<(PathBuf, Manifest)> = std::fs::read_dir(state.backups())
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| !p.to_string_lossy().ends_with(backup::bundle::PARTIAL_SUFFIX))
-        .filter_map(|p| Manifest::load(&p).ok().map(|m| (p, m)))
-        .filter(|(_, m)| m.project == project && m.mender_version.as_ref() == Some(release))
-        .filter(|(_, m)| {
-            humantime::parse_rfc3339(&m.created)
-                .ok()
-                .and_then(|t| SystemTime::now().duration_since(t).ok())
-                .is_some_and(|age| age <= max_age)
-        })
-        .filter(|(_, m)| m.restore_tested())
-        .collect();
+    live: &StackIdentity,
+) -> BundleChoice {
+    let mut choice = BundleChoice::default();
+    let Ok(entries) = std::fs::read_dir(state.backups()) else { return choice };
+    let mut found: Vec<(PathBuf, Manifest)> = Vec::new();
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if path.to_string_lossy().ends_with(backup::bundle::PARTIAL_SUFFIX) {
+            continue;
+        }
+        let Ok(m) = Manifest::load(&path) else { continue };
+        if m.project != project || m.mender_version.as_ref() != Some(release) {
+            continue;
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let age = humantime::parse_rfc3339(&m.created).ok().and_then(|t| SystemTime::now().duration_since(t).ok());
+        if let Some(why) = live.differs_from(m.stack.as_ref()) {
+            choice.ignored.push(format!("bundle {name} is of another stack under the same project: {why}"));
+        } else if age.is_none_or(|a| a > max_age) {
+            // Old bundles are the normal case; not worth a line.
+        } else if !m.restore_tested() {
+            choice.ignored.push(format!("bundle {name} was never proven by a restore test (`verify --restore-test`)"));
+        } else {
+            found.push((path, m));
+        }
+    }
     found.sort_by(|a, b| a.1.created.cmp(&b.1.created));
-    found.pop()
+    choice.found = found.pop();
+    choice
 }
 
 /// The bundle the upgrade starts from: the fresh one found, or one taken and verified now.

@@ -59,43 +59,80 @@ pub async fn after_failure(ctx: &Ctx<'_>, run: &mut Run, failure: Box<HopFailed>
         Ok((at, how)) => {
             let _ = ctx.state.clear_journal(&st.project.name);
             let how = how.describe();
+            let result = format!("{failure}; rolled back to {at} ({how})");
             let _ = report::write_failure(ctx, &st, &failure, &format!("rolled back to {at} ({how})"));
+            record_failure(ctx, &st, &at, result, true);
             UpgradeError::RolledBack { hop: failure, at, how: how.to_string() }
         }
         Err(e) => {
             let _ = report::write_failure(ctx, &st, &failure, &format!("rollback incomplete: {e}"));
+            record_failure(ctx, &st, &failure.to, format!("{failure}; the rollback did not finish: {e}"), false);
             let commands = files::recovery_commands(&st.project, &files::hop_dir(&st, st.hop));
             UpgradeError::RollbackFailed { hop: failure, rollback: Box::new(e), commands }
         }
     }
 }
 
-/// `rollback` on request: the hop in progress, or else the last one that completed.
-///
-/// # Errors
-/// [`UpgradeError::NothingToRollBack`] before the first hop started;
-/// [`UpgradeError::RollbackFailed`] with the recovery commands when the undo fails.
-pub async fn on_request(ctx: &Ctx<'_>, run: &mut Run) -> Result<Version, UpgradeError> {
-    let st = run.st_mut();
-    if st.done.is_empty() {
-        if st.hop == 0 {
-            return Err(UpgradeError::NothingToRollBack(st.project.name.clone()));
-        }
-        st.hop -= 1;
-        st.done = Step::ALL.to_vec();
+/// A failed upgrade in the history (not for staging copies).
+fn record_failure(ctx: &Ctx<'_>, st: &super::UpgradeState, at: &Version, result: String, clean: bool) {
+    if st.project.staging.is_some() {
+        return;
     }
-    let (from, to) = (st.plan.hops[st.hop].from.clone(), st.plan.hops[st.hop].to.clone());
-    let project = st.project.clone();
-    let dir = files::hop_dir(st, st.hop);
-    match undo(ctx, run).await {
-        Ok((at, _)) => Ok(at),
-        Err(e) => {
-            let hop = HopFailed { from, to, point: Point::Rollback, error: StepError::Requested };
-            Err(UpgradeError::RollbackFailed {
-                hop: Box::new(hop),
-                rollback: Box::new(e),
-                commands: files::recovery_commands(&project, &dir),
-            })
+    super::history::record(
+        ctx.state,
+        &st.project.name,
+        &super::history::Entry {
+            at: crate::util::now_rfc3339(),
+            operation: super::history::Operation::Upgrade,
+            from: st.plan.from.clone(),
+            to: st.plan.to.clone(),
+            at_release: at.clone(),
+            hops: st.plan.hops.iter().map(|h| format!("{} → {}", h.from, h.to)).collect(),
+            ok: false,
+            result,
+            report: None,
+            // The hops before the failed one are complete, and can be undone later.
+            state: clean.then(|| st.clone()),
+        },
+    );
+}
+
+/// `rollback` on request: the hop in progress, or else the last one that completed; with the
+/// state's `rollback_to`, on hop by hop (each journaled) until the stack is at that release.
+pub async fn on_request(ctx: &Ctx<'_>, run: &mut Run) -> Result<Version, UpgradeError> {
+    loop {
+        let st = run.st_mut();
+        if st.done.is_empty() {
+            if st.hop == 0 {
+                return Err(UpgradeError::NothingToRollBack(st.project.name.clone()));
+            }
+            st.hop -= 1;
+            st.done = Step::ALL.to_vec();
+        }
+        let (from, to) = (st.plan.hops[st.hop].from.clone(), st.plan.hops[st.hop].to.clone());
+        let project = st.project.clone();
+        let dir = files::hop_dir(st, st.hop);
+        let at = match undo(ctx, run).await {
+            Ok((at, _)) => at,
+            Err(e) => {
+                let hop = HopFailed { from, to, point: Point::Rollback, error: StepError::Requested };
+                return Err(UpgradeError::RollbackFailed {
+                    hop: Box::new(hop),
+                    rollback: Box::new(e),
+                    commands: files::recovery_commands(&project, &dir),
+                });
+            }
+        };
+        let st = run.st_mut();
+        match st.rollback_to.clone() {
+            Some(target) if at != target && st.hop > 0 => {
+                // This hop is undone: the journal says so before the next one starts.
+                st.done.clear();
+                st.before.clear();
+                st.dump_image = None;
+                run.checkpoint(ctx.state, Point::Rollback)?;
+            }
+            _ => return Ok(at),
         }
     }
 }
@@ -105,7 +142,7 @@ fn read_before(dir: &Path) -> BTreeMap<String, Option<String>> {
 }
 
 /// Brings the stack back to the hop's `from` release; returns it and how.
-async fn undo(ctx: &Ctx<'_>, run: &mut Run) -> Result<(Version, Class), StepError> {
+pub async fn undo(ctx: &Ctx<'_>, run: &mut Run) -> Result<(Version, Class), StepError> {
     let st = run.st().clone();
     let hop = st.plan.hops[st.hop].clone();
     let dir = files::hop_dir(&st, st.hop);

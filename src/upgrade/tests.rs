@@ -324,6 +324,7 @@ impl Setup {
             timings: vec![],
             registry: None,
             bundle: None,
+            rollback_to: None,
         });
         j
     }
@@ -471,4 +472,45 @@ async fn a_journal_of_version_0_1_resumes_after_its_last_step() {
     assert!(calls[second..].iter().any(|c| c == "fcv 5.0"), "hop 2 raised the featureCompatibilityVersion: {calls:?}");
     let w = fake.world.lock().unwrap();
     assert!(w.images.values().any(|i| i == "mendersoftware/useradm:mender-3.7.11"), "{:?}", w.images);
+}
+
+/// Which completed hops a rollback undoes, from the history: the last upgrade's, back to where it
+/// started or to a release it went through; again after a partial rollback; never without dumps.
+#[test]
+fn the_way_back_follows_the_history() {
+    use super::history::{Entry, Operation};
+    let s = Setup::new("3.4.0");
+    let mut st = s.journal("3.4.0", "3.7.11").payload.unwrap();
+    st.hop = st.plan.hops.len();
+    for i in 0..st.hop {
+        let dir = super::files::hop_dir(&st, i);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("mongo.archive.gz"), b"dump").unwrap();
+    }
+    let entry = |op, from: &str, at: &str, state: Option<UpgradeState>| Entry {
+        at: "t".into(),
+        operation: op,
+        from: v(from),
+        to: v("3.7.11"),
+        at_release: v(at),
+        hops: vec![],
+        ok: true,
+        result: String::new(),
+        report: None,
+        state,
+    };
+    let history = vec![entry(Operation::Upgrade, "3.4.0", "3.7.11", Some(st.clone()))];
+    let all = super::chain(&history, &v("3.7.11"), None).unwrap();
+    assert_eq!(all.iter().map(|(st, stop)| (st.hop, stop.to_string())).collect::<Vec<_>>(), [(2, "3.4.0".into())]);
+    let part = super::chain(&history, &v("3.7.11"), Some(&v("3.6.5"))).unwrap();
+    assert_eq!(part.iter().map(|(st, stop)| (st.hop, stop.to_string())).collect::<Vec<_>>(), [(2, "3.6.5".into())]);
+    // After that rollback the stack is at 3.6.5: the rest of the same upgrade is undone next.
+    let mut later = history.clone();
+    later.push(entry(Operation::Rollback, "3.7.11", "3.6.5", None));
+    let rest = super::chain(&later, &v("3.6.5"), None).unwrap();
+    assert_eq!(rest.iter().map(|(st, stop)| (st.hop, stop.to_string())).collect::<Vec<_>>(), [(1, "3.4.0".into())]);
+    assert!(super::chain(&history, &v("3.7.11"), Some(&v("3.5.1"))).unwrap_err().contains("3.5.1"));
+    assert!(super::chain(&history, &v("3.4.0"), None).is_err(), "nothing was upgraded to 3.4.0");
+    std::fs::remove_file(super::files::hop_dir(&st, 0).join("mongo.archive.gz")).unwrap();
+    assert!(super::chain(&history, &v("3.7.11"), None).unwrap_err().contains("is gone"));
 }

@@ -183,8 +183,14 @@ impl Stack {
             "--https-port",
             "none",
         ];
-        // Small defaults, unless the test asks for more.
-        for (flag, value) in [("--devices", "20"), ("--artifacts", "3"), ("--artifact-size", "4096")] {
+        // Small defaults, unless the test asks for more; the store checked every 2 s as an
+        // operator's prod.yml may say (upstream's 60 s makes each hop's `up` wait a minute).
+        for (flag, value) in [
+            ("--devices", "20"),
+            ("--artifacts", "3"),
+            ("--artifact-size", "4096"),
+            ("--store-healthcheck-interval", "2s"),
+        ] {
             if !extra.contains(&flag) {
                 args.extend([flag, value]);
             }

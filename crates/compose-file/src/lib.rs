@@ -26,6 +26,10 @@ pub enum ComposeFileError {
         /// Its `image:` value as written (`${REGISTRY}/mendersoftware/deployments:${TAG}`).
         value: String,
     },
+    /// The service's key line could not be found in the text (an unusual way of writing it): the
+    /// file is left as it is rather than edited by a guess.
+    #[error("the key of service {0} is not written in a form this editor knows (`{0}:`, quoted or not)")]
+    KeyNotFound(String),
 }
 
 #[derive(Deserialize)]
@@ -136,10 +140,15 @@ pub fn remove_service(text: &str, name: &str) -> Result<String, ComposeFileError
     let shape: ServicesOnly = serde_saphyr::from_str(text).map_err(|e| ComposeFileError::Parse(e.to_string()))?;
     let Some(value) = shape.services.unwrap_or_default().remove(name) else { return Ok(text.to_string()) };
     let value_start = value.defined.span().byte_offset().unwrap_or(0) as usize;
-    // The key sits on the value's line (`name: {}`) or on a line above it (a block mapping).
-    let key = format!("{name}:");
+    // The key sits on the value's line (`name: {}`) or on a line above it (a block mapping),
+    // written plain or quoted.
+    let keys = [format!("{name}:"), format!("\"{name}\":"), format!("'{name}':")];
+    let is_key = |line: &str| keys.iter().any(|k| line.trim_start().starts_with(k.as_str()));
     let mut start = text[..value_start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
-    while !text[start..].trim_start().starts_with(&key) && start > 0 {
+    while !is_key(&text[start..]) {
+        if start == 0 {
+            return Err(ComposeFileError::KeyNotFound(name.to_string()));
+        }
         start = text[..start - 1].rfind('\n').map_or(0, |i| i + 1);
     }
     let indent = |line: &str| line.len() - line.trim_start().len();
@@ -166,6 +175,14 @@ mod tests {
     use super::*;
 
     const FILE: &str = "# Mender → production\nversion: '2.3'\nx-img: &dep 'mendersoftware/deployments:mender-3.4.0'\nservices:\n    # the API\n    mender-useradm:\n        image: \"mendersoftware/useradm:mender-3.4.0\"   # pinned\n    mender-deployments:\n        image: *dep\n    mender-gui:\n        image: mendersoftware/gui:mender-3.4.0\n    mender-nothing: {}\n";
+
+    #[test]
+    fn a_quoted_key_is_removed_and_an_unknown_form_refused() {
+        let quoted = "services:\n  \"mender-reporting\":\n    mem_limit: 1g\n  mender-gui:\n    image: g\n";
+        assert_eq!(remove_service(quoted, "mender-reporting").unwrap(), "services:\n  mender-gui:\n    image: g\n");
+        let flow = "services: {mender-reporting: {mem_limit: 1g}, mender-gui: {image: g}}\n";
+        assert!(matches!(remove_service(flow, "mender-reporting"), Err(ComposeFileError::KeyNotFound(_))));
+    }
 
     #[test]
     fn only_image_bytes_change() {

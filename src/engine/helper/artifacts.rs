@@ -22,6 +22,8 @@ pub enum ArtifactsOp {
     Backup,
     /// dir → bucket
     Restore,
+    /// dir → bucket, and every object not in the dir's inventory deleted: the bucket as the copy
+    Mirror,
     /// the bucket's current inventory (keys, sizes, sha256)
     Inventory,
     /// object count and bytes only
@@ -69,6 +71,7 @@ pub async fn run(job: &ArtifactsJob) -> ArtifactsResult {
     let r = match job.op {
         ArtifactsOp::Backup => store::to_dir(&bucket, dir).await.map(|c| (Some(c), None)),
         ArtifactsOp::Restore => store::from_dir(&bucket, dir).await.map(|c| (Some(c), None)),
+        ArtifactsOp::Mirror => store::mirror_from_dir(&bucket, dir).await.map(|(c, _)| (Some(c), None)),
         ArtifactsOp::Inventory => store::inventory(&bucket).await.map(|i| (None, Some(i))),
         ArtifactsOp::Size => store::size(&bucket).await.map(|c| (Some(c), None)),
     };

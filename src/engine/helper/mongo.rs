@@ -58,6 +58,10 @@ pub struct DbReport {
     pub collections: Vec<CollectionCount>,
     /// `sizeOnDisk` from `listDatabases`, in bytes.
     pub size_bytes: Option<u64>,
+    /// When the database was first migrated (its oldest `migration_info` entry, RFC 3339): the
+    /// birth of this data, the same after upgrades and restores, new for a stack made again.
+    #[serde(default)]
+    pub born: Option<String>,
 }
 
 /// One collection's exact count, and its content digest when asked.
@@ -300,7 +304,7 @@ async fn db_report(db: &Database, exists: bool, size: Option<u64>, q: &MongoQuer
     if !exists {
         return Ok(report);
     }
-    report.migration = newest_migration(db).await?;
+    (report.migration, report.born) = migrations(db).await?;
     if q.counts || q.digests {
         let mut names = db.list_collection_names().await?;
         names.sort();
@@ -323,11 +327,17 @@ async fn digest(db: &Database, coll: &str) -> mongodb::error::Result<String> {
     Ok(d.hex())
 }
 
-/// The newest `{version: {major, minor, patch}}` entry of `migration_info`.
-async fn newest_migration(db: &Database) -> mongodb::error::Result<Option<String>> {
+/// The newest `{version: {major, minor, patch}}` entry of `migration_info`, and the time of its
+/// oldest entry: when the database was first migrated, which no later migration, upgrade or
+/// restore of the same data changes (RFC 3339, milliseconds).
+async fn migrations(db: &Database) -> mongodb::error::Result<(Option<String>, Option<String>)> {
     let mut cursor = db.collection::<Document>("migration_info").find(doc! {}).await?;
     let mut newest: Option<semver::Version> = None;
+    let mut born: Option<bson::DateTime> = None;
     while let Some(d) = cursor.try_next().await? {
+        if let Ok(t) = d.get_datetime("timestamp") {
+            born = Some(born.map_or(*t, |b| b.min(*t)));
+        }
         let Ok(v) = d.get_document("version") else {
             continue;
         };
@@ -337,5 +347,6 @@ async fn newest_migration(db: &Database) -> mongodb::error::Result<Option<String
             newest = Some(found);
         }
     }
-    Ok(newest.map(|v| v.to_string()))
+    let born = born.and_then(|b| b.try_to_rfc3339_string().ok());
+    Ok((newest.map(|v| v.to_string()), born))
 }
