@@ -136,6 +136,8 @@ pub fn context_tar(entries: &[ContextEntry]) -> std::io::Result<Vec<u8>> {
 }
 
 /// Builds `tags[0]` from a context tar with the classic builder and adds the other tags.
+/// `cache: false` builds every layer anew: a build that reuses another build's cached layer fails
+/// when that build's image (and with it the layer) is removed in the middle of this one.
 ///
 /// # Errors
 /// [`DockerError::Build`] when the build fails; [`DockerError::Api`] when tagging does.
@@ -145,6 +147,7 @@ pub async fn build_image(
     tags: &[String],
     labels: &HashMap<String, String>,
     build_args: &HashMap<String, String>,
+    cache: bool,
 ) -> Result<(), DockerError> {
     let Some(first) = tags.first() else {
         return Ok(());
@@ -154,6 +157,7 @@ pub async fn build_image(
         .t(first)
         .rm(true)
         .forcerm(true)
+        .nocache(!cache)
         .labels(labels)
         .buildargs(build_args)
         .build();

@@ -255,7 +255,9 @@ pub async fn helper_image(docker: &Docker) -> Result<String, SidecarError> {
     ])
     .map_err(SidecarError::SelfExe)?;
     let labels = HashMap::from([(HELPER_LABEL.to_string(), "1".to_string())]);
-    build_image(docker, ctx, std::slice::from_ref(&tag), &labels, &HashMap::new()).await?;
+    // Without the cache: another build of the tool removing its old helper images takes their
+    // layers with them, and a build reusing one of those layers would fail half-way.
+    build_image(docker, ctx, std::slice::from_ref(&tag), &labels, &HashMap::new(), false).await?;
     remove_old_helpers(docker, &tag).await;
     Ok(tag)
 }

@@ -68,7 +68,7 @@ impl Builder {
             return Ok(());
         }
         let labels = HashMap::from([(HASH_LABEL.to_string(), inputs.to_string()), ("mcu.testbed".into(), "1".into())]);
-        build_image(&self.docker, context()?, &tags, &labels, &args).await?;
+        build_image(&self.docker, context()?, &tags, &labels, &args, true).await?;
         for t in tags {
             self.built.insert(t, inputs.to_string());
         }
@@ -90,7 +90,7 @@ impl Builder {
             .map(|j| async move {
                 let labels =
                     HashMap::from([(HASH_LABEL.to_string(), j.inputs.clone()), ("mcu.testbed".into(), "1".into())]);
-                build_image(docker, j.context.clone(), &j.tags, &labels, &HashMap::new()).await?;
+                build_image(docker, j.context.clone(), &j.tags, &labels, &HashMap::new(), true).await?;
                 Ok(j)
             })
             .buffer_unordered(4)
