@@ -148,8 +148,31 @@ pub struct DatabaseInfo {
     /// Newest version in its `migration_info` collection (`1.2.11`); `None` for a database Mender did
     /// not migrate.
     pub migration: Option<String>,
-    /// Document count per collection, exact, read just before the dump.
+    /// Document count per collection, exact: the documents of the collection in the dump (bundles
+    /// taken by earlier versions counted on the server just before the dump).
     pub collections: BTreeMap<String, u64>,
+}
+
+/// The databases of a dump as the manifest records them: each database of the archive but MongoDB's
+/// own (`admin`, `config`, `local`), its collections' document counts as the archive holds them
+/// (views left out: they hold no documents), and the newest `migration_info` version `observed`
+/// on the live stack (which the stopped writers cannot change).
+pub fn databases_from_archive(archive: &ArchiveSummary, observed: &[crate::snapshot::DbState]) -> Vec<DatabaseInfo> {
+    let mut dbs: BTreeMap<&str, BTreeMap<String, u64>> = BTreeMap::new();
+    for (ns, n) in archive.namespaces.iter().filter(|(_, n)| n.kind != "view") {
+        let Some((db, coll)) = ns.split_once('.') else { continue };
+        if ["admin", "config", "local"].contains(&db) {
+            continue;
+        }
+        dbs.entry(db).or_default().insert(coll.to_string(), n.documents);
+    }
+    dbs.into_iter()
+        .map(|(name, collections)| DatabaseInfo {
+            name: name.to_string(),
+            migration: observed.iter().find(|d| d.name == name).and_then(|d| d.migration.clone()),
+            collections,
+        })
+        .collect()
 }
 
 /// A file of the bundle.
@@ -391,6 +414,35 @@ mod tests {
 
     fn ns(docs: u64, digest: &str) -> Namespace {
         Namespace { documents: docs, bytes: docs * 10, digest: digest.into(), kind: String::new() }
+    }
+
+    #[test]
+    fn the_manifest_counts_come_from_the_archive() {
+        let mut archive = ArchiveSummary::default();
+        archive.namespaces.insert("useradm.users".into(), ns(2, "a"));
+        archive.namespaces.insert("useradm.migration_info".into(), ns(3, "m"));
+        archive.namespaces.insert("deviceauth.devices".into(), ns(5, "b"));
+        archive.namespaces.insert("admin.system.version".into(), ns(1, "v"));
+        archive.namespaces.insert("deviceauth.a_view".into(), Namespace { kind: "view".into(), ..ns(0, "") });
+        let observed = vec![crate::snapshot::DbState {
+            name: "useradm".into(),
+            services: vec![],
+            exists: true,
+            migration: Some("2.0.1".into()),
+            expected: None,
+            status: crate::snapshot::SchemaStatus::Unknown,
+            size_bytes: None,
+            born: None,
+        }];
+        let dbs = databases_from_archive(&archive, &observed);
+        let names: Vec<&str> = dbs.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["deviceauth", "useradm"], "MongoDB's own databases are not Mender's data");
+        assert_eq!(dbs[0].collections, BTreeMap::from([("devices".to_string(), 5)]), "a view holds no documents");
+        assert_eq!(dbs[0].migration, None);
+        assert_eq!(dbs[1].collections["users"], 2);
+        assert_eq!(dbs[1].migration.as_deref(), Some("2.0.1"));
+        let m = Manifest { databases: dbs, archive: archive.clone(), ..manifest() };
+        assert!(compare_archive(&m, &archive).is_empty());
     }
 
     fn manifest() -> Manifest {
