@@ -6,12 +6,14 @@
 mod artifacts;
 mod mongo;
 mod probe;
+mod tree;
 
 use serde::{Deserialize, Serialize};
 
 pub use artifacts::{ArtifactsJob, ArtifactsOp, ArtifactsResult, KEY_ENV, SECRET_ENV};
 pub use mongo::{CollectionCount, DbReport, FcvError, FcvJob, FcvOutcome, MongoQuery, MongoReport};
 pub use probe::{Probe, ProbeResult};
+pub use tree::{CopyJob, TreeCopied};
 
 /// What the tool asks its helper sidecar, as JSON on the helper's command line; each part optional.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -31,6 +33,9 @@ pub struct Request {
     /// Check and raise the featureCompatibilityVersion after a MongoDB major upgrade.
     #[serde(default)]
     pub fcv: Option<FcvJob>,
+    /// Copy a directory tree exactly (a data volume onto a new one); runs first.
+    #[serde(default)]
+    pub copy: Option<CopyJob>,
 }
 
 /// The helper's answer, printed as JSON on its stdout; one part for each part of the request.
@@ -49,11 +54,23 @@ pub struct Response {
     /// What the FCV step did, or why it failed.
     #[serde(default)]
     pub fcv: Option<Result<String, String>>,
+    /// What the copy did, or why it failed.
+    #[serde(default)]
+    pub copied: Option<Result<TreeCopied, String>>,
 }
 
 /// Runs a request inside the helper: the wipe and the FCV step first, then probes, the MongoDB
 /// report and the artifact job concurrently. Failures are in the response, never a panic.
 pub async fn run(req: Request) -> Response {
+    let copied = match req.copy.clone() {
+        Some(job) => Some(
+            tokio::task::spawn_blocking(move || tree::copy(&job))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string())),
+        ),
+        None => None,
+    };
     let wiped = match &req.wipe {
         Some(uri) => Some(mongo::wipe(uri).await.map_err(|e| e.to_string())),
         None => None,
@@ -78,5 +95,5 @@ pub async fn run(req: Request) -> Response {
             }
         }
     );
-    Response { probes, mongo, artifacts, wiped, fcv }
+    Response { probes, mongo, artifacts, wiped, fcv, copied }
 }
