@@ -23,6 +23,7 @@ pub mod restore;
 pub mod rewrite;
 mod rollback;
 pub mod runtime;
+mod stage;
 mod step;
 #[cfg(test)]
 mod tests;
@@ -282,7 +283,7 @@ async fn continue_hops(ctx: &Ctx<'_>, run: &mut Run) -> Result<Outcome, UpgradeE
                 from: st.plan.from.clone(),
                 to: st.plan.to.clone(),
                 at_release: st.plan.to.clone(),
-                hops: st.plan.hops.iter().map(|h| format!("{} → {}", h.from, h.to)).collect(),
+                hops: st.plan.hops.iter().map(crate::plan::Hop::label).collect(),
                 ok: true,
                 result: "done".into(),
                 report: outcome.report_md.clone(),
@@ -475,6 +476,9 @@ pub async fn way_back(
                     format!("data restore from {}", dir.join(crate::backup::bundle::ARCHIVE).display())
                 }
                 crate::plan::Rollback::ImageSwap => "image swap (decided from the data when it runs)".to_string(),
+                crate::plan::Rollback::OriginalVolume => {
+                    "the previous MongoDB image on the original volume".to_string()
+                }
             };
             hops.push(format!("{} → {}: {how}", h.to, h.from));
         }
