@@ -415,7 +415,11 @@ fn chain(
             return Err(format!("the history has no completed upgrade hop to {cur} whose dumps it kept"));
         };
         let mut st = st.clone();
-        if let Some(gone) = (0..=k).find(|i| !files::hop_dir(&st, *i).join(crate::backup::bundle::ARCHIVE).exists()) {
+        // A MongoDB stage has no dump: its rollback copy is the original volume.
+        if let Some(gone) = (0..=k)
+            .filter(|i| !st.plan.hops[*i].is_mongo_stage())
+            .find(|i| !files::hop_dir(&st, *i).join(crate::backup::bundle::ARCHIVE).exists())
+        {
             return Err(format!(
                 "the pre-hop dump of {} → {} is gone ({})",
                 st.plan.hops[gone].from,
