@@ -19,10 +19,11 @@ fn hops(from: &str, to: &str) -> Vec<String> {
 
 #[test]
 fn expected_hops_to_3_7_11_and_4_1() {
-    assert_eq!(hops("3.3.2", "3.7.11"), ["3.3.2→3.6.5", "3.6.5→3.7.11"]);
-    assert_eq!(hops("3.4.0", "3.7.11"), ["3.4.0→3.6.5", "3.6.5→3.7.11"]);
-    assert_eq!(hops("3.6.5", "3.7.11"), ["3.6.5→3.7.11"]);
-    assert_eq!(hops("3.7.11", "4.1.3"), ["3.7.11→4.0.4", "4.0.4→4.1.3"]);
+    // A MongoDB major is a stage of its own at one release ("3.6.5→3.6.5": 4.4 → 5.0).
+    assert_eq!(hops("3.3.2", "3.7.11"), ["3.3.2→3.6.5", "3.6.5→3.6.5", "3.6.5→3.7.11"]);
+    assert_eq!(hops("3.4.0", "3.7.11"), ["3.4.0→3.6.5", "3.6.5→3.6.5", "3.6.5→3.7.11"]);
+    assert_eq!(hops("3.6.5", "3.7.11"), ["3.6.5→3.6.5", "3.6.5→3.7.11"]);
+    assert_eq!(hops("3.7.11", "4.1.3"), ["3.7.11→3.7.11", "3.7.11→4.0.4", "4.0.4→4.0.4", "4.0.4→4.1.3", "4.1.3→4.1.3"]);
     // 4.1.0 ships an older traefik and store than 4.0.4: refused, saying why (issue 10).
     refused("3.7.11", "4.1.0", "landing on 4.1.0 from 4.0.4 would downgrade");
     refused("3.7.11", "4.1.0", "traefik v3.6.10 → 3.6.2");
@@ -33,11 +34,17 @@ fn every_patch_an_operator_can_be_on_is_planned() {
     // Each of these ended in "the catalog has no facts" before every 3.x tag was in it.
     assert_eq!(hops("3.7.5", "3.7.11"), ["3.7.5→3.7.11"]);
     assert_eq!(hops("3.7.10", "3.7.11"), ["3.7.10→3.7.11"]);
-    assert_eq!(hops("3.6.3", "3.7.11"), ["3.6.3→3.7.11"]);
-    assert_eq!(hops("3.3.1", "3.7.11"), ["3.3.1→3.6.5", "3.6.5→3.7.11"]);
-    assert_eq!(hops("3.0.0", "3.7.11"), ["3.0.0→3.1.1", "3.1.1→3.2.2", "3.2.2→3.3.2", "3.3.2→3.6.5", "3.6.5→3.7.11"]);
+    assert_eq!(hops("3.6.3", "3.7.11"), ["3.6.3→3.6.3", "3.6.3→3.7.11"]);
+    assert_eq!(hops("3.3.1", "3.7.11"), ["3.3.1→3.6.5", "3.6.5→3.6.5", "3.6.5→3.7.11"]);
+    assert_eq!(
+        hops("3.0.0", "3.7.11"),
+        ["3.0.0→3.1.1", "3.1.1→3.2.2", "3.2.2→3.3.2", "3.3.2→3.6.5", "3.6.5→3.6.5", "3.6.5→3.7.11"]
+    );
     // 4.0 is reached from 3.7.11, so a 3.7 patch takes its line's newest first.
-    assert_eq!(hops("3.7.5", "4.1.3"), ["3.7.5→3.7.11", "3.7.11→4.0.4", "4.0.4→4.1.3"]);
+    assert_eq!(
+        hops("3.7.5", "4.1.3"),
+        ["3.7.5→3.7.11", "3.7.11→3.7.11", "3.7.11→4.0.4", "4.0.4→4.0.4", "4.0.4→4.1.3", "4.1.3→4.1.3"]
+    );
 }
 
 #[test]
@@ -59,12 +66,22 @@ fn support_and_pending_job_checks_are_in_the_plan() {
 fn plan_details_for_the_mongo_hop() {
     let out = tool(&["--json", "plan", "--from", "3.6.5", "--to", "3.7.11"]);
     let p = json(&out);
+    // The stage first, with its own rollback point: the original volume.
     let h = &p["hops"][0];
+    assert_eq!(h["kind"], "mongo");
     assert_eq!(h["mongo"]["from_major"], "4.4");
     assert_eq!(h["mongo"]["steps"][0]["set_fcv"], "5.0");
-    assert_eq!(h["rollback"]["class"], "data-restore");
+    assert_eq!(h["rollback"]["class"], "original-volume");
+    // The application hop keeps the mongo image; its rollback restores its dump.
+    let app = &p["hops"][1];
+    assert!(app["mongo"].is_null(), "{app}");
+    assert_eq!(app["mongo_image"], "mongo:5.0");
+    assert_eq!(app["rollback"]["class"], "data-restore");
     let text = stdout(&tool(&["plan", "--from", "3.6.5", "--to", "3.7.11"]));
+    assert!(text.contains("Hop 1: MongoDB 4.4 → 5.0 at 3.6.5"), "{text}");
     assert!(text.contains("MongoDB 4.4 → 5.0: check FCV 4.4, run 5.0, set FCV 5.0"), "{text}");
+    assert!(text.contains("Rollback: the previous image on the original data volume"), "{text}");
+    assert!(text.contains("Hop 2: 3.6.5 → 3.7.11") && text.contains("MongoDB: stays on mongo:5.0"), "{text}");
     assert!(text.contains("mender-deployments") && text.contains("mender-3.6.5 → "), "{text}");
 }
 

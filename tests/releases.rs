@@ -132,10 +132,10 @@ fn upgrade_3_2_2_to_3_7_11_keeps_the_data() {
     let before = stack.data();
     let plan = json(&stack.tool(&["--json", "plan", "--to", "3.7.11"]));
     let stops: Vec<&str> = plan["hops"].as_array().unwrap().iter().map(|h| h["to"].as_str().unwrap()).collect();
-    assert_eq!(stops, ["3.3.2", "3.6.5", "3.7.11"]);
+    assert_eq!(stops, ["3.3.2", "3.6.5", "3.6.5", "3.7.11"]);
     let out = stack.tool(&["--json", "upgrade", "--to", "3.7.11", "--yes"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    assert_eq!(hops(&out), ["3.2.2→3.3.2", "3.3.2→3.6.5", "3.6.5→3.7.11"]);
+    assert_eq!(hops(&out), ["3.2.2→3.3.2", "3.3.2→3.6.5", "3.6.5→3.6.5", "3.6.5→3.7.11"]);
     let s = json(&stack.tool(&["--json", "status", "--require-healthy"]));
     assert_eq!(s["release"], "3.7.11");
     assert_eq!(s["checkout"]["releases"], serde_json::json!(["3.7.11"]), "the files are 3.7.11's: {}", s["checkout"]);
@@ -160,7 +160,11 @@ fn a_stack_on_3_6_2_is_recognized_and_upgraded() {
     let before = stack.data();
     let out = stack.tool(&["--json", "upgrade", "--to", "3.7.11", "--yes"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    assert_eq!(hops(&out), ["3.6.2→3.7.11"], "a 3.6 patch goes straight to 3.7");
+    assert_eq!(
+        hops(&out),
+        ["3.6.2→3.6.2", "3.6.2→3.7.11"],
+        "a 3.6 patch goes straight to 3.7, after its MongoDB stage"
+    );
     let s = json(&stack.tool(&["--json", "status", "--require-healthy"]));
     assert_eq!(s["release"], "3.7.11");
     assert_eq!(without_migrations(&stack.data()), without_migrations(&before));

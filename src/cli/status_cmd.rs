@@ -132,7 +132,7 @@ pub async fn plan(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
     let catalog = g.load_catalog()?.catalog;
     let target = parse_version(&a.to)?;
     let start = match &a.from {
-        Some(v) => plan::Start { release: parse_version(v)?, drift: vec![] },
+        Some(v) => plan::Start { release: parse_version(v)?, drift: vec![], mongo: None },
         None => {
             let docker = super::connect().await?;
             let opts = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
@@ -146,7 +146,7 @@ pub async fn plan(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
                 )
             })?;
             let drift = stack.services.iter().filter(|s| s.drift.is_some()).map(|s| s.name.clone()).collect();
-            plan::Start { release, drift }
+            plan::Start { release, drift, mongo: stack.mongo.as_ref().and_then(|m| m.running_major()) }
         }
     };
     let p = plan::plan(&start, &catalog, &target).map_err(Failure::from)?;

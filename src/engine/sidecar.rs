@@ -393,3 +393,27 @@ pub async fn wait_mongo(
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
+
+/// Copies Docker volume `from` onto volume `to` (created when missing, emptied first) exactly:
+/// modes, owners, links, times. The helper runs as root for it, with no network.
+///
+/// # Errors
+/// The volume could not be created, the sidecar failed, or the copy did.
+pub async fn copy_volume(docker: &Docker, from: &str, to: &str) -> Result<super::helper::TreeCopied, SidecarError> {
+    if docker.inspect_volume(to).await.is_err() {
+        let req = bollard::models::VolumeCreateRequest { name: Some(to.to_string()), ..Default::default() };
+        docker.create_volume(req).await.map_err(DockerError::api(format!("create volume {to}")))?;
+    }
+    let job = super::helper::CopyJob { from: "/from".into(), to: "/to".into() };
+    let spec = SidecarSpec {
+        binds: vec![format!("{from}:/from:ro"), format!("{to}:/to")],
+        user: Some("0:0".into()),
+        ..Default::default()
+    };
+    let r = run_helper_with(docker, "none", &Request { copy: Some(job), ..Default::default() }, spec).await?;
+    match r.copied {
+        Some(Ok(c)) => Ok(c),
+        Some(Err(e)) => Err(SidecarError::Helper(format!("copying volume {from} to {to}: {e}"))),
+        None => Err(SidecarError::Helper("no answer to the copy".into())),
+    }
+}

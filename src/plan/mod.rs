@@ -84,6 +84,8 @@ pub struct Start {
     pub release: Version,
     /// Services whose image belongs to another release than `release`.
     pub drift: Vec<String>,
+    /// The MongoDB major the stack runs (`5.0`), when observed; `None`: the release's own.
+    pub mongo: Option<String>,
 }
 
 /// The hops from the running release to the target, with what each changes and how it is undone:
@@ -139,6 +141,26 @@ pub struct Hop {
     /// Data that must be gone before the hop (checked before any downtime).
     #[serde(default)]
     pub checks: Vec<DataCheck>,
+    /// The mongo image the stack runs during and after this hop (`mongo:6.0`): an application hop
+    /// keeps the one the stack runs (pinned to the running major), only a MongoDB stage
+    /// ([`HopKind::Mongo`]) changes it. `None` in plans saved before stages existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mongo_image: Option<String>,
+}
+
+impl Hop {
+    /// A MongoDB major stage rather than an application hop.
+    pub fn is_mongo_stage(&self) -> bool {
+        self.kind == HopKind::Mongo
+    }
+
+    /// "3.6.5 → 3.7.11", or "MongoDB 4.4 → 5.0 at 3.6.5" for a stage.
+    pub fn label(&self) -> String {
+        match (&self.mongo, self.kind) {
+            (Some(m), HopKind::Mongo) => format!("MongoDB {} → {} at {}", m.from_major, m.to_major, self.to),
+            _ => format!("{} → {}", self.from, self.to),
+        }
+    }
 }
 
 /// How far a hop goes, which decides the risk and what Mender documents for it.
@@ -151,6 +173,9 @@ pub enum HopKind {
     Minor,
     /// Across a major version (3.7 → 4.0).
     Major,
+    /// A MongoDB major stage: the release stays (`from` = `to`), MongoDB goes up one major on a
+    /// copy of its data volume (mongodb docs `7.0-upgrade-standalone`: one major per step).
+    Mongo,
 }
 
 /// A service's image reference change in a hop, as the catalog writes both.
@@ -212,6 +237,9 @@ pub enum Rollback {
         /// Why, one line each (`deviceauth schema 1.10.0 → 2.0.0`, `MongoDB 4.4 → 5.0 (…)`).
         reasons: Vec<String>,
     },
+    /// A MongoDB major stage runs the new major on a copy of the data volume: the previous compose
+    /// files (the old image on the original volume, which was never written) are the rollback.
+    OriginalVolume,
 }
 
 /// A release the stack can go to in one hop.
@@ -265,6 +293,8 @@ pub fn plan(start: &Start, catalog: &Catalog, target: &Version) -> Result<Plan, 
         return Err(PlanError::SameVersion(from.version.clone()));
     }
     let mut hops = Vec::new();
+    let mut major =
+        start.mongo.clone().filter(|m| catalog.mongo_majors.contains(m)).unwrap_or_else(|| from.mongo.major.clone());
     for (a, b, skipped) in route(catalog, from, to)? {
         let down = infra_downgrades(a, b);
         if !down.is_empty() {
@@ -276,10 +306,23 @@ pub fn plan(start: &Start, catalog: &Catalog, target: &Version) -> Result<Plan, 
                 instead,
             })));
         }
-        hops.push(hop(catalog, a, b, skipped));
+        // The application hop runs on a MongoDB major both releases support; the stages up to it
+        // run before the hop, the ones after it at the landing release.
+        let on = hop_major(catalog, a, b, &major);
+        let image = |m: &str| mongo_image(a, m);
+        for (x, y) in majors_between(catalog, &major, &on) {
+            hops.push(mongo_stage(a, &x, &y, &image(&x), &image(&y)));
+        }
+        let mut h = hop(catalog, a, b, skipped);
+        pin_mongo(&mut h, b, &image(&on));
+        hops.push(h);
+        for (x, y) in majors_between(catalog, &on, &b.mongo.major) {
+            hops.push(mongo_stage(b, &x, &y, &image(&x), &image(&y)));
+        }
+        major = if majors_between(catalog, &on, &b.mongo.major).is_empty() { on } else { b.mongo.major.clone() };
     }
     let mut warnings = support_warnings(catalog, from, to);
-    for h in &hops {
+    for h in hops.iter().filter(|h| !h.is_mongo_stage()) {
         for n in catalog.release(&h.to).map(|r| r.notes.as_slice()).unwrap_or_default() {
             warnings.push(format!("{}: {} ({})", h.to, n.text, n.source));
         }
@@ -452,8 +495,7 @@ fn hop(catalog: &Catalog, from: &Release, to: &Release, skipped_lines: Vec<Strin
     }
     let removed: Vec<String> = from.services.keys().filter(|n| !continued.contains(*n)).cloned().collect();
     let schema_changes = schema_changes(from, to);
-    let mongo = mongo_upgrade(catalog, &from.mongo.major, &to.mongo.major);
-    let rollback = rollback_class(&schema_changes, mongo.as_ref());
+    let rollback = rollback_class(&schema_changes);
     let upgrade = (kind != HopKind::Patch).then(|| catalog.line(&to.line).and_then(|l| l.upgrade.clone())).flatten();
     Hop {
         from: from.version.clone(),
@@ -471,11 +513,13 @@ fn hop(catalog: &Catalog, from: &Release, to: &Release, skipped_lines: Vec<Strin
         removed_services: removed,
         renamed_services: renamed,
         schema_changes,
-        mongo,
+        // The MongoDB major is the stages' business ([`pin_mongo`]): an application hop changes none.
+        mongo: None,
         manual_steps: upgrade.as_ref().map(|u| u.steps.clone()).unwrap_or_default(),
         checks: upgrade.as_ref().map(|u| u.refuse_while.clone()).unwrap_or_default(),
         window: upgrade.and_then(|u| u.window),
         rollback,
+        mongo_image: None,
     }
 }
 
@@ -508,29 +552,113 @@ fn schema_changes(from: &Release, to: &Release) -> Vec<SchemaChange> {
         .collect()
 }
 
-fn mongo_upgrade(catalog: &Catalog, from: &str, to: &str) -> Option<MongoUpgrade> {
-    if from == to {
-        return None;
+/// The MongoDB majors a Mender line documents support for (facts: mender-4x-facts.md §3.1, from
+/// docs@3.6.x "Mender 3.3, 3.4 and 3.6 are all compatible with both MongoDB 4.4 and 5.0",
+/// docs@3.7.x Kubernetes page (5.0 and 6.0), docs master at 4.0.0 (6.0 and 7.0), docs PR #2627
+/// for 4.1 (6.0, 7.0, 8.0)); a line not listed supports its own major only.
+pub fn supported_majors(r: &Release) -> Vec<String> {
+    let listed: &[&str] = match r.line.as_str() {
+        "3.3" | "3.4" | "3.5" | "3.6" => &["4.4", "5.0"],
+        "3.7" => &["5.0", "6.0"],
+        "4.0" => &["6.0", "7.0"],
+        "4.1" => &["6.0", "7.0", "8.0"],
+        _ => &[],
+    };
+    let mut out: Vec<String> = listed.iter().map(|s| s.to_string()).collect();
+    if !out.contains(&r.mongo.major) {
+        out.push(r.mongo.major.clone());
     }
-    let majors = &catalog.mongo_majors;
-    let (i, j) = (majors.iter().position(|m| m == from)?, majors.iter().position(|m| m == to)?);
-    if j < i {
-        return None;
-    }
-    let steps = majors[i..=j]
-        .windows(2)
-        .map(|w| MongoStep {
-            require_fcv: w[0].clone(),
-            image_major: w[1].clone(),
-            set_fcv: w[1].clone(),
-            confirm: Version::parse(&format!("{}.0", w[1])).is_ok_and(|v| v.major >= 7),
-        })
-        .collect();
-    Some(MongoUpgrade { from_major: from.to_string(), to_major: to.to_string(), steps })
+    out
 }
 
-fn rollback_class(schema: &[SchemaChange], mongo: Option<&MongoUpgrade>) -> Rollback {
-    let mut reasons: Vec<String> = schema
+/// The major an application hop from `a` to `b` runs on, the stack running `current`: the lowest
+/// major from `current` on that both releases support (so that each stage runs under a release
+/// documented for both of its majors: 4.4 → 5.0 at 3.6, 5.0 → 6.0 at 3.7, 6.0 → 7.0 at 4.0,
+/// 7.0 → 8.0 at 4.1); `current` when none is (the landing release's stages then follow the hop).
+fn hop_major(catalog: &Catalog, a: &Release, b: &Release, current: &str) -> String {
+    let (sa, sb) = (supported_majors(a), supported_majors(b));
+    let rank = |m: &str| catalog.mongo_majors.iter().position(|x| x == m);
+    let Some(cur) = rank(current) else { return current.to_string() };
+    let target = rank(&b.mongo.major).unwrap_or(cur);
+    catalog
+        .mongo_majors
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i >= cur && *i <= target.max(cur))
+        .find(|(_, m)| sa.contains(m) && sb.contains(m))
+        .map_or_else(|| current.to_string(), |(_, m)| m.clone())
+}
+
+/// The one-major steps from `from` up to `to` (none when `to` is not higher).
+fn majors_between(catalog: &Catalog, from: &str, to: &str) -> Vec<(String, String)> {
+    let majors = &catalog.mongo_majors;
+    match (majors.iter().position(|m| m == from), majors.iter().position(|m| m == to)) {
+        (Some(i), Some(j)) if j > i => majors[i..=j].windows(2).map(|w| (w[0].clone(), w[1].clone())).collect(),
+        _ => vec![],
+    }
+}
+
+/// The mongo image of `major` in the repository release `r` runs (`mongo:6.0`).
+fn mongo_image(r: &Release, major: &str) -> String {
+    let repo = r
+        .services
+        .get(&r.mongo.service)
+        .map(|s| ImageRef::parse(&s.image, None).repository)
+        .unwrap_or_else(|| "mongo".to_string());
+    format!("{repo}:{major}")
+}
+
+/// One MongoDB step: the featureCompatibilityVersion checked, the next major run, its FCV set.
+fn mongo_step(from: &str, to: &str) -> MongoStep {
+    MongoStep {
+        require_fcv: from.to_string(),
+        image_major: to.to_string(),
+        set_fcv: to.to_string(),
+        // mongodb docs setFeatureCompatibilityVersion: `confirm: true` is required from 7.0 on.
+        confirm: Version::parse(&format!("{to}.0")).is_ok_and(|v| v.major >= 7),
+    }
+}
+
+/// A MongoDB major stage at release `at`: one major up, on a copy of the data volume.
+fn mongo_stage(at: &Release, from: &str, to: &str, from_image: &str, to_image: &str) -> Hop {
+    Hop {
+        from: at.version.clone(),
+        to: at.version.clone(),
+        kind: HopKind::Mongo,
+        skipped_lines: vec![],
+        image_changes: vec![ImageChange {
+            service: at.mongo.service.clone(),
+            from: from_image.to_string(),
+            to: to_image.to_string(),
+        }],
+        added_services: vec![],
+        removed_services: vec![],
+        renamed_services: vec![],
+        schema_changes: vec![],
+        mongo: Some(MongoUpgrade {
+            from_major: from.to_string(),
+            to_major: to.to_string(),
+            steps: vec![mongo_step(from, to)],
+        }),
+        replaces_base_files: false,
+        templates_available: true,
+        manual_steps: vec![],
+        window: None,
+        rollback: Rollback::OriginalVolume,
+        checks: vec![],
+        mongo_image: Some(to_image.to_string()),
+    }
+}
+
+/// An application hop keeps the mongo image `image`: its change, if any, is the stages' business.
+fn pin_mongo(h: &mut Hop, to: &Release, image: &str) {
+    let svc = &to.mongo.service;
+    h.image_changes.retain(|c| &c.service != svc);
+    h.mongo_image = Some(image.to_string());
+}
+
+fn rollback_class(schema: &[SchemaChange]) -> Rollback {
+    let reasons: Vec<String> = schema
         .iter()
         .map(|c| match (&c.from, &c.to) {
             (Some(a), Some(b)) => format!("{} schema {a} → {b}", c.db),
@@ -539,9 +667,6 @@ fn rollback_class(schema: &[SchemaChange], mongo: Option<&MongoUpgrade>) -> Roll
             (None, None) => c.db.clone(),
         })
         .collect();
-    if let Some(m) = mongo {
-        reasons.push(format!("MongoDB {} → {} (data files and featureCompatibilityVersion)", m.from_major, m.to_major));
-    }
     if reasons.is_empty() { Rollback::ImageSwap } else { Rollback::DataRestore { reasons } }
 }
 
@@ -559,11 +684,13 @@ mod tests {
     }
 
     fn run(from: &str, to: &str) -> Result<Plan, PlanError> {
-        plan(&Start { release: v(from), drift: vec![] }, &cat(), &v(to))
+        plan(&Start { release: v(from), drift: vec![], mongo: None }, &cat(), &v(to))
     }
 
+    /// The releases the application hops land on (MongoDB stages stay at one).
     fn stops(p: &Plan) -> Vec<String> {
-        std::iter::once(p.from.to_string()).chain(p.hops.iter().map(|h| h.to.to_string())).collect()
+        let apps = p.hops.iter().filter(|h| !h.is_mongo_stage());
+        std::iter::once(p.from.to_string()).chain(apps.map(|h| h.to.to_string())).collect()
     }
 
     #[test]
@@ -584,9 +711,10 @@ mod tests {
     fn to_4_1_goes_through_4_0_never_3_8() {
         let p = run("3.7.11", "4.1.3").unwrap();
         assert_eq!(stops(&p), ["3.7.11", "4.0.4", "4.1.3"]);
-        assert_eq!(p.hops[0].kind, HopKind::Major);
-        assert!(p.hops[0].replaces_base_files);
-        assert!(p.hops[0].renamed_services.contains(&("mender-device-auth".into(), "deviceauth".into())));
+        let app = p.hops.iter().find(|h| !h.is_mongo_stage()).unwrap();
+        assert_eq!(app.kind, HopKind::Major);
+        assert!(app.replaces_base_files);
+        assert!(app.renamed_services.contains(&("mender-device-auth".into(), "deviceauth".into())));
         // 4.1.0 ships an older traefik and store than 4.0.4: never a landing point after it.
         match run("3.6.5", "4.1.0") {
             Err(PlanError::InfraDowngrade(d)) => {
@@ -626,25 +754,75 @@ mod tests {
         }
     }
 
+    /// Each hop as "from→to" or "mongo X→Y@release", with the mongo image it leaves running.
+    fn shape(p: &Plan) -> Vec<String> {
+        p.hops
+            .iter()
+            .map(|h| match &h.mongo {
+                Some(m) if h.is_mongo_stage() => format!("mongo {}→{}@{}", m.from_major, m.to_major, h.to),
+                _ => format!("{}→{} on {}", h.from, h.to, h.mongo_image.as_deref().unwrap_or("?")),
+            })
+            .collect()
+    }
+
     #[test]
-    fn mongo_major_steps_with_fcv() {
-        let p = run("3.6.5", "3.7.11").unwrap();
-        let m = p.hops[0].mongo.as_ref().unwrap();
+    fn each_mongodb_major_is_a_stage_of_its_own() {
+        // 3.6 documents 4.4 and 5.0, 3.7 documents 5.0 and 6.0: 4.4 → 5.0 runs at 3.6.5, before.
+        assert_eq!(shape(&run("3.6.5", "3.7.11").unwrap()), ["mongo 4.4→5.0@3.6.5", "3.6.5→3.7.11 on mongo:5.0"]);
+        // 3.7.11 → 4.0.4 runs on 6.0, which both document; 7.0 at 4.0.4; 8.0 at 4.1.3.
         assert_eq!(
-            m.steps,
+            shape(&run("3.4.0", "4.1.3").unwrap()),
+            [
+                "3.4.0→3.6.5 on mongo:4.4",
+                "mongo 4.4→5.0@3.6.5",
+                "3.6.5→3.7.11 on mongo:5.0",
+                "mongo 5.0→6.0@3.7.11",
+                "3.7.11→4.0.4 on mongo:6.0",
+                "mongo 6.0→7.0@4.0.4",
+                "4.0.4→4.1.3 on mongo:7.0",
+                "mongo 7.0→8.0@4.1.3",
+            ]
+        );
+        let p = run("3.7.11", "4.0.4").unwrap();
+        let stage = &p.hops[0];
+        assert_eq!((stage.kind, &stage.from, &stage.to), (HopKind::Mongo, &v("3.7.11"), &v("3.7.11")));
+        assert_eq!(stage.rollback, Rollback::OriginalVolume);
+        assert_eq!(
+            stage.mongo.as_ref().unwrap().steps,
             vec![MongoStep {
-                require_fcv: "4.4".into(),
-                image_major: "5.0".into(),
-                set_fcv: "5.0".into(),
+                require_fcv: "5.0".into(),
+                image_major: "6.0".into(),
+                set_fcv: "6.0".into(),
                 confirm: false
             }]
         );
-        let p = run("3.7.11", "4.0.4").unwrap();
-        let majors: Vec<&str> =
-            p.hops[0].mongo.as_ref().unwrap().steps.iter().map(|s| s.image_major.as_str()).collect();
-        assert_eq!(majors, ["6.0", "7.0"]);
-        assert!(p.hops[0].mongo.as_ref().unwrap().steps[1].confirm);
-        assert!(matches!(p.hops[0].rollback, Rollback::DataRestore { .. }));
+        assert_eq!(stage.image_changes.len(), 1);
+        assert_eq!(
+            (stage.image_changes[0].from.as_str(), stage.image_changes[0].to.as_str()),
+            ("mongo:5.0", "mongo:6.0")
+        );
+        // The application hop keeps the running mongo image: no image change of mender-mongo.
+        let app = &p.hops[1];
+        assert!(app.mongo.is_none() && !app.image_changes.iter().any(|c| c.service == "mender-mongo"));
+        assert!(matches!(app.rollback, Rollback::DataRestore { .. }));
+        let seven = &p.hops[2].mongo.as_ref().unwrap().steps[0];
+        assert!(seven.confirm && seven.require_fcv == "6.0");
+        // A stage's release notes are not repeated.
+        let notes = cat().release(&v("4.0.4")).unwrap().notes.len();
+        assert_eq!(p.warnings.iter().filter(|w| w.starts_with("4.0.4:")).count(), notes);
+    }
+
+    #[test]
+    fn a_stack_already_on_a_newer_major_needs_no_stage_for_it() {
+        let start = Start { release: v("3.7.11"), drift: vec![], mongo: Some("6.0".into()) };
+        assert_eq!(
+            shape(&plan(&start, &cat(), &v("4.0.4")).unwrap()),
+            ["3.7.11→4.0.4 on mongo:6.0", "mongo 6.0→7.0@4.0.4"]
+        );
+        let start = Start { release: v("3.6.5"), drift: vec![], mongo: Some("5.0".into()) };
+        assert_eq!(shape(&plan(&start, &cat(), &v("3.7.11")).unwrap()), ["3.6.5→3.7.11 on mongo:5.0"]);
+        // Patch hops within a line never carry a stage.
+        assert_eq!(shape(&run("3.7.0", "3.7.11").unwrap()), ["3.7.0→3.7.11 on mongo:5.0"]);
     }
 
     #[test]
@@ -682,7 +860,7 @@ mod tests {
         // A tag the lines list without facts (every real tag has them now).
         let mut c = cat();
         c.releases.retain(|r| r.version != v("3.6.2"));
-        let from = |r: &str| Start { release: v(r), drift: vec![] };
+        let from = |r: &str| Start { release: v(r), drift: vec![], mongo: None };
         assert_eq!(plan(&from("3.4.0"), &c, &v("3.6.2")), Err(PlanError::NoFacts(v("3.6.2"), v("3.6.5"))));
         assert_eq!(plan(&from("3.6.2"), &c, &v("3.7.11")), Err(PlanError::UnknownCurrent(v("3.6.2"))));
     }
@@ -782,8 +960,12 @@ mod tests {
 
     #[test]
     fn drift_and_missing_templates_are_warned() {
-        let p =
-            plan(&Start { release: v("3.7.11"), drift: vec!["mender-useradm".into()] }, &cat(), &v("4.0.4")).unwrap();
+        let p = plan(
+            &Start { release: v("3.7.11"), drift: vec!["mender-useradm".into()], mongo: None },
+            &cat(),
+            &v("4.0.4"),
+        )
+        .unwrap();
         assert!(p.warnings.iter().any(|w| w.contains("mender-useradm")));
         assert!(p.warnings.iter().any(|w| w.contains("no base compose files for 4.0.4")));
     }

@@ -19,14 +19,21 @@ pub fn render(p: &Plan) -> String {
             }
             HopKind::Minor => "minor".to_string(),
             HopKind::Major => "major".to_string(),
+            HopKind::Mongo => "MongoDB major stage, on a copy of the data volume".to_string(),
         };
-        let _ = writeln!(out, "\nHop {}: {} → {} ({kind})", i + 1, h.from, h.to);
+        let _ = writeln!(out, "\nHop {}: {} ({kind})", i + 1, h.label());
         match &h.rollback {
             Rollback::ImageSwap => {
                 let _ = writeln!(out, "  Rollback: image swap (no database changes)");
             }
             Rollback::DataRestore { reasons } => {
                 let _ = writeln!(out, "  Rollback: data restore from the pre-hop dump ({})", reasons.join("; "));
+            }
+            Rollback::OriginalVolume => {
+                let _ = writeln!(
+                    out,
+                    "  Rollback: the previous image on the original data volume, which the stage never writes (it stays until you remove it)"
+                );
             }
         }
         if !h.image_changes.is_empty() {
@@ -60,6 +67,9 @@ pub fn render(p: &Plan) -> String {
                 })
                 .collect();
             let _ = writeln!(out, "  MongoDB {} → {}: {}", m.from_major, m.to_major, steps.join("; then "));
+        }
+        if let (Some(img), false) = (&h.mongo_image, h.is_mongo_stage()) {
+            let _ = writeln!(out, "  MongoDB: stays on {img}");
         }
         if h.replaces_base_files {
             let _ = writeln!(

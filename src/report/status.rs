@@ -194,6 +194,7 @@ fn next_hops(s: &Stack) -> String {
                 HopKind::Patch => "patch",
                 HopKind::Minor => "minor",
                 HopKind::Major => "major",
+                HopKind::Mongo => "MongoDB stage",
             };
             if h.skips.is_empty() {
                 format!("{} ({kind})", h.to)

@@ -283,8 +283,15 @@ fn service_state(
         set.into_iter().collect()
     };
     let expected = facts.map(|f| ImageRef::parse(&f.image, None));
+    // MongoDB runs its stages' majors under a release that documents them (plan::supported_majors).
+    let staged_mongo = match (facts, release, &expected) {
+        (Some(f), Some(r), Some(e)) if f.role == crate::catalog::Role::Mongo && e.repository == img.repository => {
+            img.tag.as_ref().is_some_and(|t| crate::plan::supported_majors(r).contains(t))
+        }
+        _ => false,
+    };
     let drift = match (&expected, release) {
-        (Some(e), _) if *e == img => None,
+        (Some(e), _) if *e == img || staged_mongo => None,
         (Some(_), _) if image_releases.is_empty() => Some(Drift::UnknownImage),
         (Some(_), _) => Some(Drift::OtherRelease { releases: image_releases.clone() }),
         (None, _) => None,
@@ -328,6 +335,20 @@ fn service_state(
         http,
         healthy: problems.is_empty(),
         problems,
+    }
+}
+
+impl MongoState {
+    /// The MongoDB major the server runs (`5.0` of `buildInfo` `5.0.31`), else of its image tag.
+    pub fn running_major(&self) -> Option<String> {
+        let of = |v: &str| {
+            let mut parts = v.split(['.', '-']);
+            Some(format!("{}.{}", parts.next()?.parse::<u32>().ok()?, parts.next()?.parse::<u32>().ok()?))
+        };
+        self.server_version
+            .as_deref()
+            .and_then(of)
+            .or_else(|| self.image.as_deref().and_then(|i| i.rsplit_once(':')).and_then(|(_, t)| of(t)))
     }
 }
 

@@ -127,8 +127,12 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RehearseOptions) -
     })?;
     ctx.state.refuse_if_upgrade_pending(&project).map_err(|p| StagingError::from(Box::new(p)))?;
     // A bad target is refused before anything is done.
-    crate::plan::plan(&crate::plan::Start { release: release.clone(), drift: vec![] }, &ctx.catalog.catalog, &opts.to)
-        .map_err(UpgradeError::from)?;
+    crate::plan::plan(
+        &crate::plan::Start { release: release.clone(), drift: vec![], mongo: None },
+        &ctx.catalog.catalog,
+        &opts.to,
+    )
+    .map_err(UpgradeError::from)?;
     let bundle = match &opts.from {
         Some(b) => b.clone(),
         None => bundle_for(ctx, &observed, &release, opts.max_backup_age).await?,

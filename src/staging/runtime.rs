@@ -109,6 +109,14 @@ impl Runtime for StagingRuntime<'_> {
         self.daemon.dump(source, archive).await
     }
 
+    async fn copy_volume(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<crate::engine::helper::TreeCopied, crate::engine::sidecar::SidecarError> {
+        self.daemon.copy_volume(from, to).await
+    }
+
     async fn restore(&self, dir: &Path, target: &MongoTarget<'_>, ferretdb: bool) -> Result<String, RestoreError> {
         self.daemon.restore(dir, target, ferretdb).await
     }

@@ -104,6 +104,36 @@ pub enum PreflightError {
         /// What is in the way, and what to do.
         why: String,
     },
+    /// A MongoDB stage needs the featureCompatibilityVersion to equal the running major first
+    /// (mongodb docs `6.0-upgrade-standalone`: "the featureCompatibilityVersion must be 5.0").
+    #[error(
+        "MongoDB {major} runs with featureCompatibilityVersion {found}, and the next major refuses such data; set it first: docker exec {container} mongosh --quiet --eval 'db.adminCommand({{setFeatureCompatibilityVersion: \"{major}\"{confirm}}})'"
+    )]
+    Fcv {
+        /// The running major (`5.0`).
+        major: String,
+        /// The featureCompatibilityVersion found (`4.4`, or `unknown`).
+        found: String,
+        /// The mongo container.
+        container: String,
+        /// `, confirm: true` from 7.0 on.
+        confirm: String,
+    },
+    /// A MongoDB stage cannot name the data volume it copies.
+    #[error("the MongoDB stage cannot copy the data volume: {0}")]
+    DataVolume(String),
+    /// Not enough room for the copies of the data volume.
+    #[error(
+        "not enough free space in {dir} for the MongoDB stages' volume copies: about {need_mib} MiB needed, {free_mib} MiB free"
+    )]
+    CopySpace {
+        /// Docker's root directory.
+        dir: String,
+        /// MiB needed.
+        need_mib: u64,
+        /// MiB free.
+        free_mib: u64,
+    },
     /// The compose rewrite of the first hop cannot be computed.
     #[error("the compose files of hop {0}: {1}")]
     Rewrite(String, #[source] StepError),
@@ -212,6 +242,9 @@ pub enum StepError {
     /// The project's git clone.
     #[error(transparent)]
     Git(#[from] GitError),
+    /// `MENDER_COMPOSE_UPGRADE_FAULT=fail-after:<step>` (test-only, README).
+    #[error("a failure injected after step {0} (MENDER_COMPOSE_UPGRADE_FAULT)")]
+    Injected(String),
 }
 
 impl StepError {

@@ -8,7 +8,7 @@ use super::error::{HopFailed, StepError};
 use super::rewrite::{self, Inputs, Why};
 use super::runtime::{migrations, wait_gates, wait_mongo};
 use super::step::{Point, Step};
-use super::{Ctx, Run, UpgradeState, clone, files};
+use super::{Ctx, Run, UpgradeState, clone, files, stage};
 use crate::backup::bundle::ARCHIVE;
 use crate::backup::dump::DumpSource;
 use crate::backup::quiesce;
@@ -53,7 +53,7 @@ pub async fn run(ctx: &Ctx<'_>, run: &mut Run) -> Result<(), Stop> {
     let hop = st.plan.hops[st.hop].clone();
     let n = st.plan.hops.len();
     if st.done.is_empty() {
-        ctx.progress.step("hop", format!("hop {}/{n}: {} → {}", st.hop + 1, hop.from, hop.to));
+        ctx.progress.step("hop", format!("hop {}/{n}: {}", st.hop + 1, hop.label()));
         let before: Vec<&str> =
             hop.manual_steps.iter().filter(|s| s.when == When::Before).map(|s| s.text.trim()).collect();
         if !before.is_empty() {
@@ -64,13 +64,11 @@ pub async fn run(ctx: &Ctx<'_>, run: &mut Run) -> Result<(), Stop> {
         }
     } else {
         let done: Vec<&str> = st.done.iter().map(|s| s.name()).collect();
-        ctx.progress.step(
-            "hop",
-            format!("hop {}/{n}: {} → {}, resuming after {}", st.hop + 1, hop.from, hop.to, done.join(", ")),
-        );
+        ctx.progress
+            .step("hop", format!("hop {}/{n}: {}, resuming after {}", st.hop + 1, hop.label(), done.join(", ")));
     }
     let mut timings: BTreeMap<Step, f64> = st.timings.get(st.hop).cloned().unwrap_or_default();
-    for step in Step::ALL {
+    for &step in Step::of(&hop) {
         if run.st().done.contains(&step) {
             continue;
         }
@@ -92,6 +90,15 @@ pub async fn run(ctx: &Ctx<'_>, run: &mut Run) -> Result<(), Stop> {
         set_timings(st, &timings);
         run.checkpoint(ctx.state, Point::Step(step))
             .map_err(|e| failed(&hop, Point::Step(step))(StepError::Journal(e)))?;
+        // Test-only (README): fail the hop right after this step, to prove its rollback.
+        if std::env::var("MENDER_COMPOSE_UPGRADE_FAULT").is_ok_and(|f| f == format!("fail-after:{step}")) {
+            return Err(failed(&hop, Point::Step(step))(StepError::Injected(step.to_string())).into());
+        }
+    }
+    if hop.is_mongo_stage()
+        && let Some(note) = stage::leftover(ctx, run.st(), &hop)
+    {
+        ctx.progress.step("mongo", note);
     }
     for s in hop.manual_steps.iter().filter(|s| s.when == When::After) {
         ctx.progress.step("manual", format!("after {} → {}, by hand: {}", hop.from, hop.to, s.text.trim()));
@@ -120,7 +127,10 @@ async fn run_step(ctx: &Ctx<'_>, run: &mut Run, step: Step, hop: &Hop) -> Result
     match step {
         Step::Stop => stop(ctx, run).await,
         Step::Dump => dump(ctx, run).await,
+        Step::Rewrite if hop.is_mongo_stage() => stage::rewrite(ctx, run.st(), hop),
         Step::Rewrite => rewrite_files(ctx, run.st(), hop),
+        Step::MongoStop => stage::stop_mongo(ctx, run, hop).await,
+        Step::Copy => stage::copy(ctx, run.st(), hop).await,
         Step::Mongo => mongo(ctx, run.st(), hop).await,
         Step::Migrate => migrate(ctx, run.st(), hop).await,
         Step::Up => up(ctx, run.st(), hop).await,
@@ -223,6 +233,15 @@ pub fn compute(
     current: Vec<rewrite::ProjectFile>,
 ) -> Result<rewrite::Rewrite, StepError> {
     let (from, to) = releases(ctx, hop)?;
+    // The hop keeps the mongo image the stack runs: a new major is a stage of its own.
+    let pinned = hop.mongo_image.as_ref().filter(|_| !hop.is_mongo_stage()).map(|image| {
+        let mut r = to.clone();
+        if let Some(f) = r.services.get_mut(&r.mongo.service) {
+            f.image = image.clone();
+        }
+        r
+    });
+    let to = pinned.as_ref().unwrap_or(to);
     let compose_rel: Vec<PathBuf> = st.project.config_files.iter().map(|p| files::relative(&st.project, p)).collect();
     let compose: Vec<_> = compose_rel.iter().filter_map(|r| current.iter().find(|f| &f.path == r).cloned()).collect();
     let other: Vec<_> = current.iter().filter(|f| !compose_rel.contains(&f.path)).cloned().collect();

@@ -23,6 +23,7 @@ pub mod restore;
 pub mod rewrite;
 mod rollback;
 pub mod runtime;
+mod stage;
 mod step;
 #[cfg(test)]
 mod tests;
@@ -282,7 +283,7 @@ async fn continue_hops(ctx: &Ctx<'_>, run: &mut Run) -> Result<Outcome, UpgradeE
                 from: st.plan.from.clone(),
                 to: st.plan.to.clone(),
                 at_release: st.plan.to.clone(),
-                hops: st.plan.hops.iter().map(|h| format!("{} → {}", h.from, h.to)).collect(),
+                hops: st.plan.hops.iter().map(crate::plan::Hop::label).collect(),
                 ok: true,
                 result: "done".into(),
                 report: outcome.report_md.clone(),
@@ -414,7 +415,11 @@ fn chain(
             return Err(format!("the history has no completed upgrade hop to {cur} whose dumps it kept"));
         };
         let mut st = st.clone();
-        if let Some(gone) = (0..=k).find(|i| !files::hop_dir(&st, *i).join(crate::backup::bundle::ARCHIVE).exists()) {
+        // A MongoDB stage has no dump: its rollback copy is the original volume.
+        if let Some(gone) = (0..=k)
+            .filter(|i| !st.plan.hops[*i].is_mongo_stage())
+            .find(|i| !files::hop_dir(&st, *i).join(crate::backup::bundle::ARCHIVE).exists())
+        {
             return Err(format!(
                 "the pre-hop dump of {} → {} is gone ({})",
                 st.plan.hops[gone].from,
@@ -475,6 +480,9 @@ pub async fn way_back(
                     format!("data restore from {}", dir.join(crate::backup::bundle::ARCHIVE).display())
                 }
                 crate::plan::Rollback::ImageSwap => "image swap (decided from the data when it runs)".to_string(),
+                crate::plan::Rollback::OriginalVolume => {
+                    "the previous MongoDB image on the original volume".to_string()
+                }
             };
             hops.push(format!("{} → {}: {how}", h.to, h.from));
         }

@@ -82,7 +82,8 @@ pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Res
         tags: stack.unknown_tags.join(", "),
     })?;
     let drift = stack.services.iter().filter(|s| s.drift.is_some()).map(|s| s.name.clone()).collect();
-    let plan = plan::plan(&Start { release: release.clone(), drift }, &ctx.catalog.catalog, &opts.to)?;
+    let mongo = stack.mongo.as_ref().and_then(|m| m.running_major());
+    let plan = plan::plan(&Start { release: release.clone(), drift, mongo }, &ctx.catalog.catalog, &opts.to)?;
     let record = match target {
         Target::Production(_) => project_record(&observed)?,
         Target::Staging(record) => record.clone(),
@@ -99,6 +100,7 @@ pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Res
     images(ctx, &plan).await?;
     space(ctx.state, stack, &plan)?;
     let mut notes = clone_notes;
+    notes.extend(mongo_stages(ctx, &observed, &record, &plan).await?);
     let found = match &opts.use_bundle {
         Some(b) => Manifest::load(b).ok().map(|m| (b.clone(), m)),
         None => {
@@ -225,8 +227,8 @@ async fn images(ctx: &Ctx<'_>, plan: &Plan) -> Result<(), UpgradeError> {
             to: h.to.clone(),
             why: "the catalog has no such release".into(),
         })?;
-        for f in to.services.values() {
-            let reference = ImageRef::parse(&f.image, None).qualified(ctx.registry);
+        for image in to.services.values().map(|f| &f.image).chain(h.mongo_image.as_ref()) {
+            let reference = ImageRef::parse(image, None).qualified(ctx.registry);
             if !seen.insert(reference.clone()) {
                 continue;
             }
@@ -238,6 +240,66 @@ async fn images(ctx: &Ctx<'_>, plan: &Plan) -> Result<(), UpgradeError> {
         }
     }
     if missing.is_empty() { Ok(()) } else { Err(PreflightError::ImagesMissing(missing).into()) }
+}
+
+/// A plan with MongoDB stages: the featureCompatibilityVersion is the running major, the data
+/// volume is named in the compose files, and Docker's root has room for a copy per stage.
+async fn mongo_stages(
+    ctx: &Ctx<'_>,
+    observed: &Observed,
+    record: &ProjectRecord,
+    plan: &Plan,
+) -> Result<Vec<String>, PreflightError> {
+    let stages: Vec<&crate::plan::Hop> = plan.hops.iter().filter(|h| h.is_mongo_stage()).collect();
+    let Some(first) = stages.first() else { return Ok(vec![]) };
+    let mut notes = Vec::new();
+    let major = first.mongo.as_ref().map(|m| m.from_major.clone()).unwrap_or_default();
+    let mongo = observed.stack.mongo.as_ref();
+    let found = mongo.and_then(|m| m.fcv.clone()).unwrap_or_else(|| "unknown".into());
+    if found != major {
+        let service = mongo.map(|m| m.service.clone()).unwrap_or_default();
+        let container = observed.containers.iter().find(|c| c.service == service).map(|c| c.name.clone());
+        let confirm = if major.split('.').next().and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m >= 7) {
+            ", confirm: true"
+        } else {
+            ""
+        };
+        return Err(PreflightError::Fcv {
+            major,
+            found,
+            container: container.unwrap_or(service),
+            confirm: confirm.into(),
+        });
+    }
+    if record.staging.is_some() {
+        return Ok(notes);
+    }
+    let rels: Vec<PathBuf> = record.config_files.iter().map(|p| super::files::relative(record, p)).collect();
+    let current: Vec<_> = rels.iter().map(|r| super::files::read(record, r)).collect();
+    let service = mongo.map(|m| m.service.clone()).unwrap_or_default();
+    let vol = super::stage::data_volume(&service, &current).map_err(|e| PreflightError::DataVolume(e.to_string()))?;
+    let db: u64 = observed.stack.databases.iter().filter_map(|d| d.size_bytes).sum();
+    let need = (db + db / 10 + (64 << 20)) * stages.len() as u64;
+    let root = ctx.docker.info().await.ok().and_then(|i| i.docker_root_dir).unwrap_or_else(|| "/var/lib/docker".into());
+    match host::free_bytes(std::path::Path::new(&root)) {
+        Ok(free) if free < need => {
+            return Err(PreflightError::CopySpace { dir: root, need_mib: need >> 20, free_mib: free >> 20 });
+        }
+        Ok(_) => {}
+        Err(e) => notes.push(format!(
+            "warning: the free space in {root} for {} copies of volume {} (about {} MiB each) could not be read: {e}",
+            stages.len(),
+            vol.name,
+            (need / stages.len() as u64) >> 20
+        )),
+    }
+    notes.push(format!(
+        "MongoDB stages copy volume {} ({} of them, about {} MiB each); the original stays untouched as the rollback copy",
+        vol.name,
+        stages.len(),
+        (need / stages.len() as u64) >> 20
+    ));
+    Ok(notes)
 }
 
 /// Room for one dump per hop in the state directory.
@@ -345,12 +407,12 @@ pub fn confirmation(r: &Ready) -> String {
         let rollback = match &h.rollback {
             Rollback::ImageSwap => "image swap".to_string(),
             Rollback::DataRestore { .. } => "data restore".to_string(),
+            Rollback::OriginalVolume => "the original data volume".to_string(),
         };
         s.push_str(&format!(
-            "  hop {}: {} → {}: {} image changes, rollback by {rollback}\n",
+            "  hop {}: {}: {} image changes, rollback by {rollback}\n",
             i + 1,
-            h.from,
-            h.to,
+            h.label(),
             h.image_changes.len()
         ));
         for m in &h.manual_steps {

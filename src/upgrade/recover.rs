@@ -55,7 +55,7 @@ pub fn explain(project: &str, j: &Journal<UpgradeState>) -> Vec<String> {
         return lines;
     }
     let done: Vec<&str> = u.done.iter().map(|s| s.name()).collect();
-    let next = super::Step::ALL.iter().find(|s| !u.done.contains(s)).map_or("the end of the hop", |s| s.name());
+    let next = super::Step::of(hop).iter().find(|s| !u.done.contains(s)).map_or("the end of the hop", |s| s.name());
     lines.push(format!(
         "an upgrade of {project} (pid {} on {}, started {}) stopped in hop {}/{n} ({} → {}) after: {}",
         j.owner.pid,

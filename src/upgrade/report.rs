@@ -48,6 +48,7 @@ fn hops(st: &UpgradeState) -> Vec<HopReport> {
             rollback_class: match h.rollback {
                 Rollback::ImageSwap => "image-swap".into(),
                 Rollback::DataRestore { .. } => "data-restore".into(),
+                Rollback::OriginalVolume => "original-volume".into(),
             },
         })
         .collect()
@@ -101,12 +102,12 @@ pub fn write(ctx: &Ctx<'_>, st: &UpgradeState) -> Result<Outcome, UpgradeError> 
 pub fn hop_table(hops: &[HopReport]) -> String {
     let mut s = format!(
         "| hop | rollback class | {} | total (s) |\n|---|---|{}---|\n",
-        Step::ALL.map(Step::name).join(" | "),
-        "---|".repeat(Step::ALL.len())
+        Step::EVERY.map(Step::name).join(" | "),
+        "---|".repeat(Step::EVERY.len())
     );
     for h in hops {
         let steps: Vec<String> =
-            Step::ALL.iter().map(|k| h.timings.get(k).map_or("-".into(), |v| format!("{v:.1}"))).collect();
+            Step::EVERY.iter().map(|k| h.timings.get(k).map_or("-".into(), |v| format!("{v:.1}"))).collect();
         let _ = writeln!(
             s,
             "| {} → {} | {} | {} | {:.1} |",

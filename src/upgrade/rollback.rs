@@ -25,6 +25,8 @@ pub enum Class {
     ImageSwap,
     /// The pre-hop dump must be restored first.
     DataRestore,
+    /// A MongoDB stage: the previous files, which run the previous image on the original volume.
+    OriginalVolume,
 }
 
 impl Class {
@@ -33,6 +35,9 @@ impl Class {
             Class::Nothing => "nothing had changed",
             Class::ImageSwap => "image swap: no database had moved",
             Class::DataRestore => "data restore from the pre-hop dump",
+            Class::OriginalVolume => {
+                "the previous MongoDB image on the original data volume, which the stage never wrote"
+            }
         }
     }
 }
@@ -87,7 +92,7 @@ fn record_failure(ctx: &Ctx<'_>, st: &super::UpgradeState, at: &Version, result:
             from: st.plan.from.clone(),
             to: st.plan.to.clone(),
             at_release: at.clone(),
-            hops: st.plan.hops.iter().map(|h| format!("{} → {}", h.from, h.to)).collect(),
+            hops: st.plan.hops.iter().map(crate::plan::Hop::label).collect(),
             ok: false,
             result,
             report: None,
@@ -107,7 +112,7 @@ pub async fn on_request(ctx: &Ctx<'_>, run: &mut Run) -> Result<Version, Upgrade
                 return Err(UpgradeError::NothingToRollBack(st.project.name.clone()));
             }
             st.hop -= 1;
-            st.done = Step::ALL.to_vec();
+            st.done = Step::of(&st.plan.hops[st.hop]).to_vec();
         }
         let (from, to) = (st.plan.hops[st.hop].from.clone(), st.plan.hops[st.hop].to.clone());
         let project = st.project.clone();
@@ -146,6 +151,9 @@ pub async fn undo(ctx: &Ctx<'_>, run: &mut Run) -> Result<(Version, Class), Step
     let st = run.st().clone();
     let hop = st.plan.hops[st.hop].clone();
     let dir = files::hop_dir(&st, st.hop);
+    if hop.is_mongo_stage() {
+        return undo_stage(ctx, &st, &dir).await;
+    }
     let observed = ctx.runtime.observe(&st.project.name).await?;
     let from = ctx.catalog.catalog.release(&hop.from).ok_or_else(|| StepError::NoRelease(hop.from.clone()))?;
     let mongo = from.mongo.service.clone();
@@ -190,6 +198,24 @@ pub async fn undo(ctx: &Ctx<'_>, run: &mut Run) -> Result<(Version, Class), Step
         .await
         .map_err(|f| StepError::Gates(std::iter::once("after the rollback".to_string()).chain(f).collect()))?;
     Ok((hop.from.clone(), class))
+}
+
+/// A MongoDB stage: the files as they were (the previous image on the original volume, which the
+/// stage only ever read), then everything up; the copy stays for the operator to remove.
+async fn undo_stage(ctx: &Ctx<'_>, st: &super::UpgradeState, dir: &Path) -> Result<(Version, Class), StepError> {
+    let hop = &st.plan.hops[st.hop];
+    ctx.progress.step("rollback", Class::OriginalVolume.describe());
+    files::restore(&st.project, dir)?;
+    ctx.runtime.compose(&st.project, &["up", "-d"]).await?;
+    wait_gates(ctx, &st.project, &hop.from, ctx.hop_timeout)
+        .await
+        .map_err(|f| StepError::Gates(std::iter::once("after the rollback".to_string()).chain(f).collect()))?;
+    if st.project.staging.is_none()
+        && let Ok((_, copy)) = super::stage::volumes(ctx, st, hop)
+    {
+        ctx.progress.step("rollback", format!("volume {copy} holds the abandoned copy: docker volume rm {copy}"));
+    }
+    Ok((hop.from.clone(), Class::OriginalVolume))
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::backup::quiesce::{self, QuiesceError};
 use crate::backup::restore::{self, MongoTarget, RestoreError};
 use crate::catalog::Catalog;
 use crate::engine::compose::{Compose, ComposeError};
-use crate::engine::helper::{MongoQuery, MongoReport, Request, Response};
+use crate::engine::helper::{MongoQuery, MongoReport, Request, Response, TreeCopied};
 pub use crate::engine::sidecar::{Helper, MongoReadError, wait_mongo};
 use crate::engine::sidecar::{SidecarError, read_mongo, run_helper};
 use crate::snapshot::observe::{ObserveError, Observed, Options, observe_full};
@@ -45,6 +45,9 @@ pub trait Runtime: Helper {
     /// `mongorestore` of the archive in `dir` into `target`, every database dropped first; the
     /// tail of mongorestore's log.
     async fn restore(&self, dir: &Path, target: &MongoTarget<'_>, ferretdb: bool) -> Result<String, RestoreError>;
+    /// Copies Docker volume `from` onto `to` (created when missing, emptied first), `from`
+    /// mounted read-only.
+    async fn copy_volume(&self, from: &str, to: &str) -> Result<TreeCopied, SidecarError>;
 }
 
 /// The real runtime: the Docker daemon and the compose CLI, on the files the project record names.
@@ -92,6 +95,10 @@ impl Runtime for Daemon<'_> {
 
     async fn restore(&self, dir: &Path, target: &MongoTarget<'_>, ferretdb: bool) -> Result<String, RestoreError> {
         restore::mongo(self.docker, dir, target, ferretdb).await
+    }
+
+    async fn copy_volume(&self, from: &str, to: &str) -> Result<TreeCopied, SidecarError> {
+        crate::engine::sidecar::copy_volume(self.docker, from, to).await
     }
 }
 

@@ -24,12 +24,40 @@ pub enum Step {
     Up,
     /// The health gates, twice in a row.
     Gates,
+    /// A MongoDB stage: featureCompatibilityVersion checked, mongo stopped cleanly.
+    #[serde(rename = "mongo-stop")]
+    MongoStop,
+    /// A MongoDB stage: the data volume copied to `<volume>-<major>`.
+    Copy,
 }
 
 impl Step {
     /// Every step, in the order a hop runs them.
     pub const ALL: [Step; 7] =
         [Step::Stop, Step::Dump, Step::Rewrite, Step::Mongo, Step::Migrate, Step::Up, Step::Gates];
+
+    /// Every step, in the order a MongoDB major stage runs them: no dump (the original volume is
+    /// the rollback copy) and no migrations (the release stays).
+    pub const STAGE: [Step; 7] =
+        [Step::Stop, Step::MongoStop, Step::Copy, Step::Rewrite, Step::Mongo, Step::Up, Step::Gates];
+
+    /// Every step of either kind of hop, for tables: the hop's, then a stage's own.
+    pub const EVERY: [Step; 9] = [
+        Step::Stop,
+        Step::MongoStop,
+        Step::Copy,
+        Step::Dump,
+        Step::Rewrite,
+        Step::Mongo,
+        Step::Migrate,
+        Step::Up,
+        Step::Gates,
+    ];
+
+    /// The steps of `hop`, in the order they run.
+    pub fn of(hop: &crate::plan::Hop) -> &'static [Step] {
+        if hop.is_mongo_stage() { &Step::STAGE } else { &Step::ALL }
+    }
 
     /// The journal's name of the step (`stop`, `dump`, …).
     pub fn name(self) -> &'static str {
@@ -41,6 +69,8 @@ impl Step {
             Step::Migrate => "migrate",
             Step::Up => "up",
             Step::Gates => "gates",
+            Step::MongoStop => "mongo-stop",
+            Step::Copy => "copy",
         }
     }
 }
@@ -83,9 +113,10 @@ mod tests {
     fn names_are_the_journal_format() {
         let names: Vec<String> = Step::ALL.iter().map(|s| serde_json::to_value(s).unwrap().to_string()).collect();
         assert_eq!(names, ["\"stop\"", "\"dump\"", "\"rewrite\"", "\"mongo\"", "\"migrate\"", "\"up\"", "\"gates\""]);
-        for s in Step::ALL {
+        for s in Step::ALL.into_iter().chain(Step::STAGE) {
             assert_eq!(serde_json::to_value(s).unwrap(), s.name());
         }
+        assert_eq!(serde_json::to_value(Step::MongoStop).unwrap(), "mongo-stop");
         assert_eq!(Point::HopDone.to_string(), "hop-done");
     }
 }

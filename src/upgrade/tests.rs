@@ -51,6 +51,8 @@ struct World {
     /// Services whose health check fails while they run these images.
     unhealthy_images: BTreeSet<String>,
     dump_fails: bool,
+    /// The featureCompatibilityVersion of the data mongo runs on.
+    fcv: String,
 }
 
 struct Fake<'a> {
@@ -87,6 +89,7 @@ impl Fake<'_> {
         let w = self.world.lock().unwrap();
         MongoReport {
             reachable: true,
+            fcv: Some(w.fcv.clone()),
             databases: w
                 .migrations
                 .iter()
@@ -107,6 +110,11 @@ impl Helper for Fake<'_> {
     async fn helper(&self, _network: &str, request: &Request) -> Result<Response, SidecarError> {
         if let Some(job) = &request.fcv {
             self.call(format!("fcv {}", job.set));
+            let mut w = self.world.lock().unwrap();
+            if w.fcv != job.require && w.fcv != job.set {
+                return Ok(Response { fcv: Some(Err(format!("FCV is {}", w.fcv))), ..Default::default() });
+            }
+            w.fcv = job.set.clone();
             return Ok(Response {
                 fcv: Some(Ok(format!("featureCompatibilityVersion {}", job.set))),
                 ..Default::default()
@@ -251,6 +259,11 @@ impl Runtime for Fake<'_> {
         w.migrations = w.dumped.clone().expect("a dump to restore");
         Ok(String::new())
     }
+
+    async fn copy_volume(&self, from: &str, to: &str) -> Result<crate::engine::helper::TreeCopied, SidecarError> {
+        self.call(format!("copy {from} {to}"));
+        Ok(Default::default())
+    }
 }
 
 /// A stack at `from`: its base compose files on disk, its images running, its databases at the
@@ -277,12 +290,21 @@ impl Setup {
         Setup { _tmp: tmp, project_dir, state, catalog }
     }
 
+    /// The production override of the template, as `prod.yml` (its external `mender-db` volume).
+    fn with_prod(self) -> Setup {
+        let t = std::fs::read_to_string(self.project_dir.join("production/config/prod.yml.template")).unwrap();
+        std::fs::write(self.project_dir.join("prod.yml"), t).unwrap();
+        self
+    }
+
     fn project(&self) -> ProjectRecord {
+        let prod = self.project_dir.join("prod.yml").exists().then_some("prod.yml");
         ProjectRecord {
             name: PROJECT.into(),
             working_dir: self.project_dir.clone(),
             config_files: ["docker-compose.yml", "docker-compose.storage.minio.yml"]
-                .iter()
+                .into_iter()
+                .chain(prod)
                 .map(|f| self.project_dir.join(f))
                 .collect(),
             env_files: vec![],
@@ -292,7 +314,7 @@ impl Setup {
 
     fn fake(&self, from: &str) -> Fake<'_> {
         let release = self.catalog.catalog.release(&v(from)).unwrap();
-        let mut world = World::default();
+        let mut world = World { fcv: release.mongo.major.clone(), ..Default::default() };
         for (name, f) in &release.services {
             world.images.insert(name.clone(), ImageRef::parse(&f.image, None).to_string());
             if let Some(db) = &f.db {
@@ -309,9 +331,12 @@ impl Setup {
     }
 
     fn journal(&self, from: &str, to: &str) -> UpgradeJournal {
-        let plan =
-            crate::plan::plan(&crate::plan::Start { release: v(from), drift: vec![] }, &self.catalog.catalog, &v(to))
-                .unwrap();
+        let plan = crate::plan::plan(
+            &crate::plan::Start { release: v(from), drift: vec![], mongo: None },
+            &self.catalog.catalog,
+            &v(to),
+        )
+        .unwrap();
         let mut j = Journal::new("upgrade", &Owner::me("upgrade"));
         j.payload = Some(UpgradeState {
             run_dir: self.state.root.join("upgrades/run"),
@@ -501,16 +526,92 @@ fn the_way_back_follows_the_history() {
     };
     let history = vec![entry(Operation::Upgrade, "3.4.0", "3.7.11", Some(st.clone()))];
     let all = super::chain(&history, &v("3.7.11"), None).unwrap();
-    assert_eq!(all.iter().map(|(st, stop)| (st.hop, stop.to_string())).collect::<Vec<_>>(), [(2, "3.4.0".into())]);
+    assert_eq!(all.iter().map(|(st, stop)| (st.hop, stop.to_string())).collect::<Vec<_>>(), [(3, "3.4.0".into())]);
     let part = super::chain(&history, &v("3.7.11"), Some(&v("3.6.5"))).unwrap();
-    assert_eq!(part.iter().map(|(st, stop)| (st.hop, stop.to_string())).collect::<Vec<_>>(), [(2, "3.6.5".into())]);
-    // After that rollback the stack is at 3.6.5: the rest of the same upgrade is undone next.
+    assert_eq!(part.iter().map(|(st, stop)| (st.hop, stop.to_string())).collect::<Vec<_>>(), [(3, "3.6.5".into())]);
+    // After that rollback the stack is at 3.6.5: the rest of the same upgrade (the MongoDB stage
+    // at 3.6.5, then the first hop) is undone next.
     let mut later = history.clone();
     later.push(entry(Operation::Rollback, "3.7.11", "3.6.5", None));
     let rest = super::chain(&later, &v("3.6.5"), None).unwrap();
-    assert_eq!(rest.iter().map(|(st, stop)| (st.hop, stop.to_string())).collect::<Vec<_>>(), [(1, "3.4.0".into())]);
+    assert_eq!(rest.iter().map(|(st, stop)| (st.hop, stop.to_string())).collect::<Vec<_>>(), [(2, "3.4.0".into())]);
     assert!(super::chain(&history, &v("3.7.11"), Some(&v("3.5.1"))).unwrap_err().contains("3.5.1"));
     assert!(super::chain(&history, &v("3.4.0"), None).is_err(), "nothing was upgraded to 3.4.0");
     std::fs::remove_file(super::files::hop_dir(&st, 0).join("mongo.archive.gz")).unwrap();
     assert!(super::chain(&history, &v("3.7.11"), None).unwrap_err().contains("is gone"));
+}
+
+/// The MongoDB stage before 3.6.5 → 3.7.11: its steps in order, on a copy of the volume, the
+/// compose files pointed at the copy with the 5.0 image, the FCV raised; then the app hop keeps 5.0.
+#[tokio::test(start_paused = true)]
+async fn a_mongodb_stage_runs_the_next_major_on_a_copy_of_the_volume() {
+    let s = Setup::new("3.6.5").with_prod();
+    let fake = s.fake("3.6.5");
+    let progress = Progress::silent();
+    let ctx = ctx(&s, &fake, &progress);
+    let mut run = Run::new(s.journal("3.6.5", "3.7.11"), PROJECT).unwrap();
+    assert_eq!(run.st().plan.hops.len(), 2);
+    continue_hops(&ctx, &mut run).await.unwrap();
+    let calls = fake.calls();
+    let at = |c: &str| calls.iter().position(|x| x == c).unwrap_or_else(|| panic!("no {c}: {calls:?}"));
+    let order = [
+        calls.iter().position(|c| c.starts_with("stop ")).unwrap(),
+        at("compose stop -t 120 mender-mongo"),
+        at("copy mender-db mender-db-5.0"),
+        at("compose up -d --no-deps mender-mongo"),
+        at("fcv 5.0"),
+        at("dump"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{calls:?}");
+    assert!(!calls[..order[5]].iter().any(|c| c == "restore" || c.starts_with("compose run")), "{calls:?}");
+    let prod = std::fs::read_to_string(s.project_dir.join("prod.yml")).unwrap();
+    assert!(prod.contains("name: mender-db-5.0"), "{prod}");
+    let w = fake.world.lock().unwrap();
+    assert_eq!(w.images["mender-mongo"], "mongo:5.0");
+    assert_eq!(w.fcv, "5.0");
+    assert_eq!(w.images["mender-useradm"], "mendersoftware/useradm:mender-3.7.11");
+}
+
+/// A failure after the new major ran: the previous files (4.4 on the original volume) come back,
+/// no dump is restored (the original volume was never written), the copy is left for the operator.
+#[tokio::test(start_paused = true)]
+async fn a_failed_mongodb_stage_goes_back_to_the_original_volume() {
+    let s = Setup::new("3.6.5").with_prod();
+    let fake = s.fake("3.6.5");
+    let before_files = s.files();
+    // The stage's `up -d` (the first one) fails after the FCV was raised on the copy.
+    fake.world.lock().unwrap().fail.push("up -d".into());
+    let progress = Progress::silent();
+    let ctx = ctx(&s, &fake, &progress);
+    let mut run = Run::new(s.journal("3.6.5", "3.7.11"), PROJECT).unwrap();
+    match continue_hops(&ctx, &mut run).await.unwrap_err() {
+        UpgradeError::RolledBack { at, how, hop } => {
+            assert_eq!(at, v("3.6.5"));
+            assert!(how.contains("original data volume"), "{how}");
+            assert_eq!(hop.point.to_string(), "up");
+        }
+        other => panic!("{other}"),
+    }
+    let calls = fake.calls();
+    assert!(calls.contains(&"fcv 5.0".to_string()), "{calls:?}");
+    assert!(!calls.iter().any(|c| c == "dump" || c == "restore"), "{calls:?}");
+    assert_eq!(s.files(), before_files, "the compose files name mongo:4.4 and volume mender-db again");
+    assert_eq!(fake.world.lock().unwrap().images["mender-mongo"], "mongo:4.4");
+}
+
+/// A resumed stage runs only the steps its journal has not recorded.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_stage_runs_the_steps_not_done() {
+    let s = Setup::new("3.6.5").with_prod();
+    let fake = s.fake("3.6.5");
+    let progress = Progress::silent();
+    let ctx = ctx(&s, &fake, &progress);
+    let mut j = s.journal("3.6.5", "3.7.11");
+    j.payload.as_mut().unwrap().done = vec![Step::Stop, Step::MongoStop, Step::Copy];
+    let mut run = Run::new(j, PROJECT).unwrap();
+    continue_hops(&ctx, &mut run).await.unwrap();
+    let calls = fake.calls();
+    assert!(!calls.iter().any(|c| c.starts_with("copy") || c.starts_with("compose stop")), "{calls:?}");
+    assert!(calls.contains(&"fcv 5.0".to_string()), "{calls:?}");
+    assert_eq!(fake.world.lock().unwrap().fcv, "5.0");
 }

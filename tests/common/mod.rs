@@ -256,6 +256,13 @@ pub fn sweep_project(project: &str) {
             docker(&["volume", "rm", "-f", &v]);
         }
     }
+    // The copies MongoDB stages made (`<project>-mender-db-5.0`), which the tool never removes.
+    let copies = docker(&["volume", "ls", "-q", "--filter", &format!("name={project}-mender-db-")]);
+    for v in String::from_utf8_lossy(&copies.stdout).split_whitespace() {
+        if v.starts_with(&format!("{project}-mender-db-")) {
+            docker(&["volume", "rm", "-f", v]);
+        }
+    }
 }
 
 /// Ids, states and restart counts of a project's containers: equal before and after a command

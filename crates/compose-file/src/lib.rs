@@ -30,6 +30,9 @@ pub enum ComposeFileError {
     /// file is left as it is rather than edited by a guess.
     #[error("the key of service {0} is not written in a form this editor knows (`{0}:`, quoted or not)")]
     KeyNotFound(String),
+    /// The file does not write the Docker name of this volume (`name:`).
+    #[error("the file does not name the Docker volume of {0} (`volumes: {0}: external: name: …`)")]
+    VolumeNameNotFound(String),
 }
 
 #[derive(Deserialize)]
@@ -116,6 +119,111 @@ pub fn replace_images(text: &str, change: impl Fn(&str, &str) -> Option<String>)
 }
 
 #[derive(Deserialize)]
+struct VolumesShape {
+    #[serde(default)]
+    volumes: Option<BTreeMap<String, Option<VolumeShape>>>,
+}
+
+#[derive(Deserialize)]
+struct VolumeShape {
+    #[serde(default)]
+    name: Option<Spanned<String>>,
+    #[serde(default)]
+    external: Option<External>,
+}
+
+/// `external: true` (the name is the key, or `name:` beside it) or `external: {name: …}`. Read by
+/// hand: an untagged enum would buffer the value and lose the name's position.
+enum External {
+    Named { name: Option<Spanned<String>> },
+    Flag,
+}
+
+impl<'de> Deserialize<'de> for External {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<External, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = External;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("true, false or a mapping with `name`")
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<External, E> {
+                Ok(External::Flag)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<External, A::Error> {
+                let mut name = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "name" {
+                        name = Some(map.next_value::<Spanned<String>>()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(External::Named { name })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Where a top-level volume's Docker name is written in a compose file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeNameSite {
+    /// The volume's key under `volumes:` (`mender-db`).
+    pub key: String,
+    /// Its Docker name as written (`mender-db`).
+    pub value: String,
+    /// Offset in bytes of the scalar, its quote included.
+    pub start: usize,
+    /// Length of the scalar in bytes.
+    pub len: usize,
+}
+
+/// The site of `volumes.KEY.name` or `volumes.KEY.external.name` (file format 2.x writes the
+/// latter), when the file names the volume's Docker name.
+///
+/// # Errors
+/// [`ComposeFileError::Parse`] when the text is not a compose file.
+pub fn volume_name_site(text: &str, key: &str) -> Result<Option<VolumeNameSite>, ComposeFileError> {
+    let shape: VolumesShape = serde_saphyr::from_str(text).map_err(|e| ComposeFileError::Parse(e.to_string()))?;
+    let Some(Some(v)) = shape.volumes.unwrap_or_default().remove(key) else { return Ok(None) };
+    let spanned = v.name.or(match v.external {
+        Some(External::Named { name }) => name,
+        _ => None,
+    });
+    Ok(spanned.and_then(|n| {
+        let span = n.defined.span();
+        Some(VolumeNameSite {
+            key: key.to_string(),
+            value: n.value,
+            start: span.byte_offset()? as usize,
+            len: span.byte_len()? as usize,
+        })
+    }))
+}
+
+/// Changes the Docker name of volume `key` where the file writes it, every other byte kept.
+///
+/// # Errors
+/// [`ComposeFileError::Parse`]; [`ComposeFileError::VolumeNameNotFound`] when the file does not
+/// write the volume's name; [`ComposeFileError::Interpolated`] when the name is a variable.
+pub fn set_volume_name(text: &str, key: &str, name: &str) -> Result<String, ComposeFileError> {
+    let site = volume_name_site(text, key)?.ok_or_else(|| ComposeFileError::VolumeNameNotFound(key.to_string()))?;
+    if site.value.contains("${") {
+        return Err(ComposeFileError::Interpolated { service: format!("volume {key}"), value: site.value });
+    }
+    let original = &text[site.start..site.start + site.len];
+    let quoted = match original.chars().next() {
+        Some('\'') => format!("'{name}'"),
+        Some('"') => format!("\"{name}\""),
+        _ => name.to_string(),
+    };
+    let mut out = text.to_string();
+    out.replace_range(site.start..site.start + site.len, &quoted);
+    Ok(out)
+}
+
+#[derive(Deserialize)]
 struct ServicesOnly {
     #[serde(default)]
     services: Option<BTreeMap<String, Spanned<serde::de::IgnoredAny>>>,
@@ -182,6 +290,17 @@ mod tests {
         assert_eq!(remove_service(quoted, "mender-reporting").unwrap(), "services:\n  mender-gui:\n    image: g\n");
         let flow = "services: {mender-reporting: {mem_limit: 1g}, mender-gui: {image: g}}\n";
         assert!(matches!(remove_service(flow, "mender-reporting"), Err(ComposeFileError::KeyNotFound(_))));
+    }
+
+    #[test]
+    fn a_volume_name_changes_in_place() {
+        let prod = "services:\n    a: {}\nvolumes:\n    # mongo service database\n    mender-db:\n        external:\n            # use external volume created manually\n            name: mender-db\n    mender-artifacts:\n        external: true\n        name: \"arts\"\n";
+        let out = set_volume_name(prod, "mender-db", "mender-db-6.0").unwrap();
+        assert_eq!(out, prod.replace("name: mender-db\n", "name: mender-db-6.0\n"));
+        assert_eq!(volume_name_site(&out, "mender-db").unwrap().unwrap().value, "mender-db-6.0");
+        let arts = set_volume_name(prod, "mender-artifacts", "a2").unwrap();
+        assert!(arts.ends_with("name: \"a2\"\n"), "{arts}");
+        assert!(matches!(set_volume_name(prod, "nope", "x"), Err(ComposeFileError::VolumeNameNotFound(_))));
     }
 
     #[test]

@@ -6,12 +6,14 @@
 mod artifacts;
 mod mongo;
 mod probe;
+mod tree;
 
 use serde::{Deserialize, Serialize};
 
 pub use artifacts::{ArtifactsJob, ArtifactsOp, ArtifactsResult, KEY_ENV, SECRET_ENV};
 pub use mongo::{CollectionCount, CountQuery, DbReport, FcvError, FcvJob, FcvOutcome, MongoQuery, MongoReport};
 pub use probe::{Probe, ProbeResult};
+pub use tree::{CopyJob, TreeCopied};
 
 /// What the tool asks its helper sidecar, as JSON on the helper's command line; each part optional.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -34,6 +36,9 @@ pub struct Request {
     /// Documents matching a filter, counted (a hop's data checks).
     #[serde(default)]
     pub counts: Vec<CountQuery>,
+    /// Copy a directory tree exactly (a data volume onto a new one); runs first.
+    #[serde(default)]
+    pub copy: Option<CopyJob>,
 }
 
 /// The helper's answer, printed as JSON on its stdout; one part for each part of the request.
@@ -55,11 +60,23 @@ pub struct Response {
     /// One per `Request::counts`, in order: the count, or why it could not be taken.
     #[serde(default)]
     pub counts: Vec<Result<u64, String>>,
+    /// What the copy did, or why it failed.
+    #[serde(default)]
+    pub copied: Option<Result<TreeCopied, String>>,
 }
 
 /// Runs a request inside the helper: the wipe and the FCV step first, then probes, the MongoDB
 /// report and the artifact job concurrently. Failures are in the response, never a panic.
 pub async fn run(req: Request) -> Response {
+    let copied = match req.copy.clone() {
+        Some(job) => Some(
+            tokio::task::spawn_blocking(move || tree::copy(&job))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string())),
+        ),
+        None => None,
+    };
     let wiped = match &req.wipe {
         Some(uri) => Some(mongo::wipe(uri).await.map_err(|e| e.to_string())),
         None => None,
@@ -88,5 +105,5 @@ pub async fn run(req: Request) -> Response {
     for q in &req.counts {
         counts.push(mongo::count(q).await);
     }
-    Response { probes, mongo, artifacts, wiped, fcv, counts }
+    Response { probes, mongo, artifacts, wiped, fcv, counts, copied }
 }

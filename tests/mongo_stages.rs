@@ -1,0 +1,151 @@
+//! MongoDB major stages on real test-bed stacks: `upgrade --to 3.7.11` from 3.6.5 runs MongoDB
+//! 4.4 → 5.0 as a stage of its own on a copy of the data volume, before the application hop. The
+//! stand-ins keep the featureCompatibilityVersion on the volume as mongod does, so a 4.4 binary on
+//! FCV-raised data would not start: the original volume's FCV and content prove it untouched.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Once;
+use std::time::Duration;
+
+use common::*;
+use mender_compose_upgrade::engine::docker::connect;
+use mender_compose_upgrade::engine::helper::{FcvJob, MongoQuery, MongoReport, Request};
+use mender_compose_upgrade::engine::sidecar::{HELPER_BINARY_ENV, read_mongo, run_helper, wait_mongo};
+use mender_compose_upgrade::util::mongo_uri;
+
+fn helper_binary() {
+    static HELPER: Once = Once::new();
+    // SAFETY of the test: set once, before any helper of this process runs.
+    HELPER.call_once(|| unsafe { std::env::set_var(HELPER_BINARY_ENV, bin()) });
+}
+
+fn network(stack: &Stack) -> String {
+    format!("{}_mender", stack.project)
+}
+
+async fn report(network: &str, host: &str) -> MongoReport {
+    let d = connect().await.unwrap();
+    let q = MongoQuery { uri: mongo_uri(host), dbs: vec![], counts: true, all_dbs: true, digests: true };
+    read_mongo(&d, network, q).await.unwrap_or_else(|e| panic!("reading {host}: {e}"))
+}
+
+/// Per collection (migration records aside), its count and content digest.
+fn contents(r: &MongoReport) -> BTreeMap<String, String> {
+    let v = serde_json::to_value(r).unwrap();
+    let mut out = BTreeMap::new();
+    for db in v["databases"].as_array().unwrap() {
+        for c in db["collections"].as_array().unwrap() {
+            let name = c["name"].as_str().unwrap();
+            if !name.starts_with("migration_") {
+                out.insert(
+                    format!("{}.{name}", db["name"].as_str().unwrap()),
+                    format!("{} {}", c["count"], c["digest"]),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The 4.4 stand-in started on `volume` beside the stack: what the volume holds.
+async fn read_volume(stack: &Stack, volume: &str) -> MongoReport {
+    let c = format!("{}-orig", stack.project);
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &c,
+        "--network",
+        &network(stack),
+        "--network-alias",
+        "orig",
+        "-v",
+        &format!("{volume}:/data/db"),
+        &format!("{REGISTRY}/mongo:4.4"),
+    ]);
+    let d = connect().await.unwrap();
+    let up = wait_mongo(&d, &network(stack), "orig", Duration::from_secs(60)).await;
+    let r = if up.is_ok() { Some(report(&network(stack), "orig").await) } else { None };
+    let logs = std::process::Command::new("docker").args(["logs", "--tail", "20", &c]).output().unwrap();
+    docker_ok(&["rm", "-f", &c]);
+    r.unwrap_or_else(|| panic!("4.4 does not start on {volume}: {}", String::from_utf8_lossy(&logs.stderr)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stage_4_4_to_5_0_runs_on_a_copy_and_leaves_the_original_volume_as_it_was() {
+    helper_binary();
+    let stack = Stack::up("stage-ok", "3.6.5");
+    let before = report(&network(&stack), "mender-mongo").await;
+    assert_eq!(before.fcv.as_deref(), Some("4.4"));
+    let plan = stack.tool(&["plan", "--to", "3.7.11"]);
+    let text = stdout(&plan);
+    assert!(text.contains("Hop 1: MongoDB 4.4 → 5.0 at 3.6.5"), "{text}");
+    assert!(text.contains("Rollback: the previous image on the original data volume"), "{text}");
+    let out = stack.tool(&["upgrade", "--to", "3.7.11", "--yes"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let original = format!("{}-mender-db", stack.project);
+    let copy = format!("{original}-5.0");
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(said.contains(&format!("docker volume rm {original}")), "{said}");
+    // The stack runs 3.7.11 on 5.0, on the copy, every collection as before.
+    let s = json(&stack.tool(&["--json", "status", "--require-healthy"]));
+    assert_eq!(s["release"], "3.7.11");
+    assert_eq!(s["mongo"]["fcv"], "5.0");
+    let mounted = docker_ok(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Name}} {{end}}",
+        &format!("{}-mender-mongo-1", stack.project),
+    ]);
+    let names: Vec<&str> = mounted.split_whitespace().collect();
+    assert!(names.contains(&copy.as_str()) && !names.contains(&original.as_str()), "{mounted}");
+    let after = report(&network(&stack), "mender-mongo").await;
+    assert_eq!(contents(&after), contents(&before));
+    // The original volume: still FCV 4.4 (a 4.4 binary starts on it), every collection as before.
+    let orig = read_volume(&stack, &original).await;
+    assert_eq!(orig.fcv.as_deref(), Some("4.4"));
+    assert_eq!(contents(&orig), contents(&before));
+}
+
+#[test]
+fn a_failed_stage_is_rolled_back_to_the_old_major_on_the_original_volume() {
+    let stack = Stack::up("stage-fail", "3.6.5");
+    let before = stack.data();
+    let out = stack
+        .tool_env(&["upgrade", "--to", "3.7.11", "--yes"], &[("MENDER_COMPOSE_UPGRADE_FAULT", "fail-after:mongo")]);
+    assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("original data volume"), "{err}");
+    let s = json(&stack.tool(&["--json", "status", "--require-healthy"]));
+    assert_eq!(s["release"], "3.6.5");
+    assert_eq!(s["mongo"]["fcv"], "4.4");
+    assert!(s["mongo"]["server_version"].as_str().unwrap().starts_with("4.4."), "{}", s["mongo"]);
+    assert_eq!(stack.data(), before);
+    let prod = file(&stack.path("production/config/prod.yml"));
+    assert!(!prod.contains("mender-db-5.0"), "{prod}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_fcv_below_the_running_major_is_refused_before_any_downtime() {
+    helper_binary();
+    let stack = Stack::up("stage-fcv", "3.6.5");
+    let d = connect().await.unwrap();
+    let job = FcvJob { uri: mongo_uri("mender-mongo"), require: "4.4".into(), set: "4.2".into(), confirm: false };
+    let r = run_helper(&d, &network(&stack), &Request { fcv: Some(job), ..Default::default() }).await.unwrap();
+    assert!(matches!(r.fcv, Some(Ok(_))), "{:?}", r.fcv);
+    let fingerprint = project_fingerprint(None, &stack.project);
+    let prod = file(&stack.path("production/config/prod.yml"));
+    let out = stack.tool(&["upgrade", "--to", "3.7.11", "--yes"]);
+    assert_eq!(out.status.code(), Some(3), "{}\n{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("featureCompatibilityVersion 4.2") && err.contains("setFeatureCompatibilityVersion: \"4.4\""),
+        "{err}"
+    );
+    assert_eq!(project_fingerprint(None, &stack.project), fingerprint, "nothing was stopped or recreated");
+    assert_eq!(file(&stack.path("production/config/prod.yml")), prod);
+    let vols = docker_ok(&["volume", "ls", "-q", "--filter", &format!("name={}-mender-db-", stack.project)]);
+    assert!(vols.trim().is_empty(), "no copy was made: {vols}");
+}
