@@ -273,8 +273,13 @@ pub async fn run_locked(
     let deployments = containers.iter().find(|c| c.service.ends_with("deployments"));
     let plan = plan_artifacts(&stack, deployments, &opts.artifacts).await?;
     let backups = opts.out.clone().unwrap_or_else(|| state.backups());
+    // An in-stack store is reached on its own network, which need not be MongoDB's.
+    let store_network = match &plan {
+        Plan::InStack { service, .. } => stack.network_of(service).unwrap_or_else(|| network.clone()),
+        _ => network.clone(),
+    };
     if !opts.skip_space_check {
-        check_space(docker, &stack, &plan, &backups, &network).await?;
+        check_space(docker, &stack, &plan, &backups, &store_network).await?;
     }
     progress.step("plan", format!("backing up {} ({release}); artifacts: {}", stack.project, describe(&plan)));
 
@@ -294,7 +299,17 @@ pub async fn run_locked(
             .await
             .map_err(BackupError::Quiesce)?;
         let stopped = round(started.elapsed());
-        let mut c = capture(docker, &stack, &network, &mongo.service, &mongo_image, &partial, &plan, progress).await?;
+        let mut c = capture(
+            docker,
+            &stack,
+            [&network, &store_network],
+            &mongo.service,
+            &mongo_image,
+            &partial,
+            &plan,
+            progress,
+        )
+        .await?;
         c.timings.insert("stop".into(), stopped);
         Ok(c)
     };
@@ -326,6 +341,15 @@ pub async fn run_locked(
     let dir = partial.complete()?;
     if restart_failures.is_empty() {
         state.clear_journal(&stack.project)?;
+    }
+    // The command after a backup finds the stack as the backup found it: healthy again.
+    let lagging = if restart_failures.is_empty() {
+        quiesce::settle(docker, &stack, &writers, crate::snapshot::observe::SETTLE_TIMEOUT).await
+    } else {
+        vec![]
+    };
+    if !lagging.is_empty() {
+        progress.step("restart", format!("not healthy again yet: {}", lagging.join(", ")));
     }
     progress.step("done", format!("bundle {} ({:.1} s of writer downtime)", dir.display(), downtime.as_secs_f64()));
     Ok(Outcome { bundle: dir, manifest, downtime_secs: round(downtime), repaired, restart_failures, timings })
@@ -444,7 +468,7 @@ async fn artifact_size(docker: &Docker, plan: &Plan, network: &str) -> Result<u6
 async fn capture(
     docker: &Docker,
     stack: &Stack,
-    network: &str,
+    [network, store_network]: [&str; 2],
     mongo_service: &str,
     mongo_image: &str,
     partial: &PartialBundle,
@@ -470,7 +494,7 @@ async fn capture(
     // The counts come from the archive as it streamed past, not from a second pass over the
     // server while the writers wait; the restore test compares them with a real server.
     let databases = manifest::databases_from_archive(&dumped.summary, &stack.databases);
-    let artifacts = copy_artifacts(docker, network, partial, plan, progress).await?;
+    let artifacts = copy_artifacts(docker, store_network, partial, plan, progress).await?;
     lap("artifacts");
     Ok(Captured { databases, dumped, artifacts, timings })
 }

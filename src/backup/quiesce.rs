@@ -80,6 +80,34 @@ pub async fn start(docker: &Docker, stopped: &[StoppedService]) -> Vec<String> {
     failed
 }
 
+/// Waits until every restarted writer that was `healthy` before the stop is `healthy` again
+/// (Docker health; polled every second, for at most `timeout`), so that the command after a backup
+/// finds the stack as the backup found it. Returns the services not back in time.
+pub async fn settle(
+    docker: &Docker,
+    stack: &Stack,
+    restarted: &[StoppedService],
+    timeout: std::time::Duration,
+) -> Vec<String> {
+    let was_healthy = |w: &&StoppedService| {
+        stack.services.iter().any(|s| s.name == w.service && s.docker_health.as_deref() == Some("healthy"))
+    };
+    let mut waiting: Vec<String> = restarted.iter().filter(was_healthy).map(|w| w.service.clone()).collect();
+    let deadline = std::time::Instant::now() + timeout;
+    while !waiting.is_empty() {
+        if let Ok(now) = crate::engine::inspect::project_containers(docker, &stack.project).await {
+            waiting.retain(|svc| {
+                !now.iter().any(|c| &c.service == svc && c.running && c.health.as_deref() == Some("healthy"))
+            });
+        }
+        if waiting.is_empty() || std::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    waiting
+}
+
 /// Repairs what a run that died left: starts the services its journal says it stopped, removes
 /// its partial bundle and sidecars, and clears the journal. Returns the journal it repaired;
 /// `None` when there is no journal or its owner still runs.

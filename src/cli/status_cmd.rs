@@ -7,7 +7,7 @@ use crate::catalog::{Checkout, KnownFiles, LoadedCatalog, ReleaseNote, Support};
 use crate::exit::{Exit, Failure};
 use crate::plan;
 use crate::report;
-use crate::snapshot::observe::{self, DataReport, Options, observe, observe_full};
+use crate::snapshot::observe::{self, DataReport, Options, SETTLE_TIMEOUT, observe, observe_full, observe_settled};
 use crate::state::{Journal, Owner, StateDir};
 use crate::upgrade::UpgradeState;
 
@@ -65,7 +65,13 @@ pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
     let catalog = g.load_catalog()?;
     let docker = super::connect().await?;
     let opts = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
-    let observed = observe_full(&docker, &catalog.catalog, &opts).await.map_err(Failure::from)?;
+    // `--require-healthy` is a verdict: a container still `starting` is waited for first.
+    let observed = if a.require_healthy {
+        observe_settled(&docker, &catalog.catalog, &opts, SETTLE_TIMEOUT).await
+    } else {
+        observe_full(&docker, &catalog.catalog, &opts).await
+    }
+    .map_err(Failure::from)?;
     let data = if a.data { Some(observe::data(&docker, &observed).await.map_err(Failure::from)?) } else { None };
     let state = StateDir::new(g.state_dir());
     let project = observed.stack.project.clone();

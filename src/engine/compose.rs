@@ -142,6 +142,34 @@ pub fn label_paths(value: Option<&String>) -> Vec<PathBuf> {
     value.map(|v| v.split(',').filter(|s| !s.is_empty()).map(PathBuf::from).collect()).unwrap_or_default()
 }
 
+/// Where Compose v1 ran: it labels its files as typed, relative to the directory it ran in, while
+/// its working directory is the first file's directory (`production/run` runs in `production/`
+/// with `-f ../docker-compose.yml`: working directory the checkout). The working directory itself
+/// or the one of its subdirectories from which every relative file exists and the first file's
+/// directory is the working directory; `None` when no single one fits.
+pub fn v1_invocation_dir(working_dir: &Path, files: &[PathBuf]) -> Option<PathBuf> {
+    if files.iter().all(|f| f.is_absolute()) {
+        return Some(working_dir.to_path_buf());
+    }
+    let wd = working_dir.canonicalize().ok()?;
+    let mut candidates = vec![working_dir.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(working_dir) {
+        let mut subdirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        subdirs.sort();
+        candidates.extend(subdirs);
+    }
+    let fits = |base: &PathBuf| {
+        let first = files.first().map(|f| base.join(f));
+        files.iter().all(|f| base.join(f).is_file())
+            && first.and_then(|f| f.parent().and_then(|d| d.canonicalize().ok())).as_ref() == Some(&wd)
+    };
+    let mut found = candidates.into_iter().filter(fits);
+    match (found.next(), found.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
+}
+
 /// The project's files, relative paths resolved against its working directory.
 pub fn project_files(name: &str, working_dir: &Path, config: Vec<PathBuf>, env: Vec<PathBuf>) -> ProjectFiles {
     let abs = |p: PathBuf| {

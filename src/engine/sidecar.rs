@@ -59,6 +59,9 @@ pub struct SidecarSpec {
     pub cmd: Vec<String>,
     /// Docker network to attach to (the project's, so service names resolve); `None`: the default.
     pub network: Option<String>,
+    /// Further networks it joins before it starts, when the services it talks to are not all on
+    /// `network` (a store on one network, MongoDB on another).
+    pub extra_networks: Vec<String>,
     /// Environment, `KEY=VALUE`.
     pub env: Vec<String>,
     /// Bind mounts, `HOST_PATH:CONTAINER_PATH[:ro]`.
@@ -117,10 +120,25 @@ pub async fn run_to_writer<W: AsyncWrite + Unpin>(
         .create_container(Some(CreateContainerOptionsBuilder::new().name(&name).build()), body)
         .await
         .map_err(DockerError::api(format!("create sidecar from {}", spec.image)))?;
-    let result = attach_start_wait(docker, &name, spec, out).await;
+    let result = match join_networks(docker, &name, spec).await {
+        Ok(()) => attach_start_wait(docker, &name, spec, out).await,
+        Err(e) => Err(e.into()),
+    };
     let _ =
         docker.remove_container(&name, Some(RemoveContainerOptionsBuilder::new().force(true).v(true).build())).await;
     result
+}
+
+/// Connects a created sidecar to its extra networks (other than its first one).
+async fn join_networks(docker: &Docker, name: &str, spec: &SidecarSpec) -> Result<(), DockerError> {
+    for net in spec.extra_networks.iter().filter(|n| spec.network.as_ref() != Some(*n)) {
+        let req = bollard::models::NetworkConnectRequest { container: name.to_string(), ..Default::default() };
+        docker
+            .connect_network(net, req)
+            .await
+            .map_err(DockerError::api(format!("connect sidecar to network {net}")))?;
+    }
+    Ok(())
 }
 
 async fn attach_start_wait<W: AsyncWrite + Unpin>(

@@ -86,9 +86,12 @@ pub struct Stack {
     /// The compose files the project was created with, in order, as absolute paths on the host
     /// (`com.docker.compose.project.config_files` label).
     pub config_files: Vec<String>,
-    /// The project's network (`menderproduction_mender`): the first of its containers' networks named
-    /// `<project>_…`.
+    /// The network the stack's MongoDB is reached on (`menderproduction_mender`): one its container
+    /// is attached to, the project's own (`<project>_…`) first; without a MongoDB container, the
+    /// first project network of any container.
     pub network: Option<String>,
+    /// Every service's networks (sorted): a sidecar that talks to a service joins one of them.
+    pub networks: BTreeMap<String, Vec<String>>,
     /// The release the stack runs; `None` when its images match no catalog release.
     pub release: Option<Version>,
     /// Mender images no catalog release has (`mendersoftware/deployments:mender-3.7.99`).
@@ -107,6 +110,60 @@ pub struct Stack {
     pub next_hops: Vec<NextStop>,
     /// Every service is healthy, none is missing, MongoDB answers and every schema is current.
     pub healthy: bool,
+}
+
+impl Stack {
+    /// The networks a sidecar joins to reach every one of `services` by name (see [`networks_for`]).
+    pub fn networks_for(&self, services: &[&str]) -> Vec<String> {
+        networks_for(&self.networks, &self.project, services)
+    }
+
+    /// Services whose container is running with Docker health `starting`: inside its start period
+    /// or before its first check passed, a state to wait out rather than a verdict.
+    pub fn starting(&self) -> Vec<&str> {
+        self.services
+            .iter()
+            .filter(|s| s.running && s.docker_health.as_deref() == Some("starting"))
+            .map(|s| s.name.as_str())
+            .collect()
+    }
+
+    /// The network a sidecar that talks to `service` alone joins; `None` when it has no container.
+    pub fn network_of(&self, service: &str) -> Option<String> {
+        self.networks_for(&[service]).into_iter().next()
+    }
+}
+
+/// Each compose service's networks, from its containers (sorted, without duplicates).
+pub fn service_networks(containers: &[ContainerInfo]) -> BTreeMap<String, Vec<String>> {
+    let mut by: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for c in containers {
+        by.entry(c.service.clone()).or_default().extend(c.networks.iter().cloned());
+    }
+    by.into_iter().map(|(s, n)| (s, n.into_iter().collect())).collect()
+}
+
+/// The networks to join to reach every one of `services` by its compose name, whatever other
+/// networks the project has: per service, one network its container is attached to — one
+/// already chosen when the service shares it, else the project's own (`<project>_…`), else its
+/// first (an external network). Services without a container or network add nothing.
+pub fn networks_for(by_service: &BTreeMap<String, Vec<String>>, project: &str, services: &[&str]) -> Vec<String> {
+    let own = format!("{project}_");
+    let mut chosen: Vec<String> = Vec::new();
+    for s in services {
+        let Some(nets) = by_service.get(*s).filter(|n| !n.is_empty()) else { continue };
+        if nets.iter().any(|n| chosen.contains(n)) {
+            continue;
+        }
+        let pick = nets.iter().find(|n| n.starts_with(&own)).unwrap_or(&nets[0]);
+        chosen.push(pick.clone());
+    }
+    chosen
+}
+
+/// The first `<project>_…` network of any container (a stack whose release is unknown).
+pub fn any_project_network(containers: &[ContainerInfo], project: &str) -> Option<String> {
+    containers.iter().flat_map(|c| c.networks.iter()).find(|n| n.starts_with(&format!("{project}_"))).cloned()
 }
 
 /// One compose service's container and its verdict.
@@ -240,8 +297,10 @@ pub fn assemble(
     let databases = release.map(|r| db_states(r, report)).unwrap_or_default();
     let first = containers.first();
     let label = |k: &str| first.and_then(|c| c.label(k)).cloned();
-    let network =
-        containers.iter().flat_map(|c| c.networks.iter()).find(|n| n.starts_with(&format!("{project}_"))).cloned();
+    let networks = service_networks(containers);
+    let network = release
+        .and_then(|r| networks_for(&networks, project, &[r.mongo.service.as_str()]).into_iter().next())
+        .or_else(|| any_project_network(containers, project));
     let storage = storage::from_containers(containers, release);
     let next_hops = release.map(|r| next_stops(catalog, &r.version)).unwrap_or_default();
     let healthy = release.is_some()
@@ -256,6 +315,7 @@ pub fn assemble(
             .map(|v| v.split(',').map(str::to_string).collect())
             .unwrap_or_default(),
         network,
+        networks,
         release: release.map(|r| r.version.clone()),
         unknown_tags: id.unknown_tags.clone(),
         services,

@@ -7,7 +7,7 @@ use crate::catalog::Catalog;
 use crate::engine::docker::DockerError;
 use crate::engine::helper::{MongoReport, Response};
 use crate::engine::inspect::{compose_summaries, project_containers};
-use crate::engine::sidecar::{SidecarError, run_helper};
+use crate::engine::sidecar::{SidecarError, SidecarSpec, run_helper_with};
 
 /// Why the stack could not be observed.
 #[derive(Debug, thiserror::Error)]
@@ -61,10 +61,17 @@ pub async fn observe_full(docker: &Docker, catalog: &Catalog, opts: &Options<'_>
     let containers = project_containers(docker, &project).await?;
     let id = identify(&containers, catalog, opts.registry);
     let request = helper_request(&id, &containers, opts.counts);
-    let network =
-        containers.iter().flat_map(|c| c.networks.iter()).find(|n| n.starts_with(&format!("{project}_"))).cloned();
-    let report = match (&network, id.release) {
-        (Some(net), Some(_)) => run_helper(docker, net, &request).await?,
+    // The helper joins the network of every service it talks to, whatever else the project has.
+    let mut targets: Vec<&str> = request.probes.iter().map(|p| p.service.as_str()).collect();
+    if let Some(r) = id.release {
+        targets.insert(0, r.mongo.service.as_str());
+    }
+    let networks = super::networks_for(&super::service_networks(&containers), &project, &targets);
+    let report = match (networks.split_first(), id.release) {
+        (Some((net, rest)), Some(_)) => {
+            let spec = SidecarSpec { extra_networks: rest.to_vec(), ..Default::default() };
+            run_helper_with(docker, net, &request, spec).await?
+        }
         // Nothing to probe on: every check reads as failed rather than skipped.
         _ => Response {
             mongo: Some(MongoReport {
@@ -76,6 +83,33 @@ pub async fn observe_full(docker: &Docker, catalog: &Catalog, opts: &Options<'_>
     };
     let stack = assemble(&project, &containers, &id, &report, catalog, opts.registry);
     Ok(Observed { stack, containers })
+}
+
+/// How long a Docker health `starting` is waited for before it counts as a verdict.
+pub const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// [`observe_full`], waiting while a container's Docker health is `starting` (inside its start
+/// period, or before its first check passed): a transient state is not a verdict. Looks again
+/// every 2 s, for at most `timeout`; then the last observation stands as it is.
+///
+/// # Errors
+/// As [`observe`].
+pub async fn observe_settled(
+    docker: &Docker,
+    catalog: &Catalog,
+    opts: &Options<'_>,
+    timeout: std::time::Duration,
+) -> Result<Observed, ObserveError> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let o = observe_full(docker, catalog, opts).await?;
+        let starting = o.stack.starting();
+        if starting.is_empty() || std::time::Instant::now() >= deadline {
+            return Ok(o);
+        }
+        tracing::info!("waiting for {} (Docker health: starting)", starting.join(", "));
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
 }
 
 /// What the stack holds, for comparing before and after (a restore, an upgrade): every
@@ -99,7 +133,11 @@ pub async fn data(docker: &Docker, observed: &Observed) -> Result<DataReport, Ob
     use crate::engine::helper::{ArtifactsJob, ArtifactsOp, KEY_ENV, MongoQuery, Request, SECRET_ENV};
     use crate::snapshot::StorageKind;
     let stack = &observed.stack;
-    let (Some(network), Some(mongo)) = (&stack.network, &stack.mongo) else { return Ok(DataReport::default()) };
+    let Some(mongo) = &stack.mongo else { return Ok(DataReport::default()) };
+    let mut targets = vec![mongo.service.as_str()];
+    targets.extend(stack.storage.service.as_deref());
+    let networks = stack.networks_for(&targets);
+    let Some((network, rest)) = networks.split_first() else { return Ok(DataReport::default()) };
     let q = MongoQuery {
         uri: crate::util::mongo_uri(&mongo.service),
         dbs: vec![],
@@ -107,7 +145,7 @@ pub async fn data(docker: &Docker, observed: &Observed) -> Result<DataReport, Ob
         all_dbs: true,
         digests: true,
     };
-    let mut spec = crate::engine::sidecar::SidecarSpec::default();
+    let mut spec = SidecarSpec { extra_networks: rest.to_vec(), ..Default::default() };
     let mut artifacts = None;
     let deployments = observed.containers.iter().find(|c| c.service.ends_with("deployments"));
     if let (StorageKind::Volume, Some(d)) = (stack.storage.kind, deployments) {
@@ -123,13 +161,8 @@ pub async fn data(docker: &Docker, observed: &Observed) -> Result<DataReport, Ob
             dir: "/tmp".into(),
         });
     }
-    let r = crate::engine::sidecar::run_helper_with(
-        docker,
-        network,
-        &Request { mongo: Some(q), artifacts, ..Default::default() },
-        spec,
-    )
-    .await?;
+    let r =
+        run_helper_with(docker, network, &Request { mongo: Some(q), artifacts, ..Default::default() }, spec).await?;
     let a = r.artifacts.unwrap_or_default();
     Ok(DataReport {
         databases: r.mongo.map(|m| m.databases).unwrap_or_default(),

@@ -224,3 +224,34 @@ fn unreachable_mongo_makes_the_stack_unhealthy() {
     assert!(!s.healthy);
     assert!(s.databases.iter().all(|d| d.status == SchemaStatus::Unknown));
 }
+
+#[test]
+fn each_service_is_reached_on_its_own_network_whatever_else_the_project_has() {
+    let c = cat();
+    let mut cs = stack_of(&c, "3.4.0", "testbed.local/");
+    // An operator's exporter without `networks:` (compose gives it `mp_default`, which sorts
+    // before `mp_mender`), mongo and the store also on an external backend network, and the
+    // gateway on a gateway-only network besides.
+    let mut extra = cs[0].clone();
+    extra.service = "exporter".into();
+    extra.networks = vec!["mp_default".into()];
+    cs.insert(0, extra);
+    for x in cs.iter_mut() {
+        match x.service.as_str() {
+            "mender-mongo" | "minio" => x.networks = vec!["backend".into()],
+            "mender-api-gateway" => x.networks = vec!["mp_front".into(), "mp_mender".into()],
+            _ => {}
+        }
+    }
+    let id = identify(&cs, &c, Some("testbed.local"));
+    let s = assemble("mp", &cs, &id, &healthy_report(&id, &cs), &c, Some("testbed.local"));
+    assert_eq!(s.network.as_deref(), Some("backend"), "MongoDB's network, not the first project network");
+    assert_eq!(s.network_of("mender-api-gateway").as_deref(), Some("mp_front"), "either of its own: the first");
+    assert_eq!(s.networks_for(&["mender-useradm", "mender-api-gateway"]), ["mp_mender"], "a shared one is reused");
+    assert_eq!(s.network_of("exporter").as_deref(), Some("mp_default"));
+    assert_eq!(s.network_of("no-such-service"), None);
+    assert_eq!(
+        s.networks_for(&["mender-mongo", "minio", "mender-deployments", "mender-useradm"]),
+        ["backend", "mp_mender"]
+    );
+}

@@ -48,6 +48,35 @@ pub enum PreflightError {
     /// The containers do not say how compose was run.
     #[error("the containers of project {0} carry no compose working directory label")]
     NoProjectLabels(String),
+    /// Compose v1 created the containers, and the first hop's recreation under Compose v2 would
+    /// leave a named volume behind: the compose files name no volume of that Docker name.
+    #[error(
+        "the containers were created by Compose v1 and the first hop recreates them under Compose v2, but volume {volume} (mounted by {service} at {target}) is not a volume of the compose files, so the new container would not get it: {why}"
+    )]
+    V1VolumeLost {
+        /// The service that mounts it.
+        service: String,
+        /// The Docker volume's name.
+        volume: String,
+        /// Where the container mounts it.
+        target: String,
+        /// What the compose files say instead.
+        why: String,
+    },
+    /// Compose v1 labelled its files relative to the directory it ran in, and no directory of
+    /// the project fits them.
+    #[error(
+        "the containers were created by Compose v1, which recorded the compose files relative to the directory it ran in ({files}); no directory in or below {working_dir} holds them all. Bring the stack up once with Compose v2 (`docker compose … up -d`, the same files), then upgrade"
+    )]
+    V1Files {
+        /// The working directory label.
+        working_dir: String,
+        /// The files as labelled.
+        files: String,
+    },
+    /// `docker compose config --format json` printed something that is not JSON.
+    #[error("`docker compose config --format json` printed no JSON this tool can read: {0}")]
+    ComposeConfig(String),
     /// The stack fails the gates before anything is done.
     #[error("the stack is not healthy, and an upgrade starts only from a healthy stack:\n    {}", .0.join("\n    "))]
     Unhealthy(Vec<String>),

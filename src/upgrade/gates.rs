@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
-use crate::labels::LABEL_CONFIG_HASH;
+use crate::labels::{LABEL_COMPOSE_VERSION, LABEL_CONFIG_HASH};
 use crate::snapshot::{ContainerInfo, SchemaStatus, Stack};
 
 /// Whether a stack passed its gates, and every reason it did not.
@@ -61,6 +61,9 @@ pub fn evaluate(
     }
     for c in containers {
         match (c.label(LABEL_CONFIG_HASH), hashes.get(&c.service)) {
+            // Compose v1 hashes the configuration differently: the first hop recreates the
+            // container under Compose v2, whose hash it then carries.
+            (Some(_), Some(_)) if created_by_compose_v1(c) => {}
             (Some(have), Some(want)) if have != want => failures.push(format!(
                 "{}: the container differs from the compose files (config-hash), compose would recreate it",
                 c.service
@@ -70,6 +73,12 @@ pub fn evaluate(
         }
     }
     GateResult { passed: failures.is_empty(), failures }
+}
+
+/// The container was created by Compose v1 (`com.docker.compose.version` 1.x: `docker-compose`
+/// 1.29.2, which Mender 3.x's `production/run` calls on hosts of that era).
+pub fn created_by_compose_v1(c: &ContainerInfo) -> bool {
+    c.label(LABEL_COMPOSE_VERSION).is_some_and(|v| v.starts_with("1."))
 }
 
 #[cfg(test)]
@@ -83,6 +92,7 @@ mod tests {
             working_dir: None,
             config_files: vec![],
             network: None,
+            networks: Default::default(),
             release: Some(Version::parse(release).unwrap()),
             unknown_tags: vec![],
             services: vec![],
@@ -161,5 +171,18 @@ mod tests {
         ] {
             assert!(all.contains(needle), "{needle} missing in {all}");
         }
+    }
+
+    #[test]
+    fn a_compose_v1_container_is_not_held_to_the_v2_hash() {
+        let v = Version::parse("3.6.5").unwrap();
+        let mut v1 = container("a", "v1-hash");
+        v1.labels.insert(LABEL_COMPOSE_VERSION.into(), "1.29.2".into());
+        assert!(created_by_compose_v1(&v1));
+        assert!(evaluate(&stack("3.6.5"), &v, &[v1], &parse_hashes("a v2-hash")).passed);
+        let mut v2 = container("a", "old");
+        v2.labels.insert(LABEL_COMPOSE_VERSION.into(), "2.40.3".into());
+        assert!(!created_by_compose_v1(&v2));
+        assert!(!evaluate(&stack("3.6.5"), &v, &[v2], &parse_hashes("a new")).passed);
     }
 }

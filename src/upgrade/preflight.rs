@@ -1,7 +1,7 @@
 //! Everything checked before any downtime; a failure changes nothing (exit 3), a bad target is
 //! refused first (exit 2).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::error::{DataRefusal, PreflightError, UpgradeError};
@@ -10,13 +10,14 @@ use super::{Ctx, ProjectRecord, Target, UpgradeOptions, UpgradeState, hop};
 use crate::backup::manifest::{Manifest, RehearsalRecord, StackIdentity};
 use crate::backup::{self, BackupOptions, artifacts::Choice};
 use crate::catalog::{ImageRef, When};
-use crate::engine::compose::label_paths;
+use crate::engine::compose::{label_paths, v1_invocation_dir};
 use crate::engine::helper::{CountQuery, Request};
 use crate::engine::{docker, host};
 use crate::labels::{LABEL_CONFIG_FILES, LABEL_ENV_FILE, LABEL_WORKING_DIR, STAGING_LABEL};
 use crate::plan::{self, Plan, Rollback, Start};
+use crate::snapshot::ContainerInfo;
 use crate::snapshot::observe::ObserveError;
-use crate::snapshot::observe::{Observed, Options, observe_full};
+use crate::snapshot::observe::{Observed, Options, SETTLE_TIMEOUT, observe_settled};
 use crate::state::{Lock, StateDir};
 
 /// What the checks established: the lock is held from here to the end of the upgrade.
@@ -44,13 +45,19 @@ fn project_record(o: &Observed) -> Result<ProjectRecord, PreflightError> {
         return Err(PreflightError::StagingProject(project.clone()));
     }
     let wd = c.label(LABEL_WORKING_DIR).ok_or_else(|| PreflightError::NoProjectLabels(project.clone()))?;
-    Ok(ProjectRecord {
-        name: project.clone(),
-        working_dir: PathBuf::from(wd),
-        config_files: label_paths(c.label(LABEL_CONFIG_FILES)),
-        env_files: label_paths(c.label(LABEL_ENV_FILE)),
-        staging: None,
-    })
+    let mut config_files = label_paths(c.label(LABEL_CONFIG_FILES));
+    let mut env_files = label_paths(c.label(LABEL_ENV_FILE));
+    // Compose v1 labels its files relative to where it ran, not to its working directory.
+    if gates::created_by_compose_v1(c) {
+        let base = v1_invocation_dir(Path::new(wd), &config_files).ok_or_else(|| PreflightError::V1Files {
+            working_dir: wd.clone(),
+            files: config_files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "),
+        })?;
+        let abs = |f: PathBuf| if f.is_absolute() { f } else { base.join(f) };
+        config_files = config_files.into_iter().map(abs).collect();
+        env_files = env_files.into_iter().map(abs).collect();
+    }
+    Ok(ProjectRecord { name: project.clone(), working_dir: PathBuf::from(wd), config_files, env_files, staging: None })
 }
 
 /// Runs every check, in the order that changes nothing: the journal, the plan, health, what the
@@ -63,10 +70,12 @@ pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Res
         Target::Production(p) => p.as_deref(),
         Target::Staging(record) => Some(record.name.as_str()),
     };
-    let observed = observe_full(
+    // A container still `starting` (the tool's own backup just restarted it) is waited for.
+    let observed = observe_settled(
         ctx.docker,
         &ctx.catalog.catalog,
         &Options { project: name, registry: ctx.registry, counts: false },
+        SETTLE_TIMEOUT,
     )
     .await?;
     let stack = &observed.stack;
@@ -94,12 +103,20 @@ pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Res
     if !health.passed {
         return Err(PreflightError::Unhealthy(health.failures).into());
     }
+    let mut v1_note = None;
+    if observed.containers.iter().any(gates::created_by_compose_v1) {
+        let config = ctx.runtime.compose(&record, &["config", "--format", "json"]).await?;
+        let config: serde_json::Value =
+            serde_json::from_str(&config).map_err(|e| PreflightError::ComposeConfig(e.to_string()))?;
+        v1_note = compose_v1_check(&observed.containers, &stack.project, &config)?;
+    }
     executable(&plan)?;
     data_checks(ctx, stack, &plan).await?;
     let clone_notes = super::clone::check(&record, &plan)?;
     images(ctx, &plan).await?;
     space(ctx.state, stack, &plan)?;
-    let mut notes = clone_notes;
+    let mut notes: Vec<String> = v1_note.into_iter().collect();
+    notes.extend(clone_notes);
     notes.extend(mongo_stages(ctx, &observed, &record, &plan).await?);
     let found = match &opts.use_bundle {
         Some(b) => Manifest::load(b).ok().map(|m| (b.clone(), m)),
@@ -158,6 +175,64 @@ pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Res
     }
     notes.extend(plan.warnings.iter().cloned());
     Ok(Ready { lock, plan, project: record, bundle, notes, observed, release, rehearsal })
+}
+
+/// For a stack whose containers Compose v1 created (`docker-compose` 1.x: containers
+/// `<project>_<service>_1`, a config-hash v2 computes differently): checks that every named volume
+/// they mount is the volume the compose files give that mount (external, or the project's
+/// `<project>_<key>`, which Compose v2 reuses), so that the first hop's recreation under v2 keeps
+/// it, and returns the note the plan shows; `None` when no container is v1's. Anonymous volumes
+/// (no volume source in the files) are inherited by the recreated container.
+///
+/// # Errors
+/// [`PreflightError::V1VolumeLost`] for a volume the recreated container would not get.
+pub fn compose_v1_check(
+    containers: &[ContainerInfo],
+    project: &str,
+    config: &serde_json::Value,
+) -> Result<Option<String>, PreflightError> {
+    let v1: Vec<&ContainerInfo> = containers.iter().filter(|c| gates::created_by_compose_v1(c)).collect();
+    let Some(first) = v1.first() else { return Ok(None) };
+    let mut kept = std::collections::BTreeSet::new();
+    for c in &v1 {
+        let declared = config["services"][&c.service]["volumes"].as_array().cloned().unwrap_or_default();
+        for m in c.mounts.iter().filter(|m| m.kind == "volume") {
+            let Some(name) = m.name.as_deref() else { continue };
+            let entry = declared.iter().find(|v| v["target"].as_str() == Some(m.destination.as_str()));
+            let lost = |why: String| PreflightError::V1VolumeLost {
+                service: c.service.clone(),
+                volume: name.to_string(),
+                target: m.destination.clone(),
+                why,
+            };
+            let source = match entry {
+                // An image's own VOLUME, or an anonymous one: the recreated container inherits it.
+                None => continue,
+                Some(e) if e["type"].as_str() != Some("volume") => {
+                    return Err(lost(format!("the files mount a {} there", e["type"].as_str().unwrap_or("?"))));
+                }
+                Some(e) => match e["source"].as_str().filter(|s| !s.is_empty()) {
+                    None => continue,
+                    Some(s) => s,
+                },
+            };
+            let top = &config["volumes"][source];
+            let want = top["name"].as_str().map_or_else(|| format!("{project}_{source}"), str::to_string);
+            if want != name {
+                return Err(lost(format!("the files give that mount volume {want}")));
+            }
+            let how = if top["external"].as_bool() == Some(true) { "external" } else { "the project's, reused" };
+            kept.insert(format!("{name} ({how})"));
+        }
+    }
+    let version = first.label(crate::labels::LABEL_COMPOSE_VERSION).cloned().unwrap_or_default();
+    let kept = if kept.is_empty() { "none".to_string() } else { kept.into_iter().collect::<Vec<_>>().join(", ") };
+    Ok(Some(format!(
+        "Compose v1 ({version}) created {} of the containers (named like {}): the first hop recreates every container under Compose v2 (named like {project}-{}-1); their config-hash is not compared before it. Data volumes kept: {kept}",
+        v1.len(),
+        first.name.trim_start_matches('/'),
+        first.service
+    )))
 }
 
 /// Hops this version can carry out on compose.
@@ -439,4 +514,68 @@ pub fn confirmation(r: &Ready) -> String {
     }
     s.push_str("Proceed?");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::container::Mount;
+    use crate::labels::LABEL_COMPOSE_VERSION;
+
+    fn v1(service: &str, volume: &str, target: &str) -> ContainerInfo {
+        let mut c = ContainerInfo {
+            name: format!("/p_{service}_1"),
+            service: service.into(),
+            mounts: vec![Mount {
+                kind: "volume".into(),
+                name: Some(volume.into()),
+                destination: target.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        c.labels.insert(LABEL_COMPOSE_VERSION.into(), "1.29.2".into());
+        c
+    }
+
+    fn config() -> serde_json::Value {
+        serde_json::json!({
+            "services": {
+                "mender-mongo": {"volumes": [{"type": "volume", "source": "mender-db", "target": "/data/db"}]},
+                "minio": {"volumes": [{"type": "volume", "source": "art", "target": "/export"}]},
+                "nats": {"volumes": [{"type": "bind", "source": "/srv/nats", "target": "/data"}]}
+            },
+            "volumes": {"mender-db": {"name": "mender-db", "external": true}, "art": {}}
+        })
+    }
+
+    #[test]
+    fn a_v2_stack_gets_no_note() {
+        let mut c = v1("mender-mongo", "mender-db", "/data/db");
+        c.labels.insert(LABEL_COMPOSE_VERSION.into(), "2.40.3".into());
+        assert!(compose_v1_check(&[c], "p", &config()).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_v1_stack_whose_volumes_compose_v2_reuses_is_noted() {
+        let cs = [v1("mender-mongo", "mender-db", "/data/db"), v1("minio", "p_art", "/export")];
+        let note = compose_v1_check(&cs, "p", &config()).unwrap().unwrap();
+        assert!(
+            note.contains("Compose v1 (1.29.2) created 2 of the containers (named like p_mender-mongo_1)"),
+            "{note}"
+        );
+        assert!(note.contains("recreates every container under Compose v2"), "{note}");
+        assert!(note.contains("mender-db (external), p_art (the project's, reused)"), "{note}");
+    }
+
+    #[test]
+    fn a_v1_volume_the_files_do_not_give_is_refused() {
+        for (c, why) in [
+            (v1("minio", "other_art", "/export"), "the files give that mount volume p_art"),
+            (v1("nats", "p_nats", "/data"), "the files mount a bind there"),
+        ] {
+            let e = compose_v1_check(&[c], "p", &config()).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains("Compose v1"), "{e}");
+        }
+    }
 }

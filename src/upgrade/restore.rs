@@ -475,7 +475,7 @@ async fn put_back(
             "restore",
             format!("making the artifact store hold exactly the bundle's {} objects", m.artifacts.objects),
         );
-        restore_artifacts(ctx, bundle, &observed, &network).await?;
+        restore_artifacts(ctx, bundle, &observed).await?;
     }
     ctx.progress.step("restore", "docker compose up -d");
     ctx.runtime.compose(record, &["up", "-d", "--remove-orphans"]).await?;
@@ -485,15 +485,17 @@ async fn put_back(
 
 /// The bundle's objects into the stack's store (through the helper) or the external store (from
 /// the host), extra objects deleted. The store may take a moment to answer after its start.
-async fn restore_artifacts(ctx: &Ctx<'_>, bundle: &Path, o: &Observed, network: &str) -> Result<(), StepError> {
+async fn restore_artifacts(ctx: &Ctx<'_>, bundle: &Path, o: &Observed) -> Result<(), StepError> {
     let deployments = o.containers.iter().find(|c| c.service.ends_with("deployments"));
     let plan = artifacts::decide(&o.stack, deployments, &Choice::To("bundle".into()), None)
         .or_else(|_| artifacts::decide(&o.stack, deployments, &Choice::Auto, None))
         .map_err(|e| StepError::Storage(e.to_string()))?;
     match plan {
-        Plan::InStack { endpoint, bucket, region, keys, .. } => {
+        Plan::InStack { service, endpoint, bucket, region, keys } => {
+            // The store is reached on its own network, which need not be MongoDB's.
+            let network = o.stack.network_of(&service).ok_or_else(|| StepError::NoNetwork(service.clone()))?;
             let t = StoreTarget {
-                network,
+                network: &network,
                 endpoint: &endpoint,
                 bucket: &bucket,
                 region: &region,
