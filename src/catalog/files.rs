@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(known.origin(&dc.path, dc.contents.as_bytes()).tool, vec![v("3.6.2")]);
         let p402 = l.release_files(&v("4.0.2")).unwrap();
         let dc = p402.iter().find(|f| f.path == Path::new("docker-compose.yml")).unwrap();
-        assert!(dc.contents.contains("mendersoftware/deviceauth:v4.0.2") && !dc.contents.contains("v4.0.4"));
+        assert!(dc.contents.contains("mendersoftware/deviceauth:v4.0.2") && !dc.contents.contains(":v4.0.4"));
     }
 
     #[test]
