@@ -68,6 +68,17 @@ pub fn write_atomic(path: &Path, data: &[u8], perm: Perm) -> io::Result<()> {
     written
 }
 
+/// `bytes` random bytes from the kernel (/dev/urandom), hex-encoded: a secret to generate once.
+///
+/// # Errors
+/// /dev/urandom cannot be read.
+pub fn random_hex(bytes: usize) -> io::Result<String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(hex::encode(buf))
+}
+
 /// Seconds rounded to a tenth, as reports and timings print them.
 pub fn secs(d: Duration) -> f64 {
     round_tenth(d.as_secs_f64())

@@ -162,3 +162,47 @@ fn every_landing_release_composes_with_the_files_production_run_passes() {
         }
     }
 }
+
+/// The 4.x production layout (compose-templates/4.0.4, 4.1.3: the 3.x layout with 4.x images)
+/// composes with an operator's 3.7.11 prod.yml and the project's .env: exactly the catalog's
+/// services and images, each 4.x name as a network alias, unlimited restarts, 3.x logging limits,
+/// the presign secret from .env, the GUI routed on 8090.
+#[test]
+fn the_4x_layout_composes_with_a_3_7_prod_yml() {
+    let l = LoadedCatalog::embedded().unwrap();
+    for v in ["4.0.4", "4.1.3"] {
+        let v = semver::Version::parse(v).unwrap();
+        let release = l.catalog.release(&v).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        checkout(&l, &v, tmp.path());
+        // The operator's prod.yml stays the 3.7.11 one.
+        let old = l.template_files(&semver::Version::new(3, 7, 11)).unwrap();
+        let prod = old.iter().find(|t| t.path.ends_with("prod.yml.template")).unwrap();
+        std::fs::write(tmp.path().join("production/config/prod.yml"), fill(&prod.contents)).unwrap();
+        std::fs::write(tmp.path().join(".env"), "DEPLOYMENTS_PRESIGN_SECRET=from-dot-env\n").unwrap();
+        let rendered = compose_config(
+            tmp.path(),
+            &["../docker-compose.yml", "../docker-compose.storage.minio.yml", "./config/prod.yml"],
+        );
+        let services = rendered["services"].as_object().unwrap();
+        let mut names: Vec<&String> = services.keys().collect();
+        names.sort();
+        assert_eq!(names, release.services.keys().collect::<Vec<_>>(), "{v}");
+        for (name, s) in services {
+            let facts = &release.services[name];
+            assert_eq!(s["image"].as_str().unwrap(), facts.image, "{v} {name}");
+            assert_eq!(s["restart"], "on-failure", "{v} {name} restarts on failure, unlimited");
+            if let Some(alias) = &facts.alias {
+                let aliases = &s["networks"]["mender"]["aliases"];
+                assert!(aliases.as_array().unwrap().iter().any(|a| a == alias.as_str()), "{v} {name}: alias {alias}");
+            }
+        }
+        let d = &services["mender-deployments"];
+        assert_eq!(d["environment"]["DEPLOYMENTS_PRESIGN_SECRET"], "from-dot-env");
+        assert_eq!(d["logging"]["options"]["max-size"], "50m", "3.x logging limits kept");
+        let w = &services["mender-workflows-worker"];
+        assert_eq!(w["command"][0], "worker", "{v}: the workflows image runs the worker");
+        let traefik = std::fs::read_to_string(tmp.path().join("config/traefik/traefik.yaml")).unwrap();
+        assert!(traefik.contains("http://mender-gui:8090") && !traefik.contains("{version:"));
+    }
+}

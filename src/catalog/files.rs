@@ -23,13 +23,19 @@ fn is_compose(path: &Path) -> bool {
     s.ends_with(".yml") || s.ends_with(".yml.template") || s.ends_with(".yaml")
 }
 
+/// Whether YAML text is a compose file: a top-level `services:` key (a traefik file's
+/// `http.services` is indented, and may be a Go template that is no YAML before traefik renders it).
+pub fn has_services(text: &str) -> bool {
+    text.lines().any(|l| l.starts_with("services:"))
+}
+
 /// A template file as the tool writes it: every image behind the registry prefix (the
 /// `--image-registry` mirror); other files as they are.
 ///
 /// # Errors
 /// A compose template that does not parse.
 pub fn render(t: &TemplateFile, registry: Option<&str>) -> Result<String, ComposeFileError> {
-    if !is_compose(&t.path) || !t.contents.contains("services:") {
+    if !is_compose(&t.path) || !has_services(&t.contents) {
         return Ok(t.contents.clone());
     }
     replace_images(&t.contents, |_, image| Some(ImageRef::parse(image, None).qualified(registry)))
@@ -52,7 +58,7 @@ impl LoadedCatalog {
         let stop =
             c.line(&release.line).and_then(|l| l.stop.clone()).ok_or_else(|| CatalogError::NoTemplates(v.clone()))?;
         let mut files = self.template_files(&stop).map_err(|_| CatalogError::NoTemplates(v.clone()))?;
-        for f in files.iter_mut().filter(|f| is_compose(&f.path) && f.contents.contains("services:")) {
+        for f in files.iter_mut().filter(|f| is_compose(&f.path) && has_services(&f.contents)) {
             f.contents = replace_images(&f.contents, |svc, _| release.services.get(svc).map(|s| s.image.clone()))
                 .map_err(|e| CatalogError::Inconsistent(format!("{}: {e}", f.path.display())))?;
         }
@@ -124,7 +130,7 @@ impl KnownFiles {
             }
         }
         let mut retirable = BTreeSet::new();
-        for r in c.catalog.releases.iter().filter(|r| r.layout == Layout::Integration3x) {
+        for r in c.catalog.releases.iter().filter(|r| r.layout != Layout::MenderServer4x) {
             for t in c.release_files(&r.version).unwrap_or_default() {
                 if let Ok(text) = render(&t, registry) {
                     k.entry(&t.path.to_string_lossy(), &sha256_hex(text.as_bytes())).1.push(r.version.clone());
@@ -139,7 +145,7 @@ impl KnownFiles {
                 .catalog
                 .releases
                 .iter()
-                .filter(|r| r.layout == Layout::Integration3x && !r.compose_files.contains(&path));
+                .filter(|r| r.layout != Layout::MenderServer4x && !r.compose_files.contains(&path));
             let versions: Vec<Version> = later.map(|r| r.version.clone()).collect();
             k.entry(&path, &sha).1.extend(versions);
         }
@@ -291,7 +297,9 @@ mod tests {
         let known = KnownFiles::new(&l, None);
         let dc = patch.iter().find(|f| f.path == Path::new("docker-compose.yml")).unwrap();
         assert_eq!(known.origin(&dc.path, dc.contents.as_bytes()).tool, vec![v("3.6.2")]);
-        assert!(l.release_files(&v("4.0.4")).is_err(), "no 4.x base files here");
+        let p402 = l.release_files(&v("4.0.2")).unwrap();
+        let dc = p402.iter().find(|f| f.path == Path::new("docker-compose.yml")).unwrap();
+        assert!(dc.contents.contains("mendersoftware/deviceauth:v4.0.2") && !dc.contents.contains(":v4.0.4"));
     }
 
     #[test]

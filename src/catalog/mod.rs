@@ -2,6 +2,7 @@
 //! base compose files under `compose-templates/<version>/`. Built into the binary; `--catalog DIR`
 //! loads another copy (a private fork, or a test that substitutes images).
 
+mod compose_view;
 mod files;
 mod image;
 mod model;
@@ -13,7 +14,8 @@ use include_dir::{Dir, include_dir};
 use semver::Version;
 use serde::Deserialize;
 
-pub use files::{Checkout, FileOrigin, KnownFiles, render, retired, sha256_hex};
+pub use compose_view::production_compose;
+pub use files::{Checkout, FileOrigin, KnownFiles, has_services, render, retired, sha256_hex};
 pub use image::ImageRef;
 pub use model::*;
 
@@ -187,6 +189,8 @@ fn collect_dir(base: &Path, dir: &Path, out: &mut Vec<TemplateFile>) -> Result<(
 }
 
 /// Parses and cross-checks the two catalog files (`catalog/lines.yaml`, `catalog/releases.yaml`).
+/// Releases in upstream's 4.x layout come back in the production layout of the last 3.x release
+/// ([`production_compose`]).
 ///
 /// # Errors
 /// [`CatalogError::Parse`] or [`CatalogError::Inconsistent`].
@@ -195,10 +199,17 @@ pub fn parse(lines_yaml: &str, releases_yaml: &str) -> Result<Catalog, CatalogEr
         .map_err(|e| CatalogError::Parse { path: "catalog/lines.yaml".into(), message: e.to_string() })?;
     let releases: ReleasesFile = serde_saphyr::from_str(releases_yaml)
         .map_err(|e| CatalogError::Parse { path: "catalog/releases.yaml".into(), message: e.to_string() })?;
+    // 4.x releases as an operator's project runs them: the last 3.x release's layout kept.
+    let kept =
+        releases.releases.iter().filter(|r| r.layout == Layout::Integration3x).max_by_key(|r| &r.version).cloned();
+    let releases: Vec<Release> = match &kept {
+        Some(kept) => releases.releases.iter().map(|r| production_compose(r, kept)).collect(),
+        None => releases.releases,
+    };
     let catalog = Catalog {
         rule: lines.rule,
         lines: lines.lines,
-        releases: releases.releases,
+        releases,
         mongo_majors: lines.mongo_majors,
         upstream: BTreeMap::new(),
     };
@@ -381,7 +392,7 @@ mod tests {
     #[test]
     fn templates_exist_for_test_bed_releases() {
         let loaded = LoadedCatalog::embedded().unwrap();
-        for r in ["3.3.2", "3.4.0", "3.5.1", "3.6.5", "3.7.11"] {
+        for r in ["3.3.2", "3.4.0", "3.5.1", "3.6.5", "3.7.11", "4.0.4", "4.1.3"] {
             let files = loaded.template_files(&v(r)).unwrap();
             let names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
             assert!(names.contains(&"docker-compose.yml".to_string()), "{r}: {names:?}");

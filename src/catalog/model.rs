@@ -192,6 +192,11 @@ pub enum Layout {
     /// mendersoftware/mender-server compose (4.x).
     #[serde(rename = "mender-server-4x")]
     MenderServer4x,
+    /// The 3.x production layout (project, `mender-*` services, external volumes, MinIO) running a
+    /// 4.x release's images: what the tool makes of an operator's project ("Variant A",
+    /// `shared/reference/migrate-3.7-to-4.x.md` §1.3). Derived by the catalog, never in its files.
+    #[serde(rename = "production-4x")]
+    Production4x,
 }
 
 /// A release's MongoDB.
@@ -210,9 +215,15 @@ pub struct ServiceFacts {
     pub image: String,
     /// What the service is, which decides how it is stopped, checked and migrated.
     pub role: Role,
-    /// The 3.x service this 4.x service replaces.
+    /// The 3.x service this 4.x service replaces (upstream's 4.x layout only; the production view
+    /// names the service so and clears this).
     #[serde(default)]
     pub was: Option<String>,
+    /// The name upstream's 4.x compose gives the service (`deviceauth` for `mender-device-auth`),
+    /// which the production layout keeps as a network alias (`shared/reference/migrate-3.7-to-4.x.md`
+    /// §1.2, §1.5).
+    #[serde(default)]
+    pub alias: Option<String>,
     /// The container command upstream sets (`[server, --automigrate]`); `None` for the image's default.
     #[serde(default)]
     pub command: Option<Vec<String>>,

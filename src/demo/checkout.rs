@@ -2,7 +2,6 @@
 //! the release's base files, prod.yml filled in from its template, generated keys and secrets,
 //! the production/run wrapper, committed to a local git branch.
 
-use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
@@ -63,7 +62,7 @@ const SETTINGS_FILE: &str = ".demo.json";
 /// A file that cannot be written, a template that cannot be filled, a key that cannot be generated.
 pub fn write(dir: &Path, files: &[TemplateFile], s: &Settings<'_>) -> Result<()> {
     std::fs::create_dir_all(dir)?;
-    let secret = random_hex(16)?;
+    let secret = crate::util::random_hex(16)?;
     for f in files {
         let is_compose =
             f.path.extension().is_some_and(|e| e == "yml") || f.path.to_string_lossy().ends_with(".yml.template");
@@ -76,6 +75,12 @@ pub fn write(dir: &Path, files: &[TemplateFile], s: &Settings<'_>) -> Result<()>
         if f.path.ends_with("prod.yml.template") {
             write_file(&dir.join("production/config/prod.yml"), &fill_prod(&text, s, &secret)?, 0o600)?;
         }
+    }
+    // 4.x base files read the presign secret from .env (generated once, as an upgrade does).
+    let presign = crate::upgrade::rewrite::PRESIGN_VAR;
+    if files.iter().any(|f| f.contents.contains(presign)) {
+        let line = format!("{presign}={}\n", crate::util::random_hex(32)?);
+        write_file(&dir.join(crate::upgrade::rewrite::ENV_FILE), &line, 0o600)?;
     }
     write_file(&dir.join("production/run"), &run_script(s.project, s.compose_files), 0o755)?;
     write_file(
@@ -106,12 +111,6 @@ fn write_file(path: &Path, text: &str, mode: u32) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     Ok(())
-}
-
-fn random_hex(bytes: usize) -> Result<String> {
-    let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
-    Ok(hex::encode(buf))
 }
 
 /// What the installation guide has the operator fill in: keys, domains, ports, volume names.

@@ -34,6 +34,9 @@ pub fn read(project: &ProjectRecord, rel: &Path) -> ProjectFile {
 pub fn touched(catalog: &LoadedCatalog, project: &ProjectRecord, to: &Release) -> Vec<PathBuf> {
     let mut set: BTreeSet<PathBuf> = project.config_files.iter().map(|p| relative(project, p)).collect();
     if let Ok(ts) = catalog.template_files(&to.version) {
+        if ts.iter().any(|t| t.contents.contains(super::rewrite::PRESIGN_VAR)) {
+            set.insert(PathBuf::from(super::rewrite::ENV_FILE));
+        }
         set.extend(ts.into_iter().map(|t| t.path));
     }
     set.into_iter().collect()

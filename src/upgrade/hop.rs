@@ -212,7 +212,8 @@ fn rewrite_files(ctx: &Ctx<'_>, st: &UpgradeState, hop: &Hop) -> Result<(), Step
         ctx.progress.step("diff", rewrite::diff(e));
     }
     for e in &edits.edits {
-        write_atomic(&st.project.working_dir.join(&e.path), e.after.as_bytes(), Perm::Keep)
+        let perm = if e.why == Why::Secret { Perm::Private } else { Perm::Keep };
+        write_atomic(&st.project.working_dir.join(&e.path), e.after.as_bytes(), perm)
             .map_err(StepError::file(format!("writing {}", e.path.display())))?;
     }
     let record = serde_json::to_vec_pretty(&edits).map_err(|e| StepError::file(files::REWRITE)(e.into()))?;
@@ -252,6 +253,8 @@ pub fn compute(
     // in a git clone that merges the release's tag (its files are upstream's own).
     let from_git = clone::merges(&st.project, &to.version.to_string());
     let to_t = if to.templates && !from_git { ctx.catalog.template_files(&to.version).ok() } else { None };
+    // Used only when the target needs a presign secret and the project has none yet.
+    let secret = crate::util::random_hex(32).map_err(StepError::file("reading /dev/urandom"))?;
     Ok(rewrite::plan(&Inputs {
         from,
         to,
@@ -262,6 +265,7 @@ pub fn compute(
         known: &known,
         registry: st.registry.as_deref(),
         removed: &hop.removed_services,
+        presign_secret: &secret,
     })?)
 }
 

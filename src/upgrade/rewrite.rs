@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{ImageRef, KnownFiles, Release, TemplateFile};
+use crate::catalog::{ImageRef, KnownFiles, Layout, Release, TemplateFile};
 use compose_file::{ComposeFileError, image_sites, remove_service, replace_images, services};
 
 /// One file's change in a hop's rewrite, with both contents so that a rollback restores it exactly.
@@ -35,7 +35,19 @@ pub enum Why {
     Image,
     /// The operator's override of a service the release no longer has.
     RemovedService,
+    /// A secret the release needs, generated once and kept in the project ([`ENV_FILE`]); its
+    /// contents are never shown.
+    Secret,
 }
+
+/// The project's `.env`, next to docker-compose.yml: compose reads it for interpolation. The 4.x
+/// base files take `DEPLOYMENTS_PRESIGN_SECRET` from it.
+pub const ENV_FILE: &str = ".env";
+/// The secret deployments signs presigned download links with (mender-server@v4.0.4:
+/// backend/services/deployments/config/config.go `SettingPresignSecret`). 3.x generated one per
+/// start; upstream's 4.x compose sets a constant demo value, which a production stack must never use
+/// (`shared/reference/migrate-3.7-to-4.x.md` §4).
+pub const PRESIGN_VAR: &str = "DEPLOYMENTS_PRESIGN_SECRET";
 
 /// Every change a hop makes to the project's files, computed before anything is written.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -107,6 +119,9 @@ pub struct Inputs<'a> {
     pub registry: Option<&'a str>,
     /// Compose services the target release drops (removed from the operator's overrides).
     pub removed: &'a [String],
+    /// A fresh random secret, written as [`PRESIGN_VAR`] into [`ENV_FILE`] when the target's base
+    /// files need it and the project has none yet (never replacing one it has).
+    pub presign_secret: &'a str,
 }
 
 /// Computes a hop's rewrite: base files replaced by the target's (when given), dropped services
@@ -124,8 +139,69 @@ pub fn plan(i: &Inputs<'_>) -> Result<Rewrite, RewriteError> {
         retire_files(i, &mut current, &mut rw);
     }
     remove_dropped_services(i, &mut current, &mut rw)?;
+    report_unknown_services(i, &current, &mut rw)?;
     set_images(i, &mut current, &mut rw)?;
+    keep_presign_secret(i, &mut rw);
     Ok(rw)
+}
+
+/// The presign secret in the project's `.env`, generated once: when the target's base files read
+/// [`PRESIGN_VAR`] and `.env` lacks it, a line is added (the rest of `.env` kept).
+fn keep_presign_secret(i: &Inputs<'_>, rw: &mut Rewrite) {
+    let needs = i.to_templates.is_some_and(|ts| ts.iter().any(|t| t.contents.contains(&format!("${{{PRESIGN_VAR}"))));
+    if !needs {
+        return;
+    }
+    let now = i.other_files.iter().find(|f| f.path.as_os_str() == ENV_FILE).and_then(|f| f.contents.clone());
+    let has = now.as_deref().is_some_and(|text| {
+        text.lines().any(|l| {
+            l.trim_start()
+                .strip_prefix(PRESIGN_VAR)
+                .and_then(|r| r.trim_start().strip_prefix('='))
+                .is_some_and(|v| !v.trim().is_empty())
+        })
+    });
+    if has {
+        return;
+    }
+    let mut after = now.clone().unwrap_or_default();
+    if !after.is_empty() && !after.ends_with('\n') {
+        after.push('\n');
+    }
+    after.push_str(&format!(
+        "# Signs deployments' presigned download links; generated once by mender-compose-upgrade for {}. Keep it.\n{PRESIGN_VAR}={}\n",
+        i.to.version, i.presign_secret
+    ));
+    rw.warnings.push(format!("{ENV_FILE}: {PRESIGN_VAR} generated (not shown), which {} reads from it", i.to.version));
+    edit(rw, std::path::Path::new(ENV_FILE), now.as_ref(), after, Why::Secret);
+}
+
+/// Services the operator's files (not the base files) set but the target release does not have
+/// and the hop does not remove: reported, never dropped silently (compose refuses a service that
+/// has no image, so the operator has to decide).
+fn report_unknown_services(i: &Inputs<'_>, current: &[ProjectFile], rw: &mut Rewrite) -> Result<(), RewriteError> {
+    let Some(templates) = i.to_templates else { return Ok(()) };
+    for f in current.iter().filter(|f| !templates.iter().any(|t| t.path == f.path)) {
+        let Some(text) = &f.contents else { continue };
+        let named =
+            services(text).map_err(|source| RewriteError::File { path: f.path.display().to_string(), source })?;
+        for s in named.iter().filter(|s| !i.to.services.contains_key(*s) && !i.removed.contains(s)) {
+            let base_has = current
+                .iter()
+                .filter(|b| templates.iter().any(|t| t.path == b.path))
+                .filter_map(|b| b.contents.as_deref())
+                .any(|b| services(b).is_ok_and(|n| n.contains(s)));
+            if !base_has {
+                rw.warnings.push(format!(
+                    "{}: service {s} is not part of {} (its base files do not define it); your settings of it are \
+                     kept as they are, move or remove them",
+                    f.path.display(),
+                    i.to.version
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn edit(rw: &mut Rewrite, path: &std::path::Path, before: Option<&String>, after: String, why: Why) {
@@ -184,7 +260,7 @@ fn replace_base_files(
 /// templates of its line's newest patch, when the running patch has none).
 fn as_release(t: &TemplateFile, from: &Release, registry: Option<&str>) -> Result<String, RewriteError> {
     let text = render(t, registry)?;
-    if !is_yaml(&t.path) || !text.contains("services:") {
+    if !is_yaml(&t.path) || !crate::catalog::has_services(&text) {
         return Ok(text);
     }
     replace_images(&text, |svc, _| from.services.get(svc).map(|f| ImageRef::parse(&f.image, None).qualified(registry)))
@@ -201,6 +277,20 @@ fn edited_note(path: &std::path::Path, now: &str, base: Option<&str>, from: &Rel
         from.version,
         to.version
     );
+    if to.layout == Layout::Production4x && path.starts_with("config/traefik") {
+        let rules: Vec<(String, String)> = now
+            .lines()
+            .filter_map(rule_of)
+            .map(|r| (r.to_string(), traefik::v3_rule(r)))
+            .filter(|(a, b)| a != b)
+            .collect();
+        if !rules.is_empty() {
+            note.push_str(&format!("; traefik v3 ({}) drops routers with v2 rules, yours in v3 syntax:\n", to.version));
+            for (a, b) in rules {
+                note.push_str(&format!("    {a}\n      → {b}\n"));
+            }
+        }
+    }
     if let Some(base) = base {
         let changes = if is_yaml(path) { yaml_changes(base, now) } else { None };
         let lines = changes.unwrap_or_else(|| {
@@ -223,6 +313,15 @@ fn edited_note(path: &std::path::Path, now: &str, base: Option<&str>, from: &Rel
         }
     }
     note
+}
+
+/// The router rule a line of a traefik file sets (`rule: "…"`, also inside a flow mapping).
+fn rule_of(line: &str) -> Option<&str> {
+    let rest = line[line.find("rule:")? + 5..].trim_start();
+    match rest.chars().next()? {
+        q @ ('"' | '\'') => rest[1..].find(q).map(|end| &rest[1..end + 1]),
+        _ => Some(rest.split([',', '}']).next().unwrap_or(rest).trim()),
+    }
 }
 
 /// The settings that differ between two YAML documents, one line each (`+ path: value`, `- path:
@@ -344,6 +443,9 @@ fn set_images(i: &Inputs<'_>, current: &mut [ProjectFile], rw: &mut Rewrite) -> 
 
 /// A unified-style diff of an edit, for the confirmation (only changed lines, with line numbers).
 pub fn diff(e: &FileEdit) -> String {
+    if e.why == Why::Secret {
+        return format!("--- {}\n        (holds a secret: not shown)\n", e.path.display());
+    }
     let before: Vec<&str> = e.before.as_deref().unwrap_or_default().lines().collect();
     let after: Vec<&str> = e.after.lines().collect();
     let mut out = format!("--- {}\n", e.path.display());
@@ -368,6 +470,8 @@ pub fn diff(e: &FileEdit) -> String {
     }
     out
 }
+
+pub mod traefik;
 
 #[cfg(test)]
 mod tests;

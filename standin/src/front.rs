@@ -11,8 +11,9 @@ use hyper::StatusCode;
 
 use crate::http::{self, forward, json, proxy_client, respond, tls_from_files};
 
-/// Which backend a path of the public API goes to, as routed by traefik.yaml.
-fn route(path: &str) -> &'static str {
+/// Which backend a path of the public API goes to, as routed by traefik.yaml (`gui`: the GUI's
+/// address from the same files).
+fn route<'a>(path: &str, gui: &'a str) -> &'a str {
     let svc = path.strip_prefix("/api/").and_then(|p| p.split('/').nth(2)).unwrap_or("");
     match svc {
         "authentication" | "devauth" => "mender-device-auth:8080",
@@ -22,19 +23,72 @@ fn route(path: &str) -> &'static str {
         "deviceconnect" => "mender-deviceconnect:8080",
         "deviceconfig" => "mender-deviceconfig:8080",
         "iot-manager" => "mender-iot-manager:8080",
-        _ => "mender-gui:80",
+        _ => gui,
     }
 }
 
-/// traefik stand-in: HTTP on 80 redirects to HTTPS on 443, which routes by path prefix.
-pub async fn gateway() -> Result<()> {
+const TRAEFIK_CONFIG: &str = "/etc/traefik/config";
+
+/// What the gateway takes from its file-provider configuration: the GUI's address (the `gui`
+/// service's URL; `mender-gui:80` when none is found), and, for traefik v3, the routers whose
+/// rules are in v2 syntax, which v3 rejects (it logs the error and drops the router).
+struct Config {
+    gui: String,
+    v2_rules: Vec<String>,
+}
+
+fn read_config(dir: &std::path::Path, v3: bool) -> Config {
+    let mut texts: Vec<(String, String)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if let Ok(text) = std::fs::read_to_string(e.path()) {
+                texts.push((e.file_name().to_string_lossy().into(), text));
+            }
+        }
+    }
+    texts.sort();
+    let gui = texts
+        .iter()
+        .flat_map(|(_, t)| t.lines())
+        .find_map(|l| l.split("http://mender-gui:").nth(1))
+        .map(|rest| format!("mender-gui:{}", rest.chars().take_while(char::is_ascii_digit).collect::<String>()))
+        .unwrap_or_else(|| "mender-gui:80".into());
+    // v2 only: `{name:regexp}` placeholders in path or host rules, several names in one Host().
+    let v2 = |l: &str| {
+        l.contains("rule:")
+            && (l.contains("{version:")
+                || l.contains("{domain:")
+                || l.contains("{(")
+                || ((l.contains("`,`") || l.contains("`, `")) && l.contains("Host(")))
+    };
+    let v2_rules = if v3 {
+        texts.iter().flat_map(|(f, t)| t.lines().filter(|l| v2(l)).map(move |l| format!("{f}: {}", l.trim()))).collect()
+    } else {
+        Vec::new()
+    };
+    Config { gui, v2_rules }
+}
+
+/// traefik stand-in: HTTP on 80 redirects to HTTPS on 443, which routes by path prefix. Its image
+/// tag decides the rule syntax it accepts: traefik v3 drops routers whose rules are in v2 syntax
+/// (https://doc.traefik.io/traefik/migration/v2-to-v3/), so the API answers 404 behind them.
+pub async fn gateway(image: &str) -> Result<()> {
+    let v3 = image.rsplit(':').next().is_some_and(|tag| tag.trim_start_matches('v').starts_with('3'));
+    let config = read_config(std::path::Path::new(TRAEFIK_CONFIG), v3);
+    for r in &config.v2_rules {
+        eprintln!("ERR error while parsing rule (v2 syntax on traefik v3): {r}");
+    }
     let tls = tls_from_files("/etc/traefik/certs/cert.crt", "/etc/traefik/certs/private.key")?;
     let client = proxy_client();
+    let (gui, broken) = (config.gui, !config.v2_rules.is_empty());
     let https = http::serve(SocketAddr::from(([0, 0, 0, 0], 443)), tls, move |req| {
-        let client = client.clone();
+        let (client, gui) = (client.clone(), gui.clone());
         async move {
-            let upstream = route(req.uri().path());
-            forward(&client, upstream, req).await
+            if broken && req.uri().path().starts_with("/api/") {
+                return respond(StatusCode::NOT_FOUND, "404 page not found");
+            }
+            let upstream = route(req.uri().path(), &gui).to_string();
+            forward(&client, &upstream, req).await
         }
     });
     let redirect = http::serve(SocketAddr::from(([0, 0, 0, 0], 80)), None, |req| async move {
@@ -50,11 +104,15 @@ pub async fn gateway() -> Result<()> {
     Ok(())
 }
 
-/// gui stand-in: the UI on 80 and the error responder on 8080.
-pub async fn gui() -> Result<()> {
-    let ui = http::serve(SocketAddr::from(([0, 0, 0, 0], 80)), None, |_req| async {
+/// gui stand-in: the UI on 80 and the error responder on 8080 (3.x); the UI alone on 8090 (4.x,
+/// [`crate::identity::gui_port`]).
+pub async fn gui(port: u16) -> Result<()> {
+    let ui = http::serve(SocketAddr::from(([0, 0, 0, 0], port)), None, |_req| async {
         respond(StatusCode::OK, "<!doctype html><title>Mender</title><div id=\"main\"></div>")
     });
+    if port != 80 {
+        return ui.await;
+    }
     let errors = http::serve(SocketAddr::from(([0, 0, 0, 0], 8080)), None, |_req| async {
         respond(StatusCode::OK, "<!doctype html><title>Mender</title><p>Service unavailable</p>")
     });

@@ -55,3 +55,10 @@ impl Resolved {
         }
     }
 }
+
+/// The port the GUI serves on: 80 (nginx, with the error responder on 8080) up to 3.x; 8090 only,
+/// rootless, from 4.0 (mender-server@v4.0.0:frontend/Dockerfile and frontend/httpd.conf;
+/// `shared/reference/migrate-3.7-to-4.x.md` §1.4.10).
+pub fn gui_port(release: &Version) -> u16 {
+    if release.major >= 4 { 8090 } else { 80 }
+}

@@ -19,9 +19,9 @@ use crate::identity::Identity;
 
 const HASH_LABEL: &str = "mcu.testbed.inputs";
 
-/// The releases the test bed runs: every landing release of 3.x, and 3.6.2 (a patch that is no
-/// landing release, for the tests of a stack on one).
-pub const DEFAULT_RELEASES: &str = "3.0.2,3.1.1,3.2.2,3.3.2,3.4.0,3.5.1,3.6.2,3.6.5,3.7.11";
+/// The releases the test bed runs: every landing release of 3.x and 4.x, and 3.6.2 (a patch that
+/// is no landing release, for the tests of a stack on one).
+pub const DEFAULT_RELEASES: &str = "3.0.2,3.1.1,3.2.2,3.3.2,3.4.0,3.5.1,3.6.2,3.6.5,3.7.11,4.0.4,4.1.3";
 /// The `testbed.local/mongo:<major>` images built besides those the releases name: each major of
 /// the road 4.4 → 5.0 → 6.0 → 7.0 → 8.0 (`scripts/testbed` builds a FerretDB for each).
 const MONGO_MAJORS: [&str; 5] = ["4.4", "5.0", "6.0", "7.0", "8.0"];
@@ -223,17 +223,19 @@ async fn standins(b: &mut Builder, a: &ImagesArgs, catalog: &Catalog, base: &str
         for &broken in variants {
             let id = Identity { broken, ..id.clone() };
             let (entry, cmd, root) = entrypoint(&kind, facts.role);
+            let gui_port = crate::identity::gui_port(&id.release);
             let suffix = if broken { "-broken" } else { "" };
             let tag = format!("{}{suffix}", image_ref.qualified(Some(&a.prefix)));
             let identity = serde_json::to_vec_pretty(&id)?;
+            let context = standin_context(base, &identity, &kind, &entry, &cmd, root, facts.role, gui_port)?;
             let inputs = sha(&[base.as_bytes(), &identity, entry.join(" ").as_bytes(), cmd.join(" ").as_bytes()]);
-            let context = standin_context(base, &identity, &kind, &entry, &cmd, root, facts.role)?;
             jobs.push(Job { tags: vec![tag], inputs, context });
         }
     }
     b.build_all(jobs).await
 }
 
+#[allow(clippy::too_many_arguments)] // one call site; the parts of one image
 fn standin_context(
     base: &str,
     identity: &[u8],
@@ -242,11 +244,21 @@ fn standin_context(
     cmd: &[String],
     root: bool,
     role: Role,
+    gui_port: u16,
 ) -> Result<Vec<u8>> {
     let program = entry[0].trim_start_matches('/').to_string();
     let mut df = format!("FROM {base}\nCOPY rootfs/ /\n");
     if role == Role::Gui {
-        df.push_str("HEALTHCHECK --interval=5s --timeout=3s --retries=3 CMD [\"/usr/bin/mender-standin\", \"healthcheck\", \"http://127.0.0.1:80/\"]\n");
+        // The real images' checks: 3.x nginx on 80; 4.x `wget 127.0.0.1:8090/ui/`
+        // (mender-server@v4.0.4:frontend/Dockerfile).
+        let url = if gui_port == 80 {
+            "http://127.0.0.1:80/".to_string()
+        } else {
+            format!("http://127.0.0.1:{gui_port}/ui/")
+        };
+        df.push_str(&format!(
+            "HEALTHCHECK --interval=5s --timeout=3s --retries=3 CMD [\"/usr/bin/mender-standin\", \"healthcheck\", \"{url}\"]\n"
+        ));
     }
     if !root {
         df.push_str("USER 65534:65534\n");

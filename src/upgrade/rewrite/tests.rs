@@ -54,6 +54,7 @@ fn run(l: &LoadedCatalog, p: &Project, from: &str, to: &str, templates: bool) ->
         known: &known,
         registry: REG,
         removed: &removed,
+        presign_secret: "0123456789abcdef-test-secret",
     })
     .unwrap()
 }
@@ -210,4 +211,94 @@ fn the_connect_and_config_files_lose_their_services_at_3_2() {
     }
     let dc = after(&rw, "docker-compose.yml").unwrap();
     assert!(dc.after.contains("mender-deviceconnect:") && dc.after.contains("nats:2.6-alpine"));
+}
+
+/// A 3.7.11 operator's prod.yml: comments, keys, hosts, logging limits, and an override of a
+/// service no 4.x release has.
+fn prod_3_7(t: String) -> String {
+    let t = t.replace("ALLOWED_HOSTS: my-gateway-dns-name", "ALLOWED_HOSTS: mender.example.com,s3.example.com # both");
+    let extra =
+        "services:\n\n    mender-reporting:\n        # my own addition\n        environment:\n            X: '1'\n";
+    format!("# my production settings, keep me\n{}", t.replacen("services:\n", extra, 1))
+}
+
+#[test]
+fn hop_to_4_0_4_replaces_base_files_keeps_prod_yml_and_generates_the_presign_secret_once() {
+    let l = LoadedCatalog::embedded().unwrap();
+    let mut p = project(&l, "3.7.11", prod_3_7);
+    let rw = run(&l, &p, "3.7.11", "4.0.4", true);
+    let dc = &after(&rw, "docker-compose.yml").unwrap().after;
+    for want in [
+        "image: testbed.local/mendersoftware/deviceauth:v4.0.4",
+        "image: testbed.local/traefik:v3.6.10",
+        "image: testbed.local/nats:2.12-alpine",
+        "- deviceauth",
+        "DEPLOYMENTS_PRESIGN_SECRET: ${DEPLOYMENTS_PRESIGN_SECRET:?",
+    ] {
+        assert!(dc.contains(want), "{want}");
+    }
+    // The worker runs the workflows image, with `worker`.
+    let worker =
+        dc.split("mender-workflows-worker:").nth(1).unwrap().split("mender-create-artifact-worker:").next().unwrap();
+    assert!(
+        worker.contains("image: testbed.local/mendersoftware/workflows:v4.0.4") && worker.contains("command: worker")
+    );
+    assert!(!dc.contains("workflows-worker:v4") && !dc.contains("seaweedfs"));
+    let gui = &after(&rw, "config/traefik/traefik.yaml").unwrap().after;
+    assert!(
+        gui.contains("http://mender-gui:8090") && gui.contains("PathRegexp(`^/api/management/v[0-9]+/deployments`)")
+    );
+    assert!(
+        after(&rw, "docker-compose.storage.minio.yml")
+            .unwrap()
+            .after
+            .contains("minio/minio:RELEASE.2021-04-22T15-44-28Z")
+    );
+    // prod.yml is the operator's, byte for byte (it pins no image).
+    assert!(after(&rw, "production/config/prod.yml").is_none());
+    // The override of a service 4.0.4 lacks is reported, and kept.
+    assert!(rw.warnings.iter().any(|w| w.contains("mender-reporting") && w.contains("4.0.4")), "{:?}", rw.warnings);
+    // The presign secret: generated into .env (0600 when written), never shown.
+    let env = after(&rw, ENV_FILE).unwrap();
+    assert_eq!((env.why, env.before.as_deref()), (Why::Secret, None));
+    assert!(env.after.contains("DEPLOYMENTS_PRESIGN_SECRET=0123456789abcdef-test-secret\n"));
+    assert!(!diff(env).contains("test-secret"));
+    assert!(!rw.warnings.iter().any(|w| w.contains("test-secret")));
+    // A project that has one keeps it; the rest of its .env is kept too.
+    p.other.push(ProjectFile {
+        path: ENV_FILE.into(),
+        contents: Some("STORAGE_URL=s3.example.com\nDEPLOYMENTS_PRESIGN_SECRET=mine\n".into()),
+    });
+    let rw = run(&l, &p, "3.7.11", "4.0.4", true);
+    assert!(after(&rw, ENV_FILE).is_none());
+    p.other.last_mut().unwrap().contents = Some("STORAGE_URL=s3.example.com".into());
+    let rw = run(&l, &p, "3.7.11", "4.0.4", true);
+    assert!(after(&rw, ENV_FILE).unwrap().after.starts_with("STORAGE_URL=s3.example.com\n# "));
+}
+
+#[test]
+fn hop_4_0_4_to_4_1_3_recognizes_the_tools_4_0_4_files() {
+    let l = LoadedCatalog::embedded().unwrap();
+    let mut p = project(&l, "4.0.4", |t| format!("# mine\n{t}"));
+    p.other.push(ProjectFile { path: ENV_FILE.into(), contents: Some("DEPLOYMENTS_PRESIGN_SECRET=abc\n".into()) });
+    let rw = run(&l, &p, "4.0.4", "4.1.3", true);
+    assert!(rw.warnings.is_empty(), "pristine 4.0.4 base files: {:?}", rw.warnings);
+    let dc = &after(&rw, "docker-compose.yml").unwrap().after;
+    assert!(dc.contains("image: testbed.local/mendersoftware/deployments:v4.1.3") && dc.contains("traefik:v3.7.1"));
+    assert!(after(&rw, ENV_FILE).is_none() && after(&rw, "production/config/prod.yml").is_none());
+}
+
+#[test]
+fn an_edited_traefik_file_is_reported_with_its_rules_in_v3_syntax() {
+    let l = LoadedCatalog::embedded().unwrap();
+    let mut p = project(&l, "3.7.11", prod_3_7);
+    let t = p.other.iter_mut().find(|f| f.path.to_string_lossy() == "config/traefik/traefik.yaml").unwrap();
+    let text = t.contents.clone().unwrap();
+    t.contents = Some(text.replace(
+        "    gui: {rule:",
+        "    mine: {rule: \"Host(`a.example.com`,`b.example.com`) && PathPrefix(`/x/{id:[0-9]+}`)\", service: gui}\n    gui: {rule:",
+    ));
+    let rw = run(&l, &p, "3.7.11", "4.0.4", true);
+    let w = rw.warnings.iter().find(|w| w.contains("config/traefik/traefik.yaml")).unwrap();
+    assert!(w.contains("→ (Host(`a.example.com`) || Host(`b.example.com`)) && PathRegexp(`^/x/[0-9]+`)"), "{w}");
 }
