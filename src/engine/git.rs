@@ -210,7 +210,9 @@ impl GitCheckout {
     /// The merge fails (it is aborted, leaving the checkout as it was).
     pub fn merge(&self, tag: &str) -> Result<(), GitError> {
         let message = format!("Merge Mender Server {tag} (mender-compose-upgrade)");
-        let r = self.ok(&["merge", "--no-edit", "--no-ff", "-m", &message, &format!("refs/tags/{tag}")]);
+        // --autostash: uncommitted edits (the tool's own, a MongoDB stage's new image and volume
+        // name among them) are set aside for the merge and put back on top of it.
+        let r = self.ok(&["merge", "--autostash", "--no-edit", "--no-ff", "-m", &message, &format!("refs/tags/{tag}")]);
         if r.is_err() {
             let _ = self.run(&["merge", "--abort"]);
         }
@@ -243,6 +245,34 @@ impl GitCheckout {
     /// The contents of `path` at `rev` (a tag, a commit), when it has that file.
     pub fn show(&self, rev: &str, path: &Path) -> Option<String> {
         self.text(&["show", &format!("{rev}:{}", path.display())]).ok()
+    }
+
+    /// Whether the uncommitted edits of `path` (relative to the checkout) apply cleanly on top of
+    /// its contents at `merged`: the three-way merge of HEAD's version, the work tree's and the
+    /// merge's (`git merge-file`), as `git merge --autostash` puts the edits back after a merge.
+    /// `false` when a version is missing or git fails.
+    pub fn edits_survive(&self, merged: &str, path: &str) -> bool {
+        let (Some(base), Some(theirs)) = (self.show("HEAD", Path::new(path)), self.show(merged, Path::new(path)))
+        else {
+            return false;
+        };
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let tmp = std::env::temp_dir().join(format!("mcu-merge-{}-{nanos}", std::process::id()));
+        let clean = std::fs::create_dir(&tmp).is_ok()
+            && std::fs::write(tmp.join("base"), base).is_ok()
+            && std::fs::write(tmp.join("merged"), theirs).is_ok()
+            && self
+                .run(&[
+                    "merge-file",
+                    "-p",
+                    "--quiet",
+                    &self.dir.join(path).to_string_lossy(),
+                    &tmp.join("base").to_string_lossy(),
+                    &tmp.join("merged").to_string_lossy(),
+                ])
+                .is_ok_and(|o| o.status.success());
+        let _ = std::fs::remove_dir_all(&tmp);
+        clean
     }
 
     /// `git describe --tags --abbrev=0`: what production/run passes to the GUI as its version.

@@ -30,7 +30,7 @@ pub fn open(project: &ProjectRecord) -> Option<GitCheckout> {
 /// confirmation says.
 ///
 /// # Errors
-/// A merge that would conflict, or local changes not committed in a file a merge changes.
+/// A merge that would conflict, or local changes not committed that a merge would conflict with.
 pub fn check(project: &ProjectRecord, plan: &Plan) -> Result<Vec<String>, PreflightError> {
     let Some(git) = open(project) else { return Ok(vec![]) };
     let branch = git.branch().unwrap_or_else(|| "a detached HEAD".into());
@@ -56,10 +56,13 @@ pub fn check(project: &ProjectRecord, plan: &Plan) -> Result<Vec<String>, Prefli
                 )));
             }
             Trial::Clean { commit, changed } => {
-                let touched: Vec<&String> = changed.iter().filter(|p| modified.contains(p)).collect();
+                // Uncommitted edits the merge can carry (a MongoDB stage's image and volume name,
+                // an operator's line the tag does not touch) are put back on top of it.
+                let touched: Vec<&String> =
+                    changed.iter().filter(|p| modified.contains(p) && !git.edits_survive(&commit, p)).collect();
                 if !touched.is_empty() {
                     return Err(refuse(format!(
-                        "the merge changes files with changes not committed: {}; commit (or undo) them first",
+                        "the merge conflicts with changes not committed in {}; commit (or undo) them first",
                         touched.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
                     )));
                 }
