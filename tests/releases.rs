@@ -8,11 +8,6 @@ mod common;
 use std::process::{Command, Output};
 
 use common::*;
-use serde_json::Value;
-
-fn result_line(out: &Output) -> Value {
-    serde_json::from_str(stdout(out).lines().last().unwrap_or("{}")).unwrap_or(Value::Null)
-}
 
 fn hops(out: &Output) -> Vec<String> {
     result_line(out)["hops"]

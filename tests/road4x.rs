@@ -4,19 +4,6 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
-
-fn result_line(out: &std::process::Output) -> Value {
-    serde_json::from_str(stdout(out).lines().last().unwrap_or("{}")).unwrap_or(Value::Null)
-}
-
-fn container_ids(stack: &Stack) -> String {
-    let filter = format!("label=com.docker.compose.project={}", stack.project);
-    let mut ids: Vec<String> =
-        docker_ok(&["ps", "-q", "--no-trunc", "--filter", &filter]).lines().map(str::to_string).collect();
-    ids.sort();
-    ids.join(",")
-}
 
 #[test]
 fn upgrade_3_7_11_to_4_1_3_keeps_data_comments_and_compose_state() {

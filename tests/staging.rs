@@ -158,10 +158,6 @@ fn staging_is_a_restored_isolated_copy_and_down_removes_only_it() {
     assert_eq!(production(&prod), before, "production changed");
 }
 
-fn result_line(out: &std::process::Output) -> Value {
-    serde_json::from_str(stdout(out).lines().last().unwrap_or("{}")).unwrap_or(Value::Null)
-}
-
 fn rehearsals(bundle: &Path) -> Value {
     let m: Value = serde_json::from_str(&file(&bundle.join("manifest.json"))).unwrap();
     m["rehearsals"].clone()

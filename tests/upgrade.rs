@@ -9,25 +9,6 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-fn result_line(out: &std::process::Output) -> Value {
-    serde_json::from_str(stdout(out).lines().last().unwrap_or("{}")).unwrap_or(Value::Null)
-}
-
-fn container_ids(stack: &Stack) -> String {
-    let mut ids: Vec<String> = docker_ok(&[
-        "ps",
-        "-q",
-        "--no-trunc",
-        "--filter",
-        &format!("label=com.docker.compose.project={}", stack.project),
-    ])
-    .lines()
-    .map(str::to_string)
-    .collect();
-    ids.sort();
-    ids.join(",")
-}
-
 #[test]
 fn upgrade_3_4_0_to_3_7_11_keeps_data_comments_and_compose_state() {
     let stack = Stack::up_with("up37", "3.4.0", &["--devices", "100", "--artifacts", "5"]);

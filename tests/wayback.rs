@@ -5,11 +5,6 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
-
-fn result_line(out: &std::process::Output) -> Value {
-    serde_json::from_str(stdout(out).lines().last().unwrap_or("{}")).unwrap_or(Value::Null)
-}
 
 fn journal_bytes(stack: &Stack) -> Vec<u8> {
     std::fs::read(stack.dir.parent().unwrap().join(format!("state/journal/{}.json", stack.project))).unwrap_or_default()

@@ -379,3 +379,18 @@ impl Stack {
         found.pop().expect("a bundle")
     }
 }
+
+/// The last line of a `--json` run's stdout: its result object (`Null` when there is none).
+pub fn result_line(out: &Output) -> serde_json::Value {
+    serde_json::from_str(stdout(out).lines().last().unwrap_or("{}")).unwrap_or(serde_json::Value::Null)
+}
+
+/// The ids of the stack's containers, sorted and joined: equal before and after means nothing
+/// was recreated.
+pub fn container_ids(stack: &Stack) -> String {
+    let filter = format!("label=com.docker.compose.project={}", stack.project);
+    let mut ids: Vec<String> =
+        docker_ok(&["ps", "-q", "--no-trunc", "--filter", &filter]).lines().map(str::to_string).collect();
+    ids.sort();
+    ids.join(",")
+}
