@@ -118,6 +118,7 @@ fn a_failed_stage_is_rolled_back_to_the_old_major_on_the_original_volume() {
     assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("original data volume"), "{err}");
+    assert!(err.contains("the MongoDB 4.4 → 5.0 stage at 3.6.5 failed at step mongo"), "{err}");
     let s = json(&stack.tool(&["--json", "status", "--require-healthy"]));
     assert_eq!(s["release"], "3.6.5");
     assert_eq!(s["mongo"]["fcv"], "4.4");

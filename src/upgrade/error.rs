@@ -290,17 +290,42 @@ impl StepError {
 }
 
 /// Which hop failed, where and why (boxed in the errors: it is large).
+///
+/// Worded after what the operator saw in the plan: "hop 3.4.0 → 3.6.5 failed at step gates: …",
+/// or for a MongoDB stage (whose releases are the same) "the MongoDB 4.4 → 5.0 stage at 3.6.5
+/// failed at step mongo: …".
 #[derive(Debug, thiserror::Error)]
-#[error("hop {from} → {to} failed at step {point}: {error}")]
+#[error("{} failed at step {point}: {error}", self.what())]
 pub struct HopFailed {
     /// The hop's release before.
     pub from: Version,
     /// The hop's release after.
     pub to: Version,
+    /// The MongoDB majors (`4.4`, `5.0`) when the hop is a MongoDB stage; `None` for an
+    /// application hop.
+    pub stage: Option<(String, String)>,
     /// Where it failed.
     pub point: Point,
     /// Why.
     pub error: StepError,
+}
+
+impl HopFailed {
+    /// The failure of `hop` at `point`.
+    pub fn of(hop: &crate::plan::Hop, point: Point, error: StepError) -> HopFailed {
+        let stage =
+            hop.mongo.as_ref().filter(|_| hop.is_mongo_stage()).map(|m| (m.from_major.clone(), m.to_major.clone()));
+        HopFailed { from: hop.from.clone(), to: hop.to.clone(), stage, point, error }
+    }
+
+    /// What failed, as the plan names it: "hop 3.4.0 → 3.6.5", "the MongoDB 4.4 → 5.0 stage at
+    /// 3.6.5".
+    pub fn what(&self) -> String {
+        match &self.stage {
+            Some((a, b)) => format!("the MongoDB {a} → {b} stage at {}", self.to),
+            None => format!("hop {} → {}", self.from, self.to),
+        }
+    }
 }
 
 /// Why `upgrade`, `resume` or `rollback` stopped.

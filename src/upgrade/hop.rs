@@ -29,7 +29,7 @@ pub fn releases<'c>(ctx: &'c Ctx<'_>, hop: &Hop) -> Result<(&'c Release, &'c Rel
 }
 
 fn failed(hop: &Hop, point: Point) -> impl FnOnce(StepError) -> Box<HopFailed> + '_ {
-    move |error| Box::new(HopFailed { from: hop.from.clone(), to: hop.to.clone(), point, error })
+    move |error| Box::new(HopFailed::of(hop, point, error))
 }
 
 /// Why a hop stopped before its end.

@@ -137,6 +137,12 @@ fn markdown(o: &Outcome, st: &UpgradeState) -> String {
     s
 }
 
+/// `what` with its first letter upper case: the start of a sentence.
+fn sentence_case(what: &str) -> String {
+    let mut c = what.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
 /// After a hop failed (rolled back or not).
 ///
 /// # Errors
@@ -151,8 +157,10 @@ pub fn write_failure(ctx: &Ctx<'_>, st: &UpgradeState, failure: &HopFailed, resu
     });
     std::fs::write(&json, serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?)?;
     let text = format!(
-        "# Upgrade of {} to {} failed\n\nHop {} → {} failed at step `{step}`: {reason}\n\nResult: {result}\n",
-        st.project.name, st.plan.to, failure.from, failure.to
+        "# Upgrade of {} to {} failed\n\n{} failed at step `{step}`: {reason}\n\nResult: {result}\n",
+        st.project.name,
+        st.plan.to,
+        sentence_case(&failure.what())
     );
     std::fs::write(&md, text)?;
     Ok(())

@@ -114,13 +114,13 @@ pub async fn on_request(ctx: &Ctx<'_>, run: &mut Run) -> Result<Version, Upgrade
             st.hop -= 1;
             st.done = Step::of(&st.plan.hops[st.hop]).to_vec();
         }
-        let (from, to) = (st.plan.hops[st.hop].from.clone(), st.plan.hops[st.hop].to.clone());
+        let this = st.plan.hops[st.hop].clone();
         let project = st.project.clone();
         let dir = files::hop_dir(st, st.hop);
         let at = match undo(ctx, run).await {
             Ok((at, _)) => at,
             Err(e) => {
-                let hop = HopFailed { from, to, point: Point::Rollback, error: StepError::Requested };
+                let hop = HopFailed::of(&this, Point::Rollback, StepError::Requested);
                 return Err(UpgradeError::RollbackFailed {
                     hop: Box::new(hop),
                     rollback: Box::new(e),

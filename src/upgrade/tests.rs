@@ -393,11 +393,13 @@ async fn a_failed_up_after_migrations_restores_the_pre_hop_dump_and_the_files() 
     let ctx = ctx(&s, &fake, &progress);
     let mut run = Run::new(s.journal("3.4.0", "3.6.5"), PROJECT).unwrap();
     let err = continue_hops(&ctx, &mut run).await.unwrap_err();
+    assert!(err.to_string().starts_with("hop 3.4.0 → 3.6.5 failed at step up: "), "{err}");
     match &err {
         UpgradeError::RolledBack { at, how, hop } => {
             assert_eq!(at, &v("3.4.0"));
             assert!(how.contains("data restore"), "{how}");
             assert_eq!(hop.point.to_string(), "up");
+            assert_eq!(hop.stage, None);
         }
         other => panic!("{other}"),
     }
@@ -584,11 +586,17 @@ async fn a_failed_mongodb_stage_goes_back_to_the_original_volume() {
     let progress = Progress::silent();
     let ctx = ctx(&s, &fake, &progress);
     let mut run = Run::new(s.journal("3.6.5", "3.7.11"), PROJECT).unwrap();
-    match continue_hops(&ctx, &mut run).await.unwrap_err() {
+    let err = continue_hops(&ctx, &mut run).await.unwrap_err();
+    // The stage is named as the plan names it, not as a hop from 3.6.5 to itself.
+    let said = err.to_string();
+    assert!(said.starts_with("the MongoDB 4.4 → 5.0 stage at 3.6.5 failed at step up: "), "{said}");
+    assert!(!said.contains("3.6.5 → 3.6.5"), "{said}");
+    match err {
         UpgradeError::RolledBack { at, how, hop } => {
             assert_eq!(at, v("3.6.5"));
             assert!(how.contains("original data volume"), "{how}");
             assert_eq!(hop.point.to_string(), "up");
+            assert_eq!(hop.stage, Some(("4.4".to_string(), "5.0".to_string())));
         }
         other => panic!("{other}"),
     }
