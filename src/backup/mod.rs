@@ -591,6 +591,7 @@ async fn finish(
         server_version: None,
         fcv: None,
         ferretdb: false,
+        refusal: None,
     });
     let manifest = Manifest {
         format: manifest::FORMAT,

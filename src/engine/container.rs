@@ -46,6 +46,10 @@ pub struct ContainerInfo {
     pub labels: BTreeMap<String, String>,
     /// Its mounts, volumes and binds.
     pub mounts: Vec<Mount>,
+    /// The last lines of its log (stdout and stderr), read only where a verdict needs them (the
+    /// MongoDB container that does not stay up); not serialised: a log may hold anything.
+    #[serde(skip)]
+    pub log_tail: Option<String>,
 }
 
 /// A mount of a container.

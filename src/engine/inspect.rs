@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::Docker;
-use bollard::query_parameters::ListContainersOptionsBuilder;
+use bollard::query_parameters::{ListContainersOptionsBuilder, LogsOptionsBuilder};
+use futures_util::StreamExt;
 
 use super::container::{ContainerInfo, Mount};
 use super::docker::DockerError;
@@ -108,5 +109,32 @@ fn to_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
                 destination: m.destination.unwrap_or_default(),
             })
             .collect(),
+        log_tail: None,
     }
 }
+
+/// The last `lines` lines of a container's log (stdout and stderr), at most [`LOG_TAIL_BYTES`]
+/// of them (a line longer than that is cut from its start), decoded lossily as UTF-8.
+///
+/// # Errors
+/// [`DockerError::Api`] when the daemon refuses (the container is gone, a logging driver that
+/// keeps nothing to read).
+pub async fn log_tail(docker: &Docker, id: &str, lines: usize) -> Result<String, DockerError> {
+    let opts = LogsOptionsBuilder::new().stdout(true).stderr(true).tail(&lines.to_string()).build();
+    let mut stream = docker.logs(id, Some(opts));
+    let mut out: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(chunk.map_err(DockerError::api(format!("logs {id}")))?.as_ref());
+        // Keep the newest bytes only: the tail is what explains an exit.
+        if out.len() > 2 * LOG_TAIL_BYTES {
+            out.drain(..out.len() - LOG_TAIL_BYTES);
+        }
+    }
+    if out.len() > LOG_TAIL_BYTES {
+        out.drain(..out.len() - LOG_TAIL_BYTES);
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The most [`log_tail`] keeps, in bytes (256 KiB): room for a hundred long JSON log lines.
+pub const LOG_TAIL_BYTES: usize = 256 * 1024;

@@ -80,6 +80,13 @@ fn unknown_release_note(s: &Stack) -> String {
 
 fn mongo_line(m: &crate::snapshot::MongoState) -> String {
     let image = m.image.clone().unwrap_or_else(|| "no container".into());
+    if let Some(r) = &m.refusal {
+        let why = match (&r.data_fcv, &r.server_major) {
+            (Some(f), Some(s)) => format!("its featureCompatibilityVersion {f} does not run on MongoDB {s}"),
+            _ => "mongod exit 62, \"Wrong mongod version\"".to_string(),
+        };
+        return format!("{} ({image}) REFUSES ITS DATA: {why} (see Problems)", m.service);
+    }
     if !m.reachable {
         return format!("{} ({image}) UNREACHABLE: {}", m.service, m.error.clone().unwrap_or_default());
     }
@@ -165,7 +172,8 @@ fn problem_lines(s: &Stack) -> Vec<String> {
     let mut out: Vec<String> =
         s.services.iter().flat_map(|x| x.problems.iter().map(move |p| format!("{}: {p}", x.name))).collect();
     out.extend(s.missing.iter().map(|m| format!("{m}: no container (the release has this service)")));
-    if let Some(m) = s.mongo.as_ref().filter(|m| !m.reachable) {
+    // A refusal is the cause of the unreachable server; its service's problem says it all.
+    if let Some(m) = s.mongo.as_ref().filter(|m| !m.reachable && m.refusal.is_none()) {
         out.push(format!("{}: MongoDB unreachable: {}", m.service, m.error.clone().unwrap_or_default()));
     }
     for d in s.databases.iter().filter(|d| matches!(d.status, SchemaStatus::Behind | SchemaStatus::Ahead)) {
@@ -279,7 +287,43 @@ mod tests {
             server_version: Some(version.into()),
             fcv: Some(fcv.into()),
             ferretdb: true,
+            refusal: None,
         }
+    }
+
+    #[test]
+    fn a_refusing_mongo_says_so_instead_of_unreachable() {
+        let refusal = crate::snapshot::MongoRefusal {
+            exit_code: Some(62),
+            image: "mongo:6.0".into(),
+            server_major: Some("6.0".into()),
+            data_fcv: Some("4.4".into()),
+            needs_fcv: Some("5.0".into()),
+            kind: crate::snapshot::RefusalKind::TooOld,
+            put_back: Some("mongo:4.4".into()),
+            upgrade_to: None,
+            message: "MongoDB 6.0 refuses this data".into(),
+        };
+        let m = MongoState {
+            reachable: false,
+            error: Some("server selection timeout".into()),
+            server_version: None,
+            fcv: None,
+            image: Some("mongo:6.0".into()),
+            refusal: Some(refusal.clone()),
+            ..mongo("5.0.31", "5.0")
+        };
+        let line = mongo_line(&m);
+        assert_eq!(
+            line,
+            "mender-mongo (mongo:6.0) REFUSES ITS DATA: its featureCompatibilityVersion 4.4 does not run on MongoDB 6.0 \
+             (see Problems)"
+        );
+        let general =
+            MongoState { refusal: Some(crate::snapshot::MongoRefusal { data_fcv: None, ..refusal }), ..m.clone() };
+        assert!(mongo_line(&general).contains("REFUSES ITS DATA: mongod exit 62"), "{}", mongo_line(&general));
+        let plain = MongoState { refusal: None, ..m };
+        assert!(mongo_line(&plain).contains("UNREACHABLE: server selection timeout"), "{}", mongo_line(&plain));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod discover;
 pub mod observe;
+pub mod refusal;
 mod storage;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,6 +16,7 @@ use crate::catalog::{Catalog, ImageRef, Release, Role, ServiceFacts};
 pub use crate::engine::container::ContainerInfo;
 use crate::engine::helper::{MongoQuery, Probe, ProbeResult, Request, Response};
 use crate::plan::{NextStop, next_stops};
+pub use refusal::{MongoRefusal, RefusalKind};
 pub use storage::{Storage, StorageKind};
 
 /// Which release the stack runs, decided by its Mender images.
@@ -234,6 +236,10 @@ pub struct MongoState {
     /// The test bed runs FerretDB in place of mongod (it keeps a featureCompatibilityVersion as
     /// mongod does, but takes no index restore).
     pub ferretdb: bool,
+    /// The server will not start on its data (mongod exit 62, "Wrong mongod version"): why, in
+    /// words, and what to do; `None` otherwise. The MongoDB service's `problems` carry the same
+    /// message.
+    pub refusal: Option<MongoRefusal>,
 }
 
 /// A Mender database and its schema (`migration_info`) against the release's.
@@ -285,15 +291,22 @@ pub fn assemble(
     registry: Option<&str>,
 ) -> Stack {
     let release = id.release;
-    let services: Vec<ServiceState> = containers
+    let mut services: Vec<ServiceState> = containers
         .iter()
         .map(|c| service_state(c, role_of(release, &c.service), release, report, catalog, registry))
         .collect();
+    let refusal = release.and_then(|r| mongo_refusal(r, containers, report, catalog, registry));
+    if let (Some(x), Some(r)) = (&refusal, release) {
+        for s in services.iter_mut().filter(|s| s.name == r.mongo.service) {
+            s.problems.push(x.message.clone());
+            s.healthy = false;
+        }
+    }
     let present: BTreeSet<&str> = containers.iter().map(|c| c.service.as_str()).collect();
     let missing = release
         .map(|r| r.services.keys().filter(|s| !present.contains(s.as_str())).cloned().collect())
         .unwrap_or_default();
-    let mongo = release.map(|r| mongo_state(r, containers, report, registry));
+    let mongo = release.map(|r| MongoState { refusal, ..mongo_state(r, containers, report, registry) });
     let databases = release.map(|r| db_states(r, report)).unwrap_or_default();
     let first = containers.first();
     let label = |k: &str| first.and_then(|c| c.label(k)).cloned();
@@ -412,6 +425,26 @@ impl MongoState {
     }
 }
 
+/// The stack's MongoDB container refusing its data, when it does (see [`refusal::diagnose`]).
+fn mongo_refusal(
+    r: &Release,
+    containers: &[ContainerInfo],
+    report: &Response,
+    catalog: &Catalog,
+    registry: Option<&str>,
+) -> Option<MongoRefusal> {
+    let c = containers.iter().find(|c| c.service == r.mongo.service)?;
+    let seen = refusal::Seen {
+        image: &c.image,
+        running: c.running,
+        restarting: c.restarting,
+        exit_code: c.exit_code,
+        log: c.log_tail.as_deref(),
+        reachable: report.mongo.as_ref().is_some_and(|m| m.reachable),
+    };
+    refusal::diagnose(&seen, Some(r), catalog, registry)
+}
+
 fn mongo_state(r: &Release, containers: &[ContainerInfo], report: &Response, _registry: Option<&str>) -> MongoState {
     let c = containers.iter().find(|c| c.service == r.mongo.service);
     let m = report.mongo.clone().unwrap_or_default();
@@ -424,6 +457,7 @@ fn mongo_state(r: &Release, containers: &[ContainerInfo], report: &Response, _re
         server_version: m.version,
         fcv: m.fcv,
         ferretdb: m.ferretdb,
+        refusal: None,
     }
 }
 

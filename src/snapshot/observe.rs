@@ -6,7 +6,7 @@ use super::{ContainerInfo, Stack, assemble, discover, helper_request, identify};
 use crate::catalog::Catalog;
 use crate::engine::docker::DockerError;
 use crate::engine::helper::{MongoReport, Response};
-use crate::engine::inspect::{compose_summaries, project_containers};
+use crate::engine::inspect::{compose_summaries, log_tail, project_containers};
 use crate::engine::sidecar::{SidecarError, SidecarSpec, run_helper_with};
 
 /// Why the stack could not be observed.
@@ -58,8 +58,21 @@ pub async fn observe(docker: &Docker, catalog: &Catalog, opts: &Options<'_>) -> 
 pub async fn observe_full(docker: &Docker, catalog: &Catalog, opts: &Options<'_>) -> Result<Observed, ObserveError> {
     let all = compose_summaries(docker).await?;
     let project = discover::select(&all, opts.project, opts.registry)?;
-    let containers = project_containers(docker, &project).await?;
+    let mut containers = project_containers(docker, &project).await?;
     let id = identify(&containers, catalog, opts.registry);
+    // A MongoDB that does not stay up says why in its last log lines (mongod's fatal line for a
+    // featureCompatibilityVersion it refuses): read them for the verdict, a bounded tail only.
+    if let Some(r) = id.release {
+        for c in containers.iter_mut().filter(|c| c.service == r.mongo.service) {
+            if !c.running || c.restarting || c.restart_count > 0 {
+                match log_tail(docker, &c.id, super::refusal::LOG_TAIL_LINES).await {
+                    Ok(log) => c.log_tail = Some(log),
+                    // Without its log, the exit code alone still tells a refusal.
+                    Err(e) => tracing::debug!("no log of {}: {e}", c.name),
+                }
+            }
+        }
+    }
     let request = helper_request(&id, &containers, opts.counts);
     // The helper joins the network of every service it talks to, whatever else the project has.
     let mut targets: Vec<&str> = request.probes.iter().map(|p| p.service.as_str()).collect();

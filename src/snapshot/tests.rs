@@ -255,3 +255,40 @@ fn each_service_is_reached_on_its_own_network_whatever_else_the_project_has() {
         ["backend", "mp_mender"]
     );
 }
+
+#[test]
+fn a_mongo_refusing_its_data_is_explained_in_its_problems_and_in_json() {
+    let c = cat();
+    let mut cs = stack_of(&c, "3.6.5", "testbed.local/");
+    let fatal = r#"{"t":{"$date":"2026-12-01T09:00:00.100Z"},"s":"F",  "c":"CONTROL",  "id":20573,   "ctx":"initandlisten","msg":"Wrong mongod version","attr":{"error":"UPGRADE PROBLEM: Found an invalid featureCompatibilityVersion document (ERROR: Location4926900: Invalid featureCompatibilityVersion document in admin.system.version: { _id: \"featureCompatibilityVersion\", version: \"4.4\" }. See https://docs.mongodb.com/master/release-notes/5.0-compatibility/#feature-compatibility. :: caused by :: Invalid feature compatibility version value, expected '5.0' or '5.3' or '6.0. See https://docs.mongodb.com/master/release-notes/5.0-compatibility/#feature-compatibility.). If the current featureCompatibilityVersion is below 5.0, see the documentation on upgrading at https://docs.mongodb.com/master/release-notes/5.0/#upgrade-procedures."}}"#;
+    let id = identify(&cs, &c, Some("testbed.local"));
+    let mut report = healthy_report(&id, &cs);
+    report.mongo =
+        Some(MongoReport { reachable: false, error: Some("server selection timeout".into()), ..Default::default() });
+    let mongo = cs.iter_mut().find(|x| x.service == "mender-mongo").unwrap();
+    mongo.image = "testbed.local/mongo:6.0".into();
+    (mongo.state, mongo.restarting, mongo.restart_count, mongo.exit_code) = ("restarting".into(), true, 4, Some(62));
+    mongo.log_tail = Some(format!("{fatal}\n"));
+    let s = assemble("mp", &cs, &id, &report, &c, Some("testbed.local"));
+    assert!(!s.healthy);
+    let m = s.mongo.as_ref().unwrap();
+    let r = m.refusal.as_ref().expect("a refusal");
+    assert_eq!((r.data_fcv.as_deref(), r.server_major.as_deref()), (Some("4.4"), Some("6.0")));
+    let svc = s.services.iter().find(|x| x.name == "mender-mongo").unwrap();
+    assert!(svc.problems.contains(&r.message), "{:?}", svc.problems);
+    assert!(r.message.contains("(testbed.local/mongo:4.4)"), "{}", r.message);
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["mongo"]["refusal"]["kind"], "too-old");
+    assert_eq!(json["mongo"]["refusal"]["data_fcv"], "4.4");
+    assert_eq!(json["mongo"]["refusal"]["exit_code"], 62);
+
+    // Without its log line, the same exit is a refusal in general words; another exit is none.
+    let mongo = cs.iter_mut().find(|x| x.service == "mender-mongo").unwrap();
+    mongo.log_tail = None;
+    let s = assemble("mp", &cs, &id, &report, &c, Some("testbed.local"));
+    assert_eq!(s.mongo.as_ref().unwrap().refusal.as_ref().unwrap().kind, RefusalKind::Unknown);
+    let mongo = cs.iter_mut().find(|x| x.service == "mender-mongo").unwrap();
+    mongo.exit_code = Some(1);
+    let s = assemble("mp", &cs, &id, &report, &c, Some("testbed.local"));
+    assert!(s.mongo.as_ref().unwrap().refusal.is_none());
+}
