@@ -149,4 +149,63 @@ async fn an_fcv_below_the_running_major_is_refused_before_any_downtime() {
     assert_eq!(file(&stack.path("production/config/prod.yml")), prod);
     let vols = docker_ok(&["volume", "ls", "-q", "--filter", &format!("name={}-mender-db-", stack.project)]);
     assert!(vols.trim().is_empty(), "no copy was made: {vols}");
+
+    // An operator skips the tool: FCV 4.4 again, then MongoDB 6.0 started by hand on that data.
+    // It fails as mongod does (exit 62), and `status` says why and what to do.
+    let job = FcvJob { uri: mongo_uri("mender-mongo"), require: "4.2".into(), set: "4.4".into(), confirm: false };
+    let r = run_helper(&d, &network(&stack), &Request { fcv: Some(job), ..Default::default() }).await.unwrap();
+    assert!(matches!(r.fcv, Some(Ok(_))), "{:?}", r.fcv);
+    let before = stack.data();
+    let by_hand = stack.path("production/mongo-by-hand.yml");
+    std::fs::write(&by_hand, "services:\n  mender-mongo:\n    image: testbed.local/mongo:6.0\n").unwrap();
+    let out = stack.compose(&["-f", "./mongo-by-hand.yml", "up", "-d", "mender-mongo"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let container = format!("{}-mender-mongo-1", stack.project);
+    let start = std::time::Instant::now();
+    loop {
+        let st = docker_ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}", &container]);
+        let f: Vec<&str> = st.split_whitespace().collect();
+        if f[0] == "exited" || f[0] == "restarting" || f[2] != "0" {
+            assert!(f[0] != "exited" || f[1] == "62", "mongod's exit code: {st}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "mongo 6.0 did not fail: {st}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let out = stack.tool(&["status", "--require-healthy"]);
+    assert_eq!(out.status.code(), Some(3), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    for want in [
+        "REFUSES ITS DATA: its featureCompatibilityVersion 4.4 does not run on MongoDB 6.0",
+        "mender-mongo: MongoDB 6.0 refuses this data: its featureCompatibilityVersion is 4.4",
+        "a 6.0 server needs 5.0 or newer",
+        "The data was not changed.",
+        "Put back the image the data was last run with (testbed.local/mongo:4.4)",
+        "upgrade one MongoDB major at a time: mender-compose-upgrade upgrade --to 4.0.4",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    let s = json(&stack.tool(&["--json", "status"]));
+    let refusal = &s["mongo"]["refusal"];
+    assert_eq!(refusal["kind"], "too-old", "{refusal}");
+    assert_eq!(refusal["data_fcv"], "4.4", "{refusal}");
+    assert_eq!(refusal["server_major"], "6.0", "{refusal}");
+    assert_eq!(refusal["needs_fcv"], "5.0", "{refusal}");
+    assert_eq!(refusal["put_back"], "testbed.local/mongo:4.4", "{refusal}");
+    assert_eq!(refusal["upgrade_to"], "4.0.4", "{refusal}");
+    let mongo = s["services"].as_array().unwrap().iter().find(|x| x["name"] == "mender-mongo").unwrap();
+    assert!(mongo["problems"].as_array().unwrap().contains(&refusal["message"]), "{mongo}");
+    assert_eq!(s["healthy"], false);
+
+    // The advice works: 4.4 back the same way, the stack healthy again with the same data.
+    let out = stack.compose(&["up", "-d", "mender-mongo"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    std::fs::remove_file(&by_hand).unwrap();
+    stack.wait_healthy();
+    let out = stack.tool(&["status", "--require-healthy"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let s = json(&stack.tool(&["--json", "status"]));
+    assert_eq!(s["mongo"]["refusal"], serde_json::Value::Null);
+    assert_eq!(s["mongo"]["fcv"], "4.4");
+    assert_eq!(stack.data(), before, "the refused start changed nothing");
 }
