@@ -271,7 +271,10 @@ fn words(r: &MongoRefusal, release_major: Option<&String>) -> String {
         ),
         _ => format!(
             "{server} refuses to start on this data: its featureCompatibilityVersion is not one {a_server} accepts{} ({how}).",
-            r.needs_fcv.as_deref().map(|n| format!(" ({n} or its own major)")).unwrap_or_default()
+            match (r.needs_fcv.as_deref(), r.server_major.as_deref()) {
+                (Some(n), Some(m)) => format!(", {n} to {m}"),
+                _ => String::new(),
+            }
         ),
     };
     let back = match (&r.put_back, &r.data_fcv) {
@@ -378,7 +381,14 @@ mod tests {
         assert_eq!(d.data_fcv, None);
         assert_eq!(d.needs_fcv.as_deref(), Some("5.0"), "the major before 6.0");
         assert_eq!(d.put_back.as_deref(), Some("mongo:4.4"), "the release's own image");
-        assert!(d.message.starts_with("MongoDB 6.0 refuses to start on this data"), "{}", d.message);
+        assert!(
+            d.message.starts_with(
+                "MongoDB 6.0 refuses to start on this data: its featureCompatibilityVersion is not one a 6.0 server \
+                 accepts, 5.0 to 6.0 (mongod exit 62"
+            ),
+            "{}",
+            d.message
+        );
         assert!(d.message.contains("mongod exit 62"), "{}", d.message);
         assert!(d.message.contains("Put back the image the data was last run with (mongo:4.4)"), "{}", d.message);
     }
