@@ -11,6 +11,14 @@ fn upgrade_3_7_11_to_4_1_3_keeps_data_comments_and_compose_state() {
     let prod = stack.path("production/config/prod.yml");
     let commented = format!("# Our production overrides: do not remove this line.\n\n{}", file(&prod));
     std::fs::write(&prod, &commented).unwrap();
+    // A useradm key rotated on 3.x, next to the key 3.x mounts (mender-docs "Private key rotation").
+    let keys = stack.path("production/keys-generated/keys");
+    let rotated = rsa_key(&keys.join("useradm/private.id.1.pem"));
+    let (useradm_key, deviceauth_key) = (
+        std::fs::read(keys.join("useradm/private.key")).unwrap(),
+        std::fs::read(keys.join("deviceauth/private.key")).unwrap(),
+    );
+    assert_eq!(copy_out(&stack, "mender-useradm", "/etc/useradm/rsa/private.pem"), useradm_key, "3.x mounts the key");
     let before = stack.data();
     let db = format!("{}-mender-db", stack.project);
 
@@ -45,9 +53,95 @@ fn upgrade_3_7_11_to_4_1_3_keeps_data_comments_and_compose_state() {
         .expect("DEPLOYMENTS_PRESIGN_SECRET in the project's .env");
     assert!(secret.len() >= 16, "a generated secret");
     assert!(!stdout(&out).contains(secret) && !stderr(&out).contains(secret), "the secret was printed");
+    // useradm sees its key where 3.x mounted it (the id-0 key useradm always reads from there) and
+    // the key's whole directory, rotated key included, read from USERADM_SERVER_PRIV_KEY_PATH's
+    // directory; deviceauth's key stays at its 3.x path.
+    assert_eq!(copy_out(&stack, "mender-useradm", "/etc/useradm/rsa/private.pem"), useradm_key);
+    assert_eq!(copy_out(&stack, "mender-useradm", "/etc/useradm/keys/private.id.1.pem"), rotated);
+    assert_eq!(copy_out(&stack, "mender-useradm", "/etc/useradm/keys/private.key"), useradm_key);
+    let env = docker_ok(&["inspect", "-f", "{{json .Config.Env}}", &service_container(&stack, "mender-useradm")]);
+    assert!(env.contains("\"USERADM_SERVER_PRIV_KEY_PATH=/etc/useradm/keys/private.key\""), "{env}");
+    assert_eq!(copy_out(&stack, "mender-device-auth", "/etc/deviceauth/rsa/private.pem"), deviceauth_key);
+    // The 4.x base files give mongo and the gateway upstream's open-files limits; only the
+    // test bed's prod.yml override lowers them (this sandbox's hard limit is below upstream's).
+    let limit = serde_json::json!({"soft": nofile_limit(), "hard": nofile_limit()});
+    let config = compose_json(&stack, &[]);
+    let base = compose_json(&stack, &["-f", "docker-compose.yml", "-f", "docker-compose.storage.minio.yml"]);
+    for (svc, upstream) in [("mender-mongo", 64000), ("mender-api-gateway", 65536)] {
+        assert_eq!(base["services"][svc]["ulimits"]["nofile"], serde_json::json!({"soft": upstream, "hard": upstream}));
+        assert_eq!(config["services"][svc]["ulimits"]["nofile"], limit, "{svc}");
+        let running = docker_ok(&["inspect", "-f", "{{json .HostConfig.Ulimits}}", &service_container(&stack, svc)]);
+        let want = format!("[{{\"Name\":\"nofile\",\"Hard\":{n},\"Soft\":{n}}}]", n = nofile_limit());
+        assert_eq!(running.trim(), want, "{svc}");
+    }
+    let limited: Vec<&String> = config["services"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, s)| s.get("ulimits").is_some())
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(limited, ["mender-api-gateway", "mender-mongo"], "no other service has ulimits");
+    assert_eq!(now.matches("ulimits:").count(), 2, "the override is the demo's prod.yml's: {now}");
     // `docker compose up -d` by hand afterwards recreates nothing.
     let ids = container_ids(&stack);
     let again = stack.compose(&["up", "-d"]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(container_ids(&stack), ids, "compose recreated containers: {}", stderr(&again));
+}
+
+/// A fresh RSA key at `path` (`openssl genrsa`), readable by the services' user as keygen's are;
+/// its bytes.
+fn rsa_key(path: &std::path::Path) -> Vec<u8> {
+    use std::os::unix::fs::PermissionsExt;
+    let out = std::process::Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(path)
+        .arg("2048")
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl genrsa: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::read(path).unwrap()
+}
+
+/// The running container of a compose service of the stack.
+fn service_container(stack: &Stack, service: &str) -> String {
+    let ids = docker_ok(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", stack.project),
+        "--filter",
+        &format!("label=com.docker.compose.service={service}"),
+    ]);
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    assert_eq!(ids.len(), 1, "one running container of {service}: {ids:?}");
+    ids[0].to_string()
+}
+
+/// The bytes of a file as the service's container sees it (`docker cp`: the stand-ins have no
+/// shell or `cat`).
+fn copy_out(stack: &Stack, service: &str, path: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("copy");
+    docker_ok(&["cp", &format!("{}:{path}", service_container(stack, service)), &dest.to_string_lossy()]);
+    std::fs::read(&dest).unwrap()
+}
+
+/// `docker compose config --format json` of the stack: its own files (production/run) when `files`
+/// is empty, else only those (relative to the checkout), with the project's .env.
+fn compose_json(stack: &Stack, files: &[&str]) -> serde_json::Value {
+    let out = if files.is_empty() {
+        stack.compose(&["config", "--format", "json"])
+    } else {
+        std::process::Command::new("docker")
+            .args(["compose", "-p", &stack.project])
+            .args(files)
+            .args(["config", "--format", "json"])
+            .current_dir(&stack.dir)
+            .output()
+            .expect("docker compose config")
+    };
+    json(&out)
 }

@@ -309,7 +309,7 @@ pub struct RehearseArgs {
 #[derive(Subcommand, Debug)]
 pub enum DemoCommand {
     /// Bring up a seeded test-bed stack laid out like a production integration checkout.
-    Up(demo::UpArgs),
+    Up(Box<demo::UpArgs>),
     /// Stop and remove the demo stack.
     Down(demo::DownArgs),
 }

@@ -14,7 +14,7 @@ pub async fn demo(g: &Global, c: DemoCommand) -> anyhow::Result<Exit> {
     let catalog = g.load_catalog()?;
     let d = Demo::new(g.project.as_deref(), g.registry(), g.state_dir(), &catalog);
     match c {
-        DemoCommand::Up(a) => demo::up(&d, a).await?,
+        DemoCommand::Up(a) => demo::up(&d, *a).await?,
         DemoCommand::Down(a) => demo::down(&d, a).await?,
     }
     Ok(Exit::Ok)

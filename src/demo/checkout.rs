@@ -26,9 +26,21 @@ pub struct Settings<'a> {
     /// operator overrides it there: the 3.5+ base files check every 60 s, so a hop's `up` waits
     /// about a minute for the store's first check. Tests shorten it; `None` keeps upstream's.
     pub store_healthcheck_interval: Option<&'a str>,
+    /// An open-files limit (`ulimits: nofile`) written into prod.yml for the services whose 4.x
+    /// base files raise it ([`UPSTREAM_NOFILE`]), each at most upstream's value: a daemon whose
+    /// own hard limit is lower cannot start a container with upstream's (the test bed's sandbox
+    /// allows 20000). prod.yml overrides the base files' `nofile` by key, so upgraded base files
+    /// keep upstream's value and only this override lowers it. `None` writes nothing.
+    pub nofile_limit: Option<u64>,
     /// Where deployments keeps the artifacts.
     pub storage: Storage,
 }
+
+/// The services whose 4.x base files set `ulimits: nofile`, with upstream's value (soft = hard):
+/// mongo 64000 (mendersoftware/mender-server@v4.0.4:docker-compose.yml), traefik 65536
+/// (mendersoftware/integration@3.8.5:docker-compose.yml, "Avoid Too many open files error");
+/// `shared/reference/migrate-3.7-to-4.x.md` §1.4.11 and §3.2. 3.x base files set none.
+pub const UPSTREAM_NOFILE: [(&str, u64); 2] = [("mender-mongo", 64000), ("mender-api-gateway", 65536)];
 
 /// Where deployments keeps the artifacts.
 #[derive(Debug, Clone, Default)]
@@ -160,6 +172,17 @@ fn fill_prod(template: &str, s: &Settings<'_>, secret: &str) -> Result<String> {
                     storage_lines(indent, &s.storage)
                 )
             }
+            "mender-mongo:" | "mender-api-gateway:" if indent.len() == 4 => match s.nofile_limit {
+                Some(n) => {
+                    let upstream = UPSTREAM_NOFILE.iter().find(|(svc, _)| format!("{svc}:") == t).map_or(n, |u| u.1);
+                    let n = n.min(upstream);
+                    format!(
+                        "{line}\n{indent}    # test bed: the daemon's hard limit is below upstream's {upstream}\n\
+                         {indent}    ulimits:\n{indent}        nofile:\n{indent}            soft: {n}\n{indent}            hard: {n}"
+                    )
+                }
+                None => line.to_string(),
+            },
             "minio:" => match s.store_healthcheck_interval {
                 Some(i) => format!("{line}\n{indent}    healthcheck:\n{indent}        interval: {i}"),
                 None => line.to_string(),
@@ -312,6 +335,7 @@ mod tests {
             volume_prefix: "t1-",
             https_port: "0",
             store_healthcheck_interval: None,
+            nofile_limit: None,
             storage: Storage::InStack,
         };
         let out = fill_prod(template, &s, "s3cr3t").unwrap();
@@ -329,6 +353,7 @@ mod tests {
                 volume_prefix: "t1-",
                 https_port: "0",
                 store_healthcheck_interval: Some("2s"),
+                nofile_limit: Some(20000),
                 storage: Storage::InStack,
             },
             "x",
@@ -350,11 +375,51 @@ mod tests {
                     registry: "r",
                     volume_prefix: "",
                     store_healthcheck_interval: None,
+                    nofile_limit: None,
                     storage: Storage::InStack
                 },
                 "x"
             )
             .is_err()
         );
+    }
+
+    fn nofile(prod: &str, svc: &str) -> Option<serde_json::Value> {
+        let v: serde_json::Value = serde_saphyr::from_str(prod).unwrap();
+        v["services"][svc].get("ulimits").map(|u| u["nofile"].clone())
+    }
+
+    #[test]
+    fn the_nofile_override_lowers_upstreams_limits_only_where_the_4x_base_files_raise_them() {
+        let l = crate::catalog::LoadedCatalog::embedded().unwrap();
+        let s = |n| Settings {
+            project: "p",
+            compose_files: &[],
+            registry: "r",
+            volume_prefix: "",
+            https_port: "none",
+            store_healthcheck_interval: None,
+            nofile_limit: n,
+            storage: Storage::InStack,
+        };
+        for release in ["3.7.11", "4.0.4", "4.1.3"] {
+            let files = l.template_files(&semver::Version::parse(release).unwrap()).unwrap();
+            let text = |p: &str| files.iter().find(|f| f.path.to_string_lossy() == p).unwrap().contents.clone();
+            let template = text("production/config/prod.yml.template");
+            let base: serde_json::Value = serde_saphyr::from_str(&text("docker-compose.yml")).unwrap();
+            for (svc, upstream) in UPSTREAM_NOFILE {
+                // The constants are the base files' values (none in 3.x).
+                let want = (release != "3.7.11").then(|| serde_json::json!({"soft": upstream, "hard": upstream}));
+                assert_eq!(base["services"][svc].get("ulimits").map(|u| u["nofile"].clone()), want, "{release} {svc}");
+                assert_eq!(nofile(&fill_prod(&template, &s(None), "x").unwrap(), svc), None);
+                let low = fill_prod(&template, &s(Some(20000)), "x").unwrap();
+                assert_eq!(nofile(&low, svc), Some(serde_json::json!({"soft": 20000, "hard": 20000})), "{low}");
+                // Never above upstream's.
+                let high = fill_prod(&template, &s(Some(1 << 20)), "x").unwrap();
+                assert_eq!(nofile(&high, svc), Some(serde_json::json!({"soft": upstream, "hard": upstream})));
+            }
+            let low = fill_prod(&template, &s(Some(20000)), "x").unwrap();
+            assert_eq!(low.matches("ulimits:").count(), 2, "{low}");
+        }
     }
 }

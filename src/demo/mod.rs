@@ -58,6 +58,11 @@ pub struct UpArgs {
     /// 60 s makes every hop's `up` wait a minute for the store's first check.
     #[arg(long, value_name = "DURATION")]
     pub store_healthcheck_interval: Option<String>,
+    /// Write an open-files limit (`ulimits: nofile`) for mongo and the gateway into prod.yml, at
+    /// most upstream's (64000, 65536): the 4.x base files raise it to those, which a daemon
+    /// with a lower hard limit (`ulimit -Hn`) cannot start.
+    #[arg(long, value_name = "N")]
+    pub nofile_limit: Option<u64>,
     /// Artifacts in an S3 bucket outside the stack at this endpoint (instead of its minio).
     #[arg(long, value_name = "URL", requires = "bucket")]
     pub s3_url: Option<String>,
@@ -172,6 +177,7 @@ pub async fn up(d: &Demo<'_>, a: UpArgs) -> anyhow::Result<()> {
             volume_prefix: &a.volume_prefix,
             https_port: &a.https_port,
             store_healthcheck_interval: a.store_healthcheck_interval.as_deref(),
+            nofile_limit: a.nofile_limit,
             storage,
         };
         checkout::write(&dir, &files, &settings)

@@ -38,6 +38,9 @@ pub enum Why {
     /// A secret the release needs, generated once and kept in the project ([`ENV_FILE`]); its
     /// contents are never shown.
     Secret,
+    /// useradm's key directory mounted next to its 3.x key file, for rotated keys
+    /// ([`keys::mount_key_directory`]).
+    Keys,
 }
 
 /// The project's `.env`, next to docker-compose.yml: compose reads it for interpolation. The 4.x
@@ -140,6 +143,9 @@ pub fn plan(i: &Inputs<'_>) -> Result<Rewrite, RewriteError> {
     }
     remove_dropped_services(i, &mut current, &mut rw)?;
     report_unknown_services(i, &current, &mut rw)?;
+    if i.to.layout == Layout::Production4x {
+        mount_key_directories(i, &mut current, &mut rw);
+    }
     set_images(i, &mut current, &mut rw)?;
     keep_presign_secret(i, &mut rw);
     Ok(rw)
@@ -202,6 +208,32 @@ fn report_unknown_services(i: &Inputs<'_>, current: &[ProjectFile], rw: &mut Rew
         }
     }
     Ok(())
+}
+
+/// useradm's whole key directory in the operator's files (never in base files) on a hop into
+/// the 4.x layout: see [`keys`] for why it is mounted beside the 3.x file mount.
+fn mount_key_directories(i: &Inputs<'_>, current: &mut [ProjectFile], rw: &mut Rewrite) {
+    let is_base = |f: &ProjectFile| i.to_templates.is_some_and(|ts| ts.iter().any(|t| t.path == f.path));
+    for f in current.iter_mut().filter(|f| !is_base(f)) {
+        let Some(text) = f.contents.clone() else { continue };
+        match keys::mount_key_directory(&text) {
+            keys::KeyDir::Unchanged => {}
+            keys::KeyDir::Edited(after) => {
+                rw.warnings.push(format!(
+                    "{}: {} also mounts its key's directory at {} and reads its key from there ({}), so that \
+                     keys rotated as private.id.<N>.pem are loaded; the 3.x mount at {} stays",
+                    f.path.display(),
+                    keys::SERVICE,
+                    keys::DIR_TARGET,
+                    keys::PATH_VAR,
+                    keys::KEY_TARGET
+                ));
+                edit(rw, &f.path, Some(&text), after.clone(), Why::Keys);
+                f.contents = Some(after);
+            }
+            keys::KeyDir::ByHand(what) => rw.warnings.push(format!("{}: {what}", f.path.display())),
+        }
+    }
 }
 
 fn edit(rw: &mut Rewrite, path: &std::path::Path, before: Option<&String>, after: String, why: Why) {
@@ -456,8 +488,13 @@ pub fn diff(e: &FileEdit) -> String {
             b += 1;
             continue;
         }
-        // Resynchronise on the next line both sides share.
-        let next = (b..after.len()).find_map(|j| (a..before.len()).find(|&k| before[k] == after[j]).map(|k| (k, j)));
+        // Resynchronise on the nearest line both sides share (fewest lines skipped on both sides
+        // together): an inserted `environment:` must not pair with one further down.
+        let next = (1..(before.len() - a) + (after.len() - b)).find_map(|d| {
+            (0..=d)
+                .map(|i| (a + i, b + d - i))
+                .find(|&(k, j)| k < before.len() && j < after.len() && before[k] == after[j])
+        });
         let (ka, kb) = next.unwrap_or((before.len(), after.len()));
         for (n, l) in before.iter().enumerate().take(ka).skip(a) {
             out.push_str(&format!("{:>5} - {l}\n", n + 1));
@@ -471,6 +508,7 @@ pub fn diff(e: &FileEdit) -> String {
     out
 }
 
+pub mod keys;
 pub mod traefik;
 
 #[cfg(test)]

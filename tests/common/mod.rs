@@ -185,11 +185,15 @@ impl Stack {
         ];
         // Small defaults, unless the test asks for more; the store checked every 2 s as an
         // operator's prod.yml may say (upstream's 60 s makes each hop's `up` wait a minute).
+        // The open-files limit the 4.x base files give mongo and the gateway (upstream's 64000
+        // and 65536) is lowered to what this sandbox lets a container have.
+        let nofile = nofile_limit().to_string();
         for (flag, value) in [
             ("--devices", "20"),
             ("--artifacts", "3"),
             ("--artifact-size", "4096"),
             ("--store-healthcheck-interval", "2s"),
+            ("--nofile-limit", nofile.as_str()),
         ] {
             if !extra.contains(&flag) {
                 args.extend([flag, value]);
@@ -393,4 +397,24 @@ pub fn container_ids(stack: &Stack) -> String {
         docker_ok(&["ps", "-q", "--no-trunc", "--filter", &filter]).lines().map(str::to_string).collect();
     ids.sort();
     ids.join(",")
+}
+
+/// Upstream's lower `nofile` of the 4.x base files (mongo's 64000, traefik's is 65536).
+pub const UPSTREAM_NOFILE: u64 = 64000;
+
+/// The open-files limit a test-bed container can have: this process's hard limit (a container
+/// cannot be started with more than the daemon's, and the daemon runs in the same sandbox),
+/// capped at upstream's [`UPSTREAM_NOFILE`]. Read from /proc/self/limits ("Max open files  soft
+/// hard files").
+pub fn nofile_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
+    let hard = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .expect("a \"Max open files\" line in /proc/self/limits");
+    match hard {
+        "unlimited" => UPSTREAM_NOFILE,
+        n => n.parse::<u64>().expect("a number of open files").min(UPSTREAM_NOFILE),
+    }
 }

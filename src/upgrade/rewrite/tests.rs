@@ -254,8 +254,8 @@ fn hop_to_4_0_4_replaces_base_files_keeps_prod_yml_and_generates_the_presign_sec
             .after
             .contains("minio/minio:RELEASE.2021-04-22T15-44-28Z")
     );
-    // prod.yml is the operator's, byte for byte (it pins no image).
-    assert!(after(&rw, "production/config/prod.yml").is_none());
+    // prod.yml is the operator's: its one change is useradm's key directory (below).
+    assert_eq!(after(&rw, "production/config/prod.yml").unwrap().why, Why::Keys);
     // The override of a service 4.0.4 lacks is reported, and kept.
     assert!(rw.warnings.iter().any(|w| w.contains("mender-reporting") && w.contains("4.0.4")), "{:?}", rw.warnings);
     // The presign secret: generated into .env (0600 when written), never shown.
@@ -301,4 +301,102 @@ fn an_edited_traefik_file_is_reported_with_its_rules_in_v3_syntax() {
     let rw = run(&l, &p, "3.7.11", "4.0.4", true);
     let w = rw.warnings.iter().find(|w| w.contains("config/traefik/traefik.yaml")).unwrap();
     assert!(w.contains("→ (Host(`a.example.com`) || Host(`b.example.com`)) && PathRegexp(`^/x/[0-9]+`)"), "{w}");
+}
+
+const USERADM_3X: &str = "    mender-useradm:\n        command: server --automigrate\n        volumes:\n            - ./production/keys-generated/keys/useradm/private.key:/etc/useradm/rsa/private.pem:ro\n";
+const KEY_DIR_LINES: &str = "            # the key's directory too, for keys rotated as private.id.<N>.pem (useradm loads them\n            # from the directory of USERADM_SERVER_PRIV_KEY_PATH; the id-0 key stays at /etc/useradm/rsa/private.pem)\n            - ./production/keys-generated/keys/useradm:/etc/useradm/keys:ro\n";
+
+#[test]
+fn hop_into_4x_mounts_useradms_key_directory_beside_the_3x_key_file() {
+    let l = LoadedCatalog::embedded().unwrap();
+    let p = project(&l, "3.7.11", prod_3_7);
+    let rw = run(&l, &p, "3.7.11", "4.0.4", true);
+    let prod = after(&rw, "production/config/prod.yml").unwrap();
+    let before = prod.before.clone().unwrap();
+    assert!(before.contains(USERADM_3X), "{before}");
+    // Exactly: the directory mount after the 3.x file mount (kept), the key path before volumes.
+    let want = before.replacen(
+        USERADM_3X,
+        &format!(
+            "    mender-useradm:\n        command: server --automigrate\n        environment:\n            USERADM_SERVER_PRIV_KEY_PATH: /etc/useradm/keys/private.key\n        volumes:\n            - ./production/keys-generated/keys/useradm/private.key:/etc/useradm/rsa/private.pem:ro\n{KEY_DIR_LINES}"
+        ),
+        1,
+    );
+    assert_eq!(prod.after, want);
+    assert!(prod.after.starts_with("# my production settings, keep me\n") && prod.after.contains("# my own addition"));
+    // The deviceauth key stays where 3.x mounted it.
+    assert!(
+        prod.after
+            .contains("- ./production/keys-generated/keys/deviceauth/private.key:/etc/deviceauth/rsa/private.pem:ro\n")
+    );
+    // Shown in the diff like the other edits of the operator's files, and named.
+    let d = diff(prod);
+    assert!(d.contains("+             - ./production/keys-generated/keys/useradm:/etc/useradm/keys:ro"), "{d}");
+    assert!(d.contains("+             USERADM_SERVER_PRIV_KEY_PATH: /etc/useradm/keys/private.key"), "{d}");
+    assert!(d.lines().skip(1).all(|l| l.split_whitespace().nth(1) == Some("+")), "only added lines: {d}");
+    assert!(rw.warnings.iter().any(|w| w.starts_with("production/config/prod.yml: mender-useradm also mounts")));
+    // The next hop keeps it as it is, and a 4.x template's prod.yml already has it.
+    let mut next = project(&l, "4.0.4", |_| prod.after.clone());
+    next.other.push(ProjectFile { path: ENV_FILE.into(), contents: Some("DEPLOYMENTS_PRESIGN_SECRET=abc\n".into()) });
+    assert!(after(&run(&l, &next, "4.0.4", "4.1.3", true), "production/config/prod.yml").is_none());
+    let fresh = project(&l, "4.1.3", |t| t);
+    assert_eq!(keys::mount_key_directory(fresh.compose[2].contents.as_ref().unwrap()), keys::KeyDir::Unchanged);
+    // A 3.x hop does not touch it.
+    let p = project(&l, "3.6.5", |t| t);
+    assert!(after(&run(&l, &p, "3.6.5", "3.7.11", true), "production/config/prod.yml").is_none());
+}
+
+#[test]
+fn the_key_directory_edit_follows_the_files_layout() {
+    use keys::{KeyDir, mount_key_directory};
+    let file = |useradm: &str| {
+        format!(
+            "version: '2.3'\nservices:\n  mender-api-gateway:\n    depends_on:\n      mender-useradm:\n        condition: service_started\n  mender-useradm: # signs user tokens\n{useradm}  mender-mongo:\n    image: mongo\n"
+        )
+    };
+    let edited = |useradm: &str| match mount_key_directory(&file(useradm)) {
+        KeyDir::Edited(s) => s,
+        other => panic!("{other:?}"),
+    };
+    // An environment map (2-space indentation), a quoted mount under a different host path.
+    let out = edited(
+        "    environment:\n      # mine\n      USERADM_JWT_ISSUER: me\n    volumes:\n      - \"/srv/keys/ua/key.pem:/etc/useradm/rsa/private.pem\"\n",
+    );
+    assert!(out.contains("    environment:\n      USERADM_SERVER_PRIV_KEY_PATH: /etc/useradm/keys/key.pem\n      # mine\n      USERADM_JWT_ISSUER: me\n"), "{out}");
+    assert!(
+        out.contains("      - \"/srv/keys/ua/key.pem:/etc/useradm/rsa/private.pem\"\n      # the key's directory"),
+        "{out}"
+    );
+    assert!(out.contains("      - \"/srv/keys/ua:/etc/useradm/keys:ro\"\n  mender-mongo:"), "{out}");
+    assert!(out.contains("  mender-useradm: # signs user tokens\n"));
+    // The list form of environment.
+    let out = edited(
+        "    volumes:\n      - ./k/private.key:/etc/useradm/rsa/private.pem:ro\n    environment:\n      - A=1\n",
+    );
+    assert!(
+        out.contains(
+            "    environment:\n      - USERADM_SERVER_PRIV_KEY_PATH=/etc/useradm/keys/private.key\n      - A=1\n"
+        ),
+        "{out}"
+    );
+    // Done once only; the operator's own key path or directory mount is his.
+    assert_eq!(mount_key_directory(&out), KeyDir::Unchanged);
+    let own = file(
+        "    volumes:\n      - ./k/private.key:/etc/useradm/rsa/private.pem:ro\n      - ./k:/etc/useradm/rsa/keys:ro\n    environment:\n      USERADM_SERVER_PRIV_KEY_PATH: /etc/useradm/rsa/keys/private.id.2.pem\n",
+    );
+    assert_eq!(mount_key_directory(&own), KeyDir::Unchanged);
+    // No 3.x file mount of the key: nothing to do.
+    assert_eq!(mount_key_directory(&file("    command: server\n")), KeyDir::Unchanged);
+    assert_eq!(mount_key_directory("services:\n  mender-mongo:\n    image: mongo\n"), KeyDir::Unchanged);
+    // A layout the line edit does not handle is named, with what to add, and left alone.
+    match mount_key_directory(&file(
+        "    environment: {A: '1'}\n    volumes:\n      - ./k/private.key:/etc/useradm/rsa/private.pem:ro\n",
+    )) {
+        KeyDir::ByHand(w) => assert!(
+            w.contains("`./k:/etc/useradm/keys:ro`")
+                && w.contains("USERADM_SERVER_PRIV_KEY_PATH: /etc/useradm/keys/private.key"),
+            "{w}"
+        ),
+        other => panic!("{other:?}"),
+    }
 }
