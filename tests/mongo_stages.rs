@@ -83,12 +83,28 @@ async fn stage_4_4_to_5_0_runs_on_a_copy_and_leaves_the_original_volume_as_it_wa
     let text = stdout(&plan);
     assert!(text.contains("Hop 1: MongoDB 4.4 → 5.0 at 3.6.5"), "{text}");
     assert!(text.contains("Rollback: the previous image on the original data volume"), "{text}");
-    let out = stack.tool(&["upgrade", "--to", "3.7.11", "--yes"]);
+    // Every volume the stack's containers mount, and every one a container of the project or a
+    // sidecar of this run mounts while the upgrade runs (the watch sees containers that come and go).
+    let mut seen_volumes = project_volumes(&stack.project);
+    let watch = Watch::start();
+    let (out, pid) = tool_with_pid(&stack, &["upgrade", "--to", "3.7.11", "--yes"]);
+    let during = mounted_by(&watch.stop(), &stack.project, pid);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let original = format!("{}-mender-db", stack.project);
     let copy = format!("{original}-5.0");
     let said = format!("{}{}", stdout(&out), stderr(&out));
     assert!(said.contains(&format!("docker volume rm {original}")), "{said}");
+    // The record holds the sidecars' mounts: the copy's two volumes, the dumps' anonymous ones.
+    assert!(during.contains(&copy) && during.contains(&original), "{during:?}");
+    assert!(
+        during.iter().any(|v| anonymous(v) && !seen_volumes.contains(v)),
+        "no sidecar's anonymous volume seen: {during:?}"
+    );
+    seen_volumes.extend(during);
+    // Nothing orphaned: each volume is gone, mounted by a running container of the stack, or the
+    // original the tool names for the operator to remove.
+    let left = orphans(&seen_volumes, &stack.project, &[original.as_str()]);
+    assert!(left.is_empty(), "volumes left behind by the upgrade: {left:?}");
     // The stack runs 3.7.11 on 5.0, on the copy, every collection as before.
     let s = json(&stack.tool(&["--json", "status", "--require-healthy"]));
     assert_eq!(s["release"], "3.7.11");
@@ -104,9 +120,20 @@ async fn stage_4_4_to_5_0_runs_on_a_copy_and_leaves_the_original_volume_as_it_wa
     let after = report(&network(&stack), "mender-mongo").await;
     assert_eq!(contents(&after), contents(&before));
     // The original volume: still FCV 4.4 (a 4.4 binary starts on it), every collection as before.
+    let watch = Watch::start();
     let orig = read_volume(&stack, &original).await;
+    // read_volume's container is removed without its anonymous volumes: this test's own litter.
+    remove_anonymous_of(&watch.stop(), &format!("{}-orig", stack.project));
     assert_eq!(orig.fcv.as_deref(), Some("4.4"));
     assert_eq!(contents(&orig), contents(&before));
+    // demo down (data volumes kept): no volume the stack's containers mounted anonymously is left.
+    let dir = stack.dir.to_string_lossy().into_owned();
+    let down = tool(&["-p", &stack.project, "demo", "down", "--dir", &dir]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    let anon: Vec<&String> = seen_volumes.iter().filter(|v| anonymous(v)).collect();
+    let left: Vec<&&String> = anon.iter().filter(|v| volume_exists(v)).collect();
+    assert!(left.is_empty(), "anonymous volumes left by demo down: {left:?} (of {anon:?})");
+    assert!(volume_exists(&copy) && volume_exists(&original), "the data volumes stay");
 }
 
 #[test]
@@ -208,4 +235,157 @@ async fn an_fcv_below_the_running_major_is_refused_before_any_downtime() {
     assert_eq!(s["mongo"]["refusal"], serde_json::Value::Null);
     assert_eq!(s["mongo"]["fcv"], "4.4");
     assert_eq!(stack.data(), before, "the refused start changed nothing");
+}
+
+/// The container and volume events of the daemon while it runs (`docker events`, streamed: the
+/// daemon replays only its last 256 events, fewer than a busy daemon makes during an upgrade).
+struct Watch {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+/// What a [`Watch`] saw: each container created (id → its name and labels) and each volume
+/// mounted (volume name, container id).
+#[derive(Default)]
+struct Seen {
+    created: BTreeMap<String, BTreeMap<String, String>>,
+    mounts: Vec<(String, String)>,
+}
+
+impl Watch {
+    fn start() -> Watch {
+        use std::io::BufRead;
+        // From a second back: `--since` replays what happened between the clock read and the
+        // stream's start, so nothing the command does is missed.
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 1;
+        let mut child = std::process::Command::new("docker")
+            .args(["events", "--since", &since.to_string(), "--format", "{{json .}}"])
+            .args(["--filter", "type=container", "--filter", "type=volume"])
+            .args(["--filter", "event=create", "--filter", "event=mount"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker events");
+        let out = child.stdout.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(l);
+            }
+        });
+        Watch { child, lines, reader }
+    }
+
+    fn stop(mut self) -> Seen {
+        // The daemon delivers events as they happen; a moment for the last ones in flight.
+        std::thread::sleep(Duration::from_secs(1));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = self.reader.join();
+        let mut seen = Seen::default();
+        for l in self.lines.lock().unwrap().iter() {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("docker events: {e}: {l}"));
+            let attrs: BTreeMap<String, String> = e["Actor"]["Attributes"]
+                .as_object()
+                .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+                .unwrap_or_default();
+            let id = e["Actor"]["ID"].as_str().unwrap_or_default().to_string();
+            match (e["Type"].as_str(), e["Action"].as_str()) {
+                (Some("container"), Some("create")) => {
+                    seen.created.insert(id, attrs);
+                }
+                (Some("volume"), Some("mount")) => {
+                    seen.mounts.push((id, attrs.get("container").cloned().unwrap_or_default()));
+                }
+                _ => {}
+            }
+        }
+        seen
+    }
+}
+
+/// Runs the tool on `stack` like `Stack::tool`, and returns its output and its pid (the value of
+/// the sidecar label on the containers it creates).
+fn tool_with_pid(stack: &Stack, args: &[&str]) -> (std::process::Output, u32) {
+    let state = stack.dir.parent().unwrap().join("state");
+    let child = std::process::Command::new(bin())
+        .args(["--image-registry", REGISTRY, "-p", &stack.project, "--state-dir"])
+        .arg(&state)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run mender-compose-upgrade");
+    let pid = child.id();
+    (child.wait_with_output().expect("wait for mender-compose-upgrade"), pid)
+}
+
+/// The volumes the project's containers mount now, running or not.
+fn project_volumes(project: &str) -> std::collections::BTreeSet<String> {
+    let ids = docker_ok(&["ps", "-aq", "--filter", &format!("label=com.docker.compose.project={project}")]);
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if ids.is_empty() {
+        return std::collections::BTreeSet::new();
+    }
+    let mut args = vec!["inspect", "--format", "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}} {{end}}{{end}}"];
+    args.extend(ids);
+    docker_ok(&args).split_whitespace().map(str::to_string).collect()
+}
+
+/// The volumes mounted during `seen` by containers of `project` (compose's, its one-offs) and by
+/// the sidecars of the tool run `pid`.
+fn mounted_by(seen: &Seen, project: &str, pid: u32) -> std::collections::BTreeSet<String> {
+    let pid = pid.to_string();
+    let ours = |labels: &BTreeMap<String, String>| {
+        labels.get("com.docker.compose.project").map(String::as_str) == Some(project)
+            || labels.get("io.mender-compose-upgrade.sidecar") == Some(&pid)
+    };
+    seen.mounts.iter().filter(|(_, c)| seen.created.get(c).is_some_and(ours)).map(|(v, _)| v.clone()).collect()
+}
+
+/// Of `volumes`, those still on the daemon that no running container of `project` mounts and
+/// that are not in `kept`, each with its CreatedAt and labels (for the failure message).
+fn orphans(volumes: &std::collections::BTreeSet<String>, project: &str, kept: &[&str]) -> Vec<String> {
+    let running = |v: &str| {
+        !docker_ok(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("volume={v}"),
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+        ])
+        .trim()
+        .is_empty()
+    };
+    volumes
+        .iter()
+        .filter(|v| !kept.contains(&v.as_str()))
+        .filter_map(|v| {
+            let out = std::process::Command::new("docker")
+                .args(["volume", "inspect", "--format", "{{.CreatedAt}} {{json .Labels}}", v])
+                .output()
+                .unwrap();
+            (out.status.success() && !running(v)).then(|| format!("{v} (created {})", stdout(&out).trim()))
+        })
+        .collect()
+}
+
+/// Pure: a volume name the daemon generated (an anonymous volume on Engine 20.10).
+fn anonymous(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Removes the anonymous volumes that the container named `name` mounted during `seen`.
+fn remove_anonymous_of(seen: &Seen, name: &str) {
+    for (v, c) in &seen.mounts {
+        if anonymous(v) && seen.created.get(c).and_then(|l| l.get("name")).map(String::as_str) == Some(name) {
+            docker_ok(&["volume", "rm", v]);
+        }
+    }
+}
+
+fn volume_exists(name: &str) -> bool {
+    std::process::Command::new("docker").args(["volume", "inspect", name]).output().unwrap().status.success()
 }

@@ -83,7 +83,8 @@ pub struct DownArgs {
     /// The integration checkout (default: STATE_DIR/demo/PROJECT/mender-server).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Also delete the external volumes (all data) and the checkout directory.
+    /// Also delete the external volumes (all data, the copies MongoDB stages made included) and
+    /// the checkout directory.
     #[arg(long)]
     pub volumes: bool,
 }
@@ -304,20 +305,35 @@ pub async fn down(d: &Demo<'_>, a: DownArgs) -> anyhow::Result<()> {
     let project = d.project.clone();
     let dir = d.checkout_dir(&a.dir);
     let compose = Compose::detect().await.map_err(Failure::from)?;
+    let docker = docker::connect().await.map_err(Failure::from)?;
+    // Read before `compose down` removes the containers, which is the last moment anything
+    // tells which volumes were theirs.
+    let mounted =
+        docker::mounted_volumes(&docker, crate::labels::LABEL_PROJECT, &project).await.map_err(Failure::from)?;
     if dir.join("docker-compose.yml").exists() {
         compose.run(&production_files(&project, &dir), &["down", "--remove-orphans"]).await.map_err(Failure::from)?;
     }
+    // `compose down` keeps the containers' anonymous volumes, and `down -v` takes them only
+    // from containers compose never recreated (a recreated container mounts the volume it
+    // inherited by name): removed by name here. The demo's hold nothing: mongo's /data/configdb
+    // is an image VOLUME no compose file mounts, the dbPath of a sharded cluster's config server
+    // (`mongod --configsvr`), which a standalone mongod (and the test bed's stand-in) never writes.
+    let mut remove: Vec<String> = mounted.into_iter().filter(|(_, anonymous)| *anonymous).map(|(n, _)| n).collect();
     if a.volumes {
-        let docker = docker::connect().await.map_err(Failure::from)?;
         let prefix = checkout::volume_prefix(&dir).unwrap_or_default();
-        for name in ["mender-db", "mender-artifacts"] {
-            let _ = docker
-                .remove_volume(&format!("{prefix}{name}"), None::<bollard::query_parameters::RemoveVolumeOptions>)
-                .await;
-        }
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-        }
+        let base = format!("{prefix}mender-db");
+        // The data volumes demo up created, and the copies MongoDB stages made of the database
+        // (`mender-db-5.0`), which an upgrade keeps for the operator to remove.
+        remove.push(base.clone());
+        remove.push(format!("{prefix}mender-artifacts"));
+        remove.extend(d.catalog.catalog.mongo_majors.iter().map(|m| format!("{base}-{m}")));
+    }
+    let failed = docker::remove_volumes(&docker, &remove).await;
+    if a.volumes && dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("project {project} is down, but these volumes could not be removed:\n  {}", failed.join("\n  "));
     }
     eprintln!("project {project} is down{}", if a.volumes { ", its volumes and checkout removed" } else { "" });
     Ok(())

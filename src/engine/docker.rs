@@ -392,6 +392,68 @@ pub async fn remove_all_labelled(docker: &Docker, label: &str, value: &str) -> R
     Ok(removed)
 }
 
+/// Engine 23 and later label the volumes they create for a mount without a source (an image's
+/// `VOLUME`, compose's `- /path`); older engines (20.10 here) do not.
+/// Source: moby `volume/service/opts.go` (`AnonymousLabel`), release notes of Engine 23.0.
+pub const ANONYMOUS_VOLUME_LABEL: &str = "com.docker.volume.anonymous";
+/// The label compose puts on the named volumes it creates (`docker/compose` `pkg/api/labels.go`).
+const COMPOSE_VOLUME_LABEL: &str = "com.docker.compose.volume";
+
+/// Pure: whether a volume is anonymous: labelled so by the engine, or named the way the engine
+/// names a volume it creates for a mount without a source (64 lowercase hex digits: moby's
+/// `stringid.GenerateRandomID`) and not one compose created by name. The daemon's own `rm -v`
+/// cannot be relied on for this: a volume compose handed on to a recreated container is mounted
+/// by its name, and the daemon keeps such a mount's volume on `rm -v` (moby
+/// `daemon/mounts.go` `removeMountPoints`: "Do not remove named mountpoints").
+pub fn is_anonymous(name: &str, labels: &HashMap<String, String>) -> bool {
+    if labels.contains_key(ANONYMOUS_VOLUME_LABEL) {
+        return true;
+    }
+    name.len() == 64
+        && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && !labels.contains_key(COMPOSE_VOLUME_LABEL)
+}
+
+/// The volumes mounted by the containers carrying `label=value` (running or not), by name,
+/// sorted and without repeats; each with whether it is anonymous ([`is_anonymous`]). A volume
+/// gone between the listing and its inspection is left out.
+///
+/// # Errors
+/// [`DockerError::Api`] when the daemon cannot list the containers.
+pub async fn mounted_volumes(docker: &Docker, label: &str, value: &str) -> Result<Vec<(String, bool)>, DockerError> {
+    let filters = HashMap::from([("label", vec![format!("{label}={value}")])]);
+    let opts = bollard::query_parameters::ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+    let list = docker.list_containers(Some(opts)).await.map_err(DockerError::api("list containers"))?;
+    let mut names: Vec<String> = list
+        .into_iter()
+        .flat_map(|c| c.mounts.unwrap_or_default())
+        .filter(|m| m.typ.as_deref() == Some("volume"))
+        .filter_map(|m| m.name)
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut out = Vec::new();
+    for name in names {
+        if let Ok(v) = docker.inspect_volume(&name).await {
+            out.push((name.clone(), is_anonymous(&name, &v.labels)));
+        }
+    }
+    Ok(out)
+}
+
+/// Removes the volumes `names` (one already gone is fine); the failures, one line each (a volume
+/// still in use by a container of someone else stays, and says so).
+pub async fn remove_volumes(docker: &Docker, names: &[String]) -> Vec<String> {
+    let mut failed = Vec::new();
+    for name in names {
+        match docker.remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => failed.push(format!("volume {name}: {e}")),
+        }
+    }
+    failed
+}
+
 impl From<DockerError> for crate::exit::Failure {
     fn from(e: DockerError) -> crate::exit::Failure {
         use crate::exit::{Exit, Failure};
@@ -414,7 +476,23 @@ impl From<DockerError> for crate::exit::Failure {
 
 #[cfg(test)]
 mod tests {
-    use super::split_reference;
+    use std::collections::HashMap;
+
+    use super::{ANONYMOUS_VOLUME_LABEL, is_anonymous, split_reference};
+
+    #[test]
+    fn anonymous_volumes_are_told_by_the_engine_s_label_or_its_generated_name() {
+        let none = HashMap::new();
+        let hex = "3f2a".repeat(16);
+        assert!(is_anonymous(&hex, &none));
+        assert!(!is_anonymous("mender-db", &none));
+        assert!(!is_anonymous(&hex[1..], &none), "63 digits");
+        assert!(!is_anonymous(&hex.to_uppercase(), &none));
+        let compose = HashMap::from([("com.docker.compose.volume".to_string(), "data".to_string())]);
+        assert!(!is_anonymous(&hex, &compose));
+        let engine = HashMap::from([(ANONYMOUS_VOLUME_LABEL.to_string(), String::new())]);
+        assert!(is_anonymous("any-name", &engine));
+    }
 
     #[test]
     fn references_split_for_a_pull() {
