@@ -4,46 +4,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use common::staging::*;
 use common::*;
 use serde_json::Value;
-
-const LABEL: &str = "io.mender-compose-upgrade.staging";
-
-/// Everything about production a staging run must leave as it was: container ids, states,
-/// images, config hashes, restart counts and start times, and the data read through a sidecar
-/// (every collection's count and content digest, every artifact's key, size and hash).
-fn production(stack: &Stack) -> (String, String, String, Value) {
-    let ids = docker_ok(&["ps", "-aq", "--filter", &format!("label=com.docker.compose.project={}", stack.project)]);
-    let mut args = vec!["inspect", "-f", "{{.Name}} {{.RestartCount}}"];
-    args.extend(ids.split_whitespace());
-    (project_fingerprint(None, &stack.project), stack.started_at(), docker_ok(&args), stack.data())
-}
-
-fn labelled(kind: &str, name: &str) -> Vec<String> {
-    let filter = format!("label={LABEL}={name}");
-    let out = match kind {
-        "container" => docker_ok(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]),
-        "network" => docker_ok(&["network", "ls", "--filter", &filter, "--format", "{{.Name}}"]),
-        _ => docker_ok(&["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"]),
-    };
-    let mut v: Vec<String> = out.lines().map(str::to_string).collect();
-    v.sort();
-    v
-}
-
-fn nothing_left(name: &str) {
-    for kind in ["container", "network", "volume"] {
-        assert!(labelled(kind, name).is_empty(), "{kind}s of {name} left: {:?}", labelled(kind, name));
-    }
-}
-
-fn backup(stack: &Stack) -> PathBuf {
-    let out = stack.tool(&["backup"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    stack.bundle()
-}
 
 fn staging_data(name: &str) -> Value {
     let out = tool(&["-p", name, "status", "--json", "--data"]);

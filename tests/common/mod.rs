@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod catalog;
+pub mod mongo;
+pub mod staging;
 #[allow(unused_imports)]
 pub use catalog::*;
 
