@@ -6,72 +6,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Once;
 use std::time::Duration;
 
+use common::mongo::{contents, helper_binary, network, read_volume, report};
 use common::*;
 use mender_compose_upgrade::engine::docker::connect;
-use mender_compose_upgrade::engine::helper::{FcvJob, MongoQuery, MongoReport, Request};
-use mender_compose_upgrade::engine::sidecar::{HELPER_BINARY_ENV, read_mongo, run_helper, wait_mongo};
+use mender_compose_upgrade::engine::helper::{FcvJob, Request};
+use mender_compose_upgrade::engine::sidecar::run_helper;
 use mender_compose_upgrade::util::mongo_uri;
-
-fn helper_binary() {
-    static HELPER: Once = Once::new();
-    // SAFETY of the test: set once, before any helper of this process runs.
-    HELPER.call_once(|| unsafe { std::env::set_var(HELPER_BINARY_ENV, bin()) });
-}
-
-fn network(stack: &Stack) -> String {
-    format!("{}_mender", stack.project)
-}
-
-async fn report(network: &str, host: &str) -> MongoReport {
-    let d = connect().await.unwrap();
-    let q = MongoQuery { uri: mongo_uri(host), dbs: vec![], counts: true, all_dbs: true, digests: true };
-    read_mongo(&d, network, q).await.unwrap_or_else(|e| panic!("reading {host}: {e}"))
-}
-
-/// Per collection (migration records aside), its count and content digest.
-fn contents(r: &MongoReport) -> BTreeMap<String, String> {
-    let v = serde_json::to_value(r).unwrap();
-    let mut out = BTreeMap::new();
-    for db in v["databases"].as_array().unwrap() {
-        for c in db["collections"].as_array().unwrap() {
-            let name = c["name"].as_str().unwrap();
-            if !name.starts_with("migration_") {
-                out.insert(
-                    format!("{}.{name}", db["name"].as_str().unwrap()),
-                    format!("{} {}", c["count"], c["digest"]),
-                );
-            }
-        }
-    }
-    out
-}
-
-/// The 4.4 stand-in started on `volume` beside the stack: what the volume holds.
-async fn read_volume(stack: &Stack, volume: &str) -> MongoReport {
-    let c = format!("{}-orig", stack.project);
-    docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        "--network",
-        &network(stack),
-        "--network-alias",
-        "orig",
-        "-v",
-        &format!("{volume}:/data/db"),
-        &format!("{REGISTRY}/mongo:4.4"),
-    ]);
-    let d = connect().await.unwrap();
-    let up = wait_mongo(&d, &network(stack), "orig", Duration::from_secs(60)).await;
-    let r = if up.is_ok() { Some(report(&network(stack), "orig").await) } else { None };
-    let logs = std::process::Command::new("docker").args(["logs", "--tail", "20", &c]).output().unwrap();
-    docker_ok(&["rm", "-f", &c]);
-    r.unwrap_or_else(|| panic!("4.4 does not start on {volume}: {}", String::from_utf8_lossy(&logs.stderr)))
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stage_4_4_to_5_0_runs_on_a_copy_and_leaves_the_original_volume_as_it_was() {
@@ -120,10 +62,7 @@ async fn stage_4_4_to_5_0_runs_on_a_copy_and_leaves_the_original_volume_as_it_wa
     let after = report(&network(&stack), "mender-mongo").await;
     assert_eq!(contents(&after), contents(&before));
     // The original volume: still FCV 4.4 (a 4.4 binary starts on it), every collection as before.
-    let watch = Watch::start();
-    let orig = read_volume(&stack, &original).await;
-    // read_volume's container is removed without its anonymous volumes: this test's own litter.
-    remove_anonymous_of(&watch.stop(), &format!("{}-orig", stack.project));
+    let orig = read_volume(&stack, &original, "4.4").await;
     assert_eq!(orig.fcv.as_deref(), Some("4.4"));
     assert_eq!(contents(&orig), contents(&before));
     // demo down (data volumes kept): no volume the stack's containers mounted anonymously is left.
@@ -375,15 +314,6 @@ fn orphans(volumes: &std::collections::BTreeSet<String>, project: &str, kept: &[
 /// Pure: a volume name the daemon generated (an anonymous volume on Engine 20.10).
 fn anonymous(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// Removes the anonymous volumes that the container named `name` mounted during `seen`.
-fn remove_anonymous_of(seen: &Seen, name: &str) {
-    for (v, c) in &seen.mounts {
-        if anonymous(v) && seen.created.get(c).and_then(|l| l.get("name")).map(String::as_str) == Some(name) {
-            docker_ok(&["volume", "rm", v]);
-        }
-    }
 }
 
 fn volume_exists(name: &str) -> bool {
