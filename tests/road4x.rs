@@ -25,12 +25,7 @@ fn upgrade_3_7_11_to_4_1_3_keeps_data_comments_and_compose_state() {
     let out = stack.tool(&["--json", "upgrade", "--to", "4.1.3", "--yes"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let r = result_line(&out);
-    let hops: Vec<String> = r["hops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| format!("{}→{}", h["from"].as_str().unwrap(), h["to"].as_str().unwrap()))
-        .collect();
+    let hops = hop_labels(&r);
     // 5.0 → 6.0 at 3.7.11, the 4.0.4 hop on 6.0, 6.0 → 7.0 at 4.0.4, 4.1.3 on 7.0, 7.0 → 8.0.
     assert_eq!(hops, ["3.7.11→3.7.11", "3.7.11→4.0.4", "4.0.4→4.0.4", "4.0.4→4.1.3", "4.1.3→4.1.3"]);
 

@@ -114,12 +114,7 @@ async fn from_3_7_11_a_rehearsal_of_4_1_3_leaves_production_and_a_broken_4_0_4_i
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let r = result_line(&out);
     assert_eq!(r["ok"], true, "{r}");
-    let hops: Vec<String> = r["hops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| format!("{}→{}", h["from"].as_str().unwrap(), h["to"].as_str().unwrap()))
-        .collect();
+    let hops = hop_labels(&r);
     assert_eq!(hops, ["3.7.11→3.7.11", "3.7.11→4.0.4", "4.0.4→4.0.4", "4.0.4→4.1.3", "4.1.3→4.1.3"], "{r}");
     nothing_left(r["staging"].as_str().unwrap());
     assert_eq!(production(&prod), before, "production changed during the rehearsal");

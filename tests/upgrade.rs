@@ -19,12 +19,7 @@ fn upgrade_3_4_0_to_3_7_11_keeps_data_comments_and_compose_state() {
     let out = stack.tool(&["--json", "upgrade", "--to", "3.7.11", "--yes"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let r = result_line(&out);
-    let hops: Vec<String> = r["hops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| format!("{}→{}", h["from"].as_str().unwrap(), h["to"].as_str().unwrap()))
-        .collect();
+    let hops = hop_labels(&r);
     // MongoDB 4.4 → 5.0 is a stage of its own at 3.6.5 (3.6 documents both majors).
     assert_eq!(hops, ["3.4.0→3.6.5", "3.6.5→3.6.5", "3.6.5→3.7.11"]);
     for h in r["hops"].as_array().unwrap() {

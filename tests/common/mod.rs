@@ -391,6 +391,12 @@ pub fn result_line(out: &Output) -> serde_json::Value {
     serde_json::from_str(stdout(out).lines().last().unwrap_or("{}")).unwrap_or(serde_json::Value::Null)
 }
 
+/// A `--json` result's hops as `from→to` (a MongoDB stage shows its release twice).
+pub fn hop_labels(result: &serde_json::Value) -> Vec<String> {
+    let hops = result["hops"].as_array().map(Vec::as_slice).unwrap_or_default();
+    hops.iter().map(|h| format!("{}→{}", h["from"].as_str().unwrap_or("?"), h["to"].as_str().unwrap_or("?"))).collect()
+}
+
 /// The ids of the stack's containers, sorted and joined: equal before and after means nothing
 /// was recreated.
 pub fn container_ids(stack: &Stack) -> String {
