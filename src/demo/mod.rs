@@ -60,8 +60,9 @@ pub struct UpArgs {
     pub store_healthcheck_interval: Option<String>,
     /// Write an open-files limit (`ulimits: nofile`) for mongo and the gateway into prod.yml, at
     /// most upstream's (64000, 65536): the 4.x base files raise it to those, which a daemon
-    /// with a lower hard limit (`ulimit -Hn`) cannot start.
-    #[arg(long, value_name = "N")]
+    /// with a lower hard limit (`ulimit -Hn`) cannot start. At least 1024: below that neither
+    /// mongod nor traefik gets far.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1024..))]
     pub nofile_limit: Option<u64>,
     /// Artifacts in an S3 bucket outside the stack at this endpoint (instead of its minio).
     #[arg(long, value_name = "URL", requires = "bucket")]
