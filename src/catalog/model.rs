@@ -131,6 +131,11 @@ pub struct ManualStep {
     pub text: String,
     /// Where the fact comes from (`mendersoftware/integration@3.2.0:production/run`).
     pub source: String,
+    /// The step is about the MongoDB major the line moves to: it belongs to the MongoDB stage that
+    /// makes that move (asked before the stage, not before the application hop that runs on the
+    /// new major already), and is dropped when the stack already runs that major.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mongo: bool,
 }
 
 /// When a [`ManualStep`] is due.

@@ -310,14 +310,23 @@ pub fn plan(start: &Start, catalog: &Catalog, target: &Version) -> Result<Plan, 
         // run before the hop, the ones after it at the landing release.
         let on = hop_major(catalog, a, b, &major);
         let image = |m: &str| mongo_image(a, m);
+        let mut h = hop(catalog, a, b, skipped);
+        pin_mongo(&mut h, b, &image(&on));
+        // The line's MongoDB steps go to the first stage of this hop (none: the major has moved).
+        let (mut mongo_steps, app_steps): (Vec<_>, Vec<_>) = h.manual_steps.drain(..).partition(|s| s.mongo);
+        h.manual_steps = app_steps;
+        let first_stage = hops.len();
         for (x, y) in majors_between(catalog, &major, &on) {
             hops.push(mongo_stage(a, &x, &y, &image(&x), &image(&y)));
         }
-        let mut h = hop(catalog, a, b, skipped);
-        pin_mongo(&mut h, b, &image(&on));
+        let app = hops.len();
         hops.push(h);
         for (x, y) in majors_between(catalog, &on, &b.mongo.major) {
             hops.push(mongo_stage(b, &x, &y, &image(&x), &image(&y)));
+        }
+        let stage = if app > first_stage { Some(first_stage) } else { (hops.len() > app + 1).then_some(app + 1) };
+        if let Some(i) = stage {
+            hops[i].manual_steps.append(&mut mongo_steps);
         }
         major = if majors_between(catalog, &on, &b.mongo.major).is_empty() { on } else { b.mongo.major.clone() };
     }
@@ -914,6 +923,25 @@ mod tests {
         let jobs = &p.hops[1].checks[0];
         assert_eq!((jobs.db.as_str(), jobs.collection.as_str()), ("workflows", "jobs"));
         assert_eq!(jobs.filter, serde_json::json!({"status": {"$in": [1, 2]}}));
+    }
+
+    #[test]
+    fn the_lines_mongodb_steps_are_asked_before_the_stage_not_the_hop_on_the_new_major() {
+        let avx = |h: &Hop| h.manual_steps.iter().any(|s| s.text.contains("AVX"));
+        let p = run("3.6.5", "3.7.11").unwrap();
+        assert!(p.hops[0].is_mongo_stage() && avx(&p.hops[0]), "{:?}", p.hops[0].manual_steps);
+        assert!(!avx(&p.hops[1]), "the 3.7.11 hop runs on 5.0 already: {:?}", p.hops[1].manual_steps);
+        assert!(p.hops[1].manual_steps.iter().any(|s| s.text.contains("Jetstream")), "the hop keeps its own");
+        // Already on 5.0 at 3.6.5: no stage, nothing to ask about MongoDB.
+        let start = Start { release: v("3.6.5"), drift: vec![], mongo: Some("5.0".into()) };
+        let p = plan(&start, &cat(), &v("3.7.11")).unwrap();
+        assert_eq!(p.hops.len(), 1);
+        assert!(!avx(&p.hops[0]), "{:?}", p.hops[0].manual_steps);
+        // No line's MongoDB text lands on an application hop of the road to 4.1.3.
+        let p = run("3.4.0", "4.1.3").unwrap();
+        for h in p.hops.iter().filter(|h| !h.is_mongo_stage()) {
+            assert!(!h.manual_steps.iter().any(|s| s.mongo || s.text.contains("MongoDB goes")), "{}", h.label());
+        }
     }
 
     #[test]

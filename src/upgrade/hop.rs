@@ -57,7 +57,7 @@ pub async fn run(ctx: &Ctx<'_>, run: &mut Run) -> Result<(), Stop> {
         let before: Vec<&str> =
             hop.manual_steps.iter().filter(|s| s.when == When::Before).map(|s| s.text.trim()).collect();
         if !before.is_empty() {
-            let question = format!("Before {} → {}, by hand:\n  - {}\nDone?", hop.from, hop.to, before.join("\n  - "));
+            let question = format!("Before {}, by hand:\n  - {}\nDone?", hop.label(), before.join("\n  - "));
             if !(ctx.confirm)(&question) {
                 return Err(failed(&hop, Point::Confirm)(StepError::NotConfirmed).into());
             }
@@ -101,7 +101,7 @@ pub async fn run(ctx: &Ctx<'_>, run: &mut Run) -> Result<(), Stop> {
         ctx.progress.step("mongo", note);
     }
     for s in hop.manual_steps.iter().filter(|s| s.when == When::After) {
-        ctx.progress.step("manual", format!("after {} → {}, by hand: {}", hop.from, hop.to, s.text.trim()));
+        ctx.progress.step("manual", format!("after {}, by hand: {}", hop.label(), s.text.trim()));
     }
     let st = run.st_mut();
     st.hop += 1;
