@@ -1,5 +1,6 @@
-//! `plan` through the CLI: hop lists and refusals (exit 2, the problem named). `--from` plans
-//! for a stack at a given release without a daemon.
+//! Commands that need no daemon, through the CLI: `plan`'s hop lists and refusals (exit 2, the
+//! problem named; `--from` plans for a stack at a given release), and refusals that come before
+//! the daemon is asked anything.
 
 mod common;
 
@@ -8,13 +9,7 @@ use common::*;
 fn hops(from: &str, to: &str) -> Vec<String> {
     let out = tool(&["--json", "plan", "--from", from, "--to", to]);
     assert!(out.status.success(), "plan {from} → {to}: {}", stderr(&out));
-    let p = json(&out);
-    p["hops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| format!("{}→{}", h["from"].as_str().unwrap(), h["to"].as_str().unwrap()))
-        .collect()
+    hop_labels(&json(&out))
 }
 
 #[test]
@@ -109,4 +104,20 @@ fn json_errors_are_machine_readable() {
     let e = json(&out);
     assert_eq!(e["error"]["exit_code"], 2);
     assert!(e["error"]["what"].as_str().unwrap().contains("older"));
+}
+
+#[test]
+fn demo_down_never_takes_a_checkout_demo_up_did_not_write() {
+    // An operator's own checkout: production's volume names, no demo settings file.
+    let dir = tempfile::tempdir().unwrap();
+    let compose = dir.path().join("docker-compose.yml");
+    std::fs::write(&compose, "services: {}\n").unwrap();
+    let d = dir.path().to_string_lossy().into_owned();
+    let out = tool_env(
+        &["-p", "menderproduction", "demo", "down", "--dir", &d, "--volumes"],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not a checkout written by `demo up`"), "{}", stderr(&out));
+    assert_eq!(file(&compose), "services: {}\n", "the checkout is left as it was");
 }

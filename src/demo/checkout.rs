@@ -108,6 +108,12 @@ pub fn write(dir: &Path, files: &[TemplateFile], s: &Settings<'_>) -> Result<()>
     Ok(())
 }
 
+/// Whether `dir` is a checkout `demo up` wrote (it holds the demo's settings file): what `demo
+/// down` may stop and delete. An operator's own checkout never has it.
+pub fn is_demo(dir: &Path) -> bool {
+    dir.join(SETTINGS_FILE).is_file()
+}
+
 /// The volume prefix a checkout was written with.
 pub fn volume_prefix(dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(dir.join(SETTINGS_FILE)).ok()?;

@@ -305,6 +305,17 @@ async fn seed(docker: &Docker, project: &str, registry: &str, version: &Version,
 pub async fn down(d: &Demo<'_>, a: DownArgs) -> anyhow::Result<()> {
     let project = d.project.clone();
     let dir = d.checkout_dir(&a.dir);
+    // Its volumes carry production's names (`mender-db`): never take a checkout `demo up` did not
+    // write for a demo.
+    if !checkout::is_demo(&dir) {
+        return Err(Failure::new(
+            Exit::Usage,
+            format!("{} is not a checkout written by `demo up` (it has no demo settings file)", dir.display()),
+            "every container, volume and file",
+            "give the demo's checkout with --dir; demo down never stops or deletes a stack it did not create",
+        )
+        .into());
+    }
     let compose = Compose::detect().await.map_err(Failure::from)?;
     let docker = docker::connect().await.map_err(Failure::from)?;
     // Read before `compose down` removes the containers, which is the last moment anything
