@@ -79,9 +79,8 @@ pub fn upgrade(o: &Outcome) -> String {
     for h in &o.hops {
         let _ = writeln!(
             s,
-            "  {} → {}: {:.1} s ({})",
-            h.from,
-            h.to,
+            "  {}: {:.1} s ({})",
+            h.label,
             h.total_secs,
             steps(h.timings.iter().map(|(k, v)| (k, *v)), "s")
         );
@@ -144,9 +143,8 @@ pub fn rehearsal(r: &Rehearsal) -> String {
     for h in &r.hops {
         let _ = writeln!(
             s,
-            "  {} → {}: {:.1} s ({})",
-            h.from,
-            h.to,
+            "  {}: {:.1} s ({})",
+            h.label,
             h.total_secs,
             steps(h.timings.iter().map(|(k, v)| (k, *v)), "s")
         );

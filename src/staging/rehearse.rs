@@ -170,7 +170,7 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RehearseOptions) -
         to: opts.to.clone(),
         ok: failure.is_none(),
         estimate_secs,
-        hops: hops.iter().map(|h| (format!("{} → {}", h.from, h.to), h.total_secs)).collect(),
+        hops: hops.iter().map(|h| (h.label.clone(), h.total_secs)).collect(),
         failure: failure.clone(),
     };
     mark(&bundle, &record).map_err(|source| RehearseError::Record { bundle: bundle.display().to_string(), source })?;

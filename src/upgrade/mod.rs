@@ -484,7 +484,12 @@ pub async fn way_back(
                     "the previous MongoDB image on the original volume".to_string()
                 }
             };
-            hops.push(format!("{} → {}: {how}", h.to, h.from));
+            // Undone newest first: a stage goes back to its old major, a hop to its release.
+            let back = match &h.mongo {
+                Some(m) if h.is_mongo_stage() => format!("MongoDB {} → {} at {}", m.to_major, m.from_major, h.to),
+                _ => format!("{} → {}", h.to, h.from),
+            };
+            hops.push(format!("{back}: {how}"));
         }
     }
     let discards = match (&restored, observed.stack.network.as_ref(), observed.stack.mongo.as_ref()) {

@@ -57,13 +57,12 @@ pub fn explain(project: &str, j: &Journal<UpgradeState>) -> Vec<String> {
     let done: Vec<&str> = u.done.iter().map(|s| s.name()).collect();
     let next = super::Step::of(hop).iter().find(|s| !u.done.contains(s)).map_or("the end of the hop", |s| s.name());
     lines.push(format!(
-        "an upgrade of {project} (pid {} on {}, started {}) stopped in hop {}/{n} ({} → {}) after: {}",
+        "an upgrade of {project} (pid {} on {}, started {}) stopped in hop {}/{n} ({}) after: {}",
         j.owner.pid,
         j.owner.host,
         j.owner.started,
         u.hop + 1,
-        hop.from,
-        hop.to,
+        hop.label(),
         if done.is_empty() { "nothing".to_string() } else { done.join(", ") }
     ));
     lines.push(format!(

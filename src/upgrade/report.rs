@@ -22,6 +22,9 @@ pub struct HopReport {
     pub from: Version,
     /// The release after.
     pub to: Version,
+    /// How the plan names it: `3.6.5 → 3.7.11`, or `MongoDB 4.4 → 5.0 at 3.6.5` for a stage
+    /// (whose `from` and `to` are the same release).
+    pub label: String,
     /// Seconds per step, in the order the steps ran.
     pub timings: BTreeMap<Step, f64>,
     /// Their sum.
@@ -43,6 +46,7 @@ fn hops(st: &UpgradeState) -> Vec<HopReport> {
         .map(|(i, h)| HopReport {
             from: h.from.clone(),
             to: h.to.clone(),
+            label: h.label(),
             timings: st.timings[i].clone(),
             total_secs: round_tenth(st.timings[i].values().sum::<f64>()),
             rollback_class: match h.rollback {
@@ -108,15 +112,7 @@ pub fn hop_table(hops: &[HopReport]) -> String {
     for h in hops {
         let steps: Vec<String> =
             Step::EVERY.iter().map(|k| h.timings.get(k).map_or("-".into(), |v| format!("{v:.1}"))).collect();
-        let _ = writeln!(
-            s,
-            "| {} → {} | {} | {} | {:.1} |",
-            h.from,
-            h.to,
-            h.rollback_class,
-            steps.join(" | "),
-            h.total_secs
-        );
+        let _ = writeln!(s, "| {} | {} | {} | {:.1} |", h.label, h.rollback_class, steps.join(" | "), h.total_secs);
     }
     s
 }
@@ -164,4 +160,26 @@ pub fn write_failure(ctx: &Ctx<'_>, st: &UpgradeState, failure: &HopFailed, resu
     );
     std::fs::write(&md, text)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hop_table_names_a_stage_as_the_plan_does() {
+        let v = |s: &str| Version::parse(s).unwrap();
+        let h = HopReport {
+            from: v("3.6.5"),
+            to: v("3.6.5"),
+            label: "MongoDB 4.4 → 5.0 at 3.6.5".into(),
+            timings: BTreeMap::from([(Step::Copy, 0.9), (Step::Gates, 11.0)]),
+            total_secs: 11.9,
+            rollback_class: "original-volume".into(),
+        };
+        let t = hop_table(&[h]);
+        let row = t.lines().nth(2).unwrap();
+        assert!(row.starts_with("| MongoDB 4.4 → 5.0 at 3.6.5 | original-volume |"), "{row}");
+        assert!(!t.contains("3.6.5 → 3.6.5"), "{t}");
+    }
 }
