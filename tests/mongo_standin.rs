@@ -9,14 +9,14 @@ mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use bson::doc;
+use common::mongo::{helper_binary, run_standin};
 use common::*;
 use mender_compose_upgrade::engine::docker::connect;
 use mender_compose_upgrade::engine::helper::{FcvJob, MongoQuery, MongoReport, Request};
-use mender_compose_upgrade::engine::sidecar::{HELPER_BINARY_ENV, read_mongo, run_helper, wait_mongo};
+use mender_compose_upgrade::engine::sidecar::{read_mongo, run_helper, wait_mongo};
 use mender_compose_upgrade::util::mongo_uri;
 
 /// A throwaway network, its volumes and containers, all named with the test prefix and removed
@@ -31,9 +31,7 @@ struct Bed {
 impl Bed {
     fn new(name: &str) -> Bed {
         prepare();
-        static HELPER: Once = Once::new();
-        // SAFETY of the test: set once, before any helper of this process runs.
-        HELPER.call_once(|| unsafe { std::env::set_var(HELPER_BINARY_ENV, bin()) });
+        helper_binary();
         let name = format!("{}mon-{name}", prefix());
         let network = format!("{name}-net");
         docker_ok(&["network", "create", &network]);
@@ -50,19 +48,7 @@ impl Bed {
     /// `docker run -d` of the stand-in of `major` on `volume`, reachable on the network by `host`.
     fn run(&mut self, host: &str, major: &str, volume: &str) -> String {
         let c = format!("{}-{host}", self.name);
-        docker_ok(&[
-            "run",
-            "-d",
-            "--name",
-            &c,
-            "--network",
-            &self.network,
-            "--network-alias",
-            host,
-            "-v",
-            &format!("{volume}:/data/db"),
-            &format!("{REGISTRY}/mongo:{major}"),
-        ]);
+        run_standin(&c, &self.network, host, volume, major);
         self.containers.push(c.clone());
         c
     }
@@ -70,7 +56,7 @@ impl Bed {
     /// Stops and removes a container (its volume stays), as an upgrade swaps the image.
     fn remove(&mut self, c: &str) {
         docker_ok(&["stop", "-t", "30", c]);
-        docker_ok(&["rm", c]);
+        docker_ok(&["rm", "-v", c]);
         self.containers.retain(|x| x != c);
     }
 
@@ -217,7 +203,7 @@ async fn too_old_fcv_stops_the_server_with_mongods_error() {
          featureCompatibilityVersion is below 5.0, see the documentation on upgrading at \
          https://docs.mongodb.com/master/release-notes/5.0/#upgrade-procedures."
     );
-    docker_ok(&["rm", &c]);
+    docker_ok(&["rm", "-v", &c]);
     bed.containers.retain(|x| x != &c);
 
     // The refusal wrote nothing: the next major up from 4.4 starts on the same data at FCV 4.4.

@@ -51,23 +51,30 @@ pub fn contents(r: &MongoReport) -> BTreeMap<String, String> {
     out
 }
 
-/// The `mongo:<major>` stand-in started on `volume` beside the stack: what the volume holds.
-/// Panics, with the server's last log lines, when that major does not start on it.
-pub async fn read_volume(stack: &Stack, volume: &str, major: &str) -> MongoReport {
-    let c = format!("{}-orig", stack.project);
+/// `docker run -d` of the `mongo:<major>` stand-in named `name` on `volume`, reachable on
+/// `network` as `host`. Its image declares `VOLUME /data/configdb` as mongo's does: remove the
+/// container with `rm -v`, or that anonymous volume is left behind.
+pub fn run_standin(name: &str, network: &str, host: &str, volume: &str, major: &str) {
     docker_ok(&[
         "run",
         "-d",
         "--name",
-        &c,
+        name,
         "--network",
-        &network(stack),
+        network,
         "--network-alias",
-        "orig",
+        host,
         "-v",
         &format!("{volume}:/data/db"),
         &format!("{REGISTRY}/mongo:{major}"),
     ]);
+}
+
+/// The `mongo:<major>` stand-in started on `volume` beside the stack: what the volume holds.
+/// Panics, with the server's last log lines, when that major does not start on it.
+pub async fn read_volume(stack: &Stack, volume: &str, major: &str) -> MongoReport {
+    let c = format!("{}-orig", stack.project);
+    run_standin(&c, &network(stack), "orig", volume, major);
     helper_binary();
     let d = connect().await.unwrap();
     let up = wait_mongo(&d, &network(stack), "orig", Duration::from_secs(60)).await;
