@@ -414,14 +414,10 @@ fn service_state(
 impl MongoState {
     /// The MongoDB major the server runs (`5.0` of `buildInfo` `5.0.31`), else of its image tag.
     pub fn running_major(&self) -> Option<String> {
-        let of = |v: &str| {
-            let mut parts = v.split(['.', '-']);
-            Some(format!("{}.{}", parts.next()?.parse::<u32>().ok()?, parts.next()?.parse::<u32>().ok()?))
-        };
         self.server_version
             .as_deref()
-            .and_then(of)
-            .or_else(|| self.image.as_deref().and_then(|i| i.rsplit_once(':')).and_then(|(_, t)| of(t)))
+            .and_then(refusal::major_of)
+            .or_else(|| self.image.as_deref().and_then(|i| i.rsplit_once(':')).and_then(|(_, t)| refusal::major_of(t)))
     }
 }
 

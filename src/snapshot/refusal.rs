@@ -79,25 +79,34 @@ fn is_major(v: &str) -> bool {
     v.split_once('.').is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok())
 }
 
+/// The MongoDB major of a version or image tag: `5.0` of `5.0.31`, `6.0` of `6.0`, `4.4` of
+/// `4.4-focal`; `None` when it does not start with two numbers.
+pub fn major_of(version: &str) -> Option<String> {
+    let mut parts = version.split(['.', '-']);
+    Some(format!("{}.{}", parts.next()?.parse::<u32>().ok()?, parts.next()?.parse::<u32>().ok()?))
+}
+
 fn major_key(v: &str) -> (u32, u32) {
     let (a, b) = v.split_once('.').unwrap_or((v, "0"));
     (a.parse().unwrap_or(0), b.parse().unwrap_or(0))
 }
 
+/// MongoDB majors in upgrade order, from before the catalog's first (`mongo_majors` starts at
+/// 4.4, but a 4.4 server's refusal names FCV 4.2 data).
+const MAJORS: &[&str] = &["4.0", "4.2", "4.4", "5.0", "6.0", "7.0", "8.0"];
+
 /// The MongoDB major before `major` (mongod's "last LTS", the lowest featureCompatibilityVersion
 /// it accepts): 8.0 → 7.0, 7.0 → 6.0, 6.0 → 5.0, 5.0 → 4.4, 4.4 → 4.2 (setFeatureCompatibilityVersion
 /// of each major, MongoDB manual).
 pub fn previous_major(major: &str) -> Option<&'static str> {
-    const ORDER: &[&str] = &["4.0", "4.2", "4.4", "5.0", "6.0", "7.0", "8.0"];
-    let i = ORDER.iter().position(|m| *m == major)?;
-    i.checked_sub(1).map(|j| ORDER[j])
+    let i = MAJORS.iter().position(|m| *m == major)?;
+    i.checked_sub(1).map(|j| MAJORS[j])
 }
 
 /// The major after `major` in mongod's upgrade order (the server that also runs on its data).
 fn next_major(major: &str) -> Option<&'static str> {
-    const ORDER: &[&str] = &["4.0", "4.2", "4.4", "5.0", "6.0", "7.0", "8.0"];
-    let i = ORDER.iter().position(|m| *m == major)?;
-    ORDER.get(i + 1).copied()
+    let i = MAJORS.iter().position(|m| *m == major)?;
+    MAJORS.get(i + 1).copied()
 }
 
 /// A MongoDB container that will not start on its data, explained.
@@ -175,11 +184,7 @@ pub fn diagnose(
     }
     let said = said.unwrap_or_default();
     let img = ImageRef::parse(seen.image, registry);
-    let server_major = img.tag.as_deref().and_then(|t| {
-        let mut p = t.split(['.', '-']);
-        let m = format!("{}.{}", p.next()?.parse::<u32>().ok()?, p.next()?.parse::<u32>().ok()?);
-        Some(m)
-    });
+    let server_major = img.tag.as_deref().and_then(major_of);
     let needs_fcv =
         said.lowest_accepted.clone().or_else(|| server_major.as_deref().and_then(previous_major).map(str::to_string));
     let kind = match (&said.data_fcv, &needs_fcv, &server_major) {
