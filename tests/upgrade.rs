@@ -16,9 +16,20 @@ fn upgrade_3_4_0_to_3_7_11_keeps_data_comments_and_compose_state() {
     let commented = format!("# Our production overrides: do not remove this line.\n\n{}", file(&prod));
     std::fs::write(&prod, &commented).unwrap();
     let before = stack.data();
-    let out = stack.tool(&["--json", "upgrade", "--to", "3.7.11", "--yes"]);
+    // The plan reviewed (saved with `plan --out`) is the plan carried out.
+    let planfile = stack.dir.parent().unwrap().join("reviewed.plan.json");
+    let planned = stack.tool(&["--json", "plan", "--to", "3.7.11", "--out", &planfile.to_string_lossy()]);
+    assert!(planned.status.success(), "{}", stderr(&planned));
+    let out = stack.tool(&["--json", "upgrade", "--plan", &planfile.to_string_lossy(), "--yes"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let r = result_line(&out);
+    let reviewed: Vec<String> = json(&planned)["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| format!("{}→{}", h["from"].as_str().unwrap(), h["to"].as_str().unwrap()))
+        .collect();
+    assert_eq!(hop_labels(&r), reviewed, "the hops carried out are the hops reviewed");
     let hops = hop_labels(&r);
     // MongoDB 4.4 → 5.0 is a stage of its own at 3.6.5 (3.6 documents both majors).
     assert_eq!(hops, ["3.4.0→3.6.5", "3.6.5→3.6.5", "3.6.5→3.7.11"]);
@@ -177,6 +188,32 @@ fn refusals_change_nothing() {
         stdout(&dry)
     );
     assert_eq!(stack.started_at(), started, "neither the refusals nor the dry run stopped anything");
+    // A plan reviewed before one service's image was changed by hand is not carried out.
+    let planfile = stack.dir.parent().unwrap().join("reviewed.plan.json");
+    let planfile = planfile.to_string_lossy();
+    assert!(stack.tool(&["plan", "--to", "3.6.5", "--out", &planfile]).status.success());
+    let base = stack.path("docker-compose.yml");
+    let original = file(&base);
+    std::fs::write(&base, original.replace("gui:mender-3.4.0", "gui:mender-3.5.1")).unwrap();
+    assert!(stack.compose(&["up", "-d", "--no-deps", "mender-gui"]).status.success());
+    stack.wait_healthy();
+    let changed = stack.started_at();
+    let stale = stack.tool(&["upgrade", "--plan", &planfile, "--yes"]);
+    assert_eq!(stale.status.code(), Some(3), "{}", stderr(&stale));
+    for needle in
+        ["is no longer what the plan", "mender-gui: image", "gui:mender-3.5.1", "plan --to VERSION --out FILE"]
+    {
+        assert!(stderr(&stale).contains(needle), "{needle}: {}", stderr(&stale));
+    }
+    assert_eq!(stack.started_at(), changed, "the refused plan stopped nothing");
+    let garbage = stack.dir.parent().unwrap().join("garbage.plan.json");
+    std::fs::write(&garbage, "{\"hops\": []}").unwrap();
+    let unreadable = stack.tool(&["upgrade", "--plan", &garbage.to_string_lossy(), "--yes"]);
+    assert_eq!(unreadable.status.code(), Some(2), "{}", stderr(&unreadable));
+    assert!(stderr(&unreadable).contains("is not a plan file of this tool"), "{}", stderr(&unreadable));
+    std::fs::write(&base, &original).unwrap();
+    assert!(stack.compose(&["up", "-d", "--no-deps", "mender-gui"]).status.success());
+    stack.wait_healthy();
     // A second run while another holds the lock (a backup): refused with its owner.
     let state = stack.dir.parent().unwrap().join("state");
     let mut first = Command::new(bin())

@@ -134,8 +134,12 @@ pub struct PlanArgs {
     #[arg(long)]
     pub to: String,
     /// Plan for a stack at this release instead of looking at the daemon.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "out")]
     pub from: Option<String>,
+    /// Save the plan, with the stack it was computed from, to FILE: `upgrade --plan FILE` then
+    /// carries out exactly this plan, and refuses if the stack changed since.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// `backup`.
@@ -163,8 +167,12 @@ pub struct BackupArgs {
 #[derive(Args, Debug)]
 pub struct UpgradeArgs {
     /// Target release, e.g. 3.7.11.
-    #[arg(long)]
-    pub to: String,
+    #[arg(long, required_unless_present = "plan", conflicts_with = "plan")]
+    pub to: Option<String>,
+    /// Carry out the plan saved by `plan --to V --out FILE`, exactly as reviewed: refused (exit 3,
+    /// nothing changed) when the stack or the catalog changed since it was saved.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
     /// Do not ask: take the plan and every manual step as confirmed.
     #[arg(long, short)]
     pub yes: bool,

@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 use super::{Global, PlanArgs, StatusArgs, parse_version, print_json};
 use crate::catalog::{Checkout, KnownFiles, LoadedCatalog, ReleaseNote, Support};
 use crate::exit::{Exit, Failure};
-use crate::plan;
+use crate::plan::{
+    self,
+    saved::{self, SavedPlan, StackPrint},
+};
 use crate::report;
-use crate::snapshot::observe::{self, DataReport, Options, SETTLE_TIMEOUT, observe, observe_full, observe_settled};
+use crate::snapshot::observe::{self, DataReport, Options, SETTLE_TIMEOUT, observe_full, observe_settled};
 use crate::state::{Journal, Owner, StateDir};
 use crate::upgrade::UpgradeState;
 
@@ -137,12 +140,15 @@ pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
 pub async fn plan(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
     let catalog = g.load_catalog()?.catalog;
     let target = parse_version(&a.to)?;
+    let mut print = None;
     let start = match &a.from {
         Some(v) => plan::Start { release: parse_version(v)?, drift: vec![], mongo: None },
         None => {
             let docker = super::connect().await?;
             let opts = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
-            let stack = observe(&docker, &catalog, &opts).await.map_err(Failure::from)?;
+            let observed = observe_full(&docker, &catalog, &opts).await.map_err(Failure::from)?;
+            print = StackPrint::of(&observed.stack, &observed.containers);
+            let stack = observed.stack;
             let release = stack.release.clone().ok_or_else(|| {
                 Failure::new(
                     Exit::Precondition,
@@ -156,10 +162,35 @@ pub async fn plan(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
         }
     };
     let p = plan::plan(&start, &catalog, &target).map_err(Failure::from)?;
+    if let (Some(out), Some(stack)) = (&a.out, print) {
+        let saved = SavedPlan {
+            format: saved::FORMAT,
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            saved_at: crate::util::now_rfc3339(),
+            catalog_digest: saved::catalog_digest(&catalog),
+            stack,
+            plan: p.clone(),
+        };
+        let text = serde_json::to_string_pretty(&saved)?;
+        crate::util::write_atomic(out, text.as_bytes(), crate::util::Perm::Keep).map_err(|e| {
+            Failure::new(
+                Exit::Usage,
+                format!("cannot write the plan file {}: {e}", out.display()),
+                "nothing",
+                "give --out a path in a writable directory",
+            )
+        })?;
+    }
     if g.json {
         print_json(&p)?;
     } else {
         print!("{}", report::plan::render(&p));
+        if let Some(out) = &a.out {
+            println!(
+                "\nSaved to {0}. `upgrade --plan {0}` carries out exactly this plan, and refuses if the stack changed since.",
+                out.display()
+            );
+        }
     }
     Ok(Exit::Ok)
 }

@@ -5,6 +5,7 @@ use super::{
     project_name,
 };
 use crate::exit::{Exit, Failure};
+use crate::plan::saved::SavedPlan;
 use crate::report::outcome;
 use crate::staging::StagingRuntime;
 use crate::state::StateDir;
@@ -17,7 +18,13 @@ use crate::upgrade::{self, Runtime, Target, UpgradeOptions};
 /// anything else is unexpected (exit 1).
 pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
     crate::interrupt::install();
-    let to = parse_version(&a.to)?;
+    let reviewed = a.plan.as_deref().map(read_plan).transpose()?;
+    let to = match (&reviewed, &a.to) {
+        (Some((_, saved)), _) => saved.plan.to.clone(),
+        (None, Some(to)) => parse_version(to)?,
+        // clap requires one of --to and --plan.
+        (None, None) => return Err(Failure::new(Exit::Usage, "no target", "nothing", "give --to or --plan").into()),
+    };
     let w = World::open(g).await?;
     let progress = g.progress();
     let confirm = asker(a.yes, g.json);
@@ -36,6 +43,7 @@ pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
         max_backup_age: a.max_backup_age.max_backup_age,
         use_bundle: None,
         require_rehearsal: a.require_rehearsal,
+        reviewed,
     };
     let done = upgrade::run(&ctx, &Target::Production(g.project.clone()), &opts).await;
     progress.finish();
@@ -46,6 +54,19 @@ pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
         print!("{}", outcome::upgrade(&o));
     }
     Ok(Exit::Ok)
+}
+
+/// Reads a plan file saved by `plan --out`: the path as given and the plan.
+///
+/// # Errors
+/// A usage [`Failure`] (exit 2) for a file that cannot be read or is no plan file.
+fn read_plan(path: &std::path::Path) -> Result<(String, SavedPlan), Failure> {
+    let shown = path.display().to_string();
+    let refused =
+        |what: String| Failure::new(Exit::Usage, what, "nothing", "save a plan with `plan --to VERSION --out FILE`");
+    let text = std::fs::read_to_string(path).map_err(|e| refused(format!("cannot read the plan file {shown}: {e}")))?;
+    let saved = SavedPlan::parse(&shown, &text).map_err(|e| refused(e.to_string()))?;
+    Ok((shown, saved))
 }
 
 /// `resume` (`back` None) and `rollback` (`back` Some(--to)), with the runtime of the project the

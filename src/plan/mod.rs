@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use crate::catalog::{Catalog, DataCheck, ImageRef, ManualStep, Release, SupportStatus, line_name};
 
+pub mod saved;
+
 /// Why no plan can be made for the target; all are usage errors (exit 2), nothing is touched.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {

@@ -143,6 +143,7 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RehearseOptions) -
     let staged = super::up(ctx, &UpOptions { bundle: bundle.clone(), name: Some(name.clone()) }).await?;
     let target = Target::Staging(Record::load(&staged.dir)?.project());
     let upgrade_opts = UpgradeOptions {
+        reviewed: None,
         to: opts.to.clone(),
         dry_run: false,
         max_backup_age: opts.max_backup_age,

@@ -74,6 +74,9 @@ pub enum PreflightError {
         /// The files as labelled.
         files: String,
     },
+    /// The plan file the operator reviewed no longer fits the stack.
+    #[error(transparent)]
+    SavedPlan(crate::plan::saved::SavedPlanError),
     /// `docker compose config --format json` printed something that is not JSON.
     #[error("`docker compose config --format json` printed no JSON this tool can read: {0}")]
     ComposeConfig(String),
@@ -416,6 +419,9 @@ impl From<UpgradeError> for Failure {
                 let next = match &p {
                     PreflightError::StagingProject(_) => "name the production project with -p, or use `rehearse --to`",
                     PreflightError::Interrupted { .. } => "`status` shows where it stopped",
+                    PreflightError::SavedPlan(_) => {
+                        "review the plan again (`plan --to VERSION --out FILE`), then `upgrade --plan FILE`"
+                    }
                     _ => {
                         "fix what the pre-flight check names, then run the upgrade again (--dry-run checks without changing anything)"
                     }

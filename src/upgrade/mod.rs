@@ -93,6 +93,9 @@ pub struct UpgradeOptions {
     pub use_bundle: Option<PathBuf>,
     /// Refuse unless a rehearsal of this target proved the bundle.
     pub require_rehearsal: bool,
+    /// The plan file the operator reviewed (`upgrade --plan FILE`): the file as given and what it
+    /// holds; the upgrade carries out exactly its plan or refuses.
+    pub reviewed: Option<(String, crate::plan::saved::SavedPlan)>,
 }
 
 /// The upgrade's part of the journal: where it is and what it needs to undo its hop. Its shape is

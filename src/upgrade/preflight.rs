@@ -14,6 +14,7 @@ use crate::engine::compose::{label_paths, v1_invocation_dir};
 use crate::engine::helper::{CountQuery, Request};
 use crate::engine::{docker, host};
 use crate::labels::{LABEL_CONFIG_FILES, LABEL_ENV_FILE, LABEL_WORKING_DIR, STAGING_LABEL};
+use crate::plan::saved::{StackPrint, catalog_digest};
 use crate::plan::{self, Plan, Rollback, Start};
 use crate::snapshot::ContainerInfo;
 use crate::snapshot::observe::ObserveError;
@@ -93,6 +94,16 @@ pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Res
     let drift = stack.services.iter().filter(|s| s.drift.is_some()).map(|s| s.name.clone()).collect();
     let mongo = stack.mongo.as_ref().and_then(|m| m.running_major());
     let plan = plan::plan(&Start { release: release.clone(), drift, mongo }, &ctx.catalog.catalog, &opts.to)?;
+    // A reviewed plan is carried out only on the stack it was computed from, before anything else
+    // is looked at: the refusal names what changed, not a consequence of it.
+    if let Some((path, saved)) = &opts.reviewed {
+        // The release is known here, so the print exists.
+        if let Some(live) = StackPrint::of(stack, &observed.containers) {
+            saved
+                .check(path, &live, &catalog_digest(&ctx.catalog.catalog), &plan)
+                .map_err(PreflightError::SavedPlan)?;
+        }
+    }
     let record = match target {
         Target::Production(_) => project_record(&observed)?,
         Target::Staging(record) => record.clone(),
