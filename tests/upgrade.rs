@@ -20,6 +20,11 @@ fn upgrade_3_4_0_to_3_7_11_keeps_data_comments_and_compose_state() {
     let planfile = stack.dir.parent().unwrap().join("reviewed.plan.json");
     let planned = stack.tool(&["--json", "plan", "--to", "3.7.11", "--out", &planfile.to_string_lossy()]);
     assert!(planned.status.success(), "{}", stderr(&planned));
+    let dry = stack.tool(&["--json", "upgrade", "--plan", &planfile.to_string_lossy(), "--dry-run"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let previewed = result_line(&dry);
+    assert_eq!(previewed["plan"], json(&planned), "the dry run previews the reviewed plan");
+    assert!(previewed["hops"].as_array().unwrap().is_empty(), "a dry run runs no hop");
     let out = stack.tool(&["--json", "upgrade", "--plan", &planfile.to_string_lossy(), "--yes"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let r = result_line(&out);
@@ -183,7 +188,9 @@ fn refusals_change_nothing() {
     assert!(dry.status.success(), "{}", stderr(&dry));
     assert!(
         stdout(&dry).contains("nothing was changed")
-            && stdout(&dry).contains("one is taken and verified before the first hop"),
+            && stdout(&dry).contains("one is taken and verified before the first hop")
+            && stdout(&dry).contains("hop 1: 3.4.0 → 3.6.5")
+            && stdout(&dry).contains("Expected downtime"),
         "{}",
         stdout(&dry)
     );

@@ -65,14 +65,17 @@ fn steps<K: std::fmt::Display>(timings: impl IntoIterator<Item = (K, f64)>, unit
 pub fn upgrade(o: &Outcome) -> String {
     let mut s = String::new();
     if o.dry_run {
+        match &o.preview {
+            Some(p) => s.push_str(p),
+            None => o.advice.iter().for_each(|n| {
+                let _ = writeln!(s, "{n}");
+            }),
+        }
         let _ = writeln!(
             s,
             "Dry run: the pre-flight checks passed; nothing was changed. The upgrade would go {} → {}.",
             o.from, o.to
         );
-        for n in &o.advice {
-            let _ = writeln!(s, "{n}");
-        }
         return s;
     }
     let _ = writeln!(s, "{} now runs Mender Server {} (from {}).", o.project, o.to, o.from);

@@ -173,6 +173,14 @@ pub struct Outcome {
     pub dry_run: bool,
     /// What the operator should do now, one line each.
     pub advice: Vec<String>,
+    /// A dry run's plan: the hops the upgrade would carry out (`hops` stays empty: none ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::plan::Plan>,
+    /// A dry run's preview as text: the hops, their manual steps and maintenance windows, the
+    /// expected downtime, the backup, and every pre-flight note and file diff: what the
+    /// confirmation would ask.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
 }
 
 /// An upgrade in progress: its lock and its journal, whose payload is always set.
@@ -232,6 +240,8 @@ pub async fn run(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Resul
             report_json: None,
             dry_run: true,
             advice: ready.notes.clone(),
+            preview: Some(preflight::preview(&ready)),
+            plan: Some(ready.plan.clone()),
         });
     }
     let question = preflight::confirmation(&ready);

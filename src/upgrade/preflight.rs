@@ -485,8 +485,15 @@ pub async fn ensure_backup(ctx: &Ctx<'_>, r: &Ready) -> Result<PathBuf, Prefligh
     Ok(outcome.bundle)
 }
 
-/// The question asked before the first change.
+/// The question asked before the first change: the [`preview`], then "Proceed?".
 pub fn confirmation(r: &Ready) -> String {
+    format!("{}Proceed?", preview(r))
+}
+
+/// What the upgrade would do, one line each: the hops with their rollback, manual steps and
+/// maintenance windows, the expected downtime, and every pre-flight note (backup, rehearsal,
+/// warnings, the diff of each file the first hop changes).
+pub fn preview(r: &Ready) -> String {
     let p = &r.plan;
     let mut s = format!("Upgrade {} from {} to {} in {} hop(s):\n", r.project.name, p.from, p.to, p.hops.len());
     for (i, h) in p.hops.iter().enumerate() {
@@ -523,7 +530,6 @@ pub fn confirmation(r: &Ready) -> String {
     for n in &r.notes {
         s.push_str(&format!("{n}\n"));
     }
-    s.push_str("Proceed?");
     s
 }
 

@@ -94,6 +94,8 @@ pub fn write(ctx: &Ctx<'_>, st: &UpgradeState) -> Result<Outcome, UpgradeError> 
         report_json: Some(json.clone()),
         dry_run: false,
         advice,
+        plan: None,
+        preview: None,
     };
     std::fs::write(&json, serde_json::to_vec_pretty(&outcome).map_err(std::io::Error::other)?)?;
     std::fs::write(&md, markdown(&outcome, st))?;
