@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::engine::notify::Notifier;
+
 /// Where a long command reports its steps: a spinner, stderr lines, or NDJSON events.
 #[derive(Debug, Clone)]
 pub struct Progress {
@@ -18,6 +20,7 @@ pub struct Progress {
     /// `-q`: no step lines (errors and the result still print).
     pub quiet: bool,
     bar: Option<ProgressBar>,
+    notifier: Option<Notifier>,
 }
 
 impl Progress {
@@ -32,12 +35,30 @@ impl Progress {
             b.enable_steady_tick(Duration::from_millis(120));
             b
         });
-        Progress { json, quiet, bar }
+        Progress { json, quiet, bar, notifier: None }
     }
 
     /// A silent reporter (for library callers and tests).
     pub fn silent() -> Progress {
-        Progress { json: false, quiet: true, bar: None }
+        Progress { json: false, quiet: true, bar: None, notifier: None }
+    }
+
+    /// The same reporter, also posting notifications to `notifier` (`--notify`).
+    pub fn with_notifier(mut self, notifier: Option<Notifier>) -> Progress {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Posts a notification (`{"event": kind, …fields}`) to every `--notify` URL; nothing without
+    /// one. Never fails: a receiver that does not answer is logged and skipped (`docs/events.md`
+    /// lists the kinds and their fields).
+    pub async fn notify(&self, kind: &str, fields: serde_json::Value) {
+        let Some(n) = &self.notifier else { return };
+        let mut doc = serde_json::json!({ "event": kind });
+        if let (serde_json::Value::Object(d), serde_json::Value::Object(f)) = (&mut doc, fields) {
+            d.extend(f);
+        }
+        n.post(doc).await;
     }
 
     /// Reports a step: `step` is its machine name (`dump`, `quiesce`, in the JSON event), `detail`

@@ -25,9 +25,28 @@ fn upgrade_3_4_0_to_3_7_11_keeps_data_comments_and_compose_state() {
     let previewed = result_line(&dry);
     assert_eq!(previewed["plan"], json(&planned), "the dry run previews the reviewed plan");
     assert!(previewed["hops"].as_array().unwrap().is_empty(), "a dry run runs no hop");
-    let out = stack.tool(&["--json", "upgrade", "--plan", &planfile.to_string_lossy(), "--yes"]);
+    // Notifications reach a receiver; one that is down fails nothing.
+    let receiver = receiver::Receiver::start();
+    let notify = format!("{},{}", receiver::dead_url(), receiver.url);
+    let out = stack.tool_env(
+        &["--json", "upgrade", "--plan", &planfile.to_string_lossy(), "--yes"],
+        &[("MENDER_COMPOSE_UPGRADE_NOTIFY", &notify)],
+    );
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let r = result_line(&out);
+    assert_eq!(receiver.events(), ["start", "hop", "hop", "hop", "done"], "{:?}", receiver.received());
+    let got = receiver.received();
+    assert_eq!((got[0]["from"].as_str(), got[0]["to"].as_str()), (Some("3.4.0"), Some("3.7.11")));
+    assert_eq!(
+        (got[3]["index"].as_u64(), got[3]["of"].as_u64(), got[3]["release"].as_str()),
+        (Some(3), Some(3), Some("3.7.11"))
+    );
+    assert!(got.iter().all(|d| d["project"] == stack.project.as_str() && d["source"] == "mender-compose-upgrade"));
+    assert!(
+        stderr(&out).contains("notification to http://127.0.0.1:") && !stderr(&out).contains("T0KEN"),
+        "{}",
+        stderr(&out)
+    );
     let reviewed: Vec<String> = json(&planned)["hops"]
         .as_array()
         .unwrap()
@@ -81,9 +100,25 @@ fn broken_release_with_migrations_is_rolled_back_by_restoring_data() {
     let stack = Stack::up("broken-mig", "3.4.0");
     let compose_before = file(&stack.path("docker-compose.yml"));
     let before = stack.data();
-    let out =
-        stack.tool(&["--catalog", &catalog_arg(&cat), "upgrade", "--to", "3.6.5", "--yes", "--hop-timeout", "60s"]);
+    let receiver = receiver::Receiver::start();
+    let out = stack.tool(&[
+        "--catalog",
+        &catalog_arg(&cat),
+        "--notify",
+        &receiver.url,
+        "upgrade",
+        "--to",
+        "3.6.5",
+        "--yes",
+        "--hop-timeout",
+        "60s",
+    ]);
     assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
+    // The failure's notification says what the operator is told: exit 4, rolled back.
+    assert_eq!(receiver.events(), ["start", "failed"], "{:?}", receiver.received());
+    let failed = &receiver.received()[1];
+    assert_eq!(failed["exit"], 4);
+    assert!(failed.to_string().contains("rolled back to 3.4.0"), "{failed}");
     let err = stderr(&out);
     assert!(err.contains("hop 3.4.0 → 3.6.5 failed at step gates") && err.contains("mender-useradm"), "{err}");
     assert!(err.contains("rolled back to 3.4.0 (data restore from the pre-hop dump)"), "{err}");

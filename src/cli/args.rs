@@ -48,6 +48,11 @@ pub struct Global {
     /// (a private mirror; the test bed uses testbed.local).
     #[arg(long, global = true, env = "MENDER_IMAGE_REGISTRY")]
     pub image_registry: Option<String>,
+    /// POST a JSON notification to URL when an upgrade, resume, rollback or restore starts,
+    /// after every hop, at the end and on failure (repeatable; the variable takes a
+    /// comma-separated list). A receiver that fails never fails the run.
+    #[arg(long, global = true, value_name = "URL", env = "MENDER_COMPOSE_UPGRADE_NOTIFY", value_delimiter = ',', hide_env_values = true, value_parser = crate::engine::notify::parse_url)]
+    pub notify: Vec<url::Url>,
     /// A catalog directory laid out like compose-templates/ instead of the built-in one.
     #[arg(long, global = true, env = "MENDER_COMPOSE_UPGRADE_CATALOG")]
     pub catalog: Option<PathBuf>,

@@ -64,7 +64,7 @@ impl Global {
     }
 
     fn progress(&self) -> Progress {
-        Progress::new(self.json, self.quiet)
+        Progress::new(self.json, self.quiet).with_notifier(crate::engine::notify::Notifier::new(self.notify.clone()))
     }
 }
 

@@ -47,13 +47,28 @@ pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
     };
     let done = upgrade::run(&ctx, &Target::Production(g.project.clone()), &opts).await;
     progress.finish();
-    let o = done.map_err(Failure::from)?;
+    let o = notify_failure(&progress, "upgrade", g.project.as_deref(), done.map_err(Failure::from)).await?;
     if g.json {
         println!("{}", outcome::result_line(&o));
     } else {
         print!("{}", outcome::upgrade(&o));
     }
     Ok(Exit::Ok)
+}
+
+/// Posts the `failed` notification for a run that ends in `result`'s failure (its exit code and
+/// the what/unchanged/next the operator is told), and hands the result on.
+async fn notify_failure<T>(
+    progress: &crate::progress::Progress,
+    operation: &str,
+    project: Option<&str>,
+    result: Result<T, Failure>,
+) -> Result<T, Failure> {
+    if let Err(f) = &result {
+        let doc = serde_json::json!({"operation": operation, "project": project, "exit": f.exit as i32, "what": f.what, "unchanged": f.unchanged, "next": f.next});
+        progress.notify("failed", doc).await;
+    }
+    result
 }
 
 /// Reads a plan file saved by `plan --out`: the path as given and the plan.
@@ -110,7 +125,10 @@ pub async fn resume(g: &Global, a: ResumeArgs, back: Option<Option<String>>) -> 
             None => upgrade::rollback_completed(&ctx, &project, to.as_ref()).await,
         };
         progress.finish();
-        let at = at.map_err(Failure::from)?;
+        let at = notify_failure(&progress, "rollback", Some(&project), at.map_err(Failure::from)).await?;
+        progress
+            .notify("rolled-back", serde_json::json!({"operation": "rollback", "project": project, "release": at}))
+            .await;
         if g.json {
             println!("{}", serde_json::json!({"event": "result", "project": project, "release": at}));
         } else {
@@ -120,7 +138,7 @@ pub async fn resume(g: &Global, a: ResumeArgs, back: Option<Option<String>>) -> 
     }
     let done = upgrade::resume(&ctx, &project).await;
     progress.finish();
-    let o = done.map_err(Failure::from)?;
+    let o = notify_failure(&progress, "resume", Some(&project), done.map_err(Failure::from)).await?;
     if g.json {
         println!("{}", outcome::result_line(&o));
     } else {
@@ -146,7 +164,10 @@ pub async fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
     let opts = upgrade::restore::RestoreOptions { bundle: a.bundle, no_safety_backup: a.no_safety_backup };
     let done = upgrade::restore::run(&ctx, g.project.as_deref(), &opts).await;
     progress.finish();
-    let r = done.map_err(Failure::from)?;
+    let r = notify_failure(&progress, "restore", g.project.as_deref(), done.map_err(Failure::from)).await?;
+    let doc =
+        serde_json::json!({"operation": "restore", "project": r.project, "release": r.release, "bundle": r.bundle});
+    progress.notify("restored", doc).await;
     if g.json {
         println!("{}", outcome::result_line(&r));
     } else {

@@ -9,6 +9,7 @@ pub mod git;
 pub mod helper;
 pub mod host;
 pub mod inspect;
+pub mod notify;
 pub mod s3;
 pub mod sidecar;
 pub mod store;

@@ -248,6 +248,9 @@ pub async fn run(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Resul
     if !(ctx.confirm)(&question) {
         return Err(UpgradeError::NotConfirmed("the plan was not confirmed; nothing was changed".into()));
     }
+    let labels: Vec<String> = ready.plan.hops.iter().map(crate::plan::Hop::label).collect();
+    let start = serde_json::json!({"operation": "upgrade", "project": ready.project.name, "from": ready.plan.from, "to": ready.plan.to, "hops": labels});
+    ctx.progress.notify("start", start).await;
     let bundle = preflight::ensure_backup(ctx, &ready).await?;
     let run_dir = ctx.state.root.join("upgrades").join(format!("{}-{}", ready.project.name, crate::util::now_stamp()));
     crate::util::private_dir(&run_dir)?;
@@ -279,7 +282,13 @@ async fn continue_hops(ctx: &Ctx<'_>, run: &mut Run) -> Result<Outcome, UpgradeE
     let _critical = crate::interrupt::Critical::enter();
     while run.st().hop < run.st().plan.hops.len() {
         match hop::run(ctx, run).await {
-            Ok(()) => {}
+            Ok(()) => {
+                let st = run.st();
+                if let Some(h) = st.hop.checked_sub(1).and_then(|i| st.plan.hops.get(i)) {
+                    let doc = serde_json::json!({"project": st.project.name, "hop": h.label(), "index": st.hop, "of": st.plan.hops.len(), "release": h.to});
+                    ctx.progress.notify("hop", doc).await;
+                }
+            }
             Err(hop::Stop::Failed(failure)) => return Err(rollback::after_failure(ctx, run, failure).await),
             Err(hop::Stop::Interrupted(point)) => return Err(stopped_by_signal(ctx, run, point).await),
         }
@@ -305,6 +314,8 @@ async fn continue_hops(ctx: &Ctx<'_>, run: &mut Run) -> Result<Outcome, UpgradeE
         );
     }
     ctx.state.clear_journal(&st.project.name)?;
+    let doc = serde_json::json!({"project": st.project.name, "from": st.plan.from, "to": st.plan.to, "report": outcome.report_md});
+    ctx.progress.notify("done", doc).await;
     Ok(outcome)
 }
 

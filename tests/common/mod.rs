@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod mongo;
+pub mod receiver;
 pub mod staging;
 #[allow(unused_imports)]
 pub use catalog::*;
