@@ -284,7 +284,9 @@ async fn continue_hops(ctx: &Ctx<'_>, run: &mut Run) -> Result<Outcome, UpgradeE
         match hop::run(ctx, run).await {
             Ok(()) => {
                 let st = run.st();
-                if let Some(h) = st.hop.checked_sub(1).and_then(|i| st.plan.hops.get(i)) {
+                // A rehearsal's hops on staging are no news for production's receivers.
+                let hop = st.hop.checked_sub(1).and_then(|i| st.plan.hops.get(i));
+                if let Some(h) = hop.filter(|_| st.project.staging.is_none()) {
                     let doc = serde_json::json!({"project": st.project.name, "hop": h.label(), "index": st.hop, "of": st.plan.hops.len(), "release": h.to});
                     ctx.progress.notify("hop", doc).await;
                 }
@@ -314,8 +316,10 @@ async fn continue_hops(ctx: &Ctx<'_>, run: &mut Run) -> Result<Outcome, UpgradeE
         );
     }
     ctx.state.clear_journal(&st.project.name)?;
-    let doc = serde_json::json!({"project": st.project.name, "from": st.plan.from, "to": st.plan.to, "report": outcome.report_md});
-    ctx.progress.notify("done", doc).await;
+    if st.project.staging.is_none() {
+        let doc = serde_json::json!({"project": st.project.name, "from": st.plan.from, "to": st.plan.to, "report": outcome.report_md});
+        ctx.progress.notify("done", doc).await;
+    }
     Ok(outcome)
 }
 
