@@ -8,6 +8,7 @@ pub mod bundle;
 mod config;
 pub mod dump;
 pub mod manifest;
+pub mod prune;
 pub mod quiesce;
 pub mod restore;
 pub mod verify;
