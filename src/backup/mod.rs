@@ -5,6 +5,7 @@
 
 pub mod artifacts;
 pub mod bundle;
+pub mod bundles;
 mod config;
 pub mod dump;
 pub mod manifest;
