@@ -234,6 +234,24 @@ impl StateDir {
         self.pending_upgrade(project).map_or(Ok(()), Err)
     }
 
+    /// Every journal in the state directory: its project (the file's stem) and its text, `None`
+    /// when the file exists but cannot be read. For readers that only look for what a journal
+    /// names (`backup prune`), whatever the journal's operation or shape.
+    pub fn journal_texts(&self) -> Vec<(String, Option<String>)> {
+        let mut out: Vec<(String, Option<String>)> = std::fs::read_dir(self.root.join("journal"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let project = name.strip_suffix(".json")?.to_string();
+                Some((project, std::fs::read(e.path()).ok().map(|b| String::from_utf8_lossy(&b).into_owned())))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Removes the project's journal (its run is over, or was repaired).
     pub fn clear_journal(&self, project: &str) -> io::Result<()> {
         match std::fs::remove_file(self.journal_path(project)) {

@@ -5,9 +5,11 @@
 
 pub mod artifacts;
 pub mod bundle;
+pub mod bundles;
 mod config;
 pub mod dump;
 pub mod manifest;
+pub mod prune;
 pub mod quiesce;
 pub mod restore;
 pub mod verify;

@@ -65,7 +65,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Compute the hops from the running release (or --from) to a target release.
     Plan(PlanArgs),
-    /// Take a full backup bundle: database dump, artifacts, compose configuration, manifest.
+    /// Take a full backup bundle: database dump, artifacts, compose configuration, manifest;
+    /// `backup list` and `backup prune` manage the bundles in STATE_DIR/backups.
     Backup(BackupArgs),
     /// Prove a bundle: checksums, the archive read back, and optionally a real restore.
     Verify(VerifyArgs),
@@ -147,9 +148,14 @@ pub struct PlanArgs {
     pub out: Option<PathBuf>,
 }
 
-/// `backup`.
+/// `backup [OPTIONS]` takes a bundle; `backup list` and `backup prune` manage them. The options
+/// are the taking's and conflict with the subcommands.
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct BackupArgs {
+    /// `list` or `prune`; none: take a backup.
+    #[command(subcommand)]
+    pub command: Option<BackupCommand>,
     /// Directory the bundle is written into (default: STATE_DIR/backups).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -166,6 +172,42 @@ pub struct BackupArgs {
     /// How long services may take to stop.
     #[command(flatten)]
     pub stop: StopTimeout,
+}
+
+/// `backup list|prune`.
+#[derive(Subcommand, Debug)]
+pub enum BackupCommand {
+    /// List the bundles in STATE_DIR/backups: age, release, project, size, how each was proven,
+    /// and what still needs it.
+    List,
+    /// Remove the bundles no keep rule keeps (restic `forget` style: a bundle stays if any rule
+    /// keeps it). Never removed: the newest restore-tested bundle of each stack, a bundle an
+    /// interrupted run's journal or a staging copy needs, a bundle of a project another run holds
+    /// the lock of, a bundle whose manifest cannot be read.
+    Prune(PruneArgs),
+}
+
+/// `backup prune`.
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Keep the newest N bundles of each project.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_last: Option<u32>,
+    /// Keep the bundles taken within DURATION of each project's newest bundle (e.g. 30d, 2w, 12h).
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    pub keep_within: Option<Duration>,
+    /// Show what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// A humantime duration longer than zero (`--keep-within 0s` would keep nothing by time).
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be longer than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (expected e.g. 30d, 2w, 12h)")),
+    }
 }
 
 /// `upgrade`.
@@ -350,5 +392,33 @@ mod tests {
         let Command::Upgrade(a) = cli.command else { panic!("not upgrade") };
         assert_eq!((a.hop_timeout.hop_timeout, a.stop.stop_timeout), (Duration::from_secs(90), 5));
         assert_eq!(a.max_backup_age.max_backup_age, Duration::from_secs(24 * 3600));
+    }
+
+    fn backup(args: &[&str]) -> Result<BackupArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["mcu"].iter().chain(args))?;
+        let Command::Backup(b) = cli.command else { panic!("not backup") };
+        Ok(b)
+    }
+
+    #[test]
+    fn backup_takes_a_bundle_and_lists_and_prunes_as_subcommands() {
+        // Taking a backup keeps its command line (operators and tests use it).
+        let b = backup(&["backup", "--out", "/x", "--skip-space-check", "--stop-timeout", "5"]).unwrap();
+        assert!(b.command.is_none() && b.skip_space_check && b.out.as_deref() == Some(std::path::Path::new("/x")));
+        assert!(backup(&["--json", "backup"]).unwrap().command.is_none());
+        assert!(matches!(backup(&["--json", "backup", "list"]).unwrap().command, Some(BackupCommand::List)));
+        let Some(BackupCommand::Prune(p)) =
+            backup(&["backup", "prune", "--keep-last", "3", "--keep-within", "30d", "--dry-run"]).unwrap().command
+        else {
+            panic!("not prune")
+        };
+        assert_eq!((p.keep_last, p.keep_within, p.dry_run), (Some(3), Some(Duration::from_secs(30 * 86400)), true));
+        // No rule parses (prune itself refuses it, naming what to add); bad rules do not.
+        assert!(backup(&["backup", "prune"]).is_ok());
+        assert!(backup(&["backup", "prune", "--keep-last", "0"]).is_err());
+        assert!(backup(&["backup", "prune", "--keep-within", "0s"]).is_err());
+        assert!(backup(&["backup", "prune", "--keep-within", "soon"]).is_err());
+        // A taking option with a subcommand is an error, not silently ignored.
+        assert!(backup(&["backup", "--skip-artifacts", "list"]).is_err());
     }
 }

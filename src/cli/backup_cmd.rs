@@ -1,9 +1,13 @@
-//! `backup` and `verify`.
+//! `backup`, `backup list`, `backup prune` and `verify`.
 
-use super::{BackupArgs, Global, VerifyArgs, print_json};
+use std::time::SystemTime;
+
+use super::{BackupArgs, Global, PruneArgs, VerifyArgs, print_json};
+use crate::backup::bundles::{self, Listed};
+use crate::backup::prune::Policy;
 use crate::backup::{self, BackupOptions, artifacts::Choice};
 use crate::exit::{Exit, Failure};
-use crate::report::outcome;
+use crate::report::{backups, outcome};
 use crate::snapshot::observe::Options;
 use crate::state::StateDir;
 
@@ -71,4 +75,63 @@ pub async fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     Err(report.failure().into())
+}
+
+/// `backup list`: the bundles in the state directory's backups (with `-p`, that project's), oldest
+/// first; `--json`: one document `{"backups": DIR, "bundles": [...]}`. Needs no daemon.
+///
+/// # Errors
+/// The backups directory cannot be read (exit 3).
+pub fn list(g: &Global) -> anyhow::Result<Exit> {
+    let state = StateDir::new(g.state_dir());
+    let dir = state.backups();
+    let holders = bundles::holders(&state, &crate::staging::record_texts(&state));
+    let mut listed: Vec<Listed> = bundles::scan(&dir, &holders, SystemTime::now()).map_err(|e| {
+        Failure::new(
+            Exit::Precondition,
+            format!("cannot read the backups directory {}: {e}", dir.display()),
+            "nothing",
+            "check the state directory (--state-dir) and its permissions",
+        )
+    })?;
+    if let Some(p) = &g.project {
+        listed.retain(|l| l.project.as_ref() == Some(p));
+    }
+    if g.json {
+        print_json(&serde_json::json!({"backups": dir, "bundles": listed}))?;
+    } else {
+        print!("{}", backups::list(&dir, &listed));
+    }
+    Ok(Exit::Ok)
+}
+
+/// `backup prune --keep-last N --keep-within DURATION [--dry-run]`: removes the bundles no rule
+/// keeps (with `-p`, among that project's only) and reports every bundle with why it stays;
+/// `--json`: the report as one document. A
+/// bundle that fails to be removed is reported and the rest goes on; the command then exits 1.
+/// Needs no daemon.
+///
+/// # Errors
+/// No keep rule (exit 2, nothing removed); an unreadable backups directory (exit 3).
+pub fn prune(g: &Global, a: PruneArgs) -> anyhow::Result<Exit> {
+    let state = StateDir::new(g.state_dir());
+    let policy = Policy { keep_last: a.keep_last.map(|n| n as usize), keep_within: a.keep_within };
+    let staging = crate::staging::record_texts(&state);
+    let report = bundles::prune(&state, &staging, &policy, g.project.as_deref(), a.dry_run, SystemTime::now())
+        .map_err(Failure::from)?;
+    if g.json {
+        print_json(&report)?;
+    } else {
+        print!("{}", backups::prune(&report));
+    }
+    if report.failed > 0 {
+        // The report (one document with --json) already names each failure; a second error
+        // document would break the one-document rule.
+        eprintln!(
+            "error: {} of the bundles to remove could not be removed (named above); the others were handled",
+            report.failed
+        );
+        return Ok(Exit::Unexpected);
+    }
+    Ok(Exit::Ok)
 }

@@ -77,7 +77,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Status(a) => status_cmd::status(g, a).await,
         Command::Plan(a) => status_cmd::plan(g, a).await,
-        Command::Backup(a) => backup_cmd::backup(g, a).await,
+        Command::Backup(a) => match a.command {
+            Some(BackupCommand::List) => backup_cmd::list(g),
+            Some(BackupCommand::Prune(p)) => backup_cmd::prune(g, p),
+            None => backup_cmd::backup(g, a).await,
+        },
         Command::Verify(a) => backup_cmd::verify(g, a).await,
         Command::Upgrade(a) => upgrade_cmd::upgrade(g, a).await,
         Command::Resume(a) => upgrade_cmd::resume(g, a, None).await,

@@ -85,6 +85,23 @@ impl Record {
     }
 }
 
+/// The record of every staging copy in the state directory, as text: its name and the contents of
+/// its `staging/<name>/staging.json` (which names the bundle it was made from). Read as text so
+/// that a record of an older shape still names its bundle to `backup prune`.
+pub fn record_texts(state: &StateDir) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::fs::read_dir(state.root.join("staging"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let text = std::fs::read(e.path().join(RECORD)).ok()?;
+            Some((e.file_name().to_string_lossy().into_owned(), String::from_utf8_lossy(&text).into_owned()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// Why a staging command failed; production is never touched.
 #[derive(Debug, thiserror::Error)]
 pub enum StagingError {

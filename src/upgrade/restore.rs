@@ -368,6 +368,11 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RestoreOptions) ->
         }
     }
     journal.step(&format!("restoring {}", bundle.display()));
+    // The safety bundle is what a failed restore is undone from: named in the journal, so that
+    // `backup prune` keeps it while the journal stands.
+    if let Some(safe) = &safety {
+        journal.step(&format!("safety bundle {}", safe.display()));
+    }
     ctx.state.write_journal(&name, &journal)?;
     let outcome = put_back(ctx, &bundle, &m, &record, &journal, &run_dir).await;
     let result = match outcome {
