@@ -8,9 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engine::notify::Notifier;
+/// Where notifications go (`--notify`; the engine's HTTP notifier). Posting never fails: a
+/// receiver that does not answer is the implementation's to log.
+pub trait Notify: std::fmt::Debug + Send + Sync {
+    /// Posts one notification document (a JSON object).
+    fn post(&self, doc: serde_json::Value) -> BoxFuture<'_, ()>;
+}
 
 /// Where a long command reports its steps: a spinner, stderr lines, or NDJSON events.
 #[derive(Debug, Clone)]
@@ -20,7 +26,7 @@ pub struct Progress {
     /// `-q`: no step lines (errors and the result still print).
     pub quiet: bool,
     bar: Option<ProgressBar>,
-    notifier: Option<Notifier>,
+    notifier: Option<Arc<dyn Notify>>,
 }
 
 impl Progress {
@@ -44,7 +50,7 @@ impl Progress {
     }
 
     /// The same reporter, also posting notifications to `notifier` (`--notify`).
-    pub fn with_notifier(mut self, notifier: Option<Notifier>) -> Progress {
+    pub fn with_notifier(mut self, notifier: Option<Arc<dyn Notify>>) -> Progress {
         self.notifier = notifier;
         self
     }

@@ -64,7 +64,9 @@ impl Global {
     }
 
     fn progress(&self) -> Progress {
-        Progress::new(self.json, self.quiet).with_notifier(crate::engine::notify::Notifier::new(self.notify.clone()))
+        let notifier = crate::engine::notify::Notifier::new(self.notify.clone());
+        Progress::new(self.json, self.quiet)
+            .with_notifier(notifier.map(|n| std::sync::Arc::new(n) as std::sync::Arc<dyn crate::progress::Notify>))
     }
 }
 

@@ -7,7 +7,7 @@ use crate::catalog::{Checkout, KnownFiles, LoadedCatalog, ReleaseNote, Support};
 use crate::exit::{Exit, Failure};
 use crate::plan::{
     self,
-    saved::{self, SavedPlan, StackPrint},
+    saved::{self, SavedPlan},
 };
 use crate::report;
 use crate::snapshot::observe::{self, DataReport, Options, SETTLE_TIMEOUT, observe_full, observe_settled};
@@ -147,7 +147,7 @@ pub async fn plan(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
             let docker = super::connect().await?;
             let opts = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
             let observed = observe_full(&docker, &catalog, &opts).await.map_err(Failure::from)?;
-            print = StackPrint::of(&observed.stack, &observed.containers);
+            print = observed.print();
             let stack = observed.stack;
             let release = stack.release.clone().ok_or_else(|| {
                 Failure::new(

@@ -78,6 +78,12 @@ impl Notifier {
     }
 }
 
+impl crate::progress::Notify for Notifier {
+    fn post(&self, doc: serde_json::Value) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(Notifier::post(self, doc))
+    }
+}
+
 /// A receiver as logs name it: scheme, host and port, never the path or query (webhook URLs carry
 /// their secret there).
 pub fn shown(u: &Url) -> String {

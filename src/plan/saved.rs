@@ -11,9 +11,6 @@ use sha2::{Digest, Sha256};
 
 use super::Plan;
 use crate::catalog::Catalog;
-use crate::engine::container::ContainerInfo;
-use crate::labels::LABEL_CONFIG_HASH;
-use crate::snapshot::Stack;
 
 /// The format of a saved plan file; a file of another format is refused, not guessed at.
 pub const FORMAT: u32 = 1;
@@ -136,28 +133,6 @@ impl SavedPlan {
 }
 
 impl StackPrint {
-    /// The print of an observed stack; `None` when its release is unknown (no plan starts there).
-    pub fn of(stack: &Stack, containers: &[ContainerInfo]) -> Option<StackPrint> {
-        let mongo = stack.mongo.as_ref();
-        Some(StackPrint {
-            project: stack.project.clone(),
-            release: stack.release.clone()?,
-            mongo_version: mongo.and_then(|m| m.server_version.clone()),
-            fcv: mongo.and_then(|m| m.fcv.clone()),
-            services: containers
-                .iter()
-                .map(|c| {
-                    let print = ServicePrint {
-                        image: c.image.clone(),
-                        image_id: c.image_id.clone(),
-                        config_hash: c.label(LABEL_CONFIG_HASH).cloned(),
-                    };
-                    (c.service.clone(), print)
-                })
-                .collect(),
-        })
-    }
-
     /// What differs from `self` (saved) to `now`, one phrase each, services in name order.
     pub fn differences(&self, now: &StackPrint) -> Vec<String> {
         let mut d = Vec::new();

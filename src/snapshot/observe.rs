@@ -8,6 +8,7 @@ use crate::engine::docker::DockerError;
 use crate::engine::helper::{MongoReport, Response};
 use crate::engine::inspect::{compose_summaries, log_tail, project_containers};
 use crate::engine::sidecar::{SidecarError, SidecarSpec, run_helper_with};
+use crate::plan::saved::{ServicePrint, StackPrint};
 
 /// Why the stack could not be observed.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,32 @@ pub struct Observed {
     pub stack: Stack,
     /// The project's containers, inspected, environment included.
     pub containers: Vec<ContainerInfo>,
+}
+
+impl Observed {
+    /// What a saved plan depends on in this stack (`plan --out`, `upgrade --plan`): `None` when
+    /// its release is unknown (no plan starts there).
+    pub fn print(&self) -> Option<StackPrint> {
+        let (stack, mongo) = (&self.stack, self.stack.mongo.as_ref());
+        Some(StackPrint {
+            project: stack.project.clone(),
+            release: stack.release.clone()?,
+            mongo_version: mongo.and_then(|m| m.server_version.clone()),
+            fcv: mongo.and_then(|m| m.fcv.clone()),
+            services: self
+                .containers
+                .iter()
+                .map(|c| {
+                    let print = ServicePrint {
+                        image: c.image.clone(),
+                        image_id: c.image_id.clone(),
+                        config_hash: c.label(crate::labels::LABEL_CONFIG_HASH).cloned(),
+                    };
+                    (c.service.clone(), print)
+                })
+                .collect(),
+        })
+    }
 }
 
 /// Observes the stack: chooses the project, inspects its containers, identifies the release, runs

@@ -14,7 +14,7 @@ use crate::engine::compose::{label_paths, v1_invocation_dir};
 use crate::engine::helper::{CountQuery, Request};
 use crate::engine::{docker, host};
 use crate::labels::{LABEL_CONFIG_FILES, LABEL_ENV_FILE, LABEL_WORKING_DIR, STAGING_LABEL};
-use crate::plan::saved::{StackPrint, catalog_digest};
+use crate::plan::saved::catalog_digest;
 use crate::plan::{self, Plan, Rollback, Start};
 use crate::snapshot::ContainerInfo;
 use crate::snapshot::observe::ObserveError;
@@ -98,7 +98,7 @@ pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Res
     // is looked at: the refusal names what changed, not a consequence of it.
     if let Some((path, saved)) = &opts.reviewed {
         // The release is known here, so the print exists.
-        if let Some(live) = StackPrint::of(stack, &observed.containers) {
+        if let Some(live) = observed.print() {
             saved
                 .check(path, &live, &catalog_digest(&ctx.catalog.catalog), &plan)
                 .map_err(PreflightError::SavedPlan)?;
