@@ -11,6 +11,7 @@ use crate::staging::rehearse::Rehearsal;
 use crate::state::Journal;
 use crate::upgrade::recover::RecoverReport;
 use crate::upgrade::{Outcome, UpgradeState};
+use crate::util::{a, count, count_len, size};
 
 /// `{"event": "result", …}`: the last line of a long command's NDJSON.
 pub fn result_line(value: &impl serde::Serialize) -> String {
@@ -35,15 +36,16 @@ pub fn backup(o: &backup::Outcome) -> String {
     );
     let _ = writeln!(
         s,
-        "  databases: {} ({docs} documents), archive {} MiB",
+        "  databases: {} ({}), archive {}",
         m.databases.len(),
-        m.files.iter().find(|f| f.path == ARCHIVE).map_or(0, |f| f.size >> 20)
+        count(docs, "document"),
+        size(m.files.iter().find(|f| f.path == ARCHIVE).map_or(0, |f| f.size))
     );
     let _ = writeln!(
         s,
-        "  artifacts: {} objects, {} MiB ({})",
-        m.artifacts.objects,
-        m.artifacts.bytes >> 20,
+        "  artifacts: {}, {} ({})",
+        count(m.artifacts.objects, "object"),
+        size(m.artifacts.bytes),
         m.artifacts.location
     );
     let _ = writeln!(s, "  writers stopped for {:.1} s", o.downtime_secs);
@@ -99,12 +101,12 @@ pub fn staging_up(o: &UpOutcome) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Staging {} runs {} ({} databases, {} documents, {} artifacts restored from {}).",
+        "Staging {} runs {} ({}, {}, {} restored from {}).",
         o.name,
         o.release,
-        o.databases,
-        o.documents,
-        o.artifacts,
+        count_len(o.databases, "database"),
+        count(o.documents, "document"),
+        count(o.artifacts, "artifact"),
         o.bundle.display()
     );
     let _ = writeln!(s, "  {}", steps(o.timings.iter().map(|(k, v)| (k, *v)), " s"));
@@ -121,10 +123,10 @@ pub fn staging_up(o: &UpOutcome) -> String {
 /// `staging down`.
 pub fn staging_down(name: &str, r: &Removed) -> String {
     format!(
-        "Staging {name} removed: {} containers, {} networks, {} volumes.\n",
-        r.containers.len(),
-        r.networks.len(),
-        r.volumes.len()
+        "Staging {name} removed: {}, {}, {}.\n",
+        count_len(r.containers.len(), "container"),
+        count_len(r.networks.len(), "network"),
+        count_len(r.volumes.len(), "volume")
     )
 }
 
@@ -183,12 +185,13 @@ pub fn interrupted(j: &Journal<UpgradeState>) -> String {
     let names: Vec<&str> = j.stopped.iter().map(|s| s.service.as_str()).collect();
     let alive = if j.owner.is_dead() { "no longer runs" } else { "is still running" };
     format!(
-        "\nINTERRUPTED: a {} started {} by pid {} on {} ({alive}) stopped {}; the next backup (or `recover`) starts them again.\n",
-        j.operation,
+        "\nINTERRUPTED: {} started {} by pid {} on {} ({alive}) stopped {}; the next backup (or `recover`) starts {} again.\n",
+        a(&j.operation),
         j.owner.started,
         j.owner.pid,
         j.owner.host,
-        if names.is_empty() { "nothing".into() } else { names.join(", ") }
+        if names.is_empty() { "nothing".into() } else { names.join(", ") },
+        if names.len() == 1 { "it" } else { "them" }
     )
 }
 
@@ -196,9 +199,10 @@ pub fn interrupted(j: &Journal<UpgradeState>) -> String {
 pub fn data(d: &crate::snapshot::observe::DataReport) -> String {
     let docs: u64 = d.databases.iter().flat_map(|db| db.collections.iter()).map(|c| c.count).sum();
     format!(
-        "\nData: {} databases, {docs} documents; artifacts: {}\n",
-        d.databases.len(),
-        d.artifacts.as_ref().map_or("not listed".into(), |a| format!("{} objects", a.len()))
+        "\nData: {}, {}; artifacts: {}\n",
+        count_len(d.databases.len(), "database"),
+        count(docs, "document"),
+        d.artifacts.as_ref().map_or("not listed".into(), |l| count_len(l.len(), "object"))
     )
 }
 
