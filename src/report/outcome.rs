@@ -236,3 +236,85 @@ pub fn history(project: &str, entries: &[crate::upgrade::history::Entry]) -> Str
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use semver::Version;
+
+    use super::*;
+    use crate::upgrade::Step;
+    use crate::upgrade::report::HopReport;
+
+    #[test]
+    fn an_upgrade_lists_a_stages_steps_in_the_order_they_ran() {
+        let v = Version::new(3, 6, 5);
+        // Inserted in any order: the map orders the steps as a stage runs them.
+        let timings: BTreeMap<Step, f64> = [
+            (Step::Gates, 5.0),
+            (Step::Up, 4.0),
+            (Step::Mongo, 3.0),
+            (Step::Rewrite, 0.1),
+            (Step::Copy, 2.0),
+            (Step::MongoStop, 1.0),
+            (Step::Stop, 0.5),
+        ]
+        .into();
+        let o = Outcome {
+            project: "menderproduction".into(),
+            from: v.clone(),
+            to: v.clone(),
+            hops: vec![HopReport {
+                from: v.clone(),
+                to: v,
+                label: "MongoDB 4.4 → 5.0 at 3.6.5".into(),
+                timings,
+                total_secs: 15.6,
+                rollback_class: "original-volume".into(),
+            }],
+            report_md: None,
+            report_json: None,
+            dry_run: false,
+            advice: vec![],
+        };
+        let text = upgrade(&o);
+        assert!(
+            text.contains("(stop 0.5s, mongo-stop 1.0s, copy 2.0s, rewrite 0.1s, mongo 3.0s, up 4.0s, gates 5.0s)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn staging_texts_count_in_english_and_keep_the_run_order() {
+        let timings: indexmap::IndexMap<String, f64> =
+            [("prepare", 1.0), ("restore", 2.0), ("compare", 0.5), ("start", 3.0), ("gates", 4.0)]
+                .map(|(k, v)| (k.to_string(), v))
+                .into_iter()
+                .collect();
+        let o = UpOutcome {
+            name: "p-staging".into(),
+            source_project: "p".into(),
+            release: Version::new(3, 7, 11),
+            bundle: PathBuf::from("/b"),
+            dir: PathBuf::from("/d"),
+            timings,
+            databases: 1,
+            documents: 1,
+            artifacts: 0,
+            notes: vec![],
+        };
+        let text = staging_up(&o);
+        assert!(text.contains("(1 database, 1 document, 0 artifacts restored from /b)"), "{text}");
+        assert!(text.contains("prepare 1.0 s, restore 2.0 s, compare 0.5 s, start 3.0 s, gates 4.0 s"), "{text}");
+        // The JSON keeps the same keys, as an object in run order (`t['restore']` still works).
+        let json = serde_json::to_string(&o).unwrap();
+        assert!(
+            json.contains(r#""timings":{"prepare":1.0,"restore":2.0,"compare":0.5,"start":3.0,"gates":4.0}"#),
+            "{json}"
+        );
+        let removed = Removed { containers: vec!["c".into()], networks: vec![], volumes: vec!["a".into(), "b".into()] };
+        assert_eq!(staging_down("s", &removed), "Staging s removed: 1 container, 0 networks, 2 volumes.\n");
+    }
+}
