@@ -90,7 +90,7 @@ impl Progress {
         let task = tokio::spawn(async move {
             loop {
                 let n = counter.load(Ordering::Relaxed);
-                bar.set_message(format!("{label}: {:.1} MiB", n as f64 / 1048576.0));
+                bar.set_message(format!("{label}: {}", crate::util::size(n)));
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });

@@ -89,6 +89,39 @@ pub fn round_tenth(s: f64) -> f64 {
     (s * 10.0).round() / 10.0
 }
 
+/// `n` and the noun, plural unless `n` is 1: `1 hop`, `2 hops`, `0 copies` (a consonant and `y`
+/// become `ies`). For the regular nouns the reports count; write an irregular one out.
+pub fn count(n: impl Into<u128>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        return format!("1 {noun}");
+    }
+    let consonant_y = noun.strip_suffix('y').filter(|stem| !stem.ends_with(['a', 'e', 'i', 'o', 'u']));
+    match consonant_y {
+        Some(stem) => format!("{n} {stem}ies"),
+        None => format!("{n} {noun}s"),
+    }
+}
+
+/// [`count`] of a collection's length (`usize` has no `Into<u128>`).
+pub fn count_len(n: usize, noun: &str) -> String {
+    // usize is at most 64 bits on every target Rust supports.
+    count(n as u64, noun)
+}
+
+/// `word` with its indefinite article: `an upgrade`, `a backup`. By the first letter, which is
+/// right for the words the tool prints (operations, mount types), not for every English word.
+pub fn a(word: &str) -> String {
+    let article = if word.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
+    format!("{article} {word}")
+}
+
+/// A size in bytes for people: `512 B`, `1.5 KiB`, `12.3 MiB`, `2.0 GiB` (IEC units, one
+/// decimal), so that a small bundle is not `0 MiB`.
+pub fn size(bytes: u64) -> String {
+    bytesize::ByteSize::b(bytes).display().iec().to_string()
+}
+
 /// Now, as RFC 3339 UTC to the second (`2026-11-27T10:15:00Z`).
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
@@ -166,6 +199,26 @@ mod tests {
         write_atomic(&q, b"{}", Perm::Private).unwrap();
         assert_eq!(fs::metadata(&q).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(list_files(dir.path()).unwrap(), [PathBuf::from("a/prod.yml"), PathBuf::from("journal.json")]);
+    }
+
+    #[test]
+    fn counts_sizes_and_articles_read_as_english() {
+        assert_eq!(count(1u8, "hop"), "1 hop");
+        assert_eq!(count(0u8, "hop"), "0 hops");
+        assert_eq!(count(3u64, "problem"), "3 problems");
+        assert_eq!(count(1u64, "copy"), "1 copy");
+        assert_eq!(count(2u64, "copy"), "2 copies");
+        assert_eq!(count(2u64, "key"), "2 keys");
+        assert_eq!(count_len(1, "service"), "1 service");
+        assert_eq!(a("upgrade"), "an upgrade");
+        assert_eq!(a("backup"), "a backup");
+        assert_eq!(a("rollback"), "a rollback");
+        assert_eq!(size(0), "0 B");
+        assert_eq!(size(512), "512 B");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(700 * 1024), "700.0 KiB");
+        assert_eq!(size(5 * 1024 * 1024 + 300 * 1024), "5.3 MiB");
+        assert_eq!(size(3 << 30), "3.0 GiB");
     }
 
     #[test]

@@ -378,8 +378,9 @@ pub fn compare_archive(m: &Manifest, read: &ArchiveSummary) -> Vec<String> {
         match read.namespaces.get(ns) {
             None => problems.push(format!("collection {ns}: missing from the archive")),
             Some(got) if got.documents != want.documents => problems.push(format!(
-                "collection {ns}: {} documents in the archive, the manifest says {}",
-                got.documents, want.documents
+                "collection {ns}: {} in the archive, the manifest says {}",
+                crate::util::count(got.documents, "document"),
+                want.documents
             )),
             Some(got) if got.digest != want.digest => {
                 problems.push(format!("collection {ns}: content digest differs from the manifest"))
@@ -396,12 +397,14 @@ pub fn compare_archive(m: &Manifest, read: &ArchiveSummary) -> Vec<String> {
             let in_archive = read.namespaces.get(&ns).map(|n: &Namespace| n.documents);
             if in_archive.is_some_and(|n| n != *count) {
                 problems.push(format!(
-                    "collection {ns}: {} documents in the archive, the database had {count}",
-                    in_archive.unwrap_or(0)
+                    "collection {ns}: {} in the archive, the database had {count}",
+                    crate::util::count(in_archive.unwrap_or(0), "document")
                 ));
             } else if in_archive.is_none() {
-                problems
-                    .push(format!("collection {ns}: the database had it ({count} documents) but the archive does not"));
+                problems.push(format!(
+                    "collection {ns}: the database had it ({}) but the archive does not",
+                    crate::util::count(*count, "document")
+                ));
             }
         }
     }

@@ -14,7 +14,9 @@ pub mod quiesce;
 pub mod restore;
 pub mod verify;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+
+use indexmap::IndexMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -203,8 +205,9 @@ pub struct Outcome {
     pub repaired: Vec<String>,
     /// Writers that could not be started again (the backup itself succeeded).
     pub restart_failures: Vec<String>,
-    /// Seconds per step of the downtime: stop, count, dump, artifacts, start.
-    pub timings: BTreeMap<String, f64>,
+    /// Seconds per step of the downtime, in the order they ran: stop, dump, artifacts, start (a
+    /// JSON object in that order).
+    pub timings: IndexMap<String, f64>,
 }
 
 /// What the downtime section produced.
@@ -212,7 +215,7 @@ struct Captured {
     databases: Vec<DatabaseInfo>,
     dumped: dump::Dumped,
     artifacts: ArtifactsInfo,
-    timings: BTreeMap<String, f64>,
+    timings: IndexMap<String, f64>,
 }
 
 /// `backup`: observes the stack, takes the project's lock, stops the writers, counts, dumps and
@@ -296,7 +299,7 @@ pub async fn run_locked(
     // From the first stop to the last start, a signal only ends the section, never the process.
     let critical = crate::interrupt::Critical::enter();
     let section = async {
-        progress.step("quiesce", format!("stopping {} writers", writers.len()));
+        progress.step("quiesce", format!("stopping {}", crate::util::count_len(writers.len(), "writer")));
         quiesce::stop(docker, state, &stack.project, &mut journal, &writers, opts.grace)
             .await
             .map_err(BackupError::Quiesce)?;
@@ -312,7 +315,8 @@ pub async fn run_locked(
             progress,
         )
         .await?;
-        c.timings.insert("stop".into(), stopped);
+        // The stop ran before the capture's steps.
+        c.timings.shift_insert(0, "stop".into(), stopped);
         Ok(c)
     };
     let captured = tokio::select! {
@@ -322,7 +326,7 @@ pub async fn run_locked(
     };
     // Whatever happened, the writers run again before anything else.
     dk::remove_labelled(docker, SIDECAR_LABEL, &std::process::id().to_string()).await;
-    progress.step("restart", format!("starting {} writers again", writers.len()));
+    progress.step("restart", format!("starting {} again", crate::util::count_len(writers.len(), "writer")));
     let restart_started = Instant::now();
     let restart_failures = quiesce::start(docker, &writers).await;
     let downtime = started.elapsed();
@@ -377,10 +381,11 @@ async fn repair_previous(
             progress.step(
                 "repair",
                 format!(
-                    "an interrupted {} (pid {}) left {} services stopped: started them again",
-                    j.operation,
+                    "{} (pid {}) left {} stopped: started {} again",
+                    crate::util::a(&format!("interrupted {}", j.operation)),
                     j.owner.pid,
-                    names.len()
+                    crate::util::count_len(names.len(), "service"),
+                    if names.len() == 1 { "it" } else { "them" }
                 ),
             );
             Ok(names)
@@ -477,7 +482,7 @@ async fn capture(
     plan: &Plan,
     progress: &Progress,
 ) -> Result<Captured, BackupError> {
-    let mut timings = BTreeMap::new();
+    let mut timings = IndexMap::new();
     let mut clock = Instant::now();
     let mut lap = |name: &str| {
         timings.insert(name.to_string(), round(clock.elapsed()));
@@ -492,7 +497,10 @@ async fn capture(
     let dumped = dump::dump(docker, &src, partial.path(ARCHIVE), threads, counter).await?;
     drop(tracker);
     lap("dump");
-    progress.step("dumped", format!("{} MiB raw, {} MiB compressed", dumped.raw_bytes >> 20, dumped.size >> 20));
+    progress.step(
+        "dumped",
+        format!("{} raw, {} compressed", crate::util::size(dumped.raw_bytes), crate::util::size(dumped.size)),
+    );
     // The counts come from the archive as it streamed past, not from a second pass over the
     // server while the writers wait; the restore test compares them with a real server.
     let databases = manifest::databases_from_archive(&dumped.summary, &stack.databases);

@@ -118,8 +118,8 @@ pub async fn verify(
         report.checks.push("artifacts".into());
         match read_inventory(&bundle_dir.join("artifacts")) {
             Ok(inv) if inv.len() as u64 != manifest.artifacts.objects => report.problems.push(format!(
-                "artifacts/inventory.jsonl: {} objects, the manifest says {}",
-                inv.len(),
+                "artifacts/inventory.jsonl: {}, the manifest says {}",
+                crate::util::count_len(inv.len(), "object"),
                 manifest.artifacts.objects
             )),
             Ok(_) => {}
@@ -224,8 +224,9 @@ async fn compare_restored(docker: &Docker, network: &str, m: &Manifest) -> Resul
             None if want.documents == 0 => {}
             None => problems.push(format!("collection {ns}: missing after the restore")),
             Some(c) if c.count != want.documents => problems.push(format!(
-                "collection {ns}: {} documents after the restore, {} in the archive",
-                c.count, want.documents
+                "collection {ns}: {} after the restore, {} in the archive",
+                crate::util::count(c.count, "document"),
+                want.documents
             )),
             Some(c) if c.digest.as_deref() != Some(want.digest.as_str()) => {
                 problems.push(format!("collection {ns}: content differs after the restore"))

@@ -41,8 +41,10 @@ pub struct Global {
     /// No colours (also honoured: NO_COLOR).
     #[arg(long, global = true)]
     pub no_color: bool,
-    /// Where journals, locks, backups and the demo live.
-    #[arg(long, global = true, env = "MENDER_COMPOSE_UPGRADE_STATE")]
+    /// Where journals, locks, backups, reports and the demo live [default:
+    /// $XDG_STATE_HOME/mender-compose-upgrade, else ~/.local/state/mender-compose-upgrade, else
+    /// /var/lib/mender-compose-upgrade]
+    #[arg(long, global = true, env = "MENDER_COMPOSE_UPGRADE_STATE", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Registry prefix of every catalog image: `PREFIX/mendersoftware/deployments:mender-3.6.5`
     /// (a private mirror; the test bed uses testbed.local).
@@ -92,6 +94,11 @@ pub enum Command {
     /// The embedded test-bed stack (stand-in images under testbed.local/).
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// Print a shell completion script on stdout (bash, zsh, fish, powershell, elvish).
+    Completions(CompletionsArgs),
+    /// The manual pages: the main page on stdout, one verb's page (`man upgrade`, `man staging
+    /// up`), or every page into --out-dir.
+    Man(ManArgs),
     /// Runs inside the helper sidecar (probes, MongoDB report).
     #[command(hide = true)]
     Helper(HelperArgs),
@@ -108,9 +115,30 @@ pub struct HopTimeout {
 /// How long a service may take to stop.
 #[derive(Args, Debug, Clone, Copy)]
 pub struct StopTimeout {
-    /// Seconds each service gets to stop before it is killed.
-    #[arg(long, default_value_t = 30)]
+    /// How long each service gets to stop before it is killed (e.g. 30s, 2m; a bare number is
+    /// seconds). Whole seconds, as `docker stop` takes them.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = grace_seconds)]
     pub stop_timeout: i32,
+}
+
+/// `--stop-timeout`: a duration (`30s`, `2m`) or bare seconds (`30`), as whole seconds for the
+/// Docker API's stop timeout (an `i32`).
+///
+/// # Errors
+/// Not a duration, a fraction of a second, or more than `i32::MAX` seconds: the message clap
+/// prints (exit 2).
+fn grace_seconds(s: &str) -> Result<i32, String> {
+    let t = s.trim();
+    let d = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        // Bare seconds stay accepted: `--stop-timeout 30` was the only form before durations.
+        Duration::from_secs(t.parse::<u64>().map_err(|e| format!("{t}: {e}"))?)
+    } else {
+        humantime::parse_duration(t).map_err(|e| format!("{e} (expected e.g. 30s, 2m, or bare seconds)"))?
+    };
+    if d.subsec_nanos() != 0 {
+        return Err(format!("{t}: the stop timeout is whole seconds (Docker counts it so)"));
+    }
+    i32::try_from(d.as_secs()).map_err(|_| format!("{t}: more than {} seconds", i32::MAX))
 }
 
 /// How old a bundle may be to be trusted.
@@ -369,6 +397,26 @@ pub enum DemoCommand {
     Down(demo::DownArgs),
 }
 
+/// `completions`.
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `man`.
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write every page (mender-compose-upgrade.1 and one per verb, e.g.
+    /// mender-compose-upgrade-upgrade.1) into this directory instead of one page on stdout.
+    #[arg(long, value_name = "DIR", conflicts_with = "verb")]
+    pub out_dir: Option<PathBuf>,
+    /// The verb whose page goes to stdout (`upgrade`, `staging up`; default: the main page).
+    #[arg(value_name = "VERB")]
+    pub verb: Vec<String>,
+}
+
 /// `helper` (inside the sidecar).
 #[derive(Args, Debug)]
 pub struct HelperArgs {
@@ -420,5 +468,23 @@ mod tests {
         assert!(backup(&["backup", "prune", "--keep-within", "soon"]).is_err());
         // A taking option with a subcommand is an error, not silently ignored.
         assert!(backup(&["backup", "--skip-artifacts", "list"]).is_err());
+    }
+
+    #[test]
+    fn stop_timeout_takes_durations_and_bare_seconds() {
+        assert_eq!(grace_seconds("30"), Ok(30));
+        assert_eq!(grace_seconds("30s"), Ok(30));
+        assert_eq!(grace_seconds("2m"), Ok(120));
+        assert_eq!(grace_seconds("1m 30s"), Ok(90));
+        assert_eq!(grace_seconds("0"), Ok(0));
+        assert!(grace_seconds("1.5s").unwrap_err().contains("whole seconds"));
+        assert!(grace_seconds("500ms").unwrap_err().contains("whole seconds"));
+        assert!(grace_seconds("soon").unwrap_err().contains("expected e.g. 30s"));
+        assert!(grace_seconds("-5").is_err());
+        assert!(grace_seconds("100y").unwrap_err().contains("more than"));
+        // The default is the 30 s it always was.
+        let cli = Cli::try_parse_from(["mcu", "backup"]).unwrap();
+        let Command::Backup(a) = cli.command else { panic!("not backup") };
+        assert_eq!(a.stop.stop_timeout, 30);
     }
 }

@@ -5,6 +5,7 @@
 mod args;
 mod backup_cmd;
 mod demo_cmd;
+mod manual_cmd;
 mod staging_cmd;
 mod status_cmd;
 mod upgrade_cmd;
@@ -95,6 +96,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Staging(StagingCommand::Down(a)) => staging_cmd::down(g, a).await,
         Command::Rehearse(a) => staging_cmd::rehearse(g, a).await,
         Command::Demo(d) => demo_cmd::demo(g, d).await,
+        Command::Completions(a) => manual_cmd::completions(a),
+        Command::Man(a) => manual_cmd::man(g, a),
         Command::Helper(a) => helper(a).await,
     }
 }

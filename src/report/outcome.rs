@@ -11,6 +11,7 @@ use crate::staging::rehearse::Rehearsal;
 use crate::state::Journal;
 use crate::upgrade::recover::RecoverReport;
 use crate::upgrade::{Outcome, UpgradeState};
+use crate::util::{a, count, count_len, size};
 
 /// `{"event": "result", …}`: the last line of a long command's NDJSON.
 pub fn result_line(value: &impl serde::Serialize) -> String {
@@ -35,15 +36,16 @@ pub fn backup(o: &backup::Outcome) -> String {
     );
     let _ = writeln!(
         s,
-        "  databases: {} ({docs} documents), archive {} MiB",
+        "  databases: {} ({}), archive {}",
         m.databases.len(),
-        m.files.iter().find(|f| f.path == ARCHIVE).map_or(0, |f| f.size >> 20)
+        count(docs, "document"),
+        size(m.files.iter().find(|f| f.path == ARCHIVE).map_or(0, |f| f.size))
     );
     let _ = writeln!(
         s,
-        "  artifacts: {} objects, {} MiB ({})",
-        m.artifacts.objects,
-        m.artifacts.bytes >> 20,
+        "  artifacts: {}, {} ({})",
+        count(m.artifacts.objects, "object"),
+        size(m.artifacts.bytes),
         m.artifacts.location
     );
     let _ = writeln!(s, "  writers stopped for {:.1} s", o.downtime_secs);
@@ -102,12 +104,12 @@ pub fn staging_up(o: &UpOutcome) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Staging {} runs {} ({} databases, {} documents, {} artifacts restored from {}).",
+        "Staging {} runs {} ({}, {}, {} restored from {}).",
         o.name,
         o.release,
-        o.databases,
-        o.documents,
-        o.artifacts,
+        count_len(o.databases, "database"),
+        count(o.documents, "document"),
+        count(o.artifacts, "artifact"),
         o.bundle.display()
     );
     let _ = writeln!(s, "  {}", steps(o.timings.iter().map(|(k, v)| (k, *v)), " s"));
@@ -124,10 +126,10 @@ pub fn staging_up(o: &UpOutcome) -> String {
 /// `staging down`.
 pub fn staging_down(name: &str, r: &Removed) -> String {
     format!(
-        "Staging {name} removed: {} containers, {} networks, {} volumes.\n",
-        r.containers.len(),
-        r.networks.len(),
-        r.volumes.len()
+        "Staging {name} removed: {}, {}, {}.\n",
+        count_len(r.containers.len(), "container"),
+        count_len(r.networks.len(), "network"),
+        count_len(r.volumes.len(), "volume")
     )
 }
 
@@ -186,12 +188,13 @@ pub fn interrupted(j: &Journal<UpgradeState>) -> String {
     let names: Vec<&str> = j.stopped.iter().map(|s| s.service.as_str()).collect();
     let alive = if j.owner.is_dead() { "no longer runs" } else { "is still running" };
     format!(
-        "\nINTERRUPTED: a {} started {} by pid {} on {} ({alive}) stopped {}; the next backup (or `recover`) starts them again.\n",
-        j.operation,
+        "\nINTERRUPTED: {} started {} by pid {} on {} ({alive}) stopped {}; the next backup (or `recover`) starts {} again.\n",
+        a(&j.operation),
         j.owner.started,
         j.owner.pid,
         j.owner.host,
-        if names.is_empty() { "nothing".into() } else { names.join(", ") }
+        if names.is_empty() { "nothing".into() } else { names.join(", ") },
+        if names.len() == 1 { "it" } else { "them" }
     )
 }
 
@@ -199,9 +202,10 @@ pub fn interrupted(j: &Journal<UpgradeState>) -> String {
 pub fn data(d: &crate::snapshot::observe::DataReport) -> String {
     let docs: u64 = d.databases.iter().flat_map(|db| db.collections.iter()).map(|c| c.count).sum();
     format!(
-        "\nData: {} databases, {docs} documents; artifacts: {}\n",
-        d.databases.len(),
-        d.artifacts.as_ref().map_or("not listed".into(), |a| format!("{} objects", a.len()))
+        "\nData: {}, {}; artifacts: {}\n",
+        count_len(d.databases.len(), "database"),
+        count(docs, "document"),
+        d.artifacts.as_ref().map_or("not listed".into(), |l| count_len(l.len(), "object"))
     )
 }
 
@@ -234,4 +238,88 @@ pub fn history(project: &str, entries: &[crate::upgrade::history::Entry]) -> Str
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use semver::Version;
+
+    use super::*;
+    use crate::upgrade::Step;
+    use crate::upgrade::report::HopReport;
+
+    #[test]
+    fn an_upgrade_lists_a_stages_steps_in_the_order_they_ran() {
+        let v = Version::new(3, 6, 5);
+        // Inserted in any order: the map orders the steps as a stage runs them.
+        let timings: BTreeMap<Step, f64> = [
+            (Step::Gates, 5.0),
+            (Step::Up, 4.0),
+            (Step::Mongo, 3.0),
+            (Step::Rewrite, 0.1),
+            (Step::Copy, 2.0),
+            (Step::MongoStop, 1.0),
+            (Step::Stop, 0.5),
+        ]
+        .into();
+        let o = Outcome {
+            project: "menderproduction".into(),
+            from: v.clone(),
+            to: v.clone(),
+            hops: vec![HopReport {
+                from: v.clone(),
+                to: v,
+                label: "MongoDB 4.4 → 5.0 at 3.6.5".into(),
+                timings,
+                total_secs: 15.6,
+                rollback_class: "original-volume".into(),
+            }],
+            report_md: None,
+            report_json: None,
+            dry_run: false,
+            advice: vec![],
+            plan: None,
+            preview: None,
+        };
+        let text = upgrade(&o);
+        assert!(
+            text.contains("(stop 0.5s, mongo-stop 1.0s, copy 2.0s, rewrite 0.1s, mongo 3.0s, up 4.0s, gates 5.0s)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn staging_texts_count_in_english_and_keep_the_run_order() {
+        let timings: indexmap::IndexMap<String, f64> =
+            [("prepare", 1.0), ("restore", 2.0), ("compare", 0.5), ("start", 3.0), ("gates", 4.0)]
+                .map(|(k, v)| (k.to_string(), v))
+                .into_iter()
+                .collect();
+        let o = UpOutcome {
+            name: "p-staging".into(),
+            source_project: "p".into(),
+            release: Version::new(3, 7, 11),
+            bundle: PathBuf::from("/b"),
+            dir: PathBuf::from("/d"),
+            timings,
+            databases: 1,
+            documents: 1,
+            artifacts: 0,
+            notes: vec![],
+        };
+        let text = staging_up(&o);
+        assert!(text.contains("(1 database, 1 document, 0 artifacts restored from /b)"), "{text}");
+        assert!(text.contains("prepare 1.0 s, restore 2.0 s, compare 0.5 s, start 3.0 s, gates 4.0 s"), "{text}");
+        // The JSON keeps the same keys, as an object in run order (`t['restore']` still works).
+        let json = serde_json::to_string(&o).unwrap();
+        assert!(
+            json.contains(r#""timings":{"prepare":1.0,"restore":2.0,"compare":0.5,"start":3.0,"gates":4.0}"#),
+            "{json}"
+        );
+        let removed = Removed { containers: vec!["c".into()], networks: vec![], volumes: vec!["a".into(), "b".into()] };
+        assert_eq!(staging_down("s", &removed), "Staging s removed: 1 container, 0 networks, 2 volumes.\n");
+    }
 }

@@ -17,7 +17,15 @@ pub fn render(s: &Stack) -> String {
     match &s.release {
         Some(v) => {
             let drifted = s.services.iter().filter(|x| x.drift.is_some()).count();
-            let note = if drifted == 0 { String::new() } else { format!("  ({drifted} services on other images)") };
+            let note = if drifted == 0 {
+                String::new()
+            } else {
+                format!(
+                    "  ({} on {})",
+                    crate::util::count_len(drifted, "service"),
+                    if drifted == 1 { "another image" } else { "other images" }
+                )
+            };
             let _ = writeln!(out, "Release    Mender Server {v}{note}");
         }
         None => {
@@ -28,7 +36,11 @@ pub fn render(s: &Stack) -> String {
     let _ = writeln!(
         out,
         "Health     {}",
-        if s.healthy { "healthy".to_string() } else { format!("UNHEALTHY ({} problems)", problems.max(1)) }
+        if s.healthy {
+            "healthy".to_string()
+        } else {
+            format!("UNHEALTHY ({})", crate::util::count_len(problems.max(1), "problem"))
+        }
     );
     if let Some(m) = &s.mongo {
         let _ = writeln!(out, "MongoDB    {}", mongo_line(m));

@@ -8,7 +8,6 @@ pub mod isolate;
 pub mod rehearse;
 mod runtime;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -271,8 +270,9 @@ pub struct UpOutcome {
     pub bundle: PathBuf,
     /// The staging directory (`<state-dir>/staging/<name>`).
     pub dir: PathBuf,
-    /// Seconds per step: prepare, restore, compare, start, gates.
-    pub timings: BTreeMap<String, f64>,
+    /// Seconds per step, in the order they ran: prepare, restore, compare, start, gates (a JSON
+    /// object in that order).
+    pub timings: indexmap::IndexMap<String, f64>,
     /// Databases restored.
     pub databases: usize,
     /// Documents restored, all databases together.
@@ -444,7 +444,7 @@ fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
 async fn build(ctx: &Ctx<'_>, record: &Record, m: &Manifest) -> Result<UpOutcome, StagingError> {
     let name = &record.name;
     let project = record.project();
-    let mut timings = BTreeMap::new();
+    let mut timings = indexmap::IndexMap::new();
     let t = Instant::now();
     ctx.progress.step("staging", format!("creating staging {name} from {}", record.bundle.display()));
     ctx.runtime.compose(&project, &["create", "--no-build"]).await?;
@@ -468,7 +468,11 @@ async fn build(ctx: &Ctx<'_>, record: &Record, m: &Manifest) -> Result<UpOutcome
     let report = mongo_report(ctx.runtime, &network, &m.mongo.service, true).await.map_err(step(name, "compare"))?;
     let mut problems = compare_counts(&m.databases, &report);
     if m.artifacts.location == Location::Bundle && copied != m.artifacts.objects {
-        problems.push(format!("artifacts: {copied} objects restored, {} in the manifest", m.artifacts.objects));
+        problems.push(format!(
+            "artifacts: {} restored, {} in the manifest",
+            crate::util::count(copied, "object"),
+            m.artifacts.objects
+        ));
     }
     if !problems.is_empty() {
         return Err(step(name, "compare")(StepError::Compare(problems)));
@@ -571,7 +575,10 @@ async fn restore_artifacts(ctx: &Ctx<'_>, record: &Record, m: &Manifest, s: &Sto
     if m.artifacts.location != Location::Bundle {
         return Ok(0);
     }
-    ctx.progress.step("restore", format!("uploading {} artifacts into the staging store", m.artifacts.objects));
+    ctx.progress.step(
+        "restore",
+        format!("uploading {} into the staging store", crate::util::count(m.artifacts.objects, "artifact")),
+    );
     let t = StoreTarget {
         network: &s.network,
         endpoint: &s.endpoint,
@@ -598,7 +605,11 @@ pub fn compare_counts(databases: &[DatabaseInfo], report: &MongoReport) -> Vec<S
         for (coll, want) in &db.collections {
             let have = got.and_then(|d| d.collections.iter().find(|c| &c.name == coll)).map_or(0, |c| c.count);
             if have != *want {
-                problems.push(format!("{}.{coll}: {have} documents in staging, {want} in the manifest", db.name));
+                problems.push(format!(
+                    "{}.{coll}: {} in staging, {want} in the manifest",
+                    db.name,
+                    crate::util::count(have, "document")
+                ));
             }
         }
     }
@@ -650,6 +661,8 @@ pub async fn down(docker: &Docker, state: &StateDir, name: &str) -> Result<Remov
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
@@ -711,6 +724,6 @@ mod tests {
             }],
             ..Default::default()
         };
-        assert_eq!(compare_counts(&dbs, &report), ["useradm.users: 1 documents in staging, 2 in the manifest"]);
+        assert_eq!(compare_counts(&dbs, &report), ["useradm.users: 1 document in staging, 2 in the manifest"]);
     }
 }

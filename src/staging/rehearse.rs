@@ -217,10 +217,10 @@ async fn bundle_for(
         ctx.progress.step("rehearse", format!("using the backup {}", path.display()));
         return Ok(path);
     }
-    let db_mib: u64 = observed.stack.databases.iter().filter_map(|d| d.size_bytes).sum::<u64>() >> 20;
+    let db_size = crate::util::size(observed.stack.databases.iter().filter_map(|d| d.size_bytes).sum::<u64>());
     let cost = match last_writer_downtime(ctx, project) {
         Some(secs) => format!("the last backup of {project} stopped them for {secs:.0} s"),
-        None => format!("for as long as a dump of about {db_mib} MiB of databases takes"),
+        None => format!("for as long as a dump of about {db_size} of databases takes"),
     };
     let question = format!(
         "No verified backup of this {project} ({release}) is younger than {} h, so the rehearsal must take one first: the Mender services of production stop while the database is dumped ({cost}). Take it now?",
@@ -266,10 +266,10 @@ fn markdown(r: &Rehearsal) -> String {
         let t: Vec<String> = up.timings.iter().map(|(k, v)| format!("{k} {v:.1} s")).collect();
         let _ = writeln!(
             s,
-            "Staging restored and started: {} ({} documents, {} artifacts)\n",
+            "Staging restored and started: {} ({}, {})\n",
             t.join(", "),
-            up.documents,
-            up.artifacts
+            crate::util::count(up.documents, "document"),
+            crate::util::count(up.artifacts, "artifact")
         );
     }
     s.push_str(&crate::upgrade::report::hop_table(&r.hops));

@@ -67,9 +67,10 @@ pub fn check(project: &ProjectRecord, plan: &Plan) -> Result<Vec<String>, Prefli
                     )));
                 }
                 notes.push(format!(
-                    "git: hop {} → {tag} merges tag {tag} into {branch} ({} files change; your commits, prod.yml and keys stay)",
+                    "git: hop {} → {tag} merges tag {tag} into {branch} ({} {}; your commits, prod.yml and keys stay)",
                     h.from,
-                    changed.len()
+                    crate::util::count_len(changed.len(), "file"),
+                    if changed.len() == 1 { "changes" } else { "change" }
                 ));
                 base = commit;
             }

@@ -154,7 +154,10 @@ async fn stop(ctx: &Ctx<'_>, run: &mut Run) -> Result<(), StepError> {
         }
     }
     ctx.state.write_journal(&project, &run.journal).map_err(StepError::Journal)?;
-    ctx.progress.step("stop", format!("stopping the gateway and {} services", run.journal.stopped.len()));
+    ctx.progress.step(
+        "stop",
+        format!("stopping the gateway and {}", crate::util::count_len(run.journal.stopped.len(), "service")),
+    );
     Ok(ctx.runtime.stop(&run.journal.stopped, ctx.grace).await?)
 }
 

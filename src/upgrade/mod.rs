@@ -541,12 +541,14 @@ async fn discards(ctx: &Ctx<'_>, dir: &std::path::Path, network: &str, mongo: &s
             let ns = format!("{}.{}", db.name, c.name);
             let then = dump.namespaces.get(&ns).map_or(0, |n| n.documents);
             match c.count.cmp(&then) {
-                std::cmp::Ordering::Greater => {
-                    out.push(format!("{ns}: {} documents now, {then} in the dump: the newer are discarded", c.count))
-                }
-                std::cmp::Ordering::Less => {
-                    out.push(format!("{ns}: {} documents now, {then} in the dump: the removed come back", c.count))
-                }
+                std::cmp::Ordering::Greater => out.push(format!(
+                    "{ns}: {} now, {then} in the dump: the newer are discarded",
+                    crate::util::count(c.count, "document")
+                )),
+                std::cmp::Ordering::Less => out.push(format!(
+                    "{ns}: {} now, {then} in the dump: the removed come back",
+                    crate::util::count(c.count, "document")
+                )),
                 std::cmp::Ordering::Equal => {}
             }
         }

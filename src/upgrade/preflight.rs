@@ -373,17 +373,17 @@ async fn mongo_stages(
         }
         Ok(_) => {}
         Err(e) => notes.push(format!(
-            "warning: the free space in {root} for {} copies of volume {} (about {} MiB each) could not be read: {e}",
-            stages.len(),
+            "warning: the free space in {root} for {} of volume {} (about {} each) could not be read: {e}",
+            crate::util::count_len(stages.len(), "copy"),
             vol.name,
-            (need / stages.len() as u64) >> 20
+            crate::util::size(need / stages.len() as u64)
         )),
     }
     notes.push(format!(
-        "MongoDB stages copy volume {} ({} of them, about {} MiB each); the original stays untouched as the rollback copy",
+        "MongoDB stages copy volume {} ({}, about {} each); the original stays untouched as the rollback copy",
         vol.name,
-        stages.len(),
-        (need / stages.len() as u64) >> 20
+        crate::util::count_len(stages.len(), "copy"),
+        crate::util::size(need / stages.len() as u64)
     ));
     Ok(notes)
 }
@@ -495,7 +495,13 @@ pub fn confirmation(r: &Ready) -> String {
 /// warnings, the diff of each file the first hop changes).
 pub fn preview(r: &Ready) -> String {
     let p = &r.plan;
-    let mut s = format!("Upgrade {} from {} to {} in {} hop(s):\n", r.project.name, p.from, p.to, p.hops.len());
+    let mut s = format!(
+        "Upgrade {} from {} to {} in {}:\n",
+        r.project.name,
+        p.from,
+        p.to,
+        crate::util::count_len(p.hops.len(), "hop")
+    );
     for (i, h) in p.hops.iter().enumerate() {
         let rollback = match &h.rollback {
             Rollback::ImageSwap => "image swap".to_string(),
@@ -503,10 +509,10 @@ pub fn preview(r: &Ready) -> String {
             Rollback::OriginalVolume => "the original data volume".to_string(),
         };
         s.push_str(&format!(
-            "  hop {}: {}: {} image changes, rollback by {rollback}\n",
+            "  hop {}: {}: {}, rollback by {rollback}\n",
             i + 1,
             h.label(),
-            h.image_changes.len()
+            crate::util::count_len(h.image_changes.len(), "image change")
         ));
         for m in &h.manual_steps {
             let when = if m.when == When::Before { "before" } else { "after" };

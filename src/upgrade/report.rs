@@ -100,7 +100,10 @@ pub fn write(ctx: &Ctx<'_>, st: &UpgradeState) -> Result<Outcome, UpgradeError> 
     std::fs::write(&json, serde_json::to_vec_pretty(&outcome).map_err(std::io::Error::other)?)?;
     std::fs::write(&md, markdown(&outcome, st))?;
     outcome.report_md = Some(md);
-    ctx.progress.step("done", format!("{} runs {} ({} hops)", st.project.name, st.plan.to, outcome.hops.len()));
+    ctx.progress.step(
+        "done",
+        format!("{} runs {} ({})", st.project.name, st.plan.to, crate::util::count_len(outcome.hops.len(), "hop")),
+    );
     Ok(outcome)
 }
 

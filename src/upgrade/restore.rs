@@ -235,10 +235,10 @@ async fn preview(ctx: &Ctx<'_>, bundle: &Path, m: &Manifest, o: &Observed, proje
     let mut notes = Vec::new();
     let artifacts = match (&m.artifacts.location, m.artifacts.kind) {
         (Location::Bundle, kind) => format!(
-            "the {} store is made to hold exactly the bundle's {} objects ({} MiB)",
+            "the {} store is made to hold exactly the bundle's {} ({})",
             format!("{kind:?}").to_lowercase(),
-            m.artifacts.objects,
-            m.artifacts.bytes >> 20
+            crate::util::count(m.artifacts.objects, "object"),
+            crate::util::size(m.artifacts.bytes)
         ),
         (Location::Versioning, _) => {
             notes.push("the artifacts are kept by the bucket's versions, not in the bundle: they are not restored by this tool; restore the recorded versions (artifacts/inventory.jsonl) with your store's tools".into());
@@ -445,7 +445,7 @@ async fn put_back(
     run_dir: &Path,
 ) -> Result<Version, StepError> {
     let release = m.mender_version.clone().ok_or_else(|| StepError::NoRelease(Version::new(0, 0, 0)))?;
-    ctx.progress.step("restore", format!("stopping {} services", journal.stopped.len()));
+    ctx.progress.step("restore", format!("stopping {}", crate::util::count_len(journal.stopped.len(), "service")));
     ctx.runtime.stop(&journal.stopped, ctx.grace).await?;
     // The files first: the bundle's release runs on the bundle's configuration.
     for (rel, bytes) in differing_files(bundle, record) {
@@ -478,7 +478,10 @@ async fn put_back(
     if m.artifacts.location == Location::Bundle {
         ctx.progress.step(
             "restore",
-            format!("making the artifact store hold exactly the bundle's {} objects", m.artifacts.objects),
+            format!(
+                "making the artifact store hold exactly the bundle's {}",
+                crate::util::count(m.artifacts.objects, "object")
+            ),
         );
         restore_artifacts(ctx, bundle, &observed).await?;
     }

@@ -163,7 +163,8 @@ pub async fn copy(ctx: &Ctx<'_>, st: &UpgradeState, hop: &Hop) -> Result<(), Ste
     let (vol, to) = volumes(ctx, st, hop)?;
     ctx.progress.step("copy", format!("copying volume {} to {to} (the original stays as it is)", vol.name));
     let c = ctx.runtime.copy_volume(&vol.name, &to).await?;
-    ctx.progress.step("copy", format!("{} files, {} MiB copied", c.files, c.bytes >> 20));
+    ctx.progress
+        .step("copy", format!("{}, {} copied", crate::util::count(c.files, "file"), crate::util::size(c.bytes)));
     Ok(())
 }
 

@@ -7,11 +7,20 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// One step of a hop, in the order they run; each is journaled before the next starts.
+///
+/// Declared in [`Step::EVERY`]'s order: the derived `Ord` is what orders a hop's timings (a
+/// `BTreeMap<Step, f64>`) in the journal, the report and the text, so it must be the order the
+/// steps run in either kind of hop. The journal names steps, so the order is free to change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Step {
     /// The gateway and every writer stopped (the journal lists them first).
     Stop,
+    /// A MongoDB stage: featureCompatibilityVersion checked, mongo stopped cleanly.
+    #[serde(rename = "mongo-stop")]
+    MongoStop,
+    /// A MongoDB stage: the data volume copied to `<volume>-<major>`.
+    Copy,
     /// Every database's migration_info and a dump: the hop's rollback point.
     Dump,
     /// The compose files rewritten for the target release.
@@ -24,11 +33,6 @@ pub enum Step {
     Up,
     /// The health gates, twice in a row.
     Gates,
-    /// A MongoDB stage: featureCompatibilityVersion checked, mongo stopped cleanly.
-    #[serde(rename = "mongo-stop")]
-    MongoStop,
-    /// A MongoDB stage: the data volume copied to `<volume>-<major>`.
-    Copy,
 }
 
 impl Step {
@@ -118,5 +122,18 @@ mod tests {
         }
         assert_eq!(serde_json::to_value(Step::MongoStop).unwrap(), "mongo-stop");
         assert_eq!(Point::HopDone.to_string(), "hop-done");
+    }
+
+    #[test]
+    fn timings_keyed_by_step_list_in_run_order() {
+        // A BTreeMap<Step, _> iterates in Ord order: it must be the order of both kinds of hop.
+        for run in [&Step::ALL[..], &Step::STAGE[..]] {
+            let timings: std::collections::BTreeMap<Step, f64> = run.iter().rev().map(|&s| (s, 1.0)).collect();
+            assert_eq!(timings.keys().copied().collect::<Vec<_>>(), run);
+        }
+        assert!(Step::EVERY.windows(2).all(|w| w[0] < w[1]));
+        // And the JSON object keeps that order too (the report's and the journal's `timings`).
+        let stage: std::collections::BTreeMap<Step, f64> = [(Step::Gates, 3.0), (Step::MongoStop, 1.0)].into();
+        assert_eq!(serde_json::to_string(&stage).unwrap(), r#"{"mongo-stop":1.0,"gates":3.0}"#);
     }
 }
