@@ -30,6 +30,10 @@ impl From<Exit> for ExitCode {
     }
 }
 
+/// [`Failure::unchanged`] of a command that changed nothing at all. It starts with "everything":
+/// a bare "nothing" after `unchanged:` read as "nothing was left unchanged" to operators.
+pub const UNCHANGED_ALL: &str = "everything: this command changed nothing";
+
 /// An error that says what was wrong, what was left unchanged, and what to do next.
 #[derive(Debug, Clone, thiserror::Error, Serialize)]
 #[error("{what}")]

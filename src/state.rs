@@ -296,7 +296,7 @@ impl From<UpgradePending> for crate::exit::Failure {
         crate::exit::Failure::new(
             crate::exit::Exit::Precondition,
             e,
-            "nothing: no service was started or stopped, no bundle was taken, no file was changed",
+            "everything: no service was started or stopped, no bundle was taken, no file was changed",
             format!(
                 "`mender-compose-upgrade -p {p} resume` continues the upgrade, `mender-compose-upgrade -p {p} rollback` goes back to the release before its hop; `status` shows where it stopped"
             ),

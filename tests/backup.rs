@@ -192,7 +192,7 @@ fn full_disk_refused_up_front_or_cleaned_up_mid_dump() {
     let refused = stack.tool(&["backup", "--out", &out_dir]);
     assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
     assert!(stderr(&refused).contains("not enough free space"), "{}", stderr(&refused));
-    assert!(stderr(&refused).contains("unchanged: nothing: no service was stopped"), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("unchanged: everything: no service was stopped"), "{}", stderr(&refused));
     assert_eq!(stack.started_at(), before, "no service was stopped");
 
     // Told to go ahead anyway, the disk fills during the dump.

@@ -112,7 +112,7 @@ fn daemon_without_a_mender_project_is_a_precondition_failure() {
         ),
         "{err}"
     );
-    assert!(err.contains("unchanged: nothing"), "{err}");
+    assert!(err.contains("unchanged: everything"), "{err}");
     let named = tool_env(&["-p", "menderproduction", "status"], &[("DOCKER_HOST", &d.host)]);
     assert_eq!(named.status.code(), Some(2));
     assert!(stderr(&named).contains("no compose project named menderproduction"), "{}", stderr(&named));

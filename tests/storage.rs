@@ -124,7 +124,7 @@ async fn external_s3_unversioned_is_refused_copied_or_recorded() {
             && err.contains("--skip-artifacts"),
         "{err}"
     );
-    assert!(err.contains("unchanged: nothing: no service was stopped"), "{err}");
+    assert!(err.contains("unchanged: everything: no service was stopped"), "{err}");
     assert_eq!(stack.started_at(), before);
 
     // Copied into the bundle, and proven.

@@ -157,7 +157,7 @@ impl From<ResolveError> for crate::exit::Failure {
         crate::exit::Failure::new(
             crate::exit::Exit::Usage,
             e,
-            "nothing",
+            crate::exit::UNCHANGED_ALL,
             "give the bundle's directory, or a unique start of its name (`backup list` style names are in STATE_DIR/backups)",
         )
     }

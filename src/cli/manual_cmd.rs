@@ -42,7 +42,7 @@ impl From<ManualError> for Failure {
                 Failure::new(
                     Exit::Usage,
                     &e,
-                    "nothing was written",
+                    "everything: no page was written",
                     format!("name one of: {} (or no verb, for the main page)", verbs.join(", ")),
                 )
             }

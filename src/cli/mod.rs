@@ -58,7 +58,7 @@ impl Global {
             Failure::new(
                 Exit::Usage,
                 e,
-                "nothing",
+                crate::exit::UNCHANGED_ALL,
                 "fix the catalog directory given with --catalog, or drop the option to use the built-in catalog",
             )
         })
@@ -199,7 +199,7 @@ fn parse_version(s: &str) -> Result<Version, Failure> {
         Failure::new(
             Exit::Usage,
             format!("{s:?} is not a version (expected MAJOR.MINOR.PATCH, e.g. 3.7.11)"),
-            "nothing",
+            crate::exit::UNCHANGED_ALL,
             "give a full release version",
         )
     })

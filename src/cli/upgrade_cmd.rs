@@ -23,7 +23,7 @@ pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
         (Some((_, saved)), _) => saved.plan.to.clone(),
         (None, Some(to)) => parse_version(to)?,
         // clap requires one of --to and --plan.
-        (None, None) => return Err(Failure::new(Exit::Usage, "no target", "nothing", "give --to or --plan").into()),
+        (None, None) => return Err(Failure::new(Exit::Usage, "no target", crate::exit::UNCHANGED_ALL, "give --to or --plan").into()),
     };
     let w = World::open(g).await?;
     let progress = g.progress();
@@ -78,7 +78,7 @@ async fn notify_failure<T>(
 fn read_plan(path: &std::path::Path) -> Result<(String, SavedPlan), Failure> {
     let shown = path.display().to_string();
     let refused =
-        |what: String| Failure::new(Exit::Usage, what, "nothing", "save a plan with `plan --to VERSION --out FILE`");
+        |what: String| Failure::new(Exit::Usage, what, crate::exit::UNCHANGED_ALL, "save a plan with `plan --to VERSION --out FILE`");
     let text = std::fs::read_to_string(path).map_err(|e| refused(format!("cannot read the plan file {shown}: {e}")))?;
     let saved = SavedPlan::parse(&shown, &text).map_err(|e| refused(e.to_string()))?;
     Ok((shown, saved))
@@ -116,7 +116,7 @@ pub async fn resume(g: &Global, a: ResumeArgs, back: Option<Option<String>>) -> 
                 return Err(Failure::new(
                     Exit::Usage,
                     "--to applies after a completed upgrade; an interrupted one is rolled back to the release before its hop",
-                    "nothing",
+                    crate::exit::UNCHANGED_ALL,
                     "run `rollback` without --to first",
                 )
                 .into());
@@ -216,7 +216,7 @@ pub async fn recover(g: &Global, a: RecoverArgs) -> anyhow::Result<Exit> {
             return Err(Failure::new(
                 Exit::Usage,
                 "the abandon was not confirmed",
-                "nothing",
+                crate::exit::UNCHANGED_ALL,
                 "confirm, or pass --yes",
             )
             .into());
@@ -224,7 +224,7 @@ pub async fn recover(g: &Global, a: RecoverArgs) -> anyhow::Result<Exit> {
     }
     let report = upgrade::recover::recover(&docker, &state, &project, a.abandon)
         .await
-        .map_err(|e| Failure::new(Exit::Precondition, e, "nothing", "see the message; `status` shows the services"))?;
+        .map_err(|e| Failure::new(Exit::Precondition, e, crate::exit::UNCHANGED_ALL, "see the message; `status` shows the services"))?;
     if g.json {
         print_json(&report)?;
     } else {

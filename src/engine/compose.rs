@@ -191,6 +191,6 @@ impl From<ComposeError> for crate::exit::Failure {
             }
             _ => "see the compose error above",
         };
-        crate::exit::Failure::new(crate::exit::Exit::Precondition, e, "nothing", next)
+        crate::exit::Failure::new(crate::exit::Exit::Precondition, e, crate::exit::UNCHANGED_ALL, next)
     }
 }

@@ -461,13 +461,13 @@ impl From<DockerError> for crate::exit::Failure {
             DockerError::Unreachable { .. } => Failure::new(
                 Exit::Precondition,
                 e,
-                "nothing (no Docker daemon was reached)",
+                "everything (no Docker daemon was reached)",
                 "start the Docker daemon, or point DOCKER_HOST at it (e.g. unix:///var/run/docker.sock)",
             ),
             other => Failure::new(
                 Exit::Unexpected,
                 other,
-                "nothing was changed by this read-only command",
+                "everything: this command only reads",
                 "retry; if it persists, run with -v and report it",
             ),
         }

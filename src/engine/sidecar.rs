@@ -331,7 +331,7 @@ impl From<SidecarError> for crate::exit::Failure {
             other => Failure::new(
                 Exit::Unexpected,
                 other,
-                "nothing in the stack was changed",
+                "everything: nothing in the stack was changed",
                 "run with -v and report the error",
             ),
         }

@@ -220,14 +220,14 @@ impl From<ObserveError> for crate::exit::Failure {
             ObserveError::Discover(d @ DiscoverError::NoProject { .. }) => Failure::new(
                 Exit::Precondition,
                 d,
-                "nothing",
+                crate::exit::UNCHANGED_ALL,
                 "start the Mender Server (production/run up -d), or use --image-registry when its images come from a mirror",
             ),
             ObserveError::Discover(d @ DiscoverError::Ambiguous { .. }) => {
-                Failure::new(Exit::Usage, d, "nothing", "pass -p PROJECT")
+                Failure::new(Exit::Usage, d, crate::exit::UNCHANGED_ALL, "pass -p PROJECT")
             }
             ObserveError::Discover(d @ DiscoverError::NotFound { .. }) => {
-                Failure::new(Exit::Usage, d, "nothing", "check the project name with `docker compose ls -a`")
+                Failure::new(Exit::Usage, d, crate::exit::UNCHANGED_ALL, "check the project name with `docker compose ls -a`")
             }
             ObserveError::Sidecar(s) => s.into(),
         }

@@ -187,13 +187,13 @@ impl From<StagingError> for crate::exit::Failure {
             StagingError::NotFound(_) => Failure::new(
                 Exit::Usage,
                 e,
-                "nothing",
+                crate::exit::UNCHANGED_ALL,
                 "`docker compose ls -a` lists the projects; name the staging with --name",
             ),
             StagingError::Lock(_) => Failure::new(
                 Exit::Precondition,
                 e,
-                "nothing",
+                crate::exit::UNCHANGED_ALL,
                 "wait for the other run, or `recover` if its process is gone",
             ),
             StagingError::Docker(d) => d.into(),

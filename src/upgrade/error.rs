@@ -404,7 +404,7 @@ pub enum UpgradeError {
 
 impl From<UpgradeError> for Failure {
     fn from(e: UpgradeError) -> Failure {
-        let nothing = "nothing: no service was stopped and no file was changed";
+        let nothing = "everything: no service was stopped and no file was changed";
         match e {
             UpgradeError::Observe(o) => o.into(),
             UpgradeError::Plan(p) => p.into(),
@@ -431,23 +431,23 @@ impl From<UpgradeError> for Failure {
             e @ UpgradeError::NotConfirmed(_) => Failure::new(
                 Exit::Usage,
                 e,
-                "nothing beyond the hops already completed",
+                "everything: no hop was started, no service was stopped, no file was changed",
                 "run it again and confirm, or pass --yes",
             ),
             UpgradeError::RollbackPending(p) => Failure::new(
                 Exit::Usage,
                 format!("the run interrupted on {p} was a rollback, not an upgrade"),
-                "nothing",
+                crate::exit::UNCHANGED_ALL,
                 format!("`mender-compose-upgrade -p {p} rollback` finishes it"),
             ),
             e @ UpgradeError::NoWayBack { .. } => Failure::new(
                 Exit::Precondition,
                 e,
-                "nothing",
+                crate::exit::UNCHANGED_ALL,
                 "`history` lists the upgrades and their dumps; a bundle of that release of this stack goes back with `restore BUNDLE`",
             ),
             e @ (UpgradeError::NothingToResume(_) | UpgradeError::NothingToRollBack(_)) => {
-                Failure::new(Exit::Usage, e, "nothing", "`status` shows the stack; `upgrade --to` starts an upgrade")
+                Failure::new(Exit::Usage, e, crate::exit::UNCHANGED_ALL, "`status` shows the stack; `upgrade --to` starts an upgrade")
             }
             e @ UpgradeError::RolledBack { .. } => Failure::new(
                 Exit::RolledBack,

@@ -136,7 +136,7 @@ pub enum RestoreBundleError {
 
 impl From<RestoreBundleError> for Failure {
     fn from(e: RestoreBundleError) -> Failure {
-        let nothing = "nothing: no service was stopped and no file was changed";
+        let nothing = "everything: no service was stopped and no file was changed";
         match e {
             RestoreBundleError::Resolve(r) => r.into(),
             RestoreBundleError::Observe(o) => o.into(),
