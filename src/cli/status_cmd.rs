@@ -153,7 +153,7 @@ pub async fn plan(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
                 Failure::new(
                     Exit::Precondition,
                     format!("the release of project {} is unknown: {}", stack.project, stack.unknown_tags.join(", ")),
-                    "nothing",
+                    crate::exit::UNCHANGED_ALL,
                     "pass --from VERSION to plan from a known release",
                 )
             })?;
@@ -162,7 +162,8 @@ pub async fn plan(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
         }
     };
     let p = plan::plan(&start, &catalog, &target).map_err(Failure::from)?;
-    if let (Some(out), Some(stack)) = (&a.out, print) {
+    // A plan `upgrade` would refuse is not saved to be applied.
+    if let (Some(out), Some(stack), None) = (&a.out, print, &p.blocked) {
         let saved = SavedPlan {
             format: saved::FORMAT,
             tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -176,7 +177,7 @@ pub async fn plan(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
             Failure::new(
                 Exit::Usage,
                 format!("cannot write the plan file {}: {e}", out.display()),
-                "nothing",
+                crate::exit::UNCHANGED_ALL,
                 "give --out a path in a writable directory",
             )
         })?;
@@ -185,12 +186,27 @@ pub async fn plan(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
         print_json(&p)?;
     } else {
         print!("{}", report::plan::render(&p));
-        if let Some(out) = &a.out {
+        if let (Some(out), None) = (&a.out, &p.blocked) {
             println!(
                 "\nSaved to {0}. `upgrade --plan {0}` carries out exactly this plan, and refuses if the stack changed since.",
                 out.display()
             );
         }
+    }
+    // The plan is printed (one document with --json, `blocked` set); the exit code says that
+    // `upgrade` would refuse it, as `upgrade --dry-run` would.
+    if let Some(b) = &p.blocked {
+        eprint!(
+            "{}",
+            Failure::new(
+                Exit::Precondition,
+                format!("this version cannot carry out the hop {} → {}: {}", b.from, b.to, b.why),
+                if a.out.is_some() { "everything: no plan file was written" } else { crate::exit::UNCHANGED_ALL },
+                "choose a target `status` lists as carried out by this version, or a newer mender-compose-upgrade",
+            )
+            .render()
+        );
+        return Ok(Exit::Precondition);
     }
     Ok(Exit::Ok)
 }

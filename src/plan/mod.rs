@@ -75,7 +75,7 @@ impl From<PlanError> for crate::exit::Failure {
             PlanError::InfraDowngrade(d) => format!("plan to {}, the line's newest release", d.instead),
             _ => "choose a release the catalog lists".to_string(),
         };
-        crate::exit::Failure::new(crate::exit::Exit::Usage, e, "nothing", next)
+        crate::exit::Failure::new(crate::exit::Exit::Usage, e, crate::exit::UNCHANGED_ALL, next)
     }
 }
 
@@ -103,6 +103,21 @@ pub struct Plan {
     /// What the operator should know before starting (images of another release, hops the tool
     /// cannot execute).
     pub warnings: Vec<String>,
+    /// The first hop this version of the tool cannot carry out, and why; `None`: `upgrade` can
+    /// carry out every hop. Printed first by `plan`, and the reason `upgrade` refuses (exit 3).
+    #[serde(default)]
+    pub blocked: Option<Blocked>,
+}
+
+/// A hop of a plan that this version cannot carry out (see [`Hop::blocker`]).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Blocked {
+    /// The hop's release before.
+    pub from: Version,
+    /// The hop's release after.
+    pub to: Version,
+    /// Why, as a clause (`it changes the compose layout and …`).
+    pub why: String,
 }
 
 /// One hop: from one release to the next stop, as one maintenance window.
@@ -151,6 +166,24 @@ pub struct Hop {
 }
 
 impl Hop {
+    /// Why this version of the tool cannot carry out the hop, or `None` when it can: a compose
+    /// layout change without base files in the catalog, renamed services (no compose path
+    /// upstream), or more than one MongoDB major in one hop.
+    pub fn blocker(&self) -> Option<String> {
+        if self.replaces_base_files && !self.templates_available {
+            return Some(format!(
+                "it changes the compose layout and the catalog has no base compose files for {}",
+                self.to
+            ));
+        }
+        if !self.renamed_services.is_empty() {
+            return Some("it renames services; no compose production path exists upstream for it".into());
+        }
+        if self.mongo.as_ref().is_some_and(|m| m.steps.len() > 1) {
+            return Some("it needs intermediate MongoDB majors, which this version does not run".into());
+        }
+        None
+    }
     /// A MongoDB major stage rather than an application hop.
     pub fn is_mongo_stage(&self) -> bool {
         self.kind == HopKind::Mongo
@@ -253,6 +286,9 @@ pub struct NextStop {
     pub kind: HopKind,
     /// Lines jumped over by a documented exception.
     pub skips: Vec<String>,
+    /// Why this version of the tool cannot carry the hop out ([`Hop::blocker`]); `None`: it can.
+    #[serde(default)]
+    pub blocked: Option<String>,
 }
 
 /// Where one hop can take a stack at `current`: the newest patch of its line, and each later line
@@ -265,7 +301,7 @@ pub fn next_stops(catalog: &Catalog, current: &Version) -> Vec<NextStop> {
         return out;
     };
     if let Some(stop) = lines[pos].stop.as_ref().filter(|s| *s > current) {
-        out.push(NextStop { to: stop.clone(), kind: HopKind::Patch, skips: vec![] });
+        out.push(NextStop { to: stop.clone(), kind: HopKind::Patch, skips: vec![], blocked: None });
     }
     let at_stop = lines[pos].stop.as_ref().is_none_or(|s| s <= current);
     for (i, l) in lines.iter().enumerate().skip(pos + 1) {
@@ -274,8 +310,13 @@ pub fn next_stops(catalog: &Catalog, current: &Version) -> Vec<NextStop> {
         if let (true, Some(stop)) = (reachable, &l.stop) {
             let kind = if stop.major != current.major { HopKind::Major } else { HopKind::Minor };
             let skips = lines[pos + 1..i].iter().map(|l| l.line.clone()).collect();
-            out.push(NextStop { to: stop.clone(), kind, skips });
+            out.push(NextStop { to: stop.clone(), kind, skips, blocked: None });
         }
+    }
+    // Whether this version carries each one out, said where the hop is offered.
+    let start = Start { release: current.clone(), drift: vec![], mongo: None };
+    for stop in &mut out {
+        stop.blocked = plan(&start, catalog, &stop.to).ok().and_then(|p| p.blocked).map(|b| b.why);
     }
     out
 }
@@ -351,7 +392,10 @@ pub fn plan(start: &Start, catalog: &Catalog, target: &Version) -> Result<Plan, 
             h.to, h.from, h.to
         ));
     }
-    Ok(Plan { from: from.version.clone(), to: to.version.clone(), hops, warnings })
+    let blocked = hops
+        .iter()
+        .find_map(|h| h.blocker().map(|why| Blocked { from: h.from.clone(), to: h.to.clone(), why }));
+    Ok(Plan { from: from.version.clone(), to: to.version.clone(), hops, warnings, blocked })
 }
 
 /// What the plan says about Mender's support of the running and the target release.

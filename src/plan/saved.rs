@@ -216,7 +216,7 @@ mod tests {
     }
 
     fn plan() -> Plan {
-        Plan { from: Version::new(3, 4, 0), to: Version::new(3, 6, 5), hops: vec![], warnings: vec![] }
+        Plan { from: Version::new(3, 4, 0), to: Version::new(3, 6, 5), hops: vec![], warnings: vec![], blocked: None }
     }
 
     fn saved() -> SavedPlan {

@@ -11,6 +11,18 @@ pub fn render(p: &Plan) -> String {
     let mut out = String::new();
     let n = p.hops.len();
     let _ = writeln!(out, "Upgrade plan: {} → {} in {n} hop{}", p.from, p.to, if n == 1 { "" } else { "s" });
+    match &p.blocked {
+        None => {
+            let _ = writeln!(out, "This version of mender-compose-upgrade carries out every hop.");
+        }
+        Some(b) => {
+            let _ = writeln!(
+                out,
+                "NOT CARRIED OUT by this version: `upgrade` refuses the hop {} → {}: {}.",
+                b.from, b.to, b.why
+            );
+        }
+    }
     for (i, h) in p.hops.iter().enumerate() {
         let kind = match h.kind {
             HopKind::Patch => "patch release".to_string(),

@@ -216,16 +216,22 @@ fn next_hops(s: &Stack) -> String {
                 HopKind::Major => "major",
                 HopKind::Mongo => "MongoDB stage",
             };
-            if h.skips.is_empty() {
-                format!("{} ({kind})", h.to)
-            } else {
-                format!("{} ({kind}, skips {})", h.to, h.skips.join(", "))
+            let skips = if h.skips.is_empty() { String::new() } else { format!(", skips {}", h.skips.join(", ")) };
+            match &h.blocked {
+                None => format!("{} ({kind}{skips})", h.to),
+                Some(why) => format!("{} ({kind}{skips}; NOT carried out by this version: {why})", h.to),
             }
         })
         .collect();
-    let last = s.next_hops.last().map(|h| h.to.to_string()).unwrap_or_default();
+    let verdict = if s.next_hops.iter().all(|h| h.blocked.is_none()) {
+        "this version carries out each"
+    } else {
+        "not all carried out by this version"
+    };
+    let last = s.next_hops.iter().rfind(|h| h.blocked.is_none()).or(s.next_hops.last());
+    let last = last.map(|h| h.to.to_string()).unwrap_or_default();
     format!(
-        "Next hops from {v}: {}\nSee what a hop involves: mender-compose-upgrade plan --to {last}\n",
+        "Next hops from {v} ({verdict}): {}\nSee what a hop involves: mender-compose-upgrade plan --to {last}\n",
         hops.join(", ")
     )
 }

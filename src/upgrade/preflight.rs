@@ -248,22 +248,10 @@ pub fn compose_v1_check(
 
 /// Hops this version can carry out on compose.
 fn executable(plan: &Plan) -> Result<(), PreflightError> {
-    for h in &plan.hops {
-        let refuse = |why: String| PreflightError::NotExecutable { from: h.from.clone(), to: h.to.clone(), why };
-        if h.replaces_base_files && !h.templates_available {
-            return Err(refuse(format!(
-                "it changes the compose layout and the catalog has no base compose files for {}",
-                h.to
-            )));
-        }
-        if !h.renamed_services.is_empty() {
-            return Err(refuse("it renames services; no compose production path exists upstream for it".into()));
-        }
-        if h.mongo.as_ref().is_some_and(|m| m.steps.len() > 1) {
-            return Err(refuse("it needs intermediate MongoDB majors, which this version does not run".into()));
-        }
+    match &plan.blocked {
+        Some(b) => Err(PreflightError::NotExecutable { from: b.from.clone(), to: b.to.clone(), why: b.why.clone() }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The hops' data checks on the data as it is now (3.2: no job pending in the MongoDB queue that
