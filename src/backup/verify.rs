@@ -36,6 +36,25 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
     /// Seconds the restore test took (container start, mongorestore, comparison); `None` without one.
     pub restore_seconds: Option<f64>,
+    /// What was checked, counted.
+    pub counted: Counted,
+}
+
+/// What `verify` read, counted: what the operator sees was covered.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counted {
+    /// Files of the bundle whose size and sha256 were checked (manifest files aside).
+    pub files: usize,
+    /// Their total size, in bytes.
+    pub bytes: u64,
+    /// Databases in the archive read back.
+    pub databases: usize,
+    /// Collections in the archive read back (namespaces, indexes' metadata aside).
+    pub collections: usize,
+    /// Documents in the archive read back.
+    pub documents: u64,
+    /// Artifact objects in the bundle's inventory (0 when the artifacts stay in the store).
+    pub artifacts: usize,
 }
 
 /// Why `verify` could not check a bundle at all (a damaged bundle is a report, not an error).
@@ -54,7 +73,7 @@ impl From<VerifyError> for crate::exit::Failure {
         crate::exit::Failure::new(
             crate::exit::Exit::Usage,
             e,
-            "nothing",
+            crate::exit::UNCHANGED_ALL,
             "give the directory of a bundle written by `backup`",
         )
     }
@@ -93,6 +112,7 @@ pub async fn verify(
         checks: vec![],
         problems: vec![],
         restore_seconds: None,
+        counted: Counted::default(),
     };
     let mut manifest = match Manifest::load(bundle_dir) {
         Ok(m) => m,
@@ -105,13 +125,22 @@ pub async fn verify(
     progress.step("files", "checking the size and sha256 of every file");
     report.checks.push("files".into());
     report.problems.extend(check_files(bundle_dir, &manifest.files));
+    report.counted.files = manifest.files.len();
+    report.counted.bytes = manifest.files.iter().map(|f| f.size).sum();
     progress.step("archive", "reading the archive back");
     report.checks.push("archive".into());
     match std::fs::File::open(bundle_dir.join(ARCHIVE))
         .map_err(|e| e.to_string())
         .and_then(|f| read_archive(std::io::BufReader::new(f)).map_err(|e| e.to_string()))
     {
-        Ok(summary) => report.problems.extend(compare_archive(&manifest, &summary)),
+        Ok(summary) => {
+            let dbs: std::collections::BTreeSet<&str> =
+                summary.namespaces.keys().filter_map(|ns| ns.split('.').next()).collect();
+            report.counted.databases = dbs.len();
+            report.counted.collections = summary.namespaces.len();
+            report.counted.documents = summary.namespaces.values().map(|n| n.documents).sum();
+            report.problems.extend(compare_archive(&manifest, &summary));
+        }
         Err(e) => report.problems.push(format!("{ARCHIVE}: {e}")),
     }
     if manifest.artifacts.location == Location::Bundle {
@@ -122,7 +151,7 @@ pub async fn verify(
                 crate::util::count_len(inv.len(), "object"),
                 manifest.artifacts.objects
             )),
-            Ok(_) => {}
+            Ok(inv) => report.counted.artifacts = inv.len(),
             Err(e) => report.problems.push(format!("artifacts/inventory.jsonl: {e}")),
         }
     }

@@ -67,12 +67,18 @@ pub async fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<Exit> {
     progress.finish();
     let report = report.map_err(Failure::from)?;
     if g.json {
-        print_json(&report)?;
+        println!("{}", outcome::result_line(&report));
     } else if report.ok {
         print!("{}", outcome::verified(&report));
     }
     if report.ok {
         return Ok(Exit::Ok);
+    }
+    if g.json {
+        // The result line (`ok: false`, the problems) is the last line: an error document after
+        // it would break the one framing rule (docs/events.md).
+        eprint!("{}", report.failure().render());
+        return Ok(Exit::Precondition);
     }
     Err(report.failure().into())
 }
@@ -90,7 +96,7 @@ pub fn list(g: &Global) -> anyhow::Result<Exit> {
         Failure::new(
             Exit::Precondition,
             format!("cannot read the backups directory {}: {e}", dir.display()),
-            "nothing",
+            crate::exit::UNCHANGED_ALL,
             "check the state directory (--state-dir) and its permissions",
         )
     })?;

@@ -1,7 +1,7 @@
 //! `staging up|down` and `rehearse`.
 
 use super::project_name;
-use super::{Global, RehearseArgs, Run, StagingDownArgs, StagingUpArgs, World, asker, parse_version, print_json};
+use super::{Global, RehearseArgs, Run, StagingDownArgs, StagingUpArgs, World, asker, parse_version};
 use crate::exit::{Exit, Failure};
 use crate::report::outcome;
 use crate::staging::rehearse::{self, RehearseOptions};
@@ -31,7 +31,7 @@ pub async fn up(g: &Global, a: StagingUpArgs) -> anyhow::Result<Exit> {
     progress.finish();
     let o = done.map_err(Failure::from)?;
     if g.json {
-        print_json(&o)?;
+        println!("{}", outcome::result_line(&o));
     } else {
         print!("{}", outcome::staging_up(&o));
     }
@@ -52,7 +52,7 @@ pub async fn down(g: &Global, a: StagingDownArgs) -> anyhow::Result<Exit> {
     };
     let removed = staging::down(&docker, &state, &name).await.map_err(Failure::from)?;
     if g.json {
-        print_json(&removed)?;
+        println!("{}", outcome::result_line(&removed));
     } else {
         print!("{}", outcome::staging_down(&name, &removed));
     }
@@ -98,11 +98,16 @@ pub async fn rehearse(g: &Global, a: RehearseArgs) -> anyhow::Result<Exit> {
     if r.ok {
         return Ok(Exit::Ok);
     }
-    Err(Failure::new(
+    let failure = Failure::new(
         Exit::RolledBack,
         format!("the rehearsal of {} → {} failed on staging: {}", r.from, r.to, r.failure.clone().unwrap_or_default()),
         "production was not touched",
         format!("read {}; do not upgrade production to {} until the cause is fixed", r.report_md.display(), r.to),
-    )
-    .into())
+    );
+    if g.json {
+        // The result line (`ok: false`) stays the last line (docs/events.md).
+        eprint!("{}", failure.render());
+        return Ok(failure.exit);
+    }
+    Err(failure.into())
 }

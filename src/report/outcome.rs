@@ -55,7 +55,23 @@ pub fn backup(o: &backup::Outcome) -> String {
 
 /// `verify` when the bundle passed.
 pub fn verified(r: &VerifyReport) -> String {
-    format!("{}: OK ({})\n", r.bundle.display(), r.checks.join(", "))
+    let c = &r.counted;
+    let mut s = format!("{}: OK ({})\n", r.bundle.display(), r.checks.join(", "));
+    let _ = writeln!(s, "  files: {}, {} (size and sha256)", count_len(c.files, "file"), size(c.bytes));
+    let _ = writeln!(
+        s,
+        "  archive: {}, {}, {} read back",
+        count_len(c.databases, "database"),
+        count_len(c.collections, "collection"),
+        count(c.documents, "document")
+    );
+    if r.checks.iter().any(|k| k == "artifacts") {
+        let _ = writeln!(s, "  artifacts: {} in the bundle's inventory", count_len(c.artifacts, "object"));
+    }
+    if let Some(t) = r.restore_seconds {
+        let _ = writeln!(s, "  restore test: every collection's count and content digest equal, {t:.1} s");
+    }
+    s
 }
 
 /// A hop's step timings, in the order the steps ran.

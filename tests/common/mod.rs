@@ -39,7 +39,46 @@ pub fn tool_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run mender-compose-upgrade")
+    let out = cmd.output().expect("run mender-compose-upgrade");
+    if args.contains(&"--json") {
+        json_rule(args, &out);
+    }
+    out
+}
+
+/// The verbs whose `--json` is NDJSON (docs/events.md): `step` events, then the result as the
+/// last line. Every other verb prints one JSON document.
+const LONG_VERBS: [&str; 8] = ["backup", "verify", "staging", "rehearse", "upgrade", "resume", "rollback", "restore"];
+
+/// The one framing rule of `--json` (docs/events.md), checked on every `--json` run of every test:
+/// a long command prints one compact JSON object per line, `step` events, and — when it succeeded —
+/// its result last (`"event": "result"`); a short one (`status`, `plan`, `history`, `recover`,
+/// `backup list|prune`, …) prints exactly one JSON document. A failure prints its error as one
+/// document (`{"error": …}`) after whatever events came before it.
+pub fn json_rule(args: &[&str], out: &Output) {
+    let text = stdout(out);
+    let verbs: Vec<&str> = args.iter().copied().filter(|a| !a.starts_with('-')).collect();
+    let long = verbs.iter().any(|v| LONG_VERBS.contains(v)) && !verbs.iter().any(|v| matches!(*v, "list" | "prune"));
+    if !long || text.trim().is_empty() {
+        if !text.trim().is_empty() {
+            serde_json::from_str::<serde_json::Value>(&text)
+                .unwrap_or_else(|e| panic!("{args:?}: --json is not one JSON document ({e}):\n{text}"));
+        }
+        return;
+    }
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{args:?}: --json line is not one JSON object ({e}): {l}\n{text}")))
+        .collect();
+    for l in &lines[..lines.len() - 1] {
+        assert_eq!(l["event"], "step", "{args:?}: only step events come before the last line:\n{text}");
+    }
+    let last = &lines[lines.len() - 1];
+    if out.status.success() {
+        assert_eq!(last["event"], "result", "{args:?}: the last line of a long command is its result:\n{text}");
+    } else {
+        assert!(last["event"] == "step" || last.get("error").is_some(), "{args:?}: a failure ends with its error or a step:\n{text}");
+    }
 }
 
 pub fn stdout(o: &Output) -> String {
