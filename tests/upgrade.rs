@@ -89,6 +89,15 @@ fn upgrade_3_4_0_to_3_7_11_keeps_data_comments_and_compose_state() {
     let again = stack.compose(&["up", "-d"]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(container_ids(&stack), ids, "compose recreated containers: {}", stderr(&again));
+    // `demo up` (scripts/demo) on the checkout it left, now upgraded, does not announce 3.4.0:
+    // it refuses, naming the release the checkout holds, and starts nothing.
+    let started = stack.started_at();
+    let dir = stack.dir.to_string_lossy();
+    let demo = tool(&["-p", &stack.project, "demo", "up", "--release", "3.4.0", "--dir", &dir, "--https-port", "none"]);
+    assert_eq!(demo.status.code(), Some(2), "{}\n{}", stdout(&demo), stderr(&demo));
+    assert!(stderr(&demo).contains("holds release 3.7.11, not 3.4.0"), "{}", stderr(&demo));
+    assert!(!stdout(&demo).contains("is up"), "{}", stdout(&demo));
+    assert_eq!(stack.started_at(), started, "the refused demo started or stopped nothing");
 }
 
 #[test]
@@ -284,7 +293,7 @@ fn refusals_change_nothing() {
         "{}",
         stderr(&unhealthy)
     );
-    assert!(stderr(&unhealthy).contains("unchanged: nothing: no service was stopped"));
+    assert!(stderr(&unhealthy).contains("unchanged: everything: no service was stopped"));
     assert!(stack.compose(&["start", "mender-inventory"]).status.success());
     // Compose v1 is refused.
     let shim = tempfile::tempdir().unwrap();

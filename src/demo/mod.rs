@@ -146,7 +146,7 @@ pub fn production_files(project: &str, dir: &Path) -> ProjectFiles {
 pub async fn up(d: &Demo<'_>, a: UpArgs) -> anyhow::Result<()> {
     let loaded = d.catalog;
     let version = Version::parse(&a.release).map_err(|_| {
-        Failure::new(Exit::Usage, format!("{:?} is not a version", a.release), "nothing", "e.g. --release 3.4.0")
+        Failure::new(Exit::Usage, format!("{:?} is not a version", a.release), crate::exit::UNCHANGED_ALL, "e.g. --release 3.4.0")
     })?;
     let has_files = |v: &Version| loaded.release_files(v).is_ok();
     let release = loaded.catalog.release(&version).filter(|r| has_files(&r.version)).ok_or_else(|| {
@@ -155,7 +155,7 @@ pub async fn up(d: &Demo<'_>, a: UpArgs) -> anyhow::Result<()> {
         Failure::new(
             Exit::Usage,
             format!("the test bed has no stack for release {version}"),
-            "nothing",
+            crate::exit::UNCHANGED_ALL,
             format!("choose one of {}", known.join(", ")),
         )
     })?;
@@ -186,6 +186,29 @@ pub async fn up(d: &Demo<'_>, a: UpArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing the demo checkout in {}", dir.display()))?;
         eprintln!("wrote a {} integration checkout to {}", release.version, dir.display());
     } else {
+        // A checkout left by an earlier run may have been upgraded since: the demo starts what it
+        // announces, or nothing.
+        let known = crate::catalog::KnownFiles::new(loaded, Some(&registry));
+        let files: Vec<(PathBuf, Vec<u8>)> =
+            known.paths().filter_map(|p| std::fs::read(dir.join(p)).ok().map(|b| (PathBuf::from(p), b))).collect();
+        let holds = crate::catalog::Checkout::classify(&known, &files).releases;
+        if !holds.is_empty() && !holds.contains(&version) {
+            let names: Vec<String> = holds.iter().map(Version::to_string).collect();
+            return Err(Failure::new(
+                Exit::Usage,
+                format!(
+                    "the demo checkout in {} holds release {}, not {version} (an earlier run left it, upgraded since)",
+                    dir.display(),
+                    names.join("/")
+                ),
+                crate::exit::UNCHANGED_ALL,
+                format!(
+                    "`demo down --volumes` removes it and its data (scripts/demo down), then `demo up --release {version}`; or `demo up --release {}` starts it as it is",
+                    names.last().map(String::as_str).unwrap_or_default()
+                ),
+            )
+            .into());
+        }
         eprintln!("reusing the checkout in {}", dir.display());
     }
     for name in ["mender-db", "mender-artifacts"] {
@@ -194,7 +217,17 @@ pub async fn up(d: &Demo<'_>, a: UpArgs) -> anyhow::Result<()> {
     let files = production_files(&project, &dir);
     eprintln!("starting project {project} with docker compose {}", compose.version);
     compose.run(&files, &["up", "-d", "--remove-orphans"]).await.map_err(Failure::from)?;
-    wait_healthy(&docker, &loaded.catalog, &registry, &project, Duration::from_secs(a.timeout)).await?;
+    let running = wait_healthy(&docker, &loaded.catalog, &registry, &project, Duration::from_secs(a.timeout)).await?;
+    if running.as_ref() != Some(&version) {
+        let running = running.map(|v| v.to_string()).unwrap_or_else(|| "an unknown release".into());
+        return Err(Failure::new(
+            Exit::Precondition,
+            format!("the demo stack {project} runs {running}, not the {version} asked for"),
+            "the stack is left running as it is",
+            "`demo down --volumes` removes it and its data (scripts/demo down); then start the demo again",
+        )
+        .into());
+    }
     let marker = dir.join(".demo-seeded");
     if !marker.exists() {
         seed(&docker, &project, &registry, &version, &a).await?;
@@ -224,14 +257,14 @@ async fn wait_healthy(
     registry: &str,
     project: &str,
     timeout: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Version>> {
     let start = Instant::now();
     let opts = Options { project: Some(project), registry: Some(registry), counts: false };
     loop {
         let stack = observe(docker, catalog, &opts).await.map_err(Failure::from)?;
         if stack.healthy {
             eprintln!("all services healthy after {:.0} s", start.elapsed().as_secs_f64());
-            return Ok(());
+            return Ok(stack.release);
         }
         if start.elapsed() > timeout {
             let problems: Vec<String> = stack

@@ -221,7 +221,11 @@ fn rewrite_files(ctx: &Ctx<'_>, st: &UpgradeState, hop: &Hop) -> Result<(), Step
     }
     let record = serde_json::to_vec_pretty(&edits).map_err(|e| StepError::file(files::REWRITE)(e.into()))?;
     write_atomic(&dir.join(files::REWRITE), &record, Perm::Private).map_err(StepError::file("writing rewrite.json"))?;
-    ctx.progress.step("rewrite", format!("{} compose files rewritten for {}", edits.edits.len(), to.version));
+    let names: Vec<String> = edits.edits.iter().map(|e| e.path.display().to_string()).collect();
+    ctx.progress.step(
+        "rewrite",
+        format!("{} rewritten for {}: {}", crate::util::count_len(names.len(), "compose file"), to.version, names.join(", ")),
+    );
     Ok(())
 }
 
