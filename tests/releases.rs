@@ -143,7 +143,10 @@ fn a_stack_on_3_6_2_is_recognized_and_upgraded() {
     let out = stack.tool(&["status"]);
     let text = stdout(&out);
     assert!(text.contains("Release    Mender Server 3.6.2\n"), "{text}");
-    assert!(text.contains("Next hops from 3.6.2 (this version carries out each): 3.6.5 (patch), 3.7.11 (minor)"), "{text}");
+    assert!(
+        text.contains("Next hops from 3.6.2 (this version carries out each): 3.6.5 (patch), 3.7.11 (minor)"),
+        "{text}"
+    );
     assert!(text.contains("Support    3.6.2: out of support; 4.1.3 is the newest supported release"), "{text}");
     let s = json(&stack.tool(&["--json", "status", "--require-healthy"]));
     assert_eq!(s["release"], "3.6.2");

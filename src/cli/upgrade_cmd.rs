@@ -23,7 +23,11 @@ pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
         (Some((_, saved)), _) => saved.plan.to.clone(),
         (None, Some(to)) => parse_version(to)?,
         // clap requires one of --to and --plan.
-        (None, None) => return Err(Failure::new(Exit::Usage, "no target", crate::exit::UNCHANGED_ALL, "give --to or --plan").into()),
+        (None, None) => {
+            return Err(
+                Failure::new(Exit::Usage, "no target", crate::exit::UNCHANGED_ALL, "give --to or --plan").into()
+            );
+        }
     };
     let w = World::open(g).await?;
     let progress = g.progress();
@@ -77,8 +81,9 @@ async fn notify_failure<T>(
 /// A usage [`Failure`] (exit 2) for a file that cannot be read or is no plan file.
 fn read_plan(path: &std::path::Path) -> Result<(String, SavedPlan), Failure> {
     let shown = path.display().to_string();
-    let refused =
-        |what: String| Failure::new(Exit::Usage, what, crate::exit::UNCHANGED_ALL, "save a plan with `plan --to VERSION --out FILE`");
+    let refused = |what: String| {
+        Failure::new(Exit::Usage, what, crate::exit::UNCHANGED_ALL, "save a plan with `plan --to VERSION --out FILE`")
+    };
     let text = std::fs::read_to_string(path).map_err(|e| refused(format!("cannot read the plan file {shown}: {e}")))?;
     let saved = SavedPlan::parse(&shown, &text).map_err(|e| refused(e.to_string()))?;
     Ok((shown, saved))
@@ -222,9 +227,9 @@ pub async fn recover(g: &Global, a: RecoverArgs) -> anyhow::Result<Exit> {
             .into());
         }
     }
-    let report = upgrade::recover::recover(&docker, &state, &project, a.abandon)
-        .await
-        .map_err(|e| Failure::new(Exit::Precondition, e, crate::exit::UNCHANGED_ALL, "see the message; `status` shows the services"))?;
+    let report = upgrade::recover::recover(&docker, &state, &project, a.abandon).await.map_err(|e| {
+        Failure::new(Exit::Precondition, e, crate::exit::UNCHANGED_ALL, "see the message; `status` shows the services")
+    })?;
     if g.json {
         print_json(&report)?;
     } else {

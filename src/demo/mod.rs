@@ -146,7 +146,12 @@ pub fn production_files(project: &str, dir: &Path) -> ProjectFiles {
 pub async fn up(d: &Demo<'_>, a: UpArgs) -> anyhow::Result<()> {
     let loaded = d.catalog;
     let version = Version::parse(&a.release).map_err(|_| {
-        Failure::new(Exit::Usage, format!("{:?} is not a version", a.release), crate::exit::UNCHANGED_ALL, "e.g. --release 3.4.0")
+        Failure::new(
+            Exit::Usage,
+            format!("{:?} is not a version", a.release),
+            crate::exit::UNCHANGED_ALL,
+            "e.g. --release 3.4.0",
+        )
     })?;
     let has_files = |v: &Version| loaded.release_files(v).is_ok();
     let release = loaded.catalog.release(&version).filter(|r| has_files(&r.version)).ok_or_else(|| {

@@ -392,9 +392,8 @@ pub fn plan(start: &Start, catalog: &Catalog, target: &Version) -> Result<Plan, 
             h.to, h.from, h.to
         ));
     }
-    let blocked = hops
-        .iter()
-        .find_map(|h| h.blocker().map(|why| Blocked { from: h.from.clone(), to: h.to.clone(), why }));
+    let blocked =
+        hops.iter().find_map(|h| h.blocker().map(|why| Blocked { from: h.from.clone(), to: h.to.clone(), why }));
     Ok(Plan { from: from.version.clone(), to: to.version.clone(), hops, warnings, blocked })
 }
 
@@ -1035,6 +1034,21 @@ mod tests {
         let p = run("3.4.0", "3.6.2").unwrap();
         assert!(p.hops[0].replaces_base_files && !p.hops[0].templates_available);
         assert!(p.warnings.iter().any(|w| w.contains("no base compose files for 3.6.2")), "{:?}", p.warnings);
+        // The plan itself says so, for `plan` to print first and `upgrade` to refuse.
+        let b = p.blocked.expect("blocked");
+        assert_eq!((b.from.to_string(), b.to.to_string()), ("3.4.0".into(), "3.6.2".into()));
+        assert!(b.why.contains("no base compose files for 3.6.2"), "{}", b.why);
+        assert!(run("3.4.0", "4.1.3").unwrap().blocked.is_none(), "the whole road to 4.1.3 is carried out");
+    }
+
+    #[test]
+    fn every_offered_next_hop_says_whether_it_is_carried_out() {
+        // Every landing release has base files, so each hop status offers is carried out.
+        for from in ["3.0.2", "3.4.0", "3.6.2", "3.7.11", "4.0.4"] {
+            for stop in next_stops(&cat(), &v(from)) {
+                assert_eq!(stop.blocked, None, "{from} → {}", stop.to);
+            }
+        }
     }
 
     #[test]

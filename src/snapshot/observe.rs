@@ -226,9 +226,12 @@ impl From<ObserveError> for crate::exit::Failure {
             ObserveError::Discover(d @ DiscoverError::Ambiguous { .. }) => {
                 Failure::new(Exit::Usage, d, crate::exit::UNCHANGED_ALL, "pass -p PROJECT")
             }
-            ObserveError::Discover(d @ DiscoverError::NotFound { .. }) => {
-                Failure::new(Exit::Usage, d, crate::exit::UNCHANGED_ALL, "check the project name with `docker compose ls -a`")
-            }
+            ObserveError::Discover(d @ DiscoverError::NotFound { .. }) => Failure::new(
+                Exit::Usage,
+                d,
+                crate::exit::UNCHANGED_ALL,
+                "check the project name with `docker compose ls -a`",
+            ),
             ObserveError::Sidecar(s) => s.into(),
         }
     }

@@ -98,9 +98,12 @@ impl From<RehearseError> for crate::exit::Failure {
             RehearseError::Staging(s) => s.into(),
             RehearseError::Upgrade(u) => u.into(),
             RehearseError::Backup(b) => b.into(),
-            RehearseError::NotConfirmed => {
-                Failure::new(Exit::Usage, e, crate::exit::UNCHANGED_ALL, "confirm, pass --yes, or give a bundle with --from")
-            }
+            RehearseError::NotConfirmed => Failure::new(
+                Exit::Usage,
+                e,
+                crate::exit::UNCHANGED_ALL,
+                "confirm, pass --yes, or give a bundle with --from",
+            ),
             RehearseError::Record { .. } | RehearseError::Report(_) => Failure::new(
                 Exit::Unexpected,
                 e,

@@ -446,9 +446,12 @@ impl From<UpgradeError> for Failure {
                 crate::exit::UNCHANGED_ALL,
                 "`history` lists the upgrades and their dumps; a bundle of that release of this stack goes back with `restore BUNDLE`",
             ),
-            e @ (UpgradeError::NothingToResume(_) | UpgradeError::NothingToRollBack(_)) => {
-                Failure::new(Exit::Usage, e, crate::exit::UNCHANGED_ALL, "`status` shows the stack; `upgrade --to` starts an upgrade")
-            }
+            e @ (UpgradeError::NothingToResume(_) | UpgradeError::NothingToRollBack(_)) => Failure::new(
+                Exit::Usage,
+                e,
+                crate::exit::UNCHANGED_ALL,
+                "`status` shows the stack; `upgrade --to` starts an upgrade",
+            ),
             e @ UpgradeError::RolledBack { .. } => Failure::new(
                 Exit::RolledBack,
                 e,

@@ -224,7 +224,12 @@ fn rewrite_files(ctx: &Ctx<'_>, st: &UpgradeState, hop: &Hop) -> Result<(), Step
     let names: Vec<String> = edits.edits.iter().map(|e| e.path.display().to_string()).collect();
     ctx.progress.step(
         "rewrite",
-        format!("{} rewritten for {}: {}", crate::util::count_len(names.len(), "compose file"), to.version, names.join(", ")),
+        format!(
+            "{} rewritten for {}: {}",
+            crate::util::count_len(names.len(), "compose file"),
+            to.version,
+            names.join(", ")
+        ),
     );
     Ok(())
 }

@@ -68,7 +68,10 @@ pub fn json_rule(args: &[&str], out: &Output) {
     }
     let lines: Vec<serde_json::Value> = text
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{args:?}: --json line is not one JSON object ({e}): {l}\n{text}")))
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{args:?}: --json line is not one JSON object ({e}): {l}\n{text}"))
+        })
         .collect();
     for l in &lines[..lines.len() - 1] {
         assert_eq!(l["event"], "step", "{args:?}: only step events come before the last line:\n{text}");
@@ -77,7 +80,10 @@ pub fn json_rule(args: &[&str], out: &Output) {
     if out.status.success() {
         assert_eq!(last["event"], "result", "{args:?}: the last line of a long command is its result:\n{text}");
     } else {
-        assert!(last["event"] == "step" || last.get("error").is_some(), "{args:?}: a failure ends with its error or a step:\n{text}");
+        assert!(
+            last["event"] == "step" || last.get("error").is_some(),
+            "{args:?}: a failure ends with its error or a step:\n{text}"
+        );
     }
 }
 
