@@ -197,9 +197,26 @@ pub struct BackupArgs {
     /// s3://BUCKET[/PREFIX] (server-side copy into another bucket).
     #[arg(long, value_name = "DEST")]
     pub artifacts_to: Option<String>,
+    /// Encrypt every file of the bundle (the manifest aside) to this age recipient (`age1…`, an
+    /// X25519 public key from age-keygen); repeatable. Reading the bundle then needs --identity.
+    #[arg(long, value_name = "RECIPIENT")]
+    pub encrypt_to: Vec<String>,
+    /// Encrypt to the recipients listed in FILE (one `age1…` per line, `#` comments; like age's
+    /// -R); repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_to_file: Vec<PathBuf>,
     /// How long services may take to stop.
     #[command(flatten)]
     pub stop: StopTimeout,
+}
+
+/// `--identity FILE`: the age identity that decrypts an encrypted bundle.
+#[derive(Args, Debug, Clone, Default)]
+pub struct IdentityArg {
+    /// The age identity file (age-keygen output, like `age -i`) that decrypts an encrypted
+    /// bundle; not needed for a plain one. Keep it off the production host when you can.
+    #[arg(long, value_name = "FILE", env = "MENDER_COMPOSE_UPGRADE_IDENTITY")]
+    pub identity: Option<PathBuf>,
 }
 
 /// `backup list|prune`.
@@ -302,6 +319,9 @@ pub struct RestoreArgs {
     /// Do not take a safety bundle of the current state first (when it is not worth keeping).
     #[arg(long)]
     pub no_safety_backup: bool,
+    /// The identity for an encrypted bundle.
+    #[command(flatten)]
+    pub identity: IdentityArg,
     /// How it runs: confirmations, timeouts.
     #[command(flatten)]
     pub run: ResumeArgs,
@@ -328,6 +348,9 @@ pub struct VerifyArgs {
     /// image and compare every collection's count and content.
     #[arg(long)]
     pub restore_test: bool,
+    /// The identity for an encrypted bundle (without it, only the checksums are checked).
+    #[command(flatten)]
+    pub identity: IdentityArg,
 }
 
 /// `staging up|down`.
@@ -351,6 +374,9 @@ pub struct StagingUpArgs {
     /// How long the staging copy may take to pass its health gates.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// The identity for an encrypted bundle.
+    #[command(flatten)]
+    pub identity: IdentityArg,
 }
 
 /// `staging down`.
@@ -386,6 +412,9 @@ pub struct RehearseArgs {
     /// How old the bundle may be.
     #[command(flatten)]
     pub max_backup_age: MaxBackupAge,
+    /// The identity for an encrypted bundle.
+    #[command(flatten)]
+    pub identity: IdentityArg,
 }
 
 /// `demo up|down`.

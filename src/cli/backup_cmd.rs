@@ -20,15 +20,22 @@ use crate::state::StateDir;
 pub async fn backup(g: &Global, a: BackupArgs) -> anyhow::Result<Exit> {
     crate::interrupt::install();
     let catalog = g.load_catalog()?;
-    let docker = super::connect().await?;
     let state = StateDir::new(g.state_dir());
     let artifacts = match (a.skip_artifacts, a.artifacts_to) {
         (true, _) => Choice::Skip,
         (false, Some(d)) => Choice::To(d),
         (false, None) => Choice::Auto,
     };
-    let opts =
-        BackupOptions { out: a.out, skip_space_check: a.skip_space_check, artifacts, grace: a.stop.stop_timeout };
+    // Bad recipients are a usage error before anything is looked at.
+    let recipients = backup::crypt::Recipients::parse(&a.encrypt_to, &a.encrypt_to_file).map_err(Failure::from)?;
+    let opts = BackupOptions {
+        out: a.out,
+        skip_space_check: a.skip_space_check,
+        artifacts,
+        grace: a.stop.stop_timeout,
+        recipients,
+    };
+    let docker = super::connect().await?;
     let observe = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
     let progress = g.progress();
     let done = backup::run(&docker, &catalog.catalog, &state, &observe, &opts, &progress).await;
@@ -63,13 +70,16 @@ pub async fn backup(g: &Global, a: BackupArgs) -> anyhow::Result<Exit> {
 pub async fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<Exit> {
     let docker = if a.restore_test { Some(super::connect().await?) } else { None };
     let progress = g.progress();
-    let report = backup::verify::verify(&a.bundle, docker.as_ref(), &progress).await;
+    let report = backup::verify::verify(&a.bundle, a.identity.identity.as_deref(), docker.as_ref(), &progress).await;
     progress.finish();
     let report = report.map_err(Failure::from)?;
     if g.json {
         print_json(&report)?;
     } else if report.ok {
         print!("{}", outcome::verified(&report));
+        for n in &report.notes {
+            println!("  note: {n}");
+        }
     }
     if report.ok {
         return Ok(Exit::Ok);

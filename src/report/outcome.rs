@@ -49,7 +49,19 @@ pub fn backup(o: &backup::Outcome) -> String {
         m.artifacts.location
     );
     let _ = writeln!(s, "  writers stopped for {:.1} s", o.downtime_secs);
-    let _ = writeln!(s, "Prove it: mender-compose-upgrade verify --restore-test {}", o.bundle.display());
+    match &m.encryption {
+        Some(e) => {
+            let _ = writeln!(s, "  encrypted (age) to {}", e.recipients.join(", "));
+            let _ = writeln!(
+                s,
+                "Prove it: mender-compose-upgrade verify --restore-test --identity FILE {}",
+                o.bundle.display()
+            );
+        }
+        None => {
+            let _ = writeln!(s, "Prove it: mender-compose-upgrade verify --restore-test {}", o.bundle.display());
+        }
+    }
     s
 }
 
