@@ -457,7 +457,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (id_a, pub_a) = keypair(dir.path(), "a.key");
         let (id_b, _) = keypair(dir.path(), "b.key");
-        let r = Recipients::parse(&[pub_a.clone()], &[]).unwrap().unwrap();
+        let r = Recipients::parse(std::slice::from_ref(&pub_a), &[]).unwrap().unwrap();
         assert_eq!(r.names(), [pub_a]);
         // Several chunks (age's are 64 KiB), so a cut falls inside the stream.
         let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
@@ -490,7 +490,7 @@ mod tests {
         let (_, p2) = keypair(dir.path(), "2.key");
         let file = dir.path().join("recipients.txt");
         fs::write(&file, format!("# ops team\n\n{p2}\n{p1}\n")).unwrap();
-        let r = Recipients::parse(&[p1.clone()], std::slice::from_ref(&file)).unwrap().unwrap();
+        let r = Recipients::parse(std::slice::from_ref(&p1), std::slice::from_ref(&file)).unwrap().unwrap();
         assert_eq!(r.names(), [p1.clone(), p2], "given first, duplicates once");
         assert!(Recipients::parse(&[], &[]).unwrap().is_none(), "plain by default");
         assert!(matches!(Recipients::parse(&["age1nope".into()], &[]), Err(CryptError::BadRecipient(_))));
