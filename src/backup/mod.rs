@@ -7,6 +7,7 @@ pub mod artifacts;
 pub mod bundle;
 pub mod bundles;
 mod config;
+pub mod copy;
 pub mod dump;
 pub mod manifest;
 pub mod prune;
@@ -208,6 +209,9 @@ pub struct Outcome {
     /// Seconds per step of the downtime, in the order they ran: stop, dump, artifacts, start (a
     /// JSON object in that order).
     pub timings: IndexMap<String, f64>,
+    /// Where `--copy-to` copied the bundle and what it verified there; `None` without
+    /// `--copy-to`, or when the copy failed.
+    pub copy: Option<copy::CopyReport>,
 }
 
 /// What the downtime section produced.
@@ -358,7 +362,15 @@ pub async fn run_locked(
         progress.step("restart", format!("not healthy again yet: {}", lagging.join(", ")));
     }
     progress.step("done", format!("bundle {} ({:.1} s of writer downtime)", dir.display(), downtime.as_secs_f64()));
-    Ok(Outcome { bundle: dir, manifest, downtime_secs: round(downtime), repaired, restart_failures, timings })
+    Ok(Outcome {
+        bundle: dir,
+        manifest,
+        downtime_secs: round(downtime),
+        repaired,
+        restart_failures,
+        timings,
+        copy: None,
+    })
 }
 
 fn round(d: Duration) -> f64 {
