@@ -181,3 +181,76 @@ async fn large_files_go_up_in_parts() {
     let err = missing.put_multipart("a/big", &path, data.len() as u64, 5 << 20).await.unwrap_err();
     assert!(err.to_string().contains("upload of object a/big failed"), "{err}");
 }
+
+/// No daemon: a bundle written with the tool's own manifest writer, copied by `backup copy` to moto
+/// on the loopback. Every file comes back equal; a file whose content no longer matches the
+/// manifest is named, exit 6, and the bundle is left as it was.
+#[test]
+fn a_copy_that_does_not_match_the_manifest_names_the_file() {
+    use mender_compose_upgrade::backup::manifest::{ArtifactsInfo, FORMAT, FileEntry, Manifest, MongoInfo};
+    let moto = Emulator::moto_at("127.0.0.1");
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let name = "p-3.7.11-20260101T000000Z";
+    let dir = state.join("backups").join(name);
+    std::fs::create_dir_all(dir.join("compose")).unwrap();
+    let archive: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("mongo.archive.gz"), &archive).unwrap();
+    std::fs::write(dir.join("compose/prod.yml"), "services: {}\n").unwrap();
+    let entry =
+        |path: &str, bytes: &[u8]| FileEntry { path: path.into(), size: bytes.len() as u64, sha256: sha256_hex(bytes) };
+    Manifest {
+        format: FORMAT,
+        tool_version: "test".into(),
+        created: "2026-01-01T00:00:00Z".into(),
+        project: "p".into(),
+        mender_version: Some("3.7.11".parse().unwrap()),
+        services: vec![],
+        mongo: MongoInfo::default(),
+        databases: vec![],
+        archive: Default::default(),
+        files: vec![entry("compose/prod.yml", b"services: {}\n"), entry("mongo.archive.gz", &archive)],
+        artifacts: ArtifactsInfo::default(),
+        verifications: vec![],
+        rehearsals: vec![],
+        stack: None,
+        writers_stopped_secs: None,
+    }
+    .save(&dir)
+    .unwrap();
+    let ep = S3Endpoint {
+        url: Some(moto.url.clone()),
+        region: "us-east-1".into(),
+        access_key: ACCESS.into(),
+        secret_key: SECRET.into(),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bucket = S3Bucket::new(&ep, "offsite");
+    rt.block_on(bucket.create()).unwrap();
+    let env =
+        [("AWS_ACCESS_KEY_ID", ACCESS), ("AWS_SECRET_ACCESS_KEY", SECRET), ("AWS_ENDPOINT_URL", moto.url.as_str())];
+    let st = state.to_str().unwrap();
+
+    let ok = tool_env(&["--state-dir", st, "--json", "backup", "copy", "p-3.7", "--to", "s3://offsite/h1"], &env);
+    assert!(ok.status.success(), "{}\n{}", stdout(&ok), stderr(&ok));
+    let report = result_line(&ok);
+    assert_eq!(report["to"], format!("s3://offsite/h1/{name}"));
+    assert_eq!(report["verified_files"], 4);
+    let want = manifest_files(&dir);
+    assert_eq!(rt.block_on(downloaded(&bucket, &format!("h1/{name}"))), want);
+
+    // The archive changed on disk after the manifest was written: named, exit 6, nothing changed.
+    let mut damaged = archive.clone();
+    damaged[1000] ^= 1;
+    std::fs::write(dir.join("mongo.archive.gz"), &damaged).unwrap();
+    let bad = tool_env(&["--state-dir", st, "backup", "copy", name, "--to", "s3://offsite/h2"], &env);
+    assert_eq!(bad.status.code(), Some(6), "{}", stderr(&bad));
+    let err = stderr(&bad);
+    assert!(err.contains("mongo.archive.gz: the copy read back has sha256"), "{err}");
+    assert!(err.contains("is complete and kept") && err.contains("run `verify` on the bundle"), "{err}");
+    // The manifest was not copied: the half copy is never taken for a bundle.
+    let keys: Vec<String> = rt.block_on(bucket.list(false)).unwrap().into_iter().map(|o| o.key).collect();
+    assert!(!keys.iter().any(|k| k.starts_with("h2/") && k.ends_with("manifest.json")), "{keys:?}");
+    assert_eq!(std::fs::read(dir.join("mongo.archive.gz")).unwrap(), damaged);
+    assert_clean(&[&ok, &bad], &[SECRET]);
+}

@@ -43,7 +43,12 @@ impl Emulator {
     }
 
     pub fn moto() -> Emulator {
-        let addr = host_address();
+        Emulator::moto_at(&host_address())
+    }
+
+    /// moto on `addr` (the loopback for a test that needs no daemon).
+    pub fn moto_at(addr: &str) -> Emulator {
+        let addr = addr.to_string();
         let port = free_port(&addr);
         let p = port.to_string();
         Emulator::start(&format!("{}/venv/bin/moto_server", cache()), &["-H", &addr, "-p", &p], &addr, port, "")
