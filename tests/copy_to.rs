@@ -156,32 +156,6 @@ async fn bundles_are_copied_off_the_host_and_proven_there() {
     assert_clean(&[&refused, &bad, &out, &to_azure, &refused_key, &missing, &none], &[SECRET, AZURITE_KEY, wrong_key]);
 }
 
-/// Files over S3's single-PUT limit go up in parts, streamed from their offsets: an 11 MiB file in
-/// 5 MiB parts reads back identical.
-#[tokio::test(flavor = "multi_thread")]
-async fn large_files_go_up_in_parts() {
-    let moto = Emulator::moto();
-    let ep = S3Endpoint {
-        url: Some(moto.url.clone()),
-        region: "us-east-1".into(),
-        access_key: ACCESS.into(),
-        secret_key: SECRET.into(),
-    };
-    let bucket = S3Bucket::new(&ep, "parts");
-    bucket.create().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("big");
-    let data: Vec<u8> = (0..11u32 * 1024 * 1024).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
-    std::fs::write(&path, &data).unwrap();
-    bucket.put_multipart("a/big", &path, data.len() as u64, 5 << 20).await.unwrap();
-    let (sha, n) = bucket.get("a/big", &mut tokio::io::sink()).await.unwrap();
-    assert_eq!((sha, n), (sha256_hex(&data), data.len() as u64));
-    // A missing bucket fails naming the key, and leaves no upload behind.
-    let missing = S3Bucket::new(&ep, "no-such-bucket");
-    let err = missing.put_multipart("a/big", &path, data.len() as u64, 5 << 20).await.unwrap_err();
-    assert!(err.to_string().contains("upload of object a/big failed"), "{err}");
-}
-
 /// No daemon: a bundle written with the tool's own manifest writer, copied by `backup copy` to moto
 /// on the loopback. Every file comes back equal; a file whose content no longer matches the
 /// manifest is named, exit 6, and the bundle is left as it was.
@@ -239,6 +213,12 @@ fn a_copy_that_does_not_match_the_manifest_names_the_file() {
     let want = manifest_files(&dir);
     assert_eq!(rt.block_on(downloaded(&bucket, &format!("h1/{name}"))), want);
 
+    // A bucket that does not exist: named, exit 6, never created.
+    let missing = tool_env(&["--state-dir", st, "backup", "copy", name, "--to", "s3://no-such-bucket"], &env);
+    assert_eq!(missing.status.code(), Some(6), "{}", stderr(&missing));
+    assert!(stderr(&missing).contains("the bucket no-such-bucket at") && stderr(&missing).contains("does not exist"));
+    assert!(!rt.block_on(S3Bucket::new(&ep, "no-such-bucket").exists()).unwrap());
+
     // The archive changed on disk after the manifest was written: named, exit 6, nothing changed.
     let mut damaged = archive.clone();
     damaged[1000] ^= 1;
@@ -252,5 +232,5 @@ fn a_copy_that_does_not_match_the_manifest_names_the_file() {
     let keys: Vec<String> = rt.block_on(bucket.list(false)).unwrap().into_iter().map(|o| o.key).collect();
     assert!(!keys.iter().any(|k| k.starts_with("h2/") && k.ends_with("manifest.json")), "{keys:?}");
     assert_eq!(std::fs::read(dir.join("mongo.archive.gz")).unwrap(), damaged);
-    assert_clean(&[&ok, &bad], &[SECRET]);
+    assert_clean(&[&ok, &missing, &bad], &[SECRET]);
 }

@@ -115,79 +115,6 @@ impl S3Bucket {
     }
 }
 
-/// Files larger than this are uploaded in parts of this size (64 MiB: up to 640 GiB in S3's
-/// 10,000 parts).
-pub const PART: u64 = 64 << 20;
-
-impl S3Bucket {
-    /// Uploads the `size` bytes of `path` as `key` in parts of `part` bytes (at least 5 MiB, S3's
-    /// smallest part but the last), each streamed from its offset in the file; a failed upload is
-    /// aborted so that no parts are left behind.
-    ///
-    /// # Errors
-    /// [`StoreError::Object`] naming the key, with the service's answer.
-    pub async fn put_multipart(&self, key: &str, path: &Path, size: u64, part: u64) -> Result<(), StoreError> {
-        use aws_sdk_s3::primitives::Length;
-        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-        let oerr = |message: String| StoreError::Object { op: "upload", key: key.to_string(), message };
-        let up = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| oerr(chain(&e)))?;
-        let id = up.upload_id().ok_or_else(|| oerr("the store returned no upload id".into()))?.to_string();
-        let parts = async {
-            let mut parts = Vec::new();
-            let mut offset = 0u64;
-            let mut number = 1i32;
-            while offset < size {
-                let len = part.min(size - offset);
-                let body = ByteStream::read_from()
-                    .path(path)
-                    .offset(offset)
-                    .length(Length::Exact(len))
-                    .build()
-                    .await
-                    .map_err(|e| oerr(chain(&e)))?;
-                let done = self
-                    .client
-                    .upload_part()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(&id)
-                    .part_number(number)
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| oerr(format!("part {number}: {}", chain(&e))))?;
-                parts.push(
-                    CompletedPart::builder().part_number(number).set_e_tag(done.e_tag().map(str::to_string)).build(),
-                );
-                offset += len;
-                number += 1;
-            }
-            self.client
-                .complete_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(&id)
-                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-                .send()
-                .await
-                .map_err(|e| oerr(chain(&e)))?;
-            Ok(())
-        }
-        .await;
-        if parts.is_err() {
-            let _ = self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(&id).send().await;
-        }
-        parts
-    }
-}
-
 /// What a key keeps unencoded in a copy source: RFC 3986 unreserved characters and `/`.
 const KEY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 
@@ -290,14 +217,8 @@ impl ObjectStore for S3Bucket {
         Ok((hex::encode(h.finalize()), n))
     }
 
-    /// One PUT up to [`PART`] bytes, else a multipart upload of [`PART`]-byte parts (a single PUT
-    /// stops at 5 GiB on AWS); streamed from the file either way.
     async fn put(&self, key: &str, path: &Path) -> Result<(), StoreError> {
         let oerr = |message: String| StoreError::Object { op: "upload", key: key.to_string(), message };
-        let size = tokio::fs::metadata(path).await.map_err(|e| oerr(e.to_string()))?.len();
-        if size > PART {
-            return self.put_multipart(key, path, size, PART).await;
-        }
         let body = ByteStream::from_path(path).await.map_err(|e| oerr(chain(&e)))?;
         self.client.put_object().bucket(&self.bucket).key(key).body(body).send().await.map_err(|e| oerr(chain(&e)))?;
         Ok(())
