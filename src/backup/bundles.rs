@@ -315,13 +315,13 @@ impl From<PruneError> for crate::exit::Failure {
             PruneError::Policy(PolicyError::NoRule) => Failure::new(
                 Exit::Usage,
                 e,
-                "nothing: no bundle was removed",
+                "everything: no bundle was removed",
                 "add a keep rule: --keep-last N (the newest N bundles of each project) and/or --keep-within DURATION (e.g. 30d: the bundles taken within 30 days of each project's newest); --dry-run shows what they would remove",
             ),
             PruneError::Read(..) => Failure::new(
                 Exit::Precondition,
                 e,
-                "nothing: no bundle was removed",
+                "everything: no bundle was removed",
                 "check the state directory (--state-dir) and its permissions",
             ),
         }

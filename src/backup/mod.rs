@@ -129,7 +129,7 @@ impl From<BackupError> for crate::exit::Failure {
     fn from(e: BackupError) -> crate::exit::Failure {
         use crate::exit::{Exit, Failure};
         use artifacts::PlanError as A;
-        let nothing = "nothing: no service was stopped and no bundle was written";
+        let nothing = "everything: no service was stopped and no bundle was written";
         let restarted = "the services were started again and no bundle was kept (the partial one was removed)";
         match e {
             BackupError::Observe(o) => o.into(),

@@ -160,7 +160,7 @@ pub enum StagingError {
 impl From<StagingError> for crate::exit::Failure {
     fn from(e: StagingError) -> crate::exit::Failure {
         use crate::exit::{Exit, Failure};
-        let nothing = "nothing: production was not touched and no staging resource was left";
+        let nothing = "everything: production was not touched and no staging resource was left";
         match e {
             StagingError::BadName(..) => Failure::new(Exit::Usage, e, nothing, "choose another --name"),
             StagingError::Bundle(..) => Failure::new(
@@ -174,7 +174,7 @@ impl From<StagingError> for crate::exit::Failure {
                 Failure::new(
                     Exit::Precondition,
                     e,
-                    "nothing: production and the existing project were not touched",
+                    "everything: production and the existing project were not touched",
                     next,
                 )
             }
