@@ -46,7 +46,9 @@ impl From<ManualError> for Failure {
                     format!("name one of: {} (or no verb, for the main page)", verbs.join(", ")),
                 )
             }
-            ManualError::Stdout(_) => Failure::new(Exit::Unexpected, &e, "everything else: no other page was written", "run it again"),
+            ManualError::Stdout(_) => {
+                Failure::new(Exit::Unexpected, &e, "everything else: no other page was written", "run it again")
+            }
             ManualError::Write { written, path, .. } => Failure::new(
                 Exit::Precondition,
                 &e,
