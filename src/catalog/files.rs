@@ -195,6 +195,14 @@ pub struct Checkout {
 }
 
 impl Checkout {
+    /// Reads the base files [`KnownFiles`] knows from the checkout in `dir` (a missing or
+    /// unreadable file is left out) and classifies them ([`Checkout::classify`]).
+    pub fn read(known: &KnownFiles, dir: &Path) -> Checkout {
+        let files: Vec<(PathBuf, Vec<u8>)> =
+            known.paths().filter_map(|p| std::fs::read(dir.join(p)).ok().map(|b| (PathBuf::from(p), b))).collect();
+        Checkout::classify(known, &files)
+    }
+
     /// Classifies the checkout's base files (path relative to the checkout, contents).
     pub fn classify(known: &KnownFiles, files: &[(PathBuf, Vec<u8>)]) -> Checkout {
         let origins: Vec<FileOrigin> =

@@ -1,6 +1,6 @@
 //! `status` and `plan`: read-only.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{Global, PlanArgs, StatusArgs, parse_version, print_json};
 use crate::catalog::{Checkout, KnownFiles, LoadedCatalog, ReleaseNote, Support};
@@ -50,10 +50,7 @@ fn checkout_report(
     dir: &Path,
     release: Option<&semver::Version>,
 ) -> CheckoutReport {
-    let known = KnownFiles::new(catalog, registry);
-    let files: Vec<(PathBuf, Vec<u8>)> =
-        known.paths().filter_map(|p| std::fs::read(dir.join(p)).ok().map(|b| (PathBuf::from(p), b))).collect();
-    let files = Checkout::classify(&known, &files);
+    let files = Checkout::read(&KnownFiles::new(catalog, registry), dir);
     let disagreement = release.and_then(|v| files.disagreement(v));
     CheckoutReport { files, disagreement }
 }

@@ -194,9 +194,7 @@ pub async fn up(d: &Demo<'_>, a: UpArgs) -> anyhow::Result<()> {
         // A checkout left by an earlier run may have been upgraded since: the demo starts what it
         // announces, or nothing.
         let known = crate::catalog::KnownFiles::new(loaded, Some(&registry));
-        let files: Vec<(PathBuf, Vec<u8>)> =
-            known.paths().filter_map(|p| std::fs::read(dir.join(p)).ok().map(|b| (PathBuf::from(p), b))).collect();
-        let holds = crate::catalog::Checkout::classify(&known, &files).releases;
+        let holds = crate::catalog::Checkout::read(&known, &dir).releases;
         if !holds.is_empty() && !holds.contains(&version) {
             let names: Vec<String> = holds.iter().map(Version::to_string).collect();
             return Err(Failure::new(
