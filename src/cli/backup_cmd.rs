@@ -75,10 +75,8 @@ pub async fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     if g.json {
-        // The result line (`ok: false`, the problems) is the last line: an error document after
-        // it would break the one framing rule (docs/events.md).
-        eprint!("{}", report.failure().render());
-        return Ok(Exit::Precondition);
+        // The result line (`ok: false`, the problems) is already printed.
+        return Ok(super::failed_after_result(report.failure()));
     }
     Err(report.failure().into())
 }

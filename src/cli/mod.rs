@@ -158,6 +158,14 @@ async fn connect() -> Result<Docker, Failure> {
     Ok(docker::connect().await?)
 }
 
+/// Ends a command whose result is already printed but that failed: the failure goes to stderr
+/// only, so that with `--json` the result stays the last line or the one document
+/// (docs/events.md), and its exit code is the command's.
+fn failed_after_result(f: Failure) -> Exit {
+    eprint!("{}", f.render());
+    f.exit
+}
+
 /// Prints `value` as one pretty JSON document.
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);

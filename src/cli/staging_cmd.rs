@@ -105,9 +105,8 @@ pub async fn rehearse(g: &Global, a: RehearseArgs) -> anyhow::Result<Exit> {
         format!("read {}; do not upgrade production to {} until the cause is fixed", r.report_md.display(), r.to),
     );
     if g.json {
-        // The result line (`ok: false`) stays the last line (docs/events.md).
-        eprint!("{}", failure.render());
-        return Ok(failure.exit);
+        // The result line (`ok: false`) is already printed.
+        return Ok(super::failed_after_result(failure));
     }
     Err(failure.into())
 }

@@ -193,17 +193,12 @@ pub async fn plan(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
     // The plan is printed (one document with --json, `blocked` set); the exit code says that
     // `upgrade` would refuse it, as `upgrade --dry-run` would.
     if let Some(b) = &p.blocked {
-        eprint!(
-            "{}",
-            Failure::new(
-                Exit::Precondition,
-                format!("this version cannot carry out the hop {} → {}: {}", b.from, b.to, b.why),
-                if a.out.is_some() { "everything: no plan file was written" } else { crate::exit::UNCHANGED_ALL },
-                "choose a target `status` lists as carried out by this version, or a newer mender-compose-upgrade",
-            )
-            .render()
-        );
-        return Ok(Exit::Precondition);
+        return Ok(super::failed_after_result(Failure::new(
+            Exit::Precondition,
+            format!("this version cannot carry out the hop {} → {}: {}", b.from, b.to, b.why),
+            if a.out.is_some() { "everything: no plan file was written" } else { crate::exit::UNCHANGED_ALL },
+            "choose a target `status` lists as carried out by this version, or a newer mender-compose-upgrade",
+        )));
     }
     Ok(Exit::Ok)
 }
