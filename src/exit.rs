@@ -20,6 +20,9 @@ pub enum Exit {
     RolledBack = 4,
     /// The upgrade failed and the rollback is incomplete.
     RollbackIncomplete = 5,
+    /// `backup --copy-to` / `backup copy`: the bundle is complete and kept on this host, but its
+    /// copy off the host failed (upload, read-back checksum, a missing or refusing destination).
+    CopyFailed = 6,
     /// Stopped by Ctrl-C (after putting things back).
     Interrupted = 130,
 }

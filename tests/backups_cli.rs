@@ -64,6 +64,7 @@ fn bundle(backups: &Path, project: &str, days: u64, checks: &[&str], rehearsed: 
         rehearsals,
         stack: Some(StackIdentity { databases: BTreeMap::from([("useradm".into(), "2026-01-01T00:00:00Z".into())]) }),
         writers_stopped_secs: None,
+        encryption: None,
     }
     .save(&dir)
     .unwrap();

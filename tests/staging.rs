@@ -191,3 +191,103 @@ fn rehearsal_catches_a_broken_release_without_touching_production() {
     assert_eq!(production(&prod), before, "production changed during a failed rehearsal");
     assert_eq!(rehearsals(&bundle)[0]["ok"], false);
 }
+
+/// An age key pair for the tests: (identity file, public key).
+fn age_key(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    let path = dir.join(name);
+    std::fs::write(&path, format!("# public key: {}\n{}\n", id.to_public(), id.to_string().expose_secret())).unwrap();
+    (path, id.to_public().to_string())
+}
+
+#[test]
+fn an_encrypted_bundle_is_opaque_and_restores_into_staging_with_its_identity() {
+    let prod = Stack::up("stgage", "3.4.0");
+    let keys = tempfile::tempdir().unwrap();
+    let (id, public) = age_key(keys.path(), "ops.key");
+    let (other, _) = age_key(keys.path(), "other.key");
+    let recipients = keys.path().join("recipients.txt");
+    std::fs::write(&recipients, format!("# ops\n{public}\n")).unwrap();
+    let (id_s, other_s) = (id.to_string_lossy().into_owned(), other.to_string_lossy().into_owned());
+
+    let bad = prod.tool(&["backup", "--encrypt-to", "age1notakey"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    let out = prod.tool(&["backup", "--encrypt-to", &public, "--encrypt-to-file", &recipients.to_string_lossy()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bundle = prod.bundle();
+    let bundle_s = bundle.to_string_lossy().into_owned();
+    let m: Value = serde_json::from_str(&file(&bundle.join("manifest.json"))).unwrap();
+    assert_eq!(m["encryption"]["recipients"], serde_json::json!([public]), "{}", m["encryption"]);
+    assert_eq!(m["encryption"]["checksums"], "ciphertext");
+    // Every file but the manifest is an age file: no key, no readable archive.
+    let files: Vec<&str> = m["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert!(files.contains(&"mongo.archive.gz") && files.iter().any(|f| f.starts_with("compose/")), "{files:?}");
+    for rel in &files {
+        let bytes = std::fs::read(bundle.join(rel)).unwrap();
+        assert!(bytes.starts_with(b"age-encryption.org/v1\n"), "{rel} is not an age file");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("PRIVATE KEY") && !text.contains("mender"), "{rel} holds plaintext");
+    }
+    assert!(!std::fs::read(bundle.join("mongo.archive.gz")).unwrap().starts_with(&[0x1f, 0x8b]), "a readable gzip");
+    assert!(prod.tool(&["backup", "list"]).status.success());
+
+    // Without the identity, verify proves the checksums of the ciphertext; a wrong one is refused.
+    let v = prod.tool(&["--json", "verify", &bundle_s]);
+    assert!(v.status.success(), "{}", stderr(&v));
+    let report = result_line(&v);
+    assert_eq!(report["checks"], serde_json::json!(["files"]), "{report}");
+    assert!(report["notes"][0].as_str().unwrap().contains("encrypted"), "{report}");
+    let v = prod.tool(&["verify", &bundle_s, "--identity", &other_s]);
+    assert_eq!(v.status.code(), Some(3), "{}", stderr(&v));
+    assert!(stderr(&v).contains("does not open the bundle"), "{}", stderr(&v));
+    let v = prod.tool(&["--json", "verify", "--restore-test", &bundle_s, "--identity", &id_s]);
+    assert!(v.status.success(), "{}", stderr(&v));
+    assert_eq!(result_line(&v)["checks"], serde_json::json!(["files", "archive", "artifacts", "restore-test"]));
+
+    // A missing or wrong identity is refused before anything stops or is created.
+    let before = production(&prod);
+    let name = format!("{}-staging", prod.project);
+    let none = prod.tool(&["staging", "up", "--from", &bundle_s]);
+    assert_eq!(none.status.code(), Some(3), "{}", stderr(&none));
+    assert!(stderr(&none).contains("is encrypted") && stderr(&none).contains("--identity"), "{}", stderr(&none));
+    let wrong = prod.tool(&["staging", "up", "--from", &bundle_s, "--identity", &other_s]);
+    assert_eq!(wrong.status.code(), Some(3), "{}", stderr(&wrong));
+    assert!(stderr(&wrong).contains("other.key") && !stderr(&wrong).contains("AGE-SECRET"), "{}", stderr(&wrong));
+    let restore = prod.tool(&["restore", &bundle_s, "--yes", "--identity", &other_s]);
+    assert_eq!(restore.status.code(), Some(3), "{}", stderr(&restore));
+    assert!(stderr(&restore).contains("does not open the bundle"), "{}", stderr(&restore));
+    nothing_left(&name);
+    assert_eq!(prod.started_at(), before.1, "production was stopped for a refused identity");
+
+    // With it (from the environment), staging holds production's data.
+    let out = prod.tool_env(&["staging", "up", "--from", &bundle_s], &[("MENDER_COMPOSE_UPGRADE_IDENTITY", &id_s)]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(staging_data(&name), before.3);
+    let staged = prod.dir.parent().unwrap().join("state/staging").join(&name).join("project");
+    let keys_in_clear = common_files(&staged).iter().any(|p| file(p).contains("PRIVATE KEY"));
+    assert!(keys_in_clear, "staging got the decrypted keys");
+    let beside: Vec<String> = std::fs::read_dir(bundle.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("decrypted"))
+        .collect();
+    assert!(beside.is_empty(), "the clear copy was left: {beside:?}");
+    assert!(prod.tool(&["staging", "down"]).status.success());
+    nothing_left(&name);
+    assert_eq!(production(&prod), before, "production changed");
+}
+
+/// Every file below `dir`.
+fn common_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(common_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -3,82 +3,11 @@
 
 mod common;
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
+use common::emulator::AZURITE_KEY;
+use common::emulator::Emulator;
 use common::*;
 use mender_compose_upgrade::engine::azure::Account;
 use mender_compose_upgrade::engine::s3::{S3Endpoint, client};
-
-fn cache() -> String {
-    std::env::var("MCU_CACHE").unwrap_or_else(|_| "/var/cache/mcu".into())
-}
-
-fn free_port(addr: &str) -> u16 {
-    std::net::TcpListener::bind((addr, 0)).unwrap().local_addr().unwrap().port()
-}
-
-/// An emulator process listening on the host address containers reach ([`host_address`]),
-/// stopped when dropped.
-struct Emulator {
-    child: Child,
-    url: String,
-}
-
-impl Emulator {
-    fn start(program: &str, args: &[&str], addr: &str, port: u16, path: &str) -> Emulator {
-        let child = Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{program}: {e} (scripts/testbed installs the emulators)"));
-        let start = Instant::now();
-        while TcpStream::connect((addr, port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(60), "{program} did not listen on {addr}:{port}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Emulator { child, url: format!("http://{addr}:{port}{path}") }
-    }
-
-    fn moto() -> Emulator {
-        let addr = host_address();
-        let port = free_port(&addr);
-        let p = port.to_string();
-        Emulator::start(&format!("{}/venv/bin/moto_server", cache()), &["-H", &addr, "-p", &p], &addr, port, "")
-    }
-
-    fn azurite() -> Emulator {
-        let addr = host_address();
-        let port = free_port(&addr);
-        let p = port.to_string();
-        let args = [
-            "--blobHost",
-            &addr,
-            "--blobPort",
-            &p,
-            "--inMemoryPersistence",
-            "--loose",
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-        ];
-        Emulator::start(
-            &format!("{}/azurite/node_modules/.bin/azurite-blob", cache()),
-            &args,
-            &addr,
-            port,
-            "/devstoreaccount1",
-        )
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn s3(url: &str, secret: &str) -> aws_sdk_s3::Client {
     client(&S3Endpoint {
@@ -191,8 +120,6 @@ async fn external_s3_unversioned_is_refused_copied_or_recorded() {
         assert!(!stdout(o).contains(&secret) && !stderr(o).contains(&secret), "secret leaked");
     }
 }
-
-const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn azure_container_is_copied_and_verified() {

@@ -4,6 +4,7 @@
 //! way to disk. Memory stays bounded by the pipe and the compressor's blocks.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,7 +16,10 @@ use gzp::deflate::Gzip;
 use gzp::par::compress::{Compression, ParCompressBuilder};
 use tokio_util::io::SyncIoBridge;
 
+use age::stream::StreamWriter;
+
 use super::bundle::HashingWriter;
+use super::crypt::Recipients;
 use crate::engine::sidecar::{SidecarError, SidecarSpec, run_to_writer};
 use crate::util::private_file;
 use mongo_archive::{ArchiveError, ArchiveReader, ArchiveSummary};
@@ -74,7 +78,8 @@ pub struct DumpSource<'a> {
 const PIPE: usize = 4 * 1024 * 1024;
 
 /// Dumps the whole server into `out` (a `.archive.gz` file created 0600), compressing with
-/// `threads` threads; `progress` counts the raw archive bytes as they pass.
+/// `threads` threads; `progress` counts the raw archive bytes as they pass. With `recipients`,
+/// the compressed stream is age-encrypted on its way to disk (the checksum is the ciphertext's).
 ///
 /// # Errors
 /// [`DumpError`]: the writer's failure first (it explains a sidecar's broken pipe), then the
@@ -85,9 +90,11 @@ pub async fn dump(
     out: PathBuf,
     threads: usize,
     progress: Arc<AtomicU64>,
+    recipients: Option<Recipients>,
 ) -> Result<Dumped, DumpError> {
     let (mut tx, rx) = tokio::io::duplex(PIPE);
-    let writer = tokio::task::spawn_blocking(move || write_archive(SyncIoBridge::new(rx), out, threads, &progress));
+    let writer =
+        tokio::task::spawn_blocking(move || write_archive(SyncIoBridge::new(rx), out, threads, &progress, recipients));
     let spec = SidecarSpec {
         image: src.image.to_string(),
         cmd: vec!["mongodump".into(), format!("--uri={}", src.uri), "--archive".into()],
@@ -116,19 +123,57 @@ fn tail(s: &str) -> String {
     lines[lines.len().saturating_sub(5)..].join("\n")
 }
 
+/// Where the compressed stream goes: the hashed file, through age when the bundle is encrypted.
+enum Sink {
+    Plain(HashingWriter<BufWriter<File>>),
+    Sealed(StreamWriter<HashingWriter<BufWriter<File>>>),
+}
+
+impl Sink {
+    /// Writes age's last chunk (an encrypted stream without it does not decrypt).
+    fn finish(self) -> std::io::Result<HashingWriter<BufWriter<File>>> {
+        match self {
+            Sink::Plain(w) => Ok(w),
+            Sink::Sealed(w) => w.finish(),
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Plain(w) => w.write(buf),
+            Sink::Sealed(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.flush(),
+            Sink::Sealed(w) => w.flush(),
+        }
+    }
+}
+
 fn write_archive(
     mut input: impl Read,
     out: PathBuf,
     threads: usize,
     progress: &AtomicU64,
+    recipients: Option<Recipients>,
 ) -> Result<Dumped, DumpError> {
     let file = private_file(&out).map_err(DumpError::Write)?;
+    // The hash is of the bytes on disk: the ciphertext of an encrypted bundle.
     let (hashing, hash) = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let sink = match &recipients {
+        None => Sink::Plain(hashing),
+        Some(r) => Sink::Sealed(r.encrypt(hashing).map_err(DumpError::Write)?),
+    };
     let mut gz = ParCompressBuilder::<Gzip>::new()
         .num_threads(threads.max(1))
         .map_err(|e| DumpError::Compress(e.to_string()))?
         .compression_level(Compression::new(3))
-        .from_writer(hashing);
+        .from_writer(sink);
     let mut parser = ArchiveReader::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut raw = 0u64;
@@ -142,10 +187,11 @@ fn write_archive(
         parser.feed(&buf[..n]).map_err(DumpError::Archive)?;
         gz.write_all(&buf[..n]).map_err(DumpError::Write)?;
     }
-    let hashing = gz.finish().map_err(|e| match e {
+    let sink = gz.finish().map_err(|e| match e {
         gzp::GzpError::Io(io) => DumpError::Write(io),
         other => DumpError::Compress(other.to_string()),
     })?;
+    let hashing = sink.finish().map_err(DumpError::Write)?;
     let mut file = hashing.into_inner().into_inner().map_err(|e| DumpError::Write(e.into_error()))?;
     file.flush().map_err(DumpError::Write)?;
     file.sync_all().map_err(DumpError::Write)?;

@@ -58,6 +58,10 @@ pub struct Manifest {
     /// Seconds the writers were stopped while the bundle was taken.
     #[serde(default)]
     pub writers_stopped_secs: Option<f64>,
+    /// Set when every file but the manifest and its checksum is age-encrypted (and to whom);
+    /// `files[].sha256` is then of the ciphertext. Absent for a plain bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<super::crypt::Encryption>,
 }
 
 /// Which stack a bundle is of: when each of its databases was born (its first `migration_info`
@@ -412,7 +416,7 @@ pub fn compare_archive(m: &Manifest, read: &ArchiveSummary) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn ns(docs: u64, digest: &str) -> Namespace {
@@ -448,7 +452,7 @@ mod tests {
         assert!(compare_archive(&m, &archive).is_empty());
     }
 
-    fn manifest() -> Manifest {
+    pub(crate) fn manifest() -> Manifest {
         let mut archive = ArchiveSummary::default();
         archive.namespaces.insert("useradm.users".into(), ns(2, "a"));
         archive.namespaces.insert("deviceauth.devices".into(), ns(5, "b"));
@@ -472,6 +476,7 @@ mod tests {
             rehearsals: vec![],
             stack: None,
             writers_stopped_secs: None,
+            encryption: None,
         }
     }
 

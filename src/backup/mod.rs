@@ -7,6 +7,8 @@ pub mod artifacts;
 pub mod bundle;
 pub mod bundles;
 mod config;
+pub mod copy;
+pub mod crypt;
 pub mod dump;
 pub mod manifest;
 pub mod prune;
@@ -55,6 +57,9 @@ pub struct BackupOptions {
     pub artifacts: Choice,
     /// Seconds a writer gets to stop before it is killed.
     pub grace: i32,
+    /// `--encrypt-to` / `--encrypt-to-file`: age-encrypt every file of the bundle to them; `None`
+    /// for a plain bundle.
+    pub recipients: Option<crypt::Recipients>,
 }
 
 /// Why `backup` failed; [`crate::exit::Failure`] turns each into what was left unchanged and what
@@ -208,6 +213,9 @@ pub struct Outcome {
     /// Seconds per step of the downtime, in the order they ran: stop, dump, artifacts, start (a
     /// JSON object in that order).
     pub timings: IndexMap<String, f64>,
+    /// Where `--copy-to` copied the bundle and what it verified there; `None` without
+    /// `--copy-to`, or when the copy failed.
+    pub copy: Option<copy::CopyReport>,
 }
 
 /// What the downtime section produced.
@@ -312,6 +320,7 @@ pub async fn run_locked(
             &mongo_image,
             &partial,
             &plan,
+            opts.recipients.clone(),
             progress,
         )
         .await?;
@@ -343,7 +352,18 @@ pub async fn run_locked(
     };
     captured.timings.insert("start".into(), round(restart_started.elapsed()));
     let timings = captured.timings.clone();
-    let manifest = finish(docker, &stack, &containers, &mongo_image, captured, &partial, round(downtime)).await?;
+    let manifest = finish(
+        docker,
+        &stack,
+        &containers,
+        &mongo_image,
+        captured,
+        &partial,
+        round(downtime),
+        opts.recipients.as_ref(),
+        progress,
+    )
+    .await?;
     let dir = partial.complete()?;
     if restart_failures.is_empty() {
         state.clear_journal(&stack.project)?;
@@ -358,7 +378,15 @@ pub async fn run_locked(
         progress.step("restart", format!("not healthy again yet: {}", lagging.join(", ")));
     }
     progress.step("done", format!("bundle {} ({:.1} s of writer downtime)", dir.display(), downtime.as_secs_f64()));
-    Ok(Outcome { bundle: dir, manifest, downtime_secs: round(downtime), repaired, restart_failures, timings })
+    Ok(Outcome {
+        bundle: dir,
+        manifest,
+        downtime_secs: round(downtime),
+        repaired,
+        restart_failures,
+        timings,
+        copy: None,
+    })
 }
 
 fn round(d: Duration) -> f64 {
@@ -480,6 +508,7 @@ async fn capture(
     mongo_image: &str,
     partial: &PartialBundle,
     plan: &Plan,
+    recipients: Option<crypt::Recipients>,
     progress: &Progress,
 ) -> Result<Captured, BackupError> {
     let mut timings = IndexMap::new();
@@ -494,7 +523,7 @@ async fn capture(
     let src = dump::DumpSource { image: mongo_image, network, uri, labels: HashMap::new() };
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let tracker = progress.track_bytes("dumping", counter.clone());
-    let dumped = dump::dump(docker, &src, partial.path(ARCHIVE), threads, counter).await?;
+    let dumped = dump::dump(docker, &src, partial.path(ARCHIVE), threads, counter, recipients).await?;
     drop(tracker);
     lap("dump");
     progress.step(
@@ -570,7 +599,9 @@ pub fn stack_identity(stack: &Stack) -> StackIdentity {
     }
 }
 
-/// After the writers run again: configuration, snapshot, manifest.
+/// After the writers run again: configuration, snapshot, the encryption of every file but the
+/// archive (encrypted as it was written), manifest.
+#[allow(clippy::too_many_arguments)]
 async fn finish(
     docker: &Docker,
     stack: &Stack,
@@ -579,6 +610,8 @@ async fn finish(
     c: Captured,
     partial: &PartialBundle,
     writers_stopped_secs: f64,
+    recipients: Option<&crypt::Recipients>,
+    progress: &Progress,
 ) -> Result<Manifest, BackupError> {
     let copied = config::copy(stack, containers, &partial.path("compose"))?;
     let mut services = Vec::new();
@@ -592,6 +625,15 @@ async fn finish(
     }
     let snapshot = serde_json::json!({ "stack": stack, "containers": containers, "compose_files": copied });
     write_json(&partial.path("snapshot.json"), &snapshot)?;
+    if let Some(r) = recipients {
+        progress.step("encrypt", format!("encrypting the bundle's files to {}", r.names().join(", ")));
+        for rel in crate::util::list_files(&partial.dir)? {
+            // The archive was encrypted on its way to disk.
+            if rel.as_os_str() != ARCHIVE {
+                r.encrypt_file(&partial.dir.join(&rel))?;
+            }
+        }
+    }
     let mongo = stack.mongo.clone().unwrap_or_else(|| crate::snapshot::MongoState {
         service: String::new(),
         image: None,
@@ -625,6 +667,7 @@ async fn finish(
         rehearsals: vec![],
         stack: Some(stack_identity(stack)),
         writers_stopped_secs: Some(writers_stopped_secs),
+        encryption: recipients.map(crypt::Recipients::encryption),
     };
     manifest.save(&partial.dir)?;
     Ok(manifest)

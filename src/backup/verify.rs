@@ -11,12 +11,14 @@ use bollard::Docker;
 use serde::Serialize;
 
 use super::bundle::{self, ARCHIVE, MANIFEST, MANIFEST_SUM};
+use super::crypt::{BundleReader, CryptError};
+use super::manifest::InventoryEntry;
 use super::manifest::{FileEntry, Location, Manifest, ManifestError, Verification, compare_archive, compare_files};
 use super::restore::{self, MongoTarget, RestoreError};
 use crate::engine::docker::{self as dk, DockerError};
 use crate::engine::helper::MongoQuery;
 use crate::engine::sidecar::{MongoReadError, read_mongo, wait_mongo};
-use crate::engine::store::read_inventory;
+use crate::engine::store::INVENTORY;
 use crate::labels::SIDECAR_LABEL;
 use crate::progress::Progress;
 use crate::util::{mongo_uri, now_rfc3339};
@@ -38,6 +40,13 @@ pub struct VerifyReport {
     pub restore_seconds: Option<f64>,
     /// What was checked, counted.
     pub counted: Counted,
+    /// The bundle is age-encrypted (its checksums are of the ciphertext).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
+    /// What was not checked and why (an encrypted bundle verified without its identity: the
+    /// checksums only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// What `verify` read, counted: what the operator sees was covered.
@@ -66,10 +75,17 @@ pub enum VerifyError {
     /// The manifest cannot be read or parsed.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// The bundle is encrypted and the identity is missing (for a restore test) or does not open
+    /// it.
+    #[error(transparent)]
+    Identity(CryptError),
 }
 
 impl From<VerifyError> for crate::exit::Failure {
     fn from(e: VerifyError) -> crate::exit::Failure {
+        if let VerifyError::Identity(c) = e {
+            return c.into();
+        }
         crate::exit::Failure::new(
             crate::exit::Exit::Usage,
             e,
@@ -93,13 +109,16 @@ impl VerifyReport {
 
 /// Checks a bundle: every file's size and sha256, the archive read back against the manifest,
 /// the artifact inventory; with `restore_with`, a real restore into a throwaway mongo. The result
-/// is recorded in the manifest.
+/// is recorded in the manifest. An encrypted bundle is decrypted with `identity` (an age identity
+/// file); without one, only its checksums (of the ciphertext) are checked.
 ///
 /// # Errors
-/// Not a bundle, or a manifest that cannot be read; a damaged bundle is an `Ok` report that is
-/// not `ok`.
+/// Not a bundle, or a manifest that cannot be read; [`VerifyError::Identity`] for an identity that
+/// does not open the bundle, or none with `restore_with`. A damaged bundle is an `Ok` report that
+/// is not `ok`.
 pub async fn verify(
     bundle_dir: &Path,
+    identity: Option<&Path>,
     restore_with: Option<&Docker>,
     progress: &Progress,
 ) -> Result<VerifyReport, VerifyError> {
@@ -113,6 +132,8 @@ pub async fn verify(
         problems: vec![],
         restore_seconds: None,
         counted: Counted::default(),
+        encrypted: false,
+        notes: vec![],
     };
     let mut manifest = match Manifest::load(bundle_dir) {
         Ok(m) => m,
@@ -122,45 +143,68 @@ pub async fn verify(
         }
         Err(e) => return Err(e.into()),
     };
+    report.encrypted = manifest.encryption.is_some();
+    // The identity is tried before anything else: a wrong one is the operator's to fix, not a
+    // damaged bundle.
+    let reader = match BundleReader::open(bundle_dir, &manifest, identity) {
+        Ok(r) => Some(r),
+        Err(CryptError::NoIdentity { .. }) if restore_with.is_none() => {
+            report.notes.push(
+                "the bundle is encrypted and no identity was given: only the files' checksums (of the ciphertext) were checked; give --identity FILE to read the archive back".into(),
+            );
+            None
+        }
+        Err(e) if e.is_identity() => return Err(VerifyError::Identity(e)),
+        Err(e) => {
+            report.problems.push(e.to_string());
+            None
+        }
+    };
     progress.step("files", "checking the size and sha256 of every file");
     report.checks.push("files".into());
     report.problems.extend(check_files(bundle_dir, &manifest.files));
     report.counted.files = manifest.files.len();
     report.counted.bytes = manifest.files.iter().map(|f| f.size).sum();
-    progress.step("archive", "reading the archive back");
-    report.checks.push("archive".into());
-    match std::fs::File::open(bundle_dir.join(ARCHIVE))
-        .map_err(|e| e.to_string())
-        .and_then(|f| read_archive(std::io::BufReader::new(f)).map_err(|e| e.to_string()))
-    {
-        Ok(summary) => {
-            let dbs: std::collections::BTreeSet<&str> =
-                summary.namespaces.keys().filter_map(|ns| ns.split('.').next()).collect();
-            report.counted.databases = dbs.len();
-            report.counted.collections = summary.namespaces.len();
-            report.counted.documents = summary.namespaces.values().map(|n| n.documents).sum();
-            report.problems.extend(compare_archive(&manifest, &summary));
+    if let Some(reader) = &reader {
+        progress.step("archive", "reading the archive back");
+        report.checks.push("archive".into());
+        match reader
+            .read(ARCHIVE)
+            .map_err(|e| e.to_string())
+            .and_then(|f| read_archive(std::io::BufReader::new(f)).map_err(|e| e.to_string()))
+        {
+            Ok(summary) => {
+                let dbs: std::collections::BTreeSet<&str> =
+                    summary.namespaces.keys().filter_map(|ns| ns.split('.').next()).collect();
+                report.counted.databases = dbs.len();
+                report.counted.collections = summary.namespaces.len();
+                report.counted.documents = summary.namespaces.values().map(|n| n.documents).sum();
+                report.problems.extend(compare_archive(&manifest, &summary));
+            }
+            Err(e) => report.problems.push(format!("{ARCHIVE}: {e}")),
         }
-        Err(e) => report.problems.push(format!("{ARCHIVE}: {e}")),
-    }
-    if manifest.artifacts.location == Location::Bundle {
-        report.checks.push("artifacts".into());
-        match read_inventory(&bundle_dir.join("artifacts")) {
-            Ok(inv) if inv.len() as u64 != manifest.artifacts.objects => report.problems.push(format!(
-                "artifacts/inventory.jsonl: {}, the manifest says {}",
-                crate::util::count_len(inv.len(), "object"),
-                manifest.artifacts.objects
-            )),
-            Ok(inv) => report.counted.artifacts = inv.len(),
-            Err(e) => report.problems.push(format!("artifacts/inventory.jsonl: {e}")),
+        if manifest.artifacts.location == Location::Bundle {
+            report.checks.push("artifacts".into());
+            match read_inventory(reader) {
+                Ok(n) if n != manifest.artifacts.objects => report.problems.push(format!(
+                    "artifacts/{INVENTORY}: {}, the manifest says {}",
+                    crate::util::count(n, "object"),
+                    manifest.artifacts.objects
+                )),
+                Ok(n) => report.counted.artifacts = n as usize,
+                Err(e) => report.problems.push(format!("artifacts/{INVENTORY}: {e}")),
+            }
         }
     }
-    if let (Some(docker), true) = (restore_with, report.problems.is_empty()) {
+    if let (Some(docker), Some(reader), true) = (restore_with, &reader, report.problems.is_empty()) {
         progress.step("restore-test", format!("restoring into a throwaway {}", manifest.mongo.image));
         report.checks.push("restore-test".into());
         let start = Instant::now();
-        match restore_test(docker, bundle_dir, &manifest).await {
-            Ok(p) => report.problems.extend(p),
+        match reader.plain_dir(&[ARCHIVE]) {
+            Ok(plain) => match restore_test(docker, plain.path(), &manifest).await {
+                Ok(p) => report.problems.extend(p),
+                Err(e) => report.problems.push(format!("restore test: {e}")),
+            },
             Err(e) => report.problems.push(format!("restore test: {e}")),
         }
         report.restore_seconds = Some(crate::util::secs(start.elapsed()));
@@ -179,6 +223,18 @@ pub async fn verify(
         report.ok = false;
     }
     Ok(report)
+}
+
+/// The number of objects the bundle's artifact inventory lists (each line checked to be an entry).
+fn read_inventory(reader: &BundleReader) -> Result<u64, String> {
+    let text = reader.read_all(&format!("artifacts/{INVENTORY}")).map_err(|e| e.to_string())?;
+    let text = String::from_utf8(text).map_err(|e| e.to_string())?;
+    let mut n = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        serde_json::from_str::<InventoryEntry>(line).map_err(|e| e.to_string())?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 fn check_files(dir: &Path, expected: &[FileEntry]) -> Vec<String> {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::backup::copy::Target;
 use crate::demo;
 
 /// The whole command line.
@@ -197,9 +198,55 @@ pub struct BackupArgs {
     /// s3://BUCKET[/PREFIX] (server-side copy into another bucket).
     #[arg(long, value_name = "DEST")]
     pub artifacts_to: Option<String>,
+    /// Encrypt every file of the bundle (the manifest aside) to this age recipient (`age1…`, an
+    /// X25519 public key from age-keygen); repeatable. Reading the bundle then needs --identity.
+    #[arg(long, value_name = "RECIPIENT")]
+    pub encrypt_to: Vec<String>,
+    /// Encrypt to the recipients listed in FILE (one `age1…` per line, `#` comments; like age's
+    /// -R); repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_to_file: Vec<PathBuf>,
+    /// Once the bundle is complete, copy it off the host to s3://BUCKET[/PREFIX] or
+    /// azure://CONTAINER[/PREFIX] (under PREFIX/<bundle name>/) and read every file back against the
+    /// manifest's sha256. Credentials from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION; AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY).
+    #[arg(long, value_name = "URL", value_parser = copy_target)]
+    pub copy_to: Option<Target>,
+    /// The S3-compatible server (or Azure blob endpoint) of --copy-to (default: AWS_ENDPOINT_URL_S3,
+    /// AWS_ENDPOINT_URL, else AWS itself).
+    #[arg(long, value_name = "URL", requires = "copy_to")]
+    pub endpoint_url: Option<String>,
     /// How long services may take to stop.
     #[command(flatten)]
     pub stop: StopTimeout,
+}
+
+/// `--identity FILE`: the age identity that decrypts an encrypted bundle.
+#[derive(Args, Debug, Clone, Default)]
+pub struct IdentityArg {
+    /// The age identity file (age-keygen output, like `age -i`) that decrypts an encrypted
+    /// bundle; not needed for a plain one. Keep it off the production host when you can.
+    #[arg(long, value_name = "FILE", env = "MENDER_COMPOSE_UPGRADE_IDENTITY")]
+    pub identity: Option<PathBuf>,
+}
+
+/// `backup copy BUNDLE --to URL`.
+#[derive(Args, Debug)]
+pub struct CopyArgs {
+    /// The bundle: its directory, or its name (or a unique start of it) in STATE_DIR/backups.
+    pub bundle: String,
+    /// s3://BUCKET[/PREFIX] or azure://CONTAINER[/PREFIX]; the bundle goes under PREFIX/<bundle name>/.
+    #[arg(long, value_name = "URL", value_parser = copy_target)]
+    pub to: Target,
+    /// The S3-compatible server (or Azure blob endpoint) (default: AWS_ENDPOINT_URL_S3,
+    /// AWS_ENDPOINT_URL, else AWS itself).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+/// A `--copy-to`/`--to` destination (exit 2 for anything else).
+fn copy_target(s: &str) -> Result<Target, String> {
+    Target::parse(s).map_err(|e| e.to_string())
 }
 
 /// `backup list|prune`.
@@ -213,6 +260,9 @@ pub enum BackupCommand {
     /// interrupted run's journal or a staging copy needs, a bundle of a project another run holds
     /// the lock of, a bundle whose manifest cannot be read.
     Prune(PruneArgs),
+    /// Copy an existing bundle off the host (as `backup --copy-to` does for a new one) and read every
+    /// file back against the manifest's sha256. The local bundle is kept; a failed copy exits 6.
+    Copy(CopyArgs),
 }
 
 /// `backup prune`.
@@ -302,6 +352,9 @@ pub struct RestoreArgs {
     /// Do not take a safety bundle of the current state first (when it is not worth keeping).
     #[arg(long)]
     pub no_safety_backup: bool,
+    /// The identity for an encrypted bundle.
+    #[command(flatten)]
+    pub identity: IdentityArg,
     /// How it runs: confirmations, timeouts.
     #[command(flatten)]
     pub run: ResumeArgs,
@@ -328,6 +381,9 @@ pub struct VerifyArgs {
     /// image and compare every collection's count and content.
     #[arg(long)]
     pub restore_test: bool,
+    /// The identity for an encrypted bundle (without it, only the checksums are checked).
+    #[command(flatten)]
+    pub identity: IdentityArg,
 }
 
 /// `staging up|down`.
@@ -351,6 +407,9 @@ pub struct StagingUpArgs {
     /// How long the staging copy may take to pass its health gates.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// The identity for an encrypted bundle.
+    #[command(flatten)]
+    pub identity: IdentityArg,
 }
 
 /// `staging down`.
@@ -386,6 +445,9 @@ pub struct RehearseArgs {
     /// How old the bundle may be.
     #[command(flatten)]
     pub max_backup_age: MaxBackupAge,
+    /// The identity for an encrypted bundle.
+    #[command(flatten)]
+    pub identity: IdentityArg,
 }
 
 /// `demo up|down`.
@@ -468,6 +530,26 @@ mod tests {
         assert!(backup(&["backup", "prune", "--keep-within", "soon"]).is_err());
         // A taking option with a subcommand is an error, not silently ignored.
         assert!(backup(&["backup", "--skip-artifacts", "list"]).is_err());
+    }
+
+    #[test]
+    fn copies_off_the_host_take_a_destination_url() {
+        let b = backup(&["backup", "--copy-to", "s3://b/nightly", "--endpoint-url", "http://s3:8333"]).unwrap();
+        assert_eq!(b.copy_to, Some(Target::S3 { bucket: "b".into(), prefix: "nightly".into() }));
+        assert_eq!(b.endpoint_url.as_deref(), Some("http://s3:8333"));
+        // Not a destination: a usage error from the parser, before anything runs.
+        let e = backup(&["backup", "--copy-to", "/mnt/backups"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+        // An endpoint alone means nothing.
+        assert!(backup(&["backup", "--endpoint-url", "http://s3:8333"]).is_err());
+        let Some(BackupCommand::Copy(c)) =
+            backup(&["backup", "copy", "menderproduction-3.7", "--to", "azure://c/host1"]).unwrap().command
+        else {
+            panic!("not copy")
+        };
+        assert_eq!((c.bundle.as_str(), c.to.url()), ("menderproduction-3.7", "azure://c/host1".to_string()));
+        assert!(backup(&["backup", "copy", "x"]).is_err(), "--to is required");
+        assert!(backup(&["backup", "--copy-to", "s3://b", "copy", "x", "--to", "s3://b"]).is_err());
     }
 
     #[test]

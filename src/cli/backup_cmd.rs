@@ -2,8 +2,9 @@
 
 use std::time::SystemTime;
 
-use super::{BackupArgs, Global, PruneArgs, VerifyArgs, print_json};
+use super::{BackupArgs, CopyArgs, Global, PruneArgs, VerifyArgs, print_json};
 use crate::backup::bundles::{self, Listed};
+use crate::backup::copy::{self, Destination};
 use crate::backup::prune::Policy;
 use crate::backup::{self, BackupOptions, artifacts::Choice};
 use crate::exit::{Exit, Failure};
@@ -12,7 +13,9 @@ use crate::snapshot::observe::Options;
 use crate::state::StateDir;
 
 /// `backup`: takes a bundle of the stack; a backup whose writers did not all start again is a
-/// failure (exit 1) although the bundle is complete.
+/// failure (exit 1) although the bundle is complete. With `--copy-to`, the destination is checked
+/// before any downtime (exit 3, nothing done) and the complete bundle copied and read back
+/// afterwards (exit 6 when that fails: the bundle is kept).
 ///
 /// # Errors
 /// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
@@ -20,24 +23,55 @@ use crate::state::StateDir;
 pub async fn backup(g: &Global, a: BackupArgs) -> anyhow::Result<Exit> {
     crate::interrupt::install();
     let catalog = g.load_catalog()?;
-    let docker = super::connect().await?;
     let state = StateDir::new(g.state_dir());
     let artifacts = match (a.skip_artifacts, a.artifacts_to) {
         (true, _) => Choice::Skip,
         (false, Some(d)) => Choice::To(d),
         (false, None) => Choice::Auto,
     };
-    let opts =
-        BackupOptions { out: a.out, skip_space_check: a.skip_space_check, artifacts, grace: a.stop.stop_timeout };
+    // Bad recipients are a usage error before anything is looked at.
+    let recipients = backup::crypt::Recipients::parse(&a.encrypt_to, &a.encrypt_to_file).map_err(Failure::from)?;
+    // The copy's destination is checked before any downtime: a backup whose copy cannot succeed is
+    // not started.
+    let dest = match &a.copy_to {
+        Some(t) => {
+            let url = t.url();
+            let d = Destination::open(t.clone(), a.endpoint_url.as_deref(), &copy::process_env)
+                .map_err(|e| e.failure(None, &url))?;
+            d.check().await.map_err(|e| e.failure(None, &url))?;
+            Some((d, url))
+        }
+        None => None,
+    };
+    let opts = BackupOptions {
+        out: a.out,
+        skip_space_check: a.skip_space_check,
+        artifacts,
+        grace: a.stop.stop_timeout,
+        recipients,
+    };
+    let docker = super::connect().await?;
     let observe = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
     let progress = g.progress();
     let done = backup::run(&docker, &catalog.catalog, &state, &observe, &opts, &progress).await;
     progress.finish();
-    let o = done.map_err(Failure::from)?;
+    let mut o = done.map_err(Failure::from)?;
+    let mut copy_failure = None;
+    if let Some((d, url)) = &dest {
+        let progress = g.progress();
+        match copy::copy(&o.bundle, d, &progress).await {
+            Ok(r) => o.copy = Some(r),
+            Err(e) => copy_failure = Some(e.failure(Some(&o.bundle), url)),
+        }
+        progress.finish();
+    }
     if g.json {
         println!("{}", outcome::result_line(&o));
     } else {
         print!("{}", outcome::backup(&o));
+    }
+    if let Some(f) = copy_failure {
+        return Err(f.into());
     }
     if !o.restart_failures.is_empty() {
         return Err(Failure::new(
@@ -54,6 +88,29 @@ pub async fn backup(g: &Global, a: BackupArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// `backup copy BUNDLE --to URL`: copies an existing bundle off the host and reads every file back
+/// against its manifest; `--json`: the copy report as one document. The bundle is only read.
+///
+/// # Errors
+/// No such bundle (exit 2); no credentials (exit 3); the copy failed (exit 6, the bundle kept).
+pub async fn copy(g: &Global, a: CopyArgs) -> anyhow::Result<Exit> {
+    let state = StateDir::new(g.state_dir());
+    let bundle = crate::backup::bundle::resolve(&state.backups(), &a.bundle).map_err(Failure::from)?;
+    let url = a.to.url();
+    let dest = Destination::open(a.to, a.endpoint_url.as_deref(), &copy::process_env)
+        .map_err(|e| e.failure(Some(&bundle), &url))?;
+    let progress = g.progress();
+    let done = copy::copy(&bundle, &dest, &progress).await;
+    progress.finish();
+    let report = done.map_err(|e| e.failure(Some(&bundle), &url))?;
+    if g.json {
+        println!("{}", outcome::result_line(&report));
+    } else {
+        print!("{}", outcome::copied(&report));
+    }
+    Ok(Exit::Ok)
+}
+
 /// `verify BUNDLE [--restore-test]`: checks a bundle and records the result in its manifest; a
 /// damaged bundle exits 3.
 ///
@@ -63,13 +120,16 @@ pub async fn backup(g: &Global, a: BackupArgs) -> anyhow::Result<Exit> {
 pub async fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<Exit> {
     let docker = if a.restore_test { Some(super::connect().await?) } else { None };
     let progress = g.progress();
-    let report = backup::verify::verify(&a.bundle, docker.as_ref(), &progress).await;
+    let report = backup::verify::verify(&a.bundle, a.identity.identity.as_deref(), docker.as_ref(), &progress).await;
     progress.finish();
     let report = report.map_err(Failure::from)?;
     if g.json {
         println!("{}", outcome::result_line(&report));
     } else if report.ok {
         print!("{}", outcome::verified(&report));
+        for n in &report.notes {
+            println!("  note: {n}");
+        }
     }
     if report.ok {
         return Ok(Exit::Ok);

@@ -83,6 +83,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Backup(a) => match a.command {
             Some(BackupCommand::List) => backup_cmd::list(g),
             Some(BackupCommand::Prune(p)) => backup_cmd::prune(g, p),
+            Some(BackupCommand::Copy(c)) => backup_cmd::copy(g, c).await,
             None => backup_cmd::backup(g, a).await,
         },
         Command::Verify(a) => backup_cmd::verify(g, a).await,

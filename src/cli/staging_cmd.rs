@@ -27,7 +27,7 @@ pub async fn up(g: &Global, a: StagingUpArgs) -> anyhow::Result<Exit> {
         grace: 30,
         confirm: &no,
     });
-    let done = staging::up(&ctx, &UpOptions { bundle: a.bundle, name: a.name }).await;
+    let done = staging::up(&ctx, &UpOptions { bundle: a.bundle, name: a.name, identity: a.identity.identity }).await;
     progress.finish();
     let o = done.map_err(Failure::from)?;
     if g.json {
@@ -86,6 +86,7 @@ pub async fn rehearse(g: &Global, a: RehearseArgs) -> anyhow::Result<Exit> {
         name: a.name,
         keep: a.keep,
         max_backup_age: a.max_backup_age.max_backup_age,
+        identity: a.identity.identity,
     };
     let result = rehearse::run(&ctx, g.project.as_deref(), &opts).await;
     progress.finish();

@@ -166,7 +166,11 @@ pub async fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
         grace: a.run.stop.stop_timeout,
         confirm: &confirm,
     });
-    let opts = upgrade::restore::RestoreOptions { bundle: a.bundle, no_safety_backup: a.no_safety_backup };
+    let opts = upgrade::restore::RestoreOptions {
+        bundle: a.bundle,
+        no_safety_backup: a.no_safety_backup,
+        identity: a.identity.identity,
+    };
     let done = upgrade::restore::run(&ctx, g.project.as_deref(), &opts).await;
     progress.finish();
     let r = notify_failure(&progress, "restore", g.project.as_deref(), done.map_err(Failure::from)).await?;

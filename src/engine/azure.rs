@@ -214,6 +214,10 @@ impl ObjectStore for AzureContainer {
         Ok(())
     }
 
+    async fn exists(&self) -> Result<bool, StoreError> {
+        self.client.exists().await.map_err(|e| self.err("lookup", e))
+    }
+
     async fn create(&self) -> Result<(), StoreError> {
         if !self.client.exists().await.map_err(|e| self.err("lookup", e))? {
             self.client.create(None).await.map_err(|e| self.err("create", e))?;

@@ -233,6 +233,14 @@ impl ObjectStore for S3Bucket {
         Ok(())
     }
 
+    async fn exists(&self) -> Result<bool, StoreError> {
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(false),
+            Err(e) => Err(self.list_err(e)),
+        }
+    }
+
     async fn create(&self) -> Result<(), StoreError> {
         if self.client.head_bucket().bucket(&self.bucket).send().await.is_err() {
             self.client.create_bucket().bucket(&self.bucket).send().await.map_err(|e| self.list_err(e))?;

@@ -155,6 +155,11 @@ pub trait ObjectStore: Send + Sync {
     async fn put(&self, key: &str, path: &Path) -> Result<(), StoreError>;
     /// Creates the bucket or container when it does not exist.
     async fn create(&self) -> Result<(), StoreError>;
+    /// Whether the bucket or container exists (`false` only when the store says it does not).
+    ///
+    /// # Errors
+    /// Any other answer: refused credentials, an unreachable endpoint.
+    async fn exists(&self) -> Result<bool, StoreError>;
     /// Deletes the object `key` (the current version; a versioned store keeps the others).
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 }

@@ -49,8 +49,43 @@ pub fn backup(o: &backup::Outcome) -> String {
         m.artifacts.location
     );
     let _ = writeln!(s, "  writers stopped for {:.1} s", o.downtime_secs);
-    let _ = writeln!(s, "Prove it: mender-compose-upgrade verify --restore-test {}", o.bundle.display());
+    if let Some(c) = &o.copy {
+        let _ = writeln!(s, "  copied to {} ({}): {}", c.to, c.endpoint, copy_summary(c));
+    }
+    match &m.encryption {
+        Some(e) => {
+            let _ = writeln!(s, "  encrypted (age) to {}", e.recipients.join(", "));
+            let _ = writeln!(
+                s,
+                "Prove it: mender-compose-upgrade verify --restore-test --identity FILE {}",
+                o.bundle.display()
+            );
+        }
+        None => {
+            let _ = writeln!(s, "Prove it: mender-compose-upgrade verify --restore-test {}", o.bundle.display());
+        }
+    }
     s
+}
+
+fn copy_summary(c: &crate::backup::copy::CopyReport) -> String {
+    format!(
+        "{} ({}) read back and equal to the manifest in {:.1} s",
+        count(c.verified_files, "file"),
+        size(c.verified_bytes),
+        c.seconds
+    )
+}
+
+/// `backup copy`.
+pub fn copied(c: &crate::backup::copy::CopyReport) -> String {
+    format!(
+        "Bundle {} copied to {} ({})\n  {}\nRestore from it: download that directory, then `verify` and `restore` it by path\n",
+        c.bundle.display(),
+        c.to,
+        c.endpoint,
+        copy_summary(c)
+    )
 }
 
 /// `verify` when the bundle passed.

@@ -16,6 +16,8 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::backup::bundle::ARCHIVE;
+use crate::backup::crypt::{BundleReader, CryptError};
 use crate::backup::manifest::{ArtifactsKind, DatabaseInfo, Location, Manifest, Verification};
 use crate::backup::restore::{self, MongoTarget, RestoreError, StoreTarget};
 use crate::backup::verify;
@@ -155,6 +157,9 @@ pub enum StagingError {
     /// The state directory (staging directory, record, copied files) could not be written or read.
     #[error("the state directory: {0}")]
     Io(#[from] std::io::Error),
+    /// An encrypted bundle without its identity, or one that does not decrypt.
+    #[error(transparent)]
+    Crypt(#[from] CryptError),
 }
 
 impl From<StagingError> for crate::exit::Failure {
@@ -200,7 +205,12 @@ impl From<StagingError> for crate::exit::Failure {
             StagingError::UpgradePending(p) => (*p).into(),
             StagingError::Interrupted(_) => Failure::new(Exit::Interrupted, e, "production was not touched", ""),
             StagingError::Compose(c) => c.into(),
-            StagingError::Step { .. } | StagingError::Io(_) => Failure::new(
+            StagingError::Crypt(c) if c.is_identity() => {
+                let mut f: Failure = c.into();
+                f.unchanged = nothing.into();
+                f
+            }
+            StagingError::Step { .. } | StagingError::Io(_) | StagingError::Crypt(_) => Failure::new(
                 Exit::Precondition,
                 e,
                 "production was not touched; the staging resources made so far were removed",
@@ -255,6 +265,8 @@ pub struct UpOptions {
     pub bundle: PathBuf,
     /// `--name`: the staging project's name; `None` for `<project>-staging`.
     pub name: Option<String>,
+    /// `--identity FILE`: the age identity for an encrypted bundle.
+    pub identity: Option<PathBuf>,
 }
 
 /// The result of `staging up`.
@@ -295,9 +307,15 @@ fn step<E: Into<StepError>>(name: &str, step: &'static str) -> impl FnOnce(E) ->
 pub async fn up(ctx: &Ctx<'_>, opts: &UpOptions) -> Result<UpOutcome, StagingError> {
     // Containers bind-mount from it: an absolute path.
     let bundle = std::path::absolute(&opts.bundle)?;
-    let report = verify::verify(&bundle, None, ctx.progress)
-        .await
-        .map_err(|e| StagingError::Bundle(bundle.display().to_string(), e.to_string()))?;
+    let manifest =
+        Manifest::load(&bundle).map_err(|e| StagingError::Bundle(bundle.display().to_string(), e.to_string()))?;
+    // A missing or wrong identity is found before anything is made.
+    let reader = BundleReader::open(&bundle, &manifest, opts.identity.as_deref())?;
+    let report = match verify::verify(&bundle, opts.identity.as_deref(), None, ctx.progress).await {
+        Ok(r) => r,
+        Err(verify::VerifyError::Identity(c)) => return Err(c.into()),
+        Err(e) => return Err(StagingError::Bundle(bundle.display().to_string(), e.to_string())),
+    };
     if !report.ok {
         return Err(StagingError::Bundle(bundle.display().to_string(), report.problems.join("; ")));
     }
@@ -309,13 +327,19 @@ pub async fn up(ctx: &Ctx<'_>, opts: &UpOptions) -> Result<UpOutcome, StagingErr
     let own_store = own_store(ctx, &manifest)?;
     let _lock = ctx.state.lock(&name, "staging up")?;
     exists(ctx.docker, &name).await?;
-    let record = prepare(ctx.state, &bundle, &manifest, &name, own_store)?;
+    if reader.encrypted() {
+        ctx.progress.step("decrypt", format!("decrypting {} with the identity given", bundle.display()));
+    }
+    // The files in clear (the bundle itself when it is plain; removed when dropped).
+    let plain = reader.plain_dir(&["compose", "snapshot.json", ARCHIVE, "artifacts"])?;
+    let record = prepare(ctx.state, &bundle, plain.path(), &manifest, &name, own_store)?;
     let _critical = crate::interrupt::Critical::enter();
     let built = tokio::select! {
         biased;
         _ = crate::interrupt::signalled() => Err(StagingError::Interrupted(name.clone())),
-        r = build(ctx, &record, &manifest) => r,
+        r = build(ctx, &record, &manifest, plain.path()) => r,
     };
+    drop(plain);
     match built {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
@@ -369,9 +393,11 @@ async fn exists(docker: &Docker, name: &str) -> Result<(), StagingError> {
 }
 
 /// The staging directory: the bundle's compose tree copied under `project/`, and the record.
+/// `data` holds the bundle's files in clear (the bundle itself when it is plain).
 fn prepare(
     state: &StateDir,
     bundle: &Path,
+    data: &Path,
     m: &Manifest,
     name: &str,
     own_store: Option<OwnStore>,
@@ -382,8 +408,8 @@ fn prepare(
         std::fs::remove_dir_all(&dir)?;
     }
     crate::util::private_dir(&dir)?;
-    copy_tree(&bundle.join("compose"), &dir.join(PROJECT))?;
-    let snapshot: Value = serde_json::from_slice(&std::fs::read(bundle.join("snapshot.json"))?)
+    copy_tree(&data.join("compose"), &dir.join(PROJECT))?;
+    let snapshot: Value = serde_json::from_slice(&std::fs::read(data.join("snapshot.json"))?)
         .map_err(|e| StagingError::Bundle(bundle.display().to_string(), format!("snapshot.json: {e}")))?;
     let wd = snapshot["stack"]["working_dir"].as_str().unwrap_or_default().to_string();
     let relocate = |p: &str| relocate(Path::new(&wd), &dir.join(PROJECT), Path::new(p));
@@ -440,8 +466,9 @@ fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Creates, restores, compares, starts and gates the staging project.
-async fn build(ctx: &Ctx<'_>, record: &Record, m: &Manifest) -> Result<UpOutcome, StagingError> {
+/// Creates, restores (from `data`, the bundle's files in clear), compares, starts and gates the
+/// staging project.
+async fn build(ctx: &Ctx<'_>, record: &Record, m: &Manifest, data: &Path) -> Result<UpOutcome, StagingError> {
     let name = &record.name;
     let project = record.project();
     let mut timings = indexmap::IndexMap::new();
@@ -460,8 +487,8 @@ async fn build(ctx: &Ctx<'_>, record: &Record, m: &Manifest) -> Result<UpOutcome
     wait_mongo(ctx.runtime, &network, &m.mongo.service, Duration::from_secs(120)).await.map_err(step(name, "mongo"))?;
     ctx.progress.step("restore", format!("restoring the dump into staging {name}"));
     let target = MongoTarget { image: &m.mongo.image, network: &network, host: &m.mongo.service };
-    ctx.runtime.restore(&record.bundle, &target, m.mongo.ferretdb).await.map_err(step(name, "restore"))?;
-    let copied = restore_artifacts(ctx, record, m, &store).await.map_err(step(name, "artifacts"))?;
+    ctx.runtime.restore(data, &target, m.mongo.ferretdb).await.map_err(step(name, "restore"))?;
+    let copied = restore_artifacts(ctx, data, m, &store).await.map_err(step(name, "artifacts"))?;
     timings.insert("restore".to_string(), secs(t.elapsed()));
 
     let t = Instant::now();
@@ -571,7 +598,7 @@ fn service_network(rendered: &Value, service: &str) -> Option<String> {
 }
 
 /// Uploads the bundle's objects (the store may take a moment to answer after its start).
-async fn restore_artifacts(ctx: &Ctx<'_>, record: &Record, m: &Manifest, s: &Store) -> Result<u64, RestoreError> {
+async fn restore_artifacts(ctx: &Ctx<'_>, data: &Path, m: &Manifest, s: &Store) -> Result<u64, RestoreError> {
     if m.artifacts.location != Location::Bundle {
         return Ok(0);
     }
@@ -589,7 +616,7 @@ async fn restore_artifacts(ctx: &Ctx<'_>, record: &Record, m: &Manifest, s: &Sto
     };
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        match restore::artifacts(ctx.docker, &record.bundle, &t, false).await {
+        match restore::artifacts(ctx.docker, data, &t, false).await {
             Ok(c) => return Ok(c.objects),
             Err(e) if Instant::now() > deadline => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,

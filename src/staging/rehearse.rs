@@ -29,6 +29,8 @@ pub struct RehearseOptions {
     pub keep: bool,
     /// A bundle older than this is not used.
     pub max_backup_age: Duration,
+    /// `--identity FILE`: the age identity for an encrypted bundle.
+    pub identity: Option<std::path::PathBuf>,
 }
 
 /// What a rehearsal found: the report `rehearse` prints and writes (Markdown and JSON).
@@ -143,7 +145,11 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RehearseOptions) -
     let name = opts.name.clone().unwrap_or_else(|| default_name(&project));
     // From here on a signal removes staging before the process ends.
     let _critical = crate::interrupt::Critical::enter();
-    let staged = super::up(ctx, &UpOptions { bundle: bundle.clone(), name: Some(name.clone()) }).await?;
+    let staged = super::up(
+        ctx,
+        &UpOptions { bundle: bundle.clone(), name: Some(name.clone()), identity: opts.identity.clone() },
+    )
+    .await?;
     let target = Target::Staging(Record::load(&staged.dir)?.project());
     let upgrade_opts = UpgradeOptions {
         reviewed: None,
@@ -232,7 +238,13 @@ async fn bundle_for(
     if !(ctx.confirm)(&question) {
         return Err(RehearseError::NotConfirmed);
     }
-    let opts = BackupOptions { out: None, skip_space_check: false, artifacts: Choice::Auto, grace: ctx.grace };
+    let opts = BackupOptions {
+        out: None,
+        skip_space_check: false,
+        artifacts: Choice::Auto,
+        grace: ctx.grace,
+        recipients: None,
+    };
     let observe = Options { project: Some(project), registry: ctx.registry, counts: false };
     let outcome = backup::run(ctx.docker, &ctx.catalog.catalog, ctx.state, &observe, &opts, ctx.progress).await?;
     Ok(outcome.bundle)

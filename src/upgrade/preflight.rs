@@ -447,7 +447,13 @@ pub async fn ensure_backup(ctx: &Ctx<'_>, r: &Ready) -> Result<PathBuf, Prefligh
         return Ok(b.clone());
     }
     ctx.progress.step("backup", format!("taking and verifying a backup of {} first", r.release));
-    let opts = BackupOptions { out: None, skip_space_check: false, artifacts: Choice::Auto, grace: ctx.grace };
+    let opts = BackupOptions {
+        out: None,
+        skip_space_check: false,
+        artifacts: Choice::Auto,
+        grace: ctx.grace,
+        recipients: None,
+    };
     let o = &r.observed;
     let observe = Options { project: Some(&o.stack.project), registry: ctx.registry, counts: false };
     let outcome = backup::run_locked(
@@ -463,7 +469,7 @@ pub async fn ensure_backup(ctx: &Ctx<'_>, r: &Ready) -> Result<PathBuf, Prefligh
     )
     .await
     .map_err(|e| PreflightError::Backup(Box::new(e)))?;
-    let report = backup::verify::verify(&outcome.bundle, Some(ctx.docker), ctx.progress).await?;
+    let report = backup::verify::verify(&outcome.bundle, None, Some(ctx.docker), ctx.progress).await?;
     if !report.ok {
         return Err(PreflightError::BackupUnproven {
             bundle: outcome.bundle.display().to_string(),

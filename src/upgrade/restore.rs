@@ -15,6 +15,8 @@ use super::error::StepError;
 use super::runtime::{mongo_report, wait_gates, wait_mongo};
 use super::{Ctx, ProjectRecord, history};
 use crate::backup::artifacts::{self, Choice, Plan};
+use crate::backup::bundle::ARCHIVE;
+use crate::backup::crypt::{BundleReader, CryptError};
 use crate::backup::manifest::{ArtifactsKind, Location, Manifest};
 use crate::backup::restore::{self as backup_restore, MongoTarget, StoreTarget};
 use crate::backup::{self, BackupError, BackupOptions, quiesce, verify};
@@ -32,6 +34,8 @@ pub struct RestoreOptions {
     pub bundle: String,
     /// Skip the safety bundle of the current state (only when that state is worthless).
     pub no_safety_backup: bool,
+    /// `--identity FILE`: the age identity for an encrypted bundle.
+    pub identity: Option<PathBuf>,
 }
 
 /// What will be replaced, shown before anything is done.
@@ -132,6 +136,9 @@ pub enum RestoreBundleError {
     /// The state directory.
     #[error("the state directory: {0}")]
     Io(#[from] std::io::Error),
+    /// An encrypted bundle without its identity, a wrong one, or a file that does not decrypt.
+    #[error(transparent)]
+    Crypt(#[from] CryptError),
 }
 
 impl From<RestoreBundleError> for Failure {
@@ -141,6 +148,11 @@ impl From<RestoreBundleError> for Failure {
             RestoreBundleError::Resolve(r) => r.into(),
             RestoreBundleError::Observe(o) => o.into(),
             RestoreBundleError::Pending(p) => (*p).into(),
+            RestoreBundleError::Verify(verify::VerifyError::Identity(c)) | RestoreBundleError::Crypt(c) => {
+                let mut f: Failure = c.into();
+                f.unchanged = nothing.into();
+                f
+            }
             e @ (RestoreBundleError::Damaged { .. } | RestoreBundleError::Verify(_)) => Failure::new(
                 Exit::Precondition,
                 e,
@@ -213,7 +225,15 @@ fn differing_files(bundle: &Path, project: &ProjectRecord) -> Vec<(PathBuf, Vec<
 }
 
 /// Everything `restore` checks and shows before it asks.
-async fn preview(ctx: &Ctx<'_>, bundle: &Path, m: &Manifest, o: &Observed, project: &ProjectRecord) -> Preview {
+/// `data` holds the bundle's files in clear (the bundle itself when it is plain).
+async fn preview(
+    ctx: &Ctx<'_>,
+    bundle: &Path,
+    data: &Path,
+    m: &Manifest,
+    o: &Observed,
+    project: &ProjectRecord,
+) -> Preview {
     let mut collections = Vec::new();
     let live = match (o.stack.network.as_ref(), o.stack.mongo.as_ref()) {
         (Some(net), Some(mg)) => mongo_report(ctx.runtime, net, &mg.service, true).await.ok(),
@@ -252,10 +272,10 @@ async fn preview(ctx: &Ctx<'_>, bundle: &Path, m: &Manifest, o: &Observed, proje
         }
         (Location::None, _) => "left as they are (the bundle has none)".into(),
     };
-    if crate::util::list_files(&bundle.join("compose/_external")).is_ok_and(|f| !f.is_empty()) {
+    if crate::util::list_files(&data.join("compose/_external")).is_ok_and(|f| !f.is_empty()) {
         notes.push("files the stack mounts from outside its directory are in the bundle under compose/_external/ and are not put back".into());
     }
-    let files = differing_files(bundle, project).into_iter().map(|(p, _)| p.display().to_string()).collect();
+    let files = differing_files(data, project).into_iter().map(|(p, _)| p.display().to_string()).collect();
     Preview {
         bundle: bundle.to_path_buf(),
         live_release: o.stack.release.clone(),
@@ -304,7 +324,10 @@ fn question(project: &str, p: &Preview, safety: bool) -> String {
 /// [`RestoreBundleError::RolledBack`] or [`RestoreBundleError::Failed`].
 pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RestoreOptions) -> Result<Restored, RestoreBundleError> {
     let bundle = backup::bundle::resolve(&ctx.state.backups(), &opts.bundle)?;
-    let report = verify::verify(&bundle, None, ctx.progress).await?;
+    // A missing or wrong identity is found before anything else.
+    let m = Manifest::load(&bundle).map_err(|e| RestoreBundleError::Verify(e.into()))?;
+    let reader = BundleReader::open(&bundle, &m, opts.identity.as_deref())?;
+    let report = verify::verify(&bundle, opts.identity.as_deref(), None, ctx.progress).await?;
     if !report.ok {
         return Err(RestoreBundleError::Damaged {
             bundle: bundle.display().to_string(),
@@ -330,7 +353,13 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RestoreOptions) ->
         ctx.state.refuse_if_upgrade_pending(&name).map_err(Box::new)?;
     }
     let record = project_record(&observed)?;
-    let preview = preview(ctx, &bundle, &m, &observed, &record).await;
+    // The bundle's files in clear (the bundle itself when it is plain; removed when dropped).
+    if reader.encrypted() {
+        ctx.progress.step("decrypt", format!("decrypting {} with the identity given", bundle.display()));
+    }
+    let plain = reader.plain_dir(&["compose", "snapshot.json", ARCHIVE, "artifacts"])?;
+    let data = plain.path();
+    let preview = preview(ctx, &bundle, data, &m, &observed, &record).await;
     if !(ctx.confirm)(&question(&name, &preview, !opts.no_safety_backup)) {
         return Err(RestoreBundleError::NotConfirmed);
     }
@@ -338,7 +367,13 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RestoreOptions) ->
         None
     } else {
         ctx.progress.step("restore", "taking a safety bundle of the current state");
-        let bopts = BackupOptions { out: None, skip_space_check: false, artifacts: Choice::Auto, grace: ctx.grace };
+        let bopts = BackupOptions {
+            out: None,
+            skip_space_check: false,
+            artifacts: Choice::Auto,
+            grace: ctx.grace,
+            recipients: None,
+        };
         let observe = Options { project: Some(&name), registry: ctx.registry, counts: false };
         let o = backup::run_locked(
             ctx.docker,
@@ -374,7 +409,7 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RestoreOptions) ->
         journal.step(&format!("safety bundle {}", safe.display()));
     }
     ctx.state.write_journal(&name, &journal)?;
-    let outcome = put_back(ctx, &bundle, &m, &record, &journal, &run_dir).await;
+    let outcome = put_back(ctx, data, &m, &record, &journal, &run_dir).await;
     let result = match outcome {
         Ok(release) => Ok(release),
         Err(error) => match &safety {

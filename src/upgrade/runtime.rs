@@ -90,7 +90,7 @@ impl Runtime for Daemon<'_> {
 
     async fn dump(&self, source: &DumpSource<'_>, archive: PathBuf) -> Result<Dumped, DumpError> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        dump::dump(self.docker, source, archive, threads, Default::default()).await
+        dump::dump(self.docker, source, archive, threads, Default::default(), None).await
     }
 
     async fn restore(&self, dir: &Path, target: &MongoTarget<'_>, ferretdb: bool) -> Result<String, RestoreError> {

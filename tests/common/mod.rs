@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod catalog;
+pub mod emulator;
 pub mod mongo;
 pub mod receiver;
 pub mod staging;
