@@ -102,8 +102,8 @@ pub enum PlanError {
         /// Its versioning as the store answered (`off`, `suspended`).
         state: String,
     },
-    /// No access keys for the store: neither the operator's `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
-    /// nor the deployments service's settings named here.
+    /// No access keys for the store: neither the deployments service's settings named here nor the
+    /// operator's `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`.
     #[error("no credentials for the artifact storage: the deployments service has no {0}, and none were given")]
     NoCredentials(String),
     /// The deployments service's environment names no storage kind this tool knows (or deployments is
@@ -120,17 +120,21 @@ pub enum PlanError {
     Azure(String),
 }
 
-/// Credentials: the operator's environment first (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY),
-/// then the deployments service's own settings.
+/// Credentials: the deployments service's own settings (what the service itself uses against
+/// that store), else the operator's environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY: a
+/// service that authenticates some other way). The service's come first because the operator's
+/// AWS variables may be meant for something else: `backup --copy-to` reads the destination's keys
+/// from them, and used for the stack's own store they failed the backup after the downtime.
 fn keys(deployments: Option<&ContainerInfo>) -> Option<Keys> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    if let (Some(access), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-        return Some(Keys { access, secret });
-    }
-    let d = deployments?;
-    Some(Keys {
-        access: d.env_var("DEPLOYMENTS_AWS_AUTH_KEY")?.to_string(),
-        secret: d.env_var("DEPLOYMENTS_AWS_AUTH_SECRET")?.to_string(),
+    let own = deployments.and_then(|d| {
+        Some(Keys {
+            access: d.env_var("DEPLOYMENTS_AWS_AUTH_KEY")?.to_string(),
+            secret: d.env_var("DEPLOYMENTS_AWS_AUTH_SECRET")?.to_string(),
+        })
+    });
+    own.or_else(|| {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Some(Keys { access: env("AWS_ACCESS_KEY_ID")?, secret: env("AWS_SECRET_ACCESS_KEY")? })
     })
 }
 
