@@ -1,15 +1,17 @@
-//! What a long command tells while it works: a spinner with the current step (and bytes, where
-//! data streams) on a terminal, one line per step on stderr otherwise, or one NDJSON event per
-//! step on stdout with `--json` (the final result is the last line).
+//! What a long command tells while it works: on a terminal, a spinner with the current step and
+//! the time since the command started, each step's line stamped with that time, a bar with bytes,
+//! rate and ETA while data streams (dump, restore, object copies) and what `compose up` waits for;
+//! without a terminal, one line per step on stderr and nothing animated; with `--json`, one NDJSON
+//! event per step on stdout (the final result is the last line).
 
 use std::fmt::Display;
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 /// Where notifications go (`--notify`; the engine's HTTP notifier). Posting never fails: a
 /// receiver that does not answer is the implementation's to log.
@@ -25,28 +27,40 @@ pub struct Progress {
     pub json: bool,
     /// `-q`: no step lines (errors and the result still print).
     pub quiet: bool,
-    bar: Option<ProgressBar>,
+    term: Option<Terminal>,
     notifier: Option<Arc<dyn Notify>>,
+    /// The last "waiting for" line printed without a terminal (printed again only when it changes).
+    waiting: Arc<Mutex<String>>,
+}
+
+/// The terminal's display: the step spinner, and the byte bars added under it.
+#[derive(Debug, Clone)]
+struct Terminal {
+    multi: MultiProgress,
+    spinner: ProgressBar,
+    start: Instant,
+    step: Arc<Mutex<String>>,
 }
 
 impl Progress {
     /// The reporter for the global options: a spinner only on a terminal, without `--json` or `-q`.
     pub fn new(json: bool, quiet: bool) -> Progress {
-        let bar = (!json && !quiet && std::io::stderr().is_terminal()).then(|| {
-            let b = ProgressBar::new_spinner();
-            b.set_style(
+        let term = (!json && !quiet && std::io::stderr().is_terminal()).then(|| {
+            let multi = MultiProgress::new();
+            let spinner = multi.add(ProgressBar::new_spinner());
+            spinner.set_style(
                 ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
-            b.enable_steady_tick(Duration::from_millis(120));
-            b
+            spinner.enable_steady_tick(Duration::from_millis(120));
+            Terminal { multi, spinner, start: Instant::now(), step: Arc::default() }
         });
-        Progress { json, quiet, bar, notifier: None }
+        Progress { json, quiet, term, notifier: None, waiting: Arc::default() }
     }
 
     /// A silent reporter (for library callers and tests).
     pub fn silent() -> Progress {
-        Progress { json: false, quiet: true, bar: None, notifier: None }
+        Progress { json: false, quiet: true, term: None, notifier: None, waiting: Arc::default() }
     }
 
     /// The same reporter, also posting notifications to `notifier` (`--notify`).
@@ -75,43 +89,123 @@ impl Progress {
                 "{}",
                 serde_json::json!({"event": "step", "step": step, "detail": detail.to_string(), "at": crate::util::now_rfc3339()})
             );
-        } else if let Some(b) = &self.bar {
-            b.println(format!("==> {detail}"));
-            b.set_message(detail.to_string());
+        } else if let Some(t) = &self.term {
+            let at = t.start.elapsed().as_secs();
+            let _ = t.multi.println(format!("{:>2}:{:02} ==> {detail}", at / 60, at % 60));
+            t.spinner.set_message(detail.to_string());
+            if let Ok(mut s) = t.step.lock() {
+                *s = detail.to_string();
+            }
         } else if !self.quiet {
             eprintln!("==> {detail}");
         }
     }
 
-    /// Shows a byte counter on the spinner while `counter` grows; stops when the guard drops.
-    pub fn track_bytes(&self, label: &str, counter: Arc<AtomicU64>) -> Tracker {
-        let Some(bar) = self.bar.clone() else { return Tracker(None) };
-        let label = label.to_string();
+    /// Shows what a running step has waited for `waited` (`compose up`: "waiting for
+    /// demo-mongo-1: health starting"): on a terminal next to the step on the spinner; without
+    /// one, a line on stderr each time `what` changes (never with `--json` or `-q`). An empty
+    /// `what` clears it.
+    pub fn waiting(&self, what: &str, waited: Duration) {
+        let line = format!("{what} ({} s)", waited.as_secs());
+        if let Some(t) = &self.term {
+            let step = t.step.lock().map(|s| s.clone()).unwrap_or_default();
+            t.spinner.set_message(if what.is_empty() { step } else { format!("{step}: {line}") });
+        } else if !self.quiet
+            && !self.json
+            && !what.is_empty()
+            && let Ok(mut last) = self.waiting.lock()
+            && *last != what
+        {
+            eprintln!("    {line}");
+            *last = what.to_string();
+        }
+    }
+
+    /// Shows a bar for data that streams while `counter` grows: bytes, rate and, with the `total`
+    /// expected (bytes; an estimate for a dump), how much is left and the ETA. Only on a terminal;
+    /// the bar goes when the guard drops.
+    pub fn track_bytes(&self, label: &str, counter: Arc<AtomicU64>, total: Option<u64>) -> Tracker {
+        let Some(t) = &self.term else { return Tracker(vec![], None) };
+        let template = match total {
+            Some(_) => "  {msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            None => "  {msg} {bytes} {binary_bytes_per_sec}",
+        };
+        let bar = t.multi.add(match total {
+            Some(n) => ProgressBar::new(n),
+            None => ProgressBar::no_length(),
+        });
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .map(|s| s.progress_chars("=> "))
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message(label.to_string());
+        let shown = bar.clone();
         let task = tokio::spawn(async move {
             loop {
                 let n = counter.load(Ordering::Relaxed);
-                bar.set_message(format!("{label}: {}", crate::util::size(n)));
+                // An estimate that was too small grows rather than showing a full bar.
+                if shown.length().is_some_and(|len| n > len) {
+                    shown.set_length(n + n / 10);
+                }
+                shown.set_position(n);
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
-        Tracker(Some(task))
+        Tracker(vec![task], Some(bar))
+    }
+
+    /// [`track_bytes`](Self::track_bytes) for files that something else writes under `dir` (a
+    /// sidecar, the object-store client): the bytes there are counted once a second.
+    pub fn track_dir(&self, label: &str, dir: &std::path::Path, total: Option<u64>) -> Tracker {
+        if self.term.is_none() {
+            return Tracker(vec![], None);
+        }
+        let counter = Arc::new(AtomicU64::new(0));
+        let (dir, count) = (dir.to_path_buf(), counter.clone());
+        let walker = tokio::spawn(async move {
+            loop {
+                let d = dir.clone();
+                if let Ok(n) = tokio::task::spawn_blocking(move || bytes_under(&d)).await {
+                    count.store(n, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        let mut t = self.track_bytes(label, counter, total);
+        t.0.push(walker);
+        t
     }
 
     /// Clears the spinner before the result is printed.
     pub fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
+        if let Some(t) = &self.term {
+            t.spinner.finish_and_clear();
         }
     }
 }
 
-/// Keeps a byte counter on the spinner while alive ([`Progress::track_bytes`]); dropping it stops it.
-pub struct Tracker(Option<tokio::task::JoinHandle<()>>);
+/// Keeps a byte bar on the terminal while alive ([`Progress::track_bytes`]); dropping it removes it.
+pub struct Tracker(Vec<tokio::task::JoinHandle<()>>, Option<ProgressBar>);
 
 impl Drop for Tracker {
     fn drop(&mut self) {
-        if let Some(t) = &self.0 {
-            t.abort();
+        for task in &self.0 {
+            task.abort();
+        }
+        if let Some(bar) = &self.1 {
+            bar.finish_and_clear();
         }
     }
+}
+
+/// The size of the regular files under `dir`, in bytes (0 for what cannot be read).
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    crate::util::walk(dir)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| std::fs::symlink_metadata(p).ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
 }

@@ -30,12 +30,24 @@ async fn round_trip_restores_identical_data() {
     let stack = Stack::up_with("roundtrip", "3.4.0", &["--devices", "300", "--artifacts", "12"]);
     let before = stack.data();
     assert!(before["artifacts"].as_array().unwrap().len() >= 12, "{before}");
-    let backup = stack.tool(&["backup"]);
-    assert!(backup.status.success(), "{}\n{}", stdout(&backup), stderr(&backup));
+    // At a terminal, as an operator runs it: the dump and the artifact copy draw a bar with bytes,
+    // rate and ETA, and every step line carries the time since the start.
+    let backup = stack.tool_on_terminal(&["backup"]);
+    let drawn = stdout(&backup);
+    assert!(backup.status.success(), "{drawn}");
+    for bar in ["dumping [", "copying artifacts ["] {
+        assert!(drawn.contains(bar), "no {bar:?} bar on the terminal: {drawn}");
+    }
+    assert!(drawn.contains("ETA") && drawn.contains("/s"), "the bars show rate and ETA: {drawn}");
+    assert!(drawn.contains(" 0:0") && drawn.contains("==> mongodump from"), "step lines stamped: {drawn}");
     let bundle = stack.bundle();
     let verify = stack.tool(&["--json", "verify", "--restore-test", &bundle.to_string_lossy()]);
     assert!(verify.status.success(), "{}\n{}", stdout(&verify), stderr(&verify));
-    assert_no_secret(&stack, &[&backup, &verify]);
+    assert!(!stderr(&verify).contains("ETA"), "nothing animated without a terminal: {}", stderr(&verify));
+    let shown = stack.tool_on_terminal(&["verify", "--restore-test", &bundle.to_string_lossy()]);
+    assert!(shown.status.success(), "{}", stdout(&shown));
+    assert!(stdout(&shown).contains("restoring ["), "the restore test draws its bar: {}", stdout(&shown));
+    assert_no_secret(&stack, &[&backup, &verify, &shown]);
 
     // Lose everything: containers and both volumes.
     assert!(stack.compose(&["down"]).status.success());
@@ -72,7 +84,10 @@ async fn round_trip_restores_identical_data() {
     let network = format!("{}_mender", stack.project);
     let image = format!("{REGISTRY}/mongo:4.4");
     let target = MongoTarget { image: &image, network: &network, host: "mender-mongo" };
-    restore::mongo(&d, &bundle, &target, true).await.expect("mongorestore");
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    restore::mongo(&d, &bundle, &target, true, read.clone()).await.expect("mongorestore");
+    let size = std::fs::metadata(bundle.join("mongo.archive.gz")).unwrap().len();
+    assert!(read.load(std::sync::atomic::Ordering::Relaxed) <= size, "the offset read is within the archive");
     let prod = file(&stack.path("production/config/prod.yml"));
     let secret = secret_of(&stack);
     assert!(prod.contains("MINIO_ACCESS_KEY: mender-deployments"));

@@ -363,7 +363,7 @@ pub async fn copy(dir: &Path, dest: &Destination, progress: &Progress) -> Result
     );
     dest.check().await?;
     let done = Arc::new(AtomicU64::new(0));
-    let tracker = progress.track_bytes("copying", done.clone());
+    let tracker = progress.track_bytes("copying", done.clone(), Some(total));
     let (data, last) = files.split_at(files.len().saturating_sub(2));
     let one = |f: &Planned| {
         let done = done.clone();

@@ -291,9 +291,12 @@ pub async fn run_locked(
         Plan::InStack { service, .. } => stack.network_of(service).unwrap_or_else(|| network.clone()),
         _ => network.clone(),
     };
-    if !opts.skip_space_check {
-        check_space(docker, &stack, &plan, &backups, &store_network).await?;
-    }
+    // The artifacts' size (measured for the space check) is also the copy bar's total.
+    let art_bytes = if opts.skip_space_check {
+        None
+    } else {
+        Some(check_space(docker, &stack, &plan, &backups, &store_network).await?)
+    };
     progress.step("plan", format!("backing up {} ({release}); artifacts: {}", stack.project, describe(&plan)));
 
     let name = format!("{}-{release}-{}", stack.project, now_stamp());
@@ -321,6 +324,7 @@ pub async fn run_locked(
             &partial,
             &plan,
             opts.recipients.clone(),
+            art_bytes,
             progress,
         )
         .await?;
@@ -451,13 +455,15 @@ async fn plan_artifacts(
     Ok(artifacts::decide(stack, deployments, choice, versioning)?)
 }
 
+/// Refuses when the bundle will not fit in `dir`; returns the artifacts' size it measured (bytes, 0
+/// when they are not copied into the bundle).
 async fn check_space(
     docker: &Docker,
     stack: &Stack,
     plan: &Plan,
     dir: &std::path::Path,
     network: &str,
-) -> Result<(), BackupError> {
+) -> Result<u64, BackupError> {
     let db: u64 = stack.databases.iter().filter_map(|d| d.size_bytes).sum();
     let art = match plan {
         Plan::InStack { .. } | Plan::ToBundle { .. } => artifact_size(docker, plan, network).await?,
@@ -477,7 +483,7 @@ async fn check_space(
             free: mib(free),
         });
     }
-    Ok(())
+    Ok(art)
 }
 
 async fn artifact_size(docker: &Docker, plan: &Plan, network: &str) -> Result<u64, BackupError> {
@@ -509,6 +515,7 @@ async fn capture(
     partial: &PartialBundle,
     plan: &Plan,
     recipients: Option<crypt::Recipients>,
+    art_bytes: Option<u64>,
     progress: &Progress,
 ) -> Result<Captured, BackupError> {
     let mut timings = IndexMap::new();
@@ -522,7 +529,10 @@ async fn capture(
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let src = dump::DumpSource { image: mongo_image, network, uri, labels: HashMap::new() };
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let tracker = progress.track_bytes("dumping", counter.clone());
+    // The databases' size on disk is the bar's estimate of the archive (the raw BSON can be larger:
+    // the bar then grows).
+    let estimate: u64 = stack.databases.iter().filter_map(|d| d.size_bytes).sum();
+    let tracker = progress.track_bytes("dumping", counter.clone(), (estimate > 0).then_some(estimate));
     let dumped = dump::dump(docker, &src, partial.path(ARCHIVE), threads, counter, recipients).await?;
     drop(tracker);
     lap("dump");
@@ -533,7 +543,7 @@ async fn capture(
     // The counts come from the archive as it streamed past, not from a second pass over the
     // server while the writers wait; the restore test compares them with a real server.
     let databases = manifest::databases_from_archive(&dumped.summary, &stack.databases);
-    let artifacts = copy_artifacts(docker, store_network, partial, plan, progress).await?;
+    let artifacts = copy_artifacts(docker, store_network, partial, plan, art_bytes, progress).await?;
     lap("artifacts");
     Ok(Captured { databases, dumped, artifacts, timings })
 }
@@ -543,11 +553,14 @@ async fn copy_artifacts(
     network: &str,
     partial: &PartialBundle,
     plan: &Plan,
+    art_bytes: Option<u64>,
     progress: &Progress,
 ) -> Result<ArtifactsInfo, BackupError> {
     let dir = partial.path("artifacts");
     crate::util::private_dir(&dir)?;
     progress.step("artifacts", describe(plan));
+    let _bar = matches!(plan, Plan::InStack { .. } | Plan::ToBundle { .. })
+        .then(|| progress.track_dir("copying artifacts", &dir, art_bytes));
     let info = |kind, bucket: &str, c: Copied, location, versioning| ArtifactsInfo {
         kind,
         bucket: Some(bucket.to_string()),

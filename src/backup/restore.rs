@@ -3,12 +3,15 @@
 //! image, and the artifacts into a given store.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bollard::Docker;
 
 use super::bundle::ARCHIVE;
 use crate::engine::helper::{ArtifactsJob, ArtifactsOp, Request};
-use crate::engine::sidecar::{SidecarError, SidecarSpec, helper_artifacts, run_collect, run_helper};
+use crate::engine::sidecar::{SidecarError, SidecarSpec, helper_artifacts, run_collect, run_helper, unique_name};
 use crate::engine::store::Copied;
 
 /// Why a restore failed; the target may be partly restored (a throwaway or staging copy, or a
@@ -47,8 +50,9 @@ pub struct MongoTarget<'a> {
 /// The databases exactly as in the bundle: every database but the server's own is dropped first
 /// (`--drop` alone would leave collections a migration created), then `mongorestore --drop`.
 /// Index restore is skipped on FerretDB, which rejects the `ns` option mongorestore sends with
-/// every index; a real mongod gets its indexes. Returns the last 5 lines of mongorestore's
-/// stderr (its summary: documents restored, failures).
+/// every index; a real mongod gets its indexes. `read` follows how far mongorestore has read the
+/// archive (bytes of the file, from `/proc`; stays 0 where that is not readable). Returns the last
+/// 5 lines of mongorestore's stderr (its summary: documents restored, failures).
 ///
 /// # Errors
 /// [`RestoreError::Wipe`], [`RestoreError::Mongorestore`] or [`RestoreError::Sidecar`].
@@ -57,6 +61,7 @@ pub async fn mongo(
     bundle: &Path,
     target: &MongoTarget<'_>,
     ferretdb: bool,
+    read: Arc<AtomicU64>,
 ) -> Result<String, RestoreError> {
     let uri = crate::util::mongo_uri(target.host);
     let r = run_helper(docker, target.network, &Request { wipe: Some(uri.clone()), ..Default::default() }).await?;
@@ -74,14 +79,29 @@ pub async fn mongo(
     if ferretdb {
         cmd.push("--noIndexRestore".into());
     }
+    let name = unique_name("mcu-sidecar");
     let spec = SidecarSpec {
         image: target.image.to_string(),
         cmd,
         network: Some(target.network.to_string()),
         binds: vec![format!("{}:/bundle:ro", bundle.display())],
+        name: Some(name.clone()),
         ..Default::default()
     };
-    let (_, outcome) = run_collect(docker, &spec).await?;
+    // mongorestore reads the file itself (the bundle is bind-mounted): its progress is its offset
+    // in the archive, read from /proc while it runs.
+    let (d, path) = (docker.clone(), format!("/bundle/{ARCHIVE}"));
+    let watcher = tokio::spawn(async move {
+        loop {
+            if let Some(n) = crate::engine::host::container_file_offset(&d, &name, &path).await {
+                read.store(n, Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let ran = run_collect(docker, &spec).await;
+    watcher.abort();
+    let (_, outcome) = ran?;
     let tail: Vec<&str> = outcome.stderr.trim().lines().collect();
     let tail = tail[tail.len().saturating_sub(5)..].join("\n");
     if outcome.exit_code != 0 {

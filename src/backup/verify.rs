@@ -201,7 +201,7 @@ pub async fn verify(
         report.checks.push("restore-test".into());
         let start = Instant::now();
         match reader.plain_dir(&[ARCHIVE]) {
-            Ok(plain) => match restore_test(docker, plain.path(), &manifest).await {
+            Ok(plain) => match restore_test(docker, plain.path(), &manifest, progress).await {
                 Ok(p) => report.problems.extend(p),
                 Err(e) => report.problems.push(format!("restore test: {e}")),
             },
@@ -272,7 +272,12 @@ enum RestoreTestError {
     Restore(#[from] RestoreError),
 }
 
-async fn restore_test(docker: &Docker, bundle_dir: &Path, m: &Manifest) -> Result<Vec<String>, RestoreTestError> {
+async fn restore_test(
+    docker: &Docker,
+    bundle_dir: &Path,
+    m: &Manifest,
+    progress: &Progress,
+) -> Result<Vec<String>, RestoreTestError> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let id = format!("mcu-verify-{}-{nanos:x}", std::process::id());
     let labels = HashMap::from([(SIDECAR_LABEL.to_string(), std::process::id().to_string())]);
@@ -282,7 +287,10 @@ async fn restore_test(docker: &Docker, bundle_dir: &Path, m: &Manifest) -> Resul
         let outcome = async {
             wait_mongo(docker, &id, THROWAWAY, Duration::from_secs(60)).await?;
             let target = MongoTarget { image: &m.mongo.image, network: &id, host: THROWAWAY };
-            restore::mongo(docker, bundle_dir, &target, m.mongo.ferretdb).await?;
+            let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let total = std::fs::metadata(bundle_dir.join(ARCHIVE)).ok().map(|f| f.len());
+            let _bar = progress.track_bytes("restoring", read.clone(), total);
+            restore::mongo(docker, bundle_dir, &target, m.mongo.ferretdb, read).await?;
             compare_restored(docker, &id, m).await
         }
         .await;

@@ -70,6 +70,9 @@ pub struct SidecarSpec {
     pub labels: HashMap<String, String>,
     /// `uid:gid` to run as (the helper writes into the operator's bundle as the operator).
     pub user: Option<String>,
+    /// The container's name, for a caller that watches it while it runs ([`unique_name`]);
+    /// `None`: a fresh `mcu-sidecar-…` name.
+    pub name: Option<String>,
 }
 
 /// How a sidecar ended.
@@ -81,7 +84,8 @@ pub struct SidecarOutcome {
     pub stderr: String,
 }
 
-fn unique_name(prefix: &str) -> String {
+/// A container name no other run uses: `PREFIX-<pid>-<time>`, hex.
+pub fn unique_name(prefix: &str) -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("{prefix}-{:x}-{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
 }
@@ -95,7 +99,7 @@ pub async fn run_to_writer<W: AsyncWrite + Unpin>(
     spec: &SidecarSpec,
     out: &mut W,
 ) -> Result<SidecarOutcome, SidecarError> {
-    let name = unique_name("mcu-sidecar");
+    let name = spec.name.clone().unwrap_or_else(|| unique_name("mcu-sidecar"));
     let mut labels = spec.labels.clone();
     // The owner pid: a later run removes sidecars whose owner died.
     labels.insert(SIDECAR_LABEL.into(), std::process::id().to_string());

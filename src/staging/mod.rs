@@ -26,7 +26,7 @@ use crate::engine::docker::{self, DockerError, Removed};
 use crate::engine::helper::MongoReport;
 use crate::labels::{LABEL_ENV_FILE, STAGING_LABEL};
 use crate::state::{LockError, StateDir};
-use crate::upgrade::runtime::{MongoReadError, mongo_report, wait_gates, wait_mongo};
+use crate::upgrade::runtime::{MongoReadError, compose_shown, mongo_report, restore_shown, wait_gates, wait_mongo};
 use crate::upgrade::{Ctx, ProjectRecord};
 use crate::util::{Perm, now_rfc3339, secs, write_atomic};
 use isolate::OwnStore;
@@ -487,7 +487,7 @@ async fn build(ctx: &Ctx<'_>, record: &Record, m: &Manifest, data: &Path) -> Res
     wait_mongo(ctx.runtime, &network, &m.mongo.service, Duration::from_secs(120)).await.map_err(step(name, "mongo"))?;
     ctx.progress.step("restore", format!("restoring the dump into staging {name}"));
     let target = MongoTarget { image: &m.mongo.image, network: &network, host: &m.mongo.service };
-    ctx.runtime.restore(data, &target, m.mongo.ferretdb).await.map_err(step(name, "restore"))?;
+    restore_shown(ctx, data, &target, m.mongo.ferretdb).await.map_err(step(name, "restore"))?;
     let copied = restore_artifacts(ctx, data, m, &store).await.map_err(step(name, "artifacts"))?;
     timings.insert("restore".to_string(), secs(t.elapsed()));
 
@@ -508,7 +508,7 @@ async fn build(ctx: &Ctx<'_>, record: &Record, m: &Manifest, data: &Path) -> Res
 
     let t = Instant::now();
     ctx.progress.step("staging", format!("starting staging {name}"));
-    ctx.runtime.compose(&project, &["up", "-d", "--no-build"]).await?;
+    compose_shown(ctx, &project, &["up", "-d", "--no-build"]).await?;
     timings.insert("start".to_string(), secs(t.elapsed()));
     let t = Instant::now();
     wait_gates(ctx, &project, &record.release, ctx.hop_timeout)

@@ -105,8 +105,13 @@ impl Runtime for StagingRuntime<'_> {
         self.daemon.start(services).await
     }
 
-    async fn dump(&self, source: &DumpSource<'_>, archive: PathBuf) -> Result<Dumped, DumpError> {
-        self.daemon.dump(source, archive).await
+    async fn dump(
+        &self,
+        source: &DumpSource<'_>,
+        archive: PathBuf,
+        written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<Dumped, DumpError> {
+        self.daemon.dump(source, archive, written).await
     }
 
     async fn copy_volume(
@@ -117,7 +122,13 @@ impl Runtime for StagingRuntime<'_> {
         self.daemon.copy_volume(from, to).await
     }
 
-    async fn restore(&self, dir: &Path, target: &MongoTarget<'_>, ferretdb: bool) -> Result<String, RestoreError> {
-        self.daemon.restore(dir, target, ferretdb).await
+    async fn restore(
+        &self,
+        dir: &Path,
+        target: &MongoTarget<'_>,
+        ferretdb: bool,
+        read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<String, RestoreError> {
+        self.daemon.restore(dir, target, ferretdb, read).await
     }
 }

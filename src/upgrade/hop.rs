@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{HopFailed, StepError};
 use super::rewrite::{self, Inputs, Why};
-use super::runtime::{migrations, wait_gates, wait_mongo};
+use super::runtime::{compose_shown, dump_shown, migrations, wait_gates, wait_mongo};
 use super::step::{Point, Step};
 use super::{Ctx, Run, UpgradeState, clone, files, stage};
 use crate::backup::bundle::ARCHIVE;
@@ -182,7 +182,8 @@ async fn dump(ctx: &Ctx<'_>, run: &mut Run) -> Result<(), StepError> {
     ctx.progress.step("dump", format!("dumping the databases before the hop ({image})"));
     let src =
         DumpSource { image: &image, network: &network, uri: mongo_uri(&mongo.service), labels: Default::default() };
-    let dumped = ctx.runtime.dump(&src, archive).await?;
+    let estimate: u64 = observed.stack.databases.iter().filter_map(|d| d.size_bytes).sum();
+    let dumped = dump_shown(ctx, &src, archive, (estimate > 0).then_some(estimate)).await?;
     let summary = serde_json::to_vec_pretty(&dumped.summary).map_err(|e| StepError::file("dump.json")(e.into()))?;
     write_atomic(&dir.join("dump.json"), &summary, Perm::Private).map_err(StepError::file("writing dump.json"))?;
     let st = run.st_mut();
@@ -309,7 +310,7 @@ async fn mongo(ctx: &Ctx<'_>, st: &UpgradeState, hop: &Hop) -> Result<(), StepEr
     let (_, to) = releases(ctx, hop)?;
     let svc = &to.mongo.service;
     ctx.progress.step("mongo", format!("MongoDB {} → {}", m.from_major, m.to_major));
-    ctx.runtime.compose(&st.project, &["up", "-d", "--no-deps", svc]).await?;
+    compose_shown(ctx, &st.project, &["up", "-d", "--no-deps", svc]).await?;
     let network =
         ctx.runtime.observe(&st.project.name).await?.stack.network.ok_or_else(|| StepError::NoNetwork(svc.clone()))?;
     wait_mongo(ctx.runtime, &network, svc, Duration::from_secs(120)).await?;
@@ -352,6 +353,6 @@ async fn up(ctx: &Ctx<'_>, st: &UpgradeState, hop: &Hop) -> Result<(), StepError
     if !hop.removed_services.is_empty() {
         args.push("--remove-orphans");
     }
-    ctx.runtime.compose(&st.project, &args).await?;
+    compose_shown(ctx, &st.project, &args).await?;
     Ok(())
 }

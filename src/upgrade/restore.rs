@@ -12,7 +12,7 @@ use semver::Version;
 use serde::Serialize;
 
 use super::error::StepError;
-use super::runtime::{mongo_report, wait_gates, wait_mongo};
+use super::runtime::{compose_shown, mongo_report, restore_shown, wait_gates, wait_mongo};
 use super::{Ctx, ProjectRecord, history};
 use crate::backup::artifacts::{self, Choice, Plan};
 use crate::backup::bundle::ARCHIVE;
@@ -498,7 +498,7 @@ async fn put_back(
     if let Some(svc) = observed.stack.storage.service.as_deref().filter(|_| m.artifacts.kind == ArtifactsKind::Volume) {
         first.push(svc);
     }
-    ctx.runtime.compose(record, &first).await?;
+    compose_shown(ctx, record, &first).await?;
     let observed = ctx.runtime.observe(&record.name).await?;
     let network = observed.stack.network.clone().ok_or_else(|| StepError::NoNetwork(mongo.clone()))?;
     wait_mongo(ctx.runtime, &network, &mongo, Duration::from_secs(120)).await?;
@@ -509,7 +509,7 @@ async fn put_back(
         .map_or_else(|| m.mongo.image.clone(), |c| c.image.clone());
     let ferretdb = observed.stack.mongo.as_ref().is_some_and(|x| x.ferretdb) || m.mongo.ferretdb;
     ctx.progress.step("restore", format!("restoring the databases into {mongo}"));
-    ctx.runtime.restore(bundle, &MongoTarget { image: &image, network: &network, host: &mongo }, ferretdb).await?;
+    restore_shown(ctx, bundle, &MongoTarget { image: &image, network: &network, host: &mongo }, ferretdb).await?;
     if m.artifacts.location == Location::Bundle {
         ctx.progress.step(
             "restore",
@@ -521,7 +521,7 @@ async fn put_back(
         restore_artifacts(ctx, bundle, &observed).await?;
     }
     ctx.progress.step("restore", "docker compose up -d");
-    ctx.runtime.compose(record, &["up", "-d", "--remove-orphans"]).await?;
+    compose_shown(ctx, record, &["up", "-d", "--remove-orphans"]).await?;
     wait_gates(ctx, record, &release, ctx.hop_timeout).await.map_err(StepError::Gates)?;
     Ok(release)
 }

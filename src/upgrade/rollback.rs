@@ -10,7 +10,7 @@ use std::time::Duration;
 use semver::Version;
 
 use super::error::{HopFailed, StepError, UpgradeError};
-use super::runtime::{migrations, wait_gates, wait_mongo};
+use super::runtime::{compose_shown, migrations, restore_shown, wait_gates, wait_mongo};
 use super::step::{Point, Step};
 use super::{Ctx, Run, files, report};
 use crate::backup::quiesce;
@@ -170,7 +170,7 @@ pub async fn undo(ctx: &Ctx<'_>, run: &mut Run) -> Result<(Version, Class), Step
         files::restore(&st.project, &dir)?;
     }
     if class == Class::DataRestore {
-        ctx.runtime.compose(&st.project, &["up", "-d", "--no-deps", &mongo]).await?;
+        compose_shown(ctx, &st.project, &["up", "-d", "--no-deps", &mongo]).await?;
         wait_mongo(ctx.runtime, &network, &mongo, Duration::from_secs(120)).await?;
         let image = st
             .dump_image
@@ -180,7 +180,7 @@ pub async fn undo(ctx: &Ctx<'_>, run: &mut Run) -> Result<(Version, Class), Step
         let target = MongoTarget { image: &image, network: &network, host: &mongo };
         let ferretdb = observed.stack.mongo.as_ref().is_some_and(|m| m.ferretdb);
         ctx.progress.step("rollback", format!("restoring the pre-hop dump into {mongo}"));
-        ctx.runtime.restore(&dir, &target, ferretdb).await?;
+        restore_shown(ctx, &dir, &target, ferretdb).await?;
     }
     if class == Class::Nothing {
         let failed = ctx.runtime.start(&run.journal.stopped).await;
@@ -192,7 +192,7 @@ pub async fn undo(ctx: &Ctx<'_>, run: &mut Run) -> Result<(Version, Class), Step
         if !hop.added_services.is_empty() || !hop.removed_services.is_empty() {
             args.push("--remove-orphans");
         }
-        ctx.runtime.compose(&st.project, &args).await?;
+        compose_shown(ctx, &st.project, &args).await?;
     }
     wait_gates(ctx, &st.project, &hop.from, ctx.hop_timeout)
         .await
@@ -206,7 +206,7 @@ async fn undo_stage(ctx: &Ctx<'_>, st: &super::UpgradeState, dir: &Path) -> Resu
     let hop = &st.plan.hops[st.hop];
     ctx.progress.step("rollback", Class::OriginalVolume.describe());
     files::restore(&st.project, dir)?;
-    ctx.runtime.compose(&st.project, &["up", "-d"]).await?;
+    compose_shown(ctx, &st.project, &["up", "-d"]).await?;
     wait_gates(ctx, &st.project, &hop.from, ctx.hop_timeout)
         .await
         .map_err(|f| StepError::Gates(std::iter::once("after the rollback".to_string()).chain(f).collect()))?;

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 // tokio's clock, so that tests with paused time run the waits at once.
@@ -40,11 +42,23 @@ pub trait Runtime: Helper {
     async fn stop(&self, services: &[StoppedService], grace: i32) -> Result<(), QuiesceError>;
     /// Starts the containers again (even when some fail); the failures, one line each.
     async fn start(&self, services: &[StoppedService]) -> Vec<String>;
-    /// `mongodump --archive` from `source` into the gzip file `archive`.
-    async fn dump(&self, source: &DumpSource<'_>, archive: PathBuf) -> Result<Dumped, DumpError>;
+    /// `mongodump --archive` from `source` into the gzip file `archive`; `written` counts the raw
+    /// archive bytes as they pass (for the progress bar).
+    async fn dump(
+        &self,
+        source: &DumpSource<'_>,
+        archive: PathBuf,
+        written: Arc<AtomicU64>,
+    ) -> Result<Dumped, DumpError>;
     /// `mongorestore` of the archive in `dir` into `target`, every database dropped first; the
-    /// tail of mongorestore's log.
-    async fn restore(&self, dir: &Path, target: &MongoTarget<'_>, ferretdb: bool) -> Result<String, RestoreError>;
+    /// tail of mongorestore's log. `read` follows the bytes of the archive read so far.
+    async fn restore(
+        &self,
+        dir: &Path,
+        target: &MongoTarget<'_>,
+        ferretdb: bool,
+        read: Arc<AtomicU64>,
+    ) -> Result<String, RestoreError>;
     /// Copies Docker volume `from` onto `to` (created when missing, emptied first), `from`
     /// mounted read-only.
     async fn copy_volume(&self, from: &str, to: &str) -> Result<TreeCopied, SidecarError>;
@@ -88,13 +102,24 @@ impl Runtime for Daemon<'_> {
         quiesce::start(self.docker, services).await
     }
 
-    async fn dump(&self, source: &DumpSource<'_>, archive: PathBuf) -> Result<Dumped, DumpError> {
+    async fn dump(
+        &self,
+        source: &DumpSource<'_>,
+        archive: PathBuf,
+        written: Arc<AtomicU64>,
+    ) -> Result<Dumped, DumpError> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        dump::dump(self.docker, source, archive, threads, Default::default(), None).await
+        dump::dump(self.docker, source, archive, threads, written, None).await
     }
 
-    async fn restore(&self, dir: &Path, target: &MongoTarget<'_>, ferretdb: bool) -> Result<String, RestoreError> {
-        restore::mongo(self.docker, dir, target, ferretdb).await
+    async fn restore(
+        &self,
+        dir: &Path,
+        target: &MongoTarget<'_>,
+        ferretdb: bool,
+        read: Arc<AtomicU64>,
+    ) -> Result<String, RestoreError> {
+        restore::mongo(self.docker, dir, target, ferretdb, read).await
     }
 
     async fn copy_volume(&self, from: &str, to: &str) -> Result<TreeCopied, SidecarError> {
@@ -127,6 +152,89 @@ pub async fn mongo_report(
 ) -> Result<MongoReport, MongoReadError> {
     read_mongo(rt, network, MongoQuery { uri: mongo_uri(host), dbs: vec![], counts, all_dbs: true, digests: false })
         .await
+}
+
+/// [`Runtime::restore`] with a bar of the archive read (its size is the total) on a terminal.
+///
+/// # Errors
+/// As [`Runtime::restore`].
+pub async fn restore_shown(
+    ctx: &Ctx<'_>,
+    dir: &Path,
+    target: &MongoTarget<'_>,
+    ferretdb: bool,
+) -> Result<String, RestoreError> {
+    let read = Arc::new(AtomicU64::new(0));
+    let total = std::fs::metadata(dir.join(crate::backup::bundle::ARCHIVE)).ok().map(|m| m.len());
+    let _bar = ctx.progress.track_bytes("restoring", read.clone(), total);
+    ctx.runtime.restore(dir, target, ferretdb, read).await
+}
+
+/// [`Runtime::dump`] with a bar of the bytes dumped (`estimate`: the databases' size, bytes).
+///
+/// # Errors
+/// As [`Runtime::dump`].
+pub async fn dump_shown(
+    ctx: &Ctx<'_>,
+    source: &DumpSource<'_>,
+    archive: PathBuf,
+    estimate: Option<u64>,
+) -> Result<Dumped, DumpError> {
+    let written = Arc::new(AtomicU64::new(0));
+    let _bar = ctx.progress.track_bytes("dumping", written.clone(), estimate);
+    ctx.runtime.dump(source, archive, written).await
+}
+
+/// `docker compose up …` (any compose command, in fact) that tells what it waits for: `up` waits
+/// for the dependencies' healthchecks (the store's first takes ~60 s), so every 5 s the
+/// project's containers that are not yet running and healthy are named on the progress display
+/// ("mender-mongo-1: health starting, 35 s").
+///
+/// # Errors
+/// As [`Runtime::compose`].
+pub async fn compose_shown(ctx: &Ctx<'_>, project: &ProjectRecord, args: &[&str]) -> Result<String, ComposeError> {
+    let run = ctx.runtime.compose(project, args);
+    tokio::pin!(run);
+    let start = Instant::now();
+    let mut tick = tokio::time::interval_at(start + Duration::from_secs(5), Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            r = &mut run => {
+                ctx.progress.waiting("", start.elapsed());
+                return r;
+            }
+            _ = tick.tick() => {
+                if let Ok(o) = ctx.runtime.observe(&project.name).await {
+                    ctx.progress.waiting(&waiting_for(&o.containers), start.elapsed());
+                }
+            }
+        }
+    }
+}
+
+/// What a starting project still waits for: each container that is not running, restarting or
+/// not yet healthy, with its state; empty when none.
+pub fn waiting_for(containers: &[crate::engine::container::ContainerInfo]) -> String {
+    let pending: Vec<String> = containers
+        .iter()
+        .filter_map(|c| {
+            let state = if c.restarting {
+                "restarting".to_string()
+            } else if !c.running {
+                c.state.clone()
+            } else {
+                match c.health.as_deref() {
+                    Some("healthy") | None => return None,
+                    Some(h) => format!("health {h}"),
+                }
+            };
+            Some(format!("{}: {state}", c.name))
+        })
+        .collect();
+    if pending.is_empty() {
+        return String::new();
+    }
+    format!("waiting for {}", pending.join(", "))
 }
 
 /// Waits until the gates pass twice in a row with unchanged restart counts (a container that
@@ -168,5 +276,39 @@ pub async fn wait_gates(
             if failures.is_empty() { "passed once".into() } else { failures.join("; ") }
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::container::ContainerInfo;
+
+    fn container(name: &str, state: &str, health: Option<&str>) -> ContainerInfo {
+        ContainerInfo {
+            name: name.into(),
+            state: state.into(),
+            running: state == "running",
+            restarting: state == "restarting",
+            health: health.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    /// `compose up`'s heartbeat names what is not ready yet, and nothing once all is.
+    #[test]
+    fn waiting_for_names_the_containers_not_yet_ready() {
+        let cs = [
+            container("demo-mongo-1", "running", Some("starting")),
+            container("demo-useradm-1", "created", None),
+            container("demo-gui-1", "running", None),
+            container("demo-deviceauth-1", "restarting", None),
+            container("demo-minio-1", "running", Some("healthy")),
+        ];
+        assert_eq!(
+            super::waiting_for(&cs),
+            "waiting for demo-mongo-1: health starting, demo-useradm-1: created, demo-deviceauth-1: restarting"
+        );
+        let ready = [container("demo-gui-1", "running", None), container("demo-minio-1", "running", Some("healthy"))];
+        assert_eq!(super::waiting_for(&ready), "");
     }
 }

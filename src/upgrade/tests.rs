@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::{Arc, atomic::AtomicU64};
 
 use async_trait::async_trait;
 use semver::Version;
@@ -241,7 +242,12 @@ impl Runtime for Fake<'_> {
         vec![]
     }
 
-    async fn dump(&self, _source: &DumpSource<'_>, archive: PathBuf) -> Result<Dumped, DumpError> {
+    async fn dump(
+        &self,
+        _source: &DumpSource<'_>,
+        archive: PathBuf,
+        _written: Arc<AtomicU64>,
+    ) -> Result<Dumped, DumpError> {
         self.call("dump");
         let mut w = self.world.lock().unwrap();
         if w.dump_fails {
@@ -252,7 +258,13 @@ impl Runtime for Fake<'_> {
         Ok(Dumped { sha256: String::new(), size: 7, raw_bytes: 7, summary: Default::default() })
     }
 
-    async fn restore(&self, dir: &Path, _target: &MongoTarget<'_>, _ferretdb: bool) -> Result<String, RestoreError> {
+    async fn restore(
+        &self,
+        dir: &Path,
+        _target: &MongoTarget<'_>,
+        _ferretdb: bool,
+        _read: Arc<AtomicU64>,
+    ) -> Result<String, RestoreError> {
         self.call("restore");
         assert!(dir.join("mongo.archive.gz").exists(), "the restore reads the hop's own dump");
         let mut w = self.world.lock().unwrap();

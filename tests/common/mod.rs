@@ -421,6 +421,21 @@ impl Stack {
         tool_env(&all, env)
     }
 
+    /// Runs the tool on this stack under a pseudo-terminal (`script`), as an operator at a
+    /// terminal does: what it draws comes back as stdout (stderr merged in, escape codes and all).
+    pub fn tool_on_terminal(&self, args: &[&str]) -> Output {
+        let state = self.dir.parent().unwrap().join("state");
+        let quote = |a: &str| format!("'{}'", a.replace('\'', "'\\''"));
+        let mut cmd = vec![quote(bin()), "--image-registry".into(), quote(REGISTRY), "-p".into(), quote(&self.project)];
+        cmd.extend(["--state-dir".to_string(), quote(&state.to_string_lossy())]);
+        cmd.extend(args.iter().map(|a| quote(a)));
+        Command::new("script")
+            .args(["-q", "-e", "-c", &cmd.join(" "), "/dev/null"])
+            .env("COLUMNS", "160")
+            .output()
+            .expect("run script")
+    }
+
     /// The one complete bundle written so far.
     pub fn bundle(&self) -> PathBuf {
         let mut found: Vec<PathBuf> = std::fs::read_dir(self.backups_dir())
