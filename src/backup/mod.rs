@@ -62,6 +62,15 @@ pub struct BackupOptions {
     pub recipients: Option<crypt::Recipients>,
 }
 
+impl BackupOptions {
+    /// The backup `upgrade` and `rehearse` take on their own when no proven one is recent enough:
+    /// into the state directory, space checked, artifacts as the storage decides, plain; writers
+    /// get `grace` seconds to stop.
+    pub fn automatic(grace: i32) -> BackupOptions {
+        BackupOptions { out: None, skip_space_check: false, artifacts: Choice::Auto, grace, recipients: None }
+    }
+}
+
 /// Why `backup` failed; [`crate::exit::Failure`] turns each into what was left unchanged and what
 /// to do next.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{Record, StagingError, UpOptions, UpOutcome, default_name};
 use crate::backup::manifest::{Manifest, ManifestError, RehearsalRecord};
-use crate::backup::{self, BackupError, BackupOptions, artifacts::Choice};
+use crate::backup::{self, BackupError, BackupOptions};
 use crate::snapshot::observe::{Options, observe_full};
 use crate::upgrade::report::{HopReport, paths};
 use crate::upgrade::{Ctx, Target, UpgradeError, UpgradeOptions, fresh_bundle};
@@ -238,13 +238,7 @@ async fn bundle_for(
     if !(ctx.confirm)(&question) {
         return Err(RehearseError::NotConfirmed);
     }
-    let opts = BackupOptions {
-        out: None,
-        skip_space_check: false,
-        artifacts: Choice::Auto,
-        grace: ctx.grace,
-        recipients: None,
-    };
+    let opts = BackupOptions::automatic(ctx.grace);
     let observe = Options { project: Some(project), registry: ctx.registry, counts: false };
     let outcome = backup::run(ctx.docker, &ctx.catalog.catalog, ctx.state, &observe, &opts, ctx.progress).await?;
     Ok(outcome.bundle)

@@ -8,7 +8,7 @@ use super::error::{DataRefusal, PreflightError, UpgradeError};
 use super::gates::{self, parse_hashes};
 use super::{Ctx, ProjectRecord, Target, UpgradeOptions, UpgradeState, hop};
 use crate::backup::manifest::{Manifest, RehearsalRecord, StackIdentity};
-use crate::backup::{self, BackupOptions, artifacts::Choice};
+use crate::backup::{self, BackupOptions};
 use crate::catalog::{ImageRef, When};
 use crate::engine::compose::{label_paths, v1_invocation_dir};
 use crate::engine::helper::{CountQuery, Request};
@@ -447,13 +447,7 @@ pub async fn ensure_backup(ctx: &Ctx<'_>, r: &Ready) -> Result<PathBuf, Prefligh
         return Ok(b.clone());
     }
     ctx.progress.step("backup", format!("taking and verifying a backup of {} first", r.release));
-    let opts = BackupOptions {
-        out: None,
-        skip_space_check: false,
-        artifacts: Choice::Auto,
-        grace: ctx.grace,
-        recipients: None,
-    };
+    let opts = BackupOptions::automatic(ctx.grace);
     let o = &r.observed;
     let observe = Options { project: Some(&o.stack.project), registry: ctx.registry, counts: false };
     let outcome = backup::run_locked(
