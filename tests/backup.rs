@@ -272,4 +272,41 @@ fn killed_backup_is_repaired_by_the_next_run() {
     assert!(!names[0].ends_with(".partial"));
     // Its sidecar did not outlive the killed run.
     assert!(docker_ok(&["ps", "-aq", "--filter", &label]).trim().is_empty());
+
+    // Ctrl-C while the writers are being stopped: exit 130, and every container runs again (the
+    // stops in flight finish before the restart, not after it).
+    let mut child = Command::new(bin())
+        .args(["--image-registry", REGISTRY, "-p", &stack.project, "--state-dir", &state.to_string_lossy(), "backup"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0, "no stop step: {seen}");
+        seen.push_str(&line);
+        if line.contains("==> stopping") {
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    std::io::Read::read_to_string(&mut err, &mut seen).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{seen}");
+    assert!(seen.contains("started again"), "{seen}");
+    let project = format!("label=com.docker.compose.project={}", stack.project);
+    let start = std::time::Instant::now();
+    loop {
+        let down =
+            docker_ok(&["ps", "-a", "--filter", &project, "--filter", "status=exited", "--format", "{{.Names}}"]);
+        if down.trim().is_empty() {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 60, "left stopped after a Ctrl-C that said so: {down}\n{seen}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    stack.wait_healthy();
 }

@@ -320,11 +320,15 @@ pub async fn run_locked(
     let critical = crate::interrupt::Critical::enter();
     let section = async {
         progress.step("quiesce", format!("stopping {}", crate::util::count_len(writers.len(), "writer")));
+        // The stops are never cut short: a stop request dropped half-way still stops its container
+        // on the daemon, after the restart below has run, which left writers down behind an
+        // "everything was started again" (a Ctrl-C during the stop). A signal is acted on once
+        // every stop has returned.
         quiesce::stop(docker, state, &stack.project, &mut journal, &writers, opts.grace)
             .await
             .map_err(BackupError::Quiesce)?;
         let stopped = round(started.elapsed());
-        let mut c = capture(
+        let capture = capture(
             docker,
             &stack,
             [&network, &store_network],
@@ -335,17 +339,17 @@ pub async fn run_locked(
             opts.recipients.clone(),
             art_bytes,
             progress,
-        )
-        .await?;
+        );
+        let mut c = tokio::select! {
+            biased;
+            _ = crate::interrupt::signalled() => return Err(BackupError::Interrupted),
+            r = capture => r?,
+        };
         // The stop ran before the capture's steps.
         c.timings.shift_insert(0, "stop".into(), stopped);
         Ok(c)
     };
-    let captured = tokio::select! {
-        biased;
-        _ = crate::interrupt::signalled() => Err(BackupError::Interrupted),
-        r = section => r,
-    };
+    let captured = section.await;
     // Whatever happened, the writers run again before anything else.
     dk::remove_labelled(docker, SIDECAR_LABEL, &std::process::id().to_string()).await;
     progress.step("restart", format!("starting {} again", crate::util::count_len(writers.len(), "writer")));
