@@ -265,7 +265,7 @@ impl CopyError {
     /// destination was checked before a backup (`backup --copy-to`) and nothing was done. Exit 2
     /// for a bad URL, 3 when nothing could be sent (no credentials, an unreadable manifest) or
     /// nothing was done, 6 when the copy of a complete bundle failed.
-    pub fn failure(&self, bundle: Option<&Path>, to: &str) -> crate::exit::Failure {
+    pub fn failure(&self, bundle: Option<&Path>, to: &str, endpoint_url: Option<&str>) -> crate::exit::Failure {
         use crate::exit::{Exit, Failure};
         let kept = match bundle {
             Some(b) => format!("the local bundle {} is complete and kept", b.display()),
@@ -284,10 +284,14 @@ impl CopyError {
             }
             CopyError::Missing(_) => "create the bucket or container (or fix its name), then copy again".into(),
             _ => match bundle {
-                Some(b) => format!(
-                    "fix the cause, then copy again: mender-compose-upgrade backup copy {} --to {to}",
-                    b.display()
-                ),
+                Some(b) => {
+                    // A command to paste: every argument quoted for the shell, the endpoint kept.
+                    let bundle = b.to_string_lossy();
+                    let mut args = vec!["mender-compose-upgrade", "backup", "copy", &bundle, "--to", to];
+                    args.extend(endpoint_url.iter().flat_map(|e| ["--endpoint-url", *e]));
+                    let cmd = shlex::try_join(args).unwrap_or_else(|_| format!("backup copy {bundle} --to {to}"));
+                    format!("fix the cause, then copy again: {cmd}")
+                }
                 None => "fix the credentials, endpoint or network, then run the backup again".into(),
             },
         };
@@ -350,6 +354,12 @@ pub async fn copy(dir: &Path, dest: &Destination, progress: &Progress) -> Result
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "bundle".into());
     let to = dest.target.url_of(&name);
     let files = planned(dir, &manifest)?;
+    if manifest.encryption.is_none() {
+        progress.step(
+            "copy-to",
+            "warning: this bundle is not encrypted: the deviceauth and useradm private keys and the store's secret leave the host in clear (back up with --encrypt-to for bundles that leave it)",
+        );
+    }
     let total: u64 = files.iter().map(|f| f.size).sum();
     progress.step(
         "copy-to",
@@ -524,13 +534,13 @@ mod tests {
         use crate::exit::Exit;
         let b = Path::new("/s/backups/p-1");
         let missing = CopyError::Missing("bucket x at AWS".into());
-        assert_eq!(missing.failure(Some(b), "s3://x").exit, Exit::CopyFailed);
-        assert!(missing.failure(Some(b), "s3://x").unchanged.contains("/s/backups/p-1 is complete and kept"));
+        assert_eq!(missing.failure(Some(b), "s3://x", None).exit, Exit::CopyFailed);
+        assert!(missing.failure(Some(b), "s3://x", None).unchanged.contains("/s/backups/p-1 is complete and kept"));
         // Checked before a backup: nothing was done.
-        assert_eq!(missing.failure(None, "s3://x").exit, Exit::Precondition);
-        assert_eq!(CopyError::BadUrl("x".into()).failure(None, "x").exit, Exit::Usage);
+        assert_eq!(missing.failure(None, "s3://x", None).exit, Exit::Precondition);
+        assert_eq!(CopyError::BadUrl("x".into()).failure(None, "x", None).exit, Exit::Usage);
         // Nothing could be sent: a precondition, as before any other change.
-        assert_eq!(CopyError::NoCredentials("A".into()).failure(Some(b), "s3://x").exit, Exit::Precondition);
+        assert_eq!(CopyError::NoCredentials("A".into()).failure(Some(b), "s3://x", None).exit, Exit::Precondition);
         let m = CopyError::Mismatch {
             path: "mongo.archive.gz".into(),
             got: "a".into(),
@@ -538,9 +548,28 @@ mod tests {
             want: "b".into(),
             want_size: 2,
         };
-        let f = m.failure(Some(b), "s3://x/p");
+        let f = m.failure(Some(b), "s3://x/p", None);
         assert_eq!(f.exit, Exit::CopyFailed);
         assert!(f.what.starts_with("copying the bundle to s3://x/p failed: mongo.archive.gz:"), "{}", f.what);
         assert!(f.next.contains("backup copy /s/backups/p-1 --to s3://x/p"), "{}", f.next);
+        // The retry command pastes as is: odd paths quoted, the endpoint kept.
+        let odd = Path::new("/s/odd dir/p-1");
+        let f = m.failure(Some(odd), "s3://x/odd prefix", Some("http://127.0.0.1:5055"));
+        let cmd = f.next.split_once("copy again: ").map(|(_, c)| c).unwrap_or_default();
+        assert_eq!(
+            shlex::split(cmd).unwrap_or_default(),
+            [
+                "mender-compose-upgrade",
+                "backup",
+                "copy",
+                "/s/odd dir/p-1",
+                "--to",
+                "s3://x/odd prefix",
+                "--endpoint-url",
+                "http://127.0.0.1:5055"
+            ],
+            "{}",
+            f.next
+        );
     }
 }

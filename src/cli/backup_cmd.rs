@@ -37,8 +37,8 @@ pub async fn backup(g: &Global, a: BackupArgs) -> anyhow::Result<Exit> {
         Some(t) => {
             let url = t.url();
             let d = Destination::open(t.clone(), a.endpoint_url.as_deref(), &copy::process_env)
-                .map_err(|e| e.failure(None, &url))?;
-            d.check().await.map_err(|e| e.failure(None, &url))?;
+                .map_err(|e| e.failure(None, &url, a.endpoint_url.as_deref()))?;
+            d.check().await.map_err(|e| e.failure(None, &url, a.endpoint_url.as_deref()))?;
             Some((d, url))
         }
         None => None,
@@ -61,7 +61,7 @@ pub async fn backup(g: &Global, a: BackupArgs) -> anyhow::Result<Exit> {
         let progress = g.progress();
         match copy::copy(&o.bundle, d, &progress).await {
             Ok(r) => o.copy = Some(r),
-            Err(e) => copy_failure = Some(e.failure(Some(&o.bundle), url)),
+            Err(e) => copy_failure = Some(e.failure(Some(&o.bundle), url, a.endpoint_url.as_deref())),
         }
         progress.finish();
     }
@@ -98,11 +98,11 @@ pub async fn copy(g: &Global, a: CopyArgs) -> anyhow::Result<Exit> {
     let bundle = crate::backup::bundle::resolve(&state.backups(), &a.bundle).map_err(Failure::from)?;
     let url = a.to.url();
     let dest = Destination::open(a.to, a.endpoint_url.as_deref(), &copy::process_env)
-        .map_err(|e| e.failure(Some(&bundle), &url))?;
+        .map_err(|e| e.failure(Some(&bundle), &url, a.endpoint_url.as_deref()))?;
     let progress = g.progress();
     let done = copy::copy(&bundle, &dest, &progress).await;
     progress.finish();
-    let report = done.map_err(|e| e.failure(Some(&bundle), &url))?;
+    let report = done.map_err(|e| e.failure(Some(&bundle), &url, a.endpoint_url.as_deref()))?;
     if g.json {
         println!("{}", outcome::result_line(&report));
     } else {

@@ -52,17 +52,16 @@ pub fn backup(o: &backup::Outcome) -> String {
     if let Some(c) = &o.copy {
         let _ = writeln!(s, "  copied to {} ({}): {}", c.to, c.endpoint, copy_summary(c));
     }
+    // Quoted for the shell: the line is meant to be pasted (an --out path may hold spaces).
+    let bundle = o.bundle.to_string_lossy();
+    let bundle = shlex::try_quote(&bundle).unwrap_or_else(|_| bundle.clone());
     match &m.encryption {
         Some(e) => {
             let _ = writeln!(s, "  encrypted (age) to {}", e.recipients.join(", "));
-            let _ = writeln!(
-                s,
-                "Prove it: mender-compose-upgrade verify --restore-test --identity FILE {}",
-                o.bundle.display()
-            );
+            let _ = writeln!(s, "Prove it: mender-compose-upgrade verify --restore-test --identity FILE {bundle}");
         }
         None => {
-            let _ = writeln!(s, "Prove it: mender-compose-upgrade verify --restore-test {}", o.bundle.display());
+            let _ = writeln!(s, "Prove it: mender-compose-upgrade verify --restore-test {bundle}");
         }
     }
     s
