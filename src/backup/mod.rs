@@ -477,7 +477,7 @@ async fn check_space(
     dir: &std::path::Path,
     network: &str,
 ) -> Result<u64, BackupError> {
-    let db: u64 = stack.databases.iter().filter_map(|d| d.size_bytes).sum();
+    let db = stack.databases_size();
     let art = match plan {
         Plan::InStack { .. } | Plan::ToBundle { .. } => artifact_size(docker, plan, network).await?,
         _ => 0,
@@ -544,7 +544,7 @@ async fn capture(
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     // The databases' size on disk is the bar's estimate of the archive (the raw BSON can be larger:
     // the bar then grows).
-    let estimate: u64 = stack.databases.iter().filter_map(|d| d.size_bytes).sum();
+    let estimate = stack.databases_size();
     let tracker = progress.track_bytes("dumping", counter.clone(), (estimate > 0).then_some(estimate));
     let dumped = dump::dump(docker, &src, partial.path(ARCHIVE), threads, counter, recipients).await?;
     drop(tracker);

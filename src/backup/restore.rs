@@ -110,6 +110,15 @@ pub async fn mongo(
     Ok(tail)
 }
 
+/// The counter [`mongo`] fills, and the bar that shows it against the size of `bundle`'s archive
+/// (on a terminal only; the bar goes when the tracker drops).
+pub fn archive_bar(progress: &crate::progress::Progress, bundle: &Path) -> (Arc<AtomicU64>, crate::progress::Tracker) {
+    let read = Arc::new(AtomicU64::new(0));
+    let total = std::fs::metadata(bundle.join(ARCHIVE)).ok().map(|m| m.len());
+    let bar = progress.track_bytes("restoring", read.clone(), total);
+    (read, bar)
+}
+
 /// Where an in-stack S3 store is, from inside its network.
 pub struct StoreTarget<'a> {
     /// The Docker network where the store's endpoint resolves.

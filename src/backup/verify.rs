@@ -287,9 +287,7 @@ async fn restore_test(
         let outcome = async {
             wait_mongo(docker, &id, THROWAWAY, Duration::from_secs(60)).await?;
             let target = MongoTarget { image: &m.mongo.image, network: &id, host: THROWAWAY };
-            let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let total = std::fs::metadata(bundle_dir.join(ARCHIVE)).ok().map(|f| f.len());
-            let _bar = progress.track_bytes("restoring", read.clone(), total);
+            let (read, _bar) = restore::archive_bar(progress, bundle_dir);
             restore::mongo(docker, bundle_dir, &target, m.mongo.ferretdb, read).await?;
             compare_restored(docker, &id, m).await
         }

@@ -130,6 +130,12 @@ impl Stack {
             .collect()
     }
 
+    /// The databases' size on disk, summed (bytes; 0 when the server reported none): the space a
+    /// dump needs, and the estimate of its progress bar.
+    pub fn databases_size(&self) -> u64 {
+        self.databases.iter().filter_map(|d| d.size_bytes).sum()
+    }
+
     /// The network a sidecar that talks to `service` alone joins; `None` when it has no container.
     pub fn network_of(&self, service: &str) -> Option<String> {
         self.networks_for(&[service]).into_iter().next()

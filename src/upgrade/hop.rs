@@ -182,7 +182,7 @@ async fn dump(ctx: &Ctx<'_>, run: &mut Run) -> Result<(), StepError> {
     ctx.progress.step("dump", format!("dumping the databases before the hop ({image})"));
     let src =
         DumpSource { image: &image, network: &network, uri: mongo_uri(&mongo.service), labels: Default::default() };
-    let estimate: u64 = observed.stack.databases.iter().filter_map(|d| d.size_bytes).sum();
+    let estimate = observed.stack.databases_size();
     let dumped = dump_shown(ctx, &src, archive, (estimate > 0).then_some(estimate)).await?;
     let summary = serde_json::to_vec_pretty(&dumped.summary).map_err(|e| StepError::file("dump.json")(e.into()))?;
     write_atomic(&dir.join("dump.json"), &summary, Perm::Private).map_err(StepError::file("writing dump.json"))?;

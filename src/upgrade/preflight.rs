@@ -352,7 +352,7 @@ async fn mongo_stages(
     let current: Vec<_> = rels.iter().map(|r| super::files::read(record, r)).collect();
     let service = mongo.map(|m| m.service.clone()).unwrap_or_default();
     let vol = super::stage::data_volume(&service, &current).map_err(|e| PreflightError::DataVolume(e.to_string()))?;
-    let db: u64 = observed.stack.databases.iter().filter_map(|d| d.size_bytes).sum();
+    let db = observed.stack.databases_size();
     let need = (db + db / 10 + (64 << 20)) * stages.len() as u64;
     let root = ctx.docker.info().await.ok().and_then(|i| i.docker_root_dir).unwrap_or_else(|| "/var/lib/docker".into());
     match host::free_bytes(std::path::Path::new(&root)) {
@@ -378,7 +378,7 @@ async fn mongo_stages(
 
 /// Room for one dump per hop in the state directory.
 fn space(state: &StateDir, stack: &crate::snapshot::Stack, plan: &Plan) -> Result<(), PreflightError> {
-    let db: u64 = stack.databases.iter().filter_map(|d| d.size_bytes).sum();
+    let db = stack.databases_size();
     let need = (db + db / 10) * plan.hops.len() as u64 + (64 << 20);
     let free = host::free_bytes(&state.root)?;
     if free < need {

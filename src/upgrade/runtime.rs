@@ -164,9 +164,7 @@ pub async fn restore_shown(
     target: &MongoTarget<'_>,
     ferretdb: bool,
 ) -> Result<String, RestoreError> {
-    let read = Arc::new(AtomicU64::new(0));
-    let total = std::fs::metadata(dir.join(crate::backup::bundle::ARCHIVE)).ok().map(|m| m.len());
-    let _bar = ctx.progress.track_bytes("restoring", read.clone(), total);
+    let (read, _bar) = restore::archive_bar(ctx.progress, dir);
     ctx.runtime.restore(dir, target, ferretdb, read).await
 }
 
