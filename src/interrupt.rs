@@ -87,3 +87,15 @@ pub fn raise() {
     notify().notify_waiters();
     let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT);
 }
+
+/// Whether the test-only fault `MENDER_COMPOSE_UPGRADE_FAULT` (README) names `point`
+/// (`after:dump`, `during:restore`, …). Never set by an operator.
+pub fn fault(point: &str) -> bool {
+    std::env::var("MENDER_COMPOSE_UPGRADE_FAULT").is_ok_and(|f| f == point)
+}
+
+/// Ends this process at once with SIGKILL, as `kill -9` or a power cut would: nothing of ours
+/// runs after it (no journal write, no cleanup). For the test-only faults.
+pub fn kill_now() {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+}

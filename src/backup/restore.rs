@@ -95,6 +95,10 @@ pub async fn mongo(
         loop {
             if let Some(n) = crate::engine::host::container_file_offset(&d, &name, &path).await {
                 read.store(n, Ordering::Relaxed);
+                // Test-only: killed while mongorestore runs, the databases wiped and partly back.
+                if n > 0 && crate::interrupt::fault("during:restore") {
+                    crate::interrupt::kill_now();
+                }
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

@@ -125,6 +125,10 @@ pub struct UpgradeState {
     /// A rollback after a completed upgrade goes back hop by hop to this release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_to: Option<Version>,
+    /// A rollback of the current hop began restoring its pre-hop dump (the databases may be
+    /// wiped or half back): any later rollback of this hop restores the dump again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restore_begun: bool,
 }
 
 /// The journal of an upgrade.
@@ -212,12 +216,10 @@ impl Run {
     fn checkpoint(&self, state: &StateDir, point: Point) -> Result<(), std::io::Error> {
         state.write_journal(&self.st().project.name, &self.journal)?;
         tracing::debug!("journal written after {point}");
-        match std::env::var("MENDER_COMPOSE_UPGRADE_FAULT").as_deref() {
-            Ok(f) if f == format!("after:{point}") => {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
-            }
-            Ok(f) if f == format!("sigint-after:{point}") => crate::interrupt::raise(),
-            _ => {}
+        if crate::interrupt::fault(&format!("after:{point}")) {
+            crate::interrupt::kill_now();
+        } else if crate::interrupt::fault(&format!("sigint-after:{point}")) {
+            crate::interrupt::raise();
         }
         Ok(())
     }
@@ -266,6 +268,7 @@ pub async fn run(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Resul
         registry: ctx.registry.map(str::to_string),
         bundle: Some(bundle),
         rollback_to: None,
+        restore_begun: false,
     };
     let mut journal = Journal::new("upgrade", &ready.lock.owner);
     journal.payload = Some(st);
@@ -334,13 +337,19 @@ async fn stopped_by_signal(ctx: &Ctx<'_>, run: &Run, point: Point) -> UpgradeErr
     UpgradeError::Interrupted { during: point.to_string(), advice: recover::explain(&project, &run.journal) }
 }
 
-/// The lock for `command`, and the interrupted upgrade's journal, now owned by this run.
-fn take_over(ctx: &Ctx<'_>, project: &str, command: &str) -> Result<(Lock, Run), UpgradeError> {
+/// The lock for `command`, and the interrupted upgrade's journal, now owned by this run. The
+/// sidecars of the run that died are removed first: a mongorestore or mongodump it started reads
+/// its bind-mounted file on its own, and would otherwise go on writing beside this run's.
+async fn take_over(ctx: &Ctx<'_>, project: &str, command: &str) -> Result<(Lock, Run), UpgradeError> {
     let lock = ctx.state.lock(project, command)?;
     let mut journal: UpgradeJournal =
         ctx.state.journal(project).ok_or_else(|| UpgradeError::NothingToResume(project.into()))?;
     if command == "resume" && journal.operation == "rollback" {
         return Err(UpgradeError::RollbackPending(project.into()));
+    }
+    if journal.owner.is_dead() {
+        let pid = journal.owner.pid.to_string();
+        crate::engine::docker::remove_labelled(ctx.docker, crate::labels::SIDECAR_LABEL, &pid).await;
     }
     journal.owner = lock.owner.clone();
     Ok((lock, Run::new(journal, project)?))
@@ -357,7 +366,7 @@ pub fn interrupted(state: &StateDir, project: &str) -> Option<UpgradeState> {
 /// # Errors
 /// As [`run`]; `NothingToResume` when there is no interrupted upgrade.
 pub async fn resume(ctx: &Ctx<'_>, project: &str) -> Result<Outcome, UpgradeError> {
-    let (lock, mut run) = take_over(ctx, project, "resume")?;
+    let (lock, mut run) = take_over(ctx, project, "resume").await?;
     ctx.progress.step("resume", format!("continuing the upgrade of {project} from its journal"));
     let outcome = continue_hops(ctx, &mut run).await;
     drop(lock);
@@ -370,7 +379,7 @@ pub async fn resume(ctx: &Ctx<'_>, project: &str) -> Result<Outcome, UpgradeErro
 /// `NothingToResume` when there is no interrupted upgrade; `RollbackFailed` with the commands
 /// that finish the recovery by hand.
 pub async fn rollback(ctx: &Ctx<'_>, project: &str) -> Result<Version, UpgradeError> {
-    let (lock, mut run) = take_over(ctx, project, "rollback")?;
+    let (lock, mut run) = take_over(ctx, project, "rollback").await?;
     let at = rollback_run(ctx, &mut run).await?;
     ctx.state.clear_journal(project)?;
     record_rollback(ctx, run.st(), &at);

@@ -42,17 +42,27 @@ impl Class {
     }
 }
 
-/// Pure: what undoes a hop, given how far it got and the databases before and now.
+/// Pure: what undoes a hop, given how far it got, whether an earlier rollback of it had begun
+/// restoring the pre-hop dump (`restore_begun`: the databases were wiped, so only a restore can
+/// put them back), and each database's migration_info before the hop and now (`None`: MongoDB did
+/// not answer, so nothing is known and only the dump is safe). A database the hop's `before` had
+/// and `now` lacks has moved too.
 pub fn classify(
     done: &[Step],
     mongo_changed: bool,
+    restore_begun: bool,
     before: &BTreeMap<String, Option<String>>,
-    now: &BTreeMap<String, Option<String>>,
+    now: Option<&BTreeMap<String, Option<String>>>,
 ) -> Class {
+    if restore_begun {
+        return Class::DataRestore;
+    }
     if !done.contains(&Step::Dump) {
         return Class::Nothing;
     }
-    let advanced = now.iter().any(|(db, v)| before.get(db).map_or(v.is_some(), |b| b != v));
+    let Some(now) = now else { return Class::DataRestore };
+    let version = |m: &BTreeMap<String, Option<String>>, db: &String| m.get(db).cloned().flatten();
+    let advanced = before.keys().chain(now.keys()).any(|db| version(before, db) != version(now, db));
     if advanced || (done.contains(&Step::Mongo) && mongo_changed) { Class::DataRestore } else { Class::ImageSwap }
 }
 
@@ -135,6 +145,7 @@ pub async fn on_request(ctx: &Ctx<'_>, run: &mut Run) -> Result<Version, Upgrade
                 st.done.clear();
                 st.before.clear();
                 st.dump_image = None;
+                st.restore_begun = false;
                 run.checkpoint(ctx.state, Point::Rollback)?;
             }
             _ => return Ok(at),
@@ -158,13 +169,24 @@ pub async fn undo(ctx: &Ctx<'_>, run: &mut Run) -> Result<(Version, Class), Step
     let from = ctx.catalog.catalog.release(&hop.from).ok_or_else(|| StepError::NoRelease(hop.from.clone()))?;
     let mongo = from.mongo.service.clone();
     let network = observed.stack.network.clone().ok_or_else(|| StepError::NoNetwork(mongo.clone()))?;
-    let now = migrations(ctx.runtime, &network, &mongo).await.unwrap_or_default();
+    let now = migrations(ctx.runtime, &network, &mongo).await.ok();
     let before = if st.before.is_empty() { read_before(&dir) } else { st.before.clone() };
-    let class = classify(&st.done, hop.mongo.is_some(), &before, &now);
+    let class = classify(&st.done, hop.mongo.is_some(), st.restore_begun, &before, now.as_ref());
     ctx.progress.step("rollback", class.describe());
+    if st.restore_begun {
+        ctx.progress.step("rollback", "an earlier rollback was stopped while it restored the dump: restoring it again");
+    } else if now.is_none() && class == Class::DataRestore {
+        ctx.progress.step("rollback", format!("{mongo} did not answer, so the pre-hop dump is restored to be sure"));
+    }
     if class == Class::DataRestore {
         // No writer may run on the data while it is put back.
         ctx.runtime.stop(&quiesce::writers(&observed.stack), ctx.grace).await?;
+        // Journaled before the wipe: a rollback stopped from here on leaves databases that only
+        // the dump can put back, whatever their migration_info then says.
+        // It is a rollback from here on: `resume` would carry the hop on over half-restored data.
+        run.st_mut().restore_begun = true;
+        run.journal.operation = "rollback".into();
+        run.checkpoint(ctx.state, Point::Rollback).map_err(StepError::Journal)?;
     }
     if class != Class::Nothing {
         files::restore(&st.project, &dir)?;
@@ -230,22 +252,34 @@ mod tests {
 
     #[test]
     fn the_data_decides_the_class() {
+        let c = |done: &[Step], mongo, before: &BTreeMap<_, _>, now: &BTreeMap<_, _>| {
+            classify(done, mongo, false, before, Some(now))
+        };
         let before = m(&[("useradm", "2.0.1"), ("deviceauth", "1.11.0")]);
-        assert_eq!(classify(&[Stop], false, &before, &before), Class::Nothing);
-        assert_eq!(classify(&[Stop, Dump, Rewrite, Migrate, Up], false, &before, &before), Class::ImageSwap);
+        assert_eq!(c(&[Stop], false, &before, &before), Class::Nothing);
+        assert_eq!(c(&[Stop, Dump, Rewrite, Migrate, Up], false, &before, &before), Class::ImageSwap);
         let moved = m(&[("useradm", "2.0.3"), ("deviceauth", "1.11.0")]);
-        assert_eq!(classify(&[Stop, Dump, Rewrite, Migrate], false, &before, &moved), Class::DataRestore);
+        assert_eq!(c(&[Stop, Dump, Rewrite, Migrate], false, &before, &moved), Class::DataRestore);
         let created = m(&[("useradm", "2.0.1"), ("deviceauth", "1.11.0"), ("reporting", "1.0.0")]);
-        assert_eq!(
-            classify(&[Stop, Dump], false, &before, &created),
-            Class::DataRestore,
-            "a new database is data that moved"
-        );
-        assert_eq!(
-            classify(&[Stop, Dump, Rewrite, Mongo], true, &before, &before),
-            Class::DataRestore,
-            "a new MongoDB major"
-        );
-        assert_eq!(classify(&[Stop, Dump, Rewrite], true, &before, &before), Class::ImageSwap, "mongo not yet swapped");
+        assert_eq!(c(&[Stop, Dump], false, &before, &created), Class::DataRestore, "a new database is data that moved");
+        assert_eq!(c(&[Stop, Dump, Rewrite, Mongo], true, &before, &before), Class::DataRestore, "a new MongoDB major");
+        assert_eq!(c(&[Stop, Dump, Rewrite], true, &before, &before), Class::ImageSwap, "mongo not yet swapped");
+    }
+
+    #[test]
+    fn wiped_or_unknown_data_is_restored() {
+        let before = m(&[("useradm", "2.0.1"), ("deviceauth", "1.11.0")]);
+        let done = [Stop, Dump, Rewrite, Migrate, Up];
+        // A rollback killed after its wipe: no database left, or some already back as they were.
+        let wiped = BTreeMap::new();
+        assert_eq!(classify(&done, false, false, &before, Some(&wiped)), Class::DataRestore, "a database gone");
+        let partly = m(&[("useradm", "2.0.1")]);
+        assert_eq!(classify(&done, false, false, &before, Some(&partly)), Class::DataRestore);
+        // Even when every migration_info is back, a restore that had begun is finished.
+        assert_eq!(classify(&done, false, true, &before, Some(&before)), Class::DataRestore);
+        assert_eq!(classify(&[Stop], false, true, &before, Some(&before)), Class::DataRestore);
+        // MongoDB did not answer: only the dump is safe once it was taken.
+        assert_eq!(classify(&done, false, false, &before, None), Class::DataRestore);
+        assert_eq!(classify(&[Stop], false, false, &before, None), Class::Nothing, "no dump, nothing moved");
     }
 }

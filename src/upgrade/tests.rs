@@ -362,6 +362,7 @@ impl Setup {
             registry: None,
             bundle: None,
             rollback_to: None,
+            restore_begun: false,
         });
         j
     }
