@@ -35,3 +35,36 @@ sweep_test_resources() {
     [ -n "$ids" ] && docker volume rm -f $ids >/dev/null 2>&1 || true
     return 0
 }
+
+# What is dangling on the daemon, one "KIND ID" line each: volumes no container uses, containers
+# that are not running, networks no container uses, untagged images. The test run compares this
+# before and after itself (issue 13: nothing left behind).
+leftovers() {
+    docker volume ls -q --filter dangling=true | sed 's/^/volume /'
+    docker ps -aq --no-trunc --filter status=exited --filter status=created --filter status=dead | sed 's/^/container /'
+    docker network ls -q --no-trunc --filter dangling=true | sed 's/^/network /'
+    docker images -q --no-trunc --filter dangling=true | sort -u | sed 's/^/image /'
+}
+
+# leftovers_since BEFORE: counts per kind before and now, and every new one with what the daemon
+# knows of it; returns 1 when anything new dangles (it does not rely on `set -e`).
+leftovers_since() {
+    local before=$1 now new kind
+    now=$(leftovers | sort)
+    new=$(comm -13 <(printf '%s\n' "$before" | sed '/^$/d' | sort) <(printf '%s\n' "$now" | sed '/^$/d'))
+    for kind in volume container network image; do
+        printf '    %-9s dangling: %d before, %d after\n' "$kind" \
+            "$(printf '%s\n' "$before" | grep -c "^$kind " || true)" "$(printf '%s\n' "$now" | grep -c "^$kind " || true)"
+    done
+    [ -z "$new" ] && return 0
+    echo "error: the test run left these behind:" >&2
+    while read -r kind id; do
+        case $kind in
+        volume) docker volume inspect -f '  volume {{.Name}} created {{.CreatedAt}} labels {{.Labels}}' "$id" >&2 ;;
+        container) docker inspect -f '  container {{.Name}} {{.Config.Image}} {{.State.Status}} labels {{.Config.Labels}}' "$id" >&2 ;;
+        network) docker network inspect -f '  network {{.Name}} labels {{.Labels}}' "$id" >&2 ;;
+        image) docker image inspect -f '  image {{.Id}} created {{.Created}} labels {{.Config.Labels}}' "$id" >&2 ;;
+        esac
+    done <<<"$new"
+    return 1
+}
