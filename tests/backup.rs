@@ -274,39 +274,69 @@ fn killed_backup_is_repaired_by_the_next_run() {
     assert!(docker_ok(&["ps", "-aq", "--filter", &label]).trim().is_empty());
 
     // Ctrl-C while the writers are being stopped: exit 130, and every container runs again (the
-    // stops in flight finish before the restart, not after it).
+    // stops in flight finish before the restart, not after it). To have a stop in flight when the
+    // signal comes, useradm is given a stop signal its PID 1 ignores (a service that is slow to
+    // shut down): its stop lasts the whole --stop-timeout, 5 s. A tool that drops the stop request
+    // on Ctrl-C starts the others again while the daemon is still stopping useradm, which then
+    // stays exited.
+    let prod = stack.path("production/config/prod.yml");
+    let text = file(&prod);
+    let slow = text.replacen("    mender-useradm:\n", "    mender-useradm:\n        stop_signal: SIGWINCH\n", 1);
+    assert_ne!(slow, text, "prod.yml names mender-useradm");
+    std::fs::write(&prod, slow).unwrap();
+    assert!(stack.compose(&["up", "-d"]).status.success());
+    stack.wait_healthy();
+    // The signal is sent when the daemon reports useradm's stop signal: its stop is then in flight.
+    let useradm = docker_ok(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", stack.project),
+        "--filter",
+        "label=com.docker.compose.service=mender-useradm",
+    ]);
+    let useradm = useradm.trim();
+    assert!(!useradm.is_empty(), "useradm runs");
+    let mut events = Command::new("docker")
+        .args(["events", "--filter", &format!("container={useradm}"), "--filter", "event=kill"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut child = Command::new(bin())
-        .args(["--image-registry", REGISTRY, "-p", &stack.project, "--state-dir", &state.to_string_lossy(), "backup"])
+        .args([
+            "--image-registry",
+            REGISTRY,
+            "-p",
+            &stack.project,
+            "--state-dir",
+            &state.to_string_lossy(),
+            "backup",
+            "--stop-timeout",
+            "5",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut kill_event = String::new();
+    let mut ev = std::io::BufReader::new(events.stdout.take().unwrap());
+    assert!(std::io::BufRead::read_line(&mut ev, &mut kill_event).unwrap() > 0, "useradm was never stopped");
+    let _ = events.kill();
+    let _ = events.wait();
     let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0, "no stop step: {seen}");
-        seen.push_str(&line);
-        if line.contains("==> stopping") {
-            break;
-        }
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let signalled = std::time::Instant::now();
     std::io::Read::read_to_string(&mut err, &mut seen).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(130), "{seen}");
     assert!(seen.contains("started again"), "{seen}");
+    // Past the slow stop's 5 s (and a margin), no container of the stack may be exited: one that
+    // is would be a stop that landed after the restart.
+    let settle = std::time::Duration::from_secs(8);
+    std::thread::sleep(settle.saturating_sub(signalled.elapsed()));
     let project = format!("label=com.docker.compose.project={}", stack.project);
-    let start = std::time::Instant::now();
-    loop {
-        let down =
-            docker_ok(&["ps", "-a", "--filter", &project, "--filter", "status=exited", "--format", "{{.Names}}"]);
-        if down.trim().is_empty() {
-            break;
-        }
-        assert!(start.elapsed().as_secs() < 60, "left stopped after a Ctrl-C that said so: {down}\n{seen}");
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
+    let down = docker_ok(&["ps", "-a", "--filter", &project, "--filter", "status=exited", "--format", "{{.Names}}"]);
+    assert!(down.trim().is_empty(), "left stopped after a Ctrl-C that said they were started again: {down}\n{seen}");
     stack.wait_healthy();
 }
