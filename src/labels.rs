@@ -24,5 +24,8 @@ pub const STAGING_LABEL: &str = "io.mender-compose-upgrade.staging";
 /// On every sidecar; the value is the pid of the run that owns it, so that a later run removes
 /// sidecars whose owner died.
 pub const SIDECAR_LABEL: &str = "io.mender-compose-upgrade.sidecar";
+/// On every sidecar beside [`SIDECAR_LABEL`]: the host name of the run that owns it (a pid means
+/// nothing on another host sharing the daemon).
+pub const SIDECAR_HOST_LABEL: &str = "io.mender-compose-upgrade.sidecar-host";
 /// On the helper images this tool builds from its own binary.
 pub const HELPER_LABEL: &str = "io.mender-compose-upgrade.helper";

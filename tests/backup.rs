@@ -49,11 +49,39 @@ async fn round_trip_restores_identical_data() {
     assert!(stdout(&shown).contains("restoring ["), "the restore test draws its bar: {}", stdout(&shown));
     assert_no_secret(&stack, &[&backup, &verify, &shown]);
 
-    // Lose everything: containers and both volumes.
-    assert!(stack.compose(&["down"]).status.success());
+    // Killed while the restore test restores: the throwaway mongo, its volumes and its network
+    // stay until the next command of the tool removes what a dead run left; the bundle is as it was.
+    let files = tree_bytes(&bundle);
+    let child = Command::new(bin())
+        .args(["--image-registry", REGISTRY, "verify", "--restore-test", &bundle.to_string_lossy()])
+        .env("MENDER_COMPOSE_UPGRADE_FAULT", "during:restore")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let killed = child.wait_with_output().unwrap();
+    assert_eq!(killed.status.code(), None, "killed during the restore: {}", stderr(&killed));
+    let owner = format!("label=io.mender-compose-upgrade.sidecar={pid}");
+    let left = docker_ok(&["ps", "-aq", "--filter", &owner]);
+    assert!(!left.trim().is_empty(), "the kill left the throwaway mongo (what the next run removes)");
+    let mut inspect = vec!["inspect", "-f", "{{range .Mounts}}{{.Name}} {{end}}"];
+    inspect.extend(left.split_whitespace());
+    let volumes = docker_ok(&inspect);
+    assert!(!volumes.trim().is_empty(), "the throwaway mongo has its volumes");
+    assert!(stack.status(&[]).status.success());
+    assert!(docker_ok(&["ps", "-aq", "--filter", &owner]).trim().is_empty(), "containers of the killed run removed");
+    assert!(docker_ok(&["network", "ls", "-q", "--filter", &owner]).trim().is_empty(), "its network removed");
+    for v in volumes.split_whitespace() {
+        assert!(!docker(&["volume", "inspect", v]).status.success(), "volume {v} of the killed run removed");
+    }
+    assert_eq!(tree_bytes(&bundle), files, "the bundle is unchanged");
+
+    // Lose everything: containers (with the mongo image's anonymous volume) and both data volumes.
+    assert!(stack.compose(&["down", "-v"]).status.success());
     for v in ["mender-db", "mender-artifacts"] {
         let name = format!("{}-{v}", stack.project);
-        docker_ok(&["volume", "rm", &name]);
+        docker(&["volume", "rm", &name]);
         docker_ok(&["volume", "create", &name]);
     }
     assert!(stack.compose(&["up", "-d"]).status.success());

@@ -91,6 +91,18 @@ fn staging_is_a_restored_isolated_copy_and_down_removes_only_it() {
     assert_eq!(bad.status.code(), Some(3), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("mongo.archive.gz"), "{}", stderr(&bad));
     nothing_left(&format!("{}stgbad", prefix()));
+    // Killed once the restore into staging has begun: `staging down` removes exactly what it made
+    // (the orphaned mongorestore sidecar first, which would hold the staging network).
+    let killed_name = format!("{}stgkill", prefix());
+    let killed = prod.tool_env(
+        &["staging", "up", "--from", &bundle_s, "--name", &killed_name],
+        &[("MENDER_COMPOSE_UPGRADE_FAULT", "during:restore")],
+    );
+    assert_eq!(killed.status.code(), None, "killed during the restore: {}", stderr(&killed));
+    assert!(!labelled("container", &killed_name).is_empty(), "the kill left a half-made staging copy");
+    let down = prod.tool(&["staging", "down", "--name", &killed_name]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    nothing_left(&killed_name);
 
     // Decoys that share the name but not the label (or carry another staging's label).
     docker_ok(&[

@@ -3,7 +3,6 @@
 //! `--restore-test` a real mongorestore into a throwaway container of the same mongo image,
 //! compared by count and content digest. The result is recorded in the manifest.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,6 @@ use crate::engine::docker::{self as dk, DockerError};
 use crate::engine::helper::MongoQuery;
 use crate::engine::sidecar::{MongoReadError, read_mongo, wait_mongo};
 use crate::engine::store::INVENTORY;
-use crate::labels::SIDECAR_LABEL;
 use crate::progress::Progress;
 use crate::util::{mongo_uri, now_rfc3339};
 use mongo_archive::read_archive;
@@ -280,7 +278,7 @@ async fn restore_test(
 ) -> Result<Vec<String>, RestoreTestError> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let id = format!("mcu-verify-{}-{nanos:x}", std::process::id());
-    let labels = HashMap::from([(SIDECAR_LABEL.to_string(), std::process::id().to_string())]);
+    let labels = dk::owner_labels();
     dk::create_network(docker, &id, true, labels.clone()).await?;
     let result = async {
         let cid = dk::run_detached(docker, &id, &m.mongo.image, &id, vec![THROWAWAY.into()], labels).await?;

@@ -156,7 +156,14 @@ struct Run<'a> {
 /// The daemon, or the failure an operator is told (a bare `?` on the engine's error would reach
 /// `main` as an unexpected error, exit 1).
 async fn connect() -> Result<Docker, Failure> {
-    Ok(docker::connect().await?)
+    let d = docker::connect().await?;
+    // What a killed run of this tool left (a mongorestore still writing, a throwaway mongo, its
+    // network) goes before anything else is done.
+    let removed = docker::sweep_dead_owners(&d).await;
+    if removed > 0 {
+        tracing::info!("removed {removed} sidecar container(s) or network(s) of runs that were killed");
+    }
+    Ok(d)
 }
 
 /// Ends a command whose result is already printed but that failed: the failure goes to stderr

@@ -229,6 +229,48 @@ pub async fn remove_labelled(docker: &Docker, label: &str, value: &str) {
     }
 }
 
+/// The labels of every sidecar, throwaway container and network this run makes: its pid
+/// ([`crate::labels::SIDECAR_LABEL`]) and host ([`crate::labels::SIDECAR_HOST_LABEL`]).
+pub fn owner_labels() -> HashMap<String, String> {
+    HashMap::from([
+        (crate::labels::SIDECAR_LABEL.to_string(), std::process::id().to_string()),
+        (crate::labels::SIDECAR_HOST_LABEL.to_string(), crate::util::hostname()),
+    ])
+}
+
+/// Removes the containers (with their anonymous volumes) and networks that a run of this tool on
+/// this host left when it was killed: its pid no longer exists. Those of live runs, of other
+/// hosts, and those without a host label are kept. Returns how many were removed.
+pub async fn sweep_dead_owners(docker: &Docker) -> usize {
+    let here = crate::util::hostname();
+    let owned = |labels: Option<&HashMap<String, String>>| -> bool {
+        let Some(l) = labels else { return false };
+        let (Some(pid), Some(host)) = (l.get(crate::labels::SIDECAR_LABEL), l.get(crate::labels::SIDECAR_HOST_LABEL))
+        else {
+            return false;
+        };
+        *host == here && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    };
+    let filters = HashMap::from([("label", vec![crate::labels::SIDECAR_HOST_LABEL.to_string()])]);
+    let mut removed = 0;
+    let opts = bollard::query_parameters::ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+    for c in docker.list_containers(Some(opts)).await.unwrap_or_default() {
+        if let Some(id) = c.id.filter(|_| owned(c.labels.as_ref())) {
+            remove_container(docker, &id).await;
+            removed += 1;
+        }
+    }
+    let opts = bollard::query_parameters::ListNetworksOptionsBuilder::new().filters(&filters).build();
+    for n in docker.list_networks(Some(opts)).await.unwrap_or_default() {
+        if let Some(id) = n.id.filter(|_| owned(n.labels.as_ref()))
+            && docker.remove_network(&id).await.is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// A user-defined bridge network (internal: no way out of it).
 ///
 /// # Errors

@@ -18,7 +18,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::docker::{ContextEntry, DockerError, build_image, context_tar};
 use super::helper::{ArtifactsJob, ArtifactsResult, KEY_ENV, MongoQuery, MongoReport, Request, Response, SECRET_ENV};
-use crate::labels::{HELPER_LABEL, SIDECAR_LABEL};
+use crate::labels::HELPER_LABEL;
 
 const HELPER_REPO: &str = "mender-compose-upgrade-helper";
 /// The tool binary the helper image is built from, when it is not the running program.
@@ -101,8 +101,8 @@ pub async fn run_to_writer<W: AsyncWrite + Unpin>(
 ) -> Result<SidecarOutcome, SidecarError> {
     let name = spec.name.clone().unwrap_or_else(|| unique_name("mcu-sidecar"));
     let mut labels = spec.labels.clone();
-    // The owner pid: a later run removes sidecars whose owner died.
-    labels.insert(SIDECAR_LABEL.into(), std::process::id().to_string());
+    // The owner's pid and host: a later run removes sidecars whose owner died.
+    labels.extend(crate::engine::docker::owner_labels());
     let body = ContainerCreateBody {
         image: Some(spec.image.clone()),
         entrypoint: spec.entrypoint.clone(),

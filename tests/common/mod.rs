@@ -100,7 +100,7 @@ pub fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
 }
 
-fn docker(args: &[&str]) -> Output {
+pub fn docker(args: &[&str]) -> Output {
     Command::new("docker").args(args).output().expect("run the docker CLI")
 }
 
@@ -487,4 +487,25 @@ pub fn nofile_limit() -> u64 {
         "unlimited" => UPSTREAM_NOFILE,
         n => n.parse::<u64>().expect("a number of open files").min(UPSTREAM_NOFILE),
     }
+}
+
+/// Every regular file under `dir` (recursively) with its bytes: equal before and after means the
+/// files are untouched.
+pub fn tree_bytes(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => todo.push(p),
+                Ok(t) if t.is_file() => {
+                    out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap_or_default());
+                }
+                _ => {}
+            }
+        }
+    }
+    out
 }
