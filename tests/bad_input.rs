@@ -41,9 +41,21 @@ fn world(stack: &Stack, staging: &str) -> World {
         staging: if staging_ids.trim().is_empty() { String::new() } else { docker_ok(&inspect) },
         volumes: volumes.join("\n"),
         networks: docker_ok(&["network", "ls", "-q", "--filter", &project]),
-        checkout: tree_bytes(&stack.dir),
+        // A pre-flight may fetch tags into the clone's .git (FETCH_HEAD): the checkout is its
+        // working tree, and what git says of it.
+        checkout: tree_bytes(&stack.dir)
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with(".git"))
+            .chain([(PathBuf::from("git status"), git_status(&stack.dir))])
+            .collect(),
         state: tree_bytes(&state_dir(stack)),
     }
+}
+
+fn git_status(dir: &Path) -> Vec<u8> {
+    let head = Command::new("git").args(["rev-parse", "HEAD"]).current_dir(dir).output().unwrap().stdout;
+    let status = Command::new("git").args(["status", "--porcelain"]).current_dir(dir).output().unwrap().stdout;
+    [head, status].concat()
 }
 
 fn state_dir(stack: &Stack) -> PathBuf {
@@ -81,7 +93,15 @@ fn check(row: &Row, out: &Output, before: &World, after: &World) -> Result<(), S
         .into_iter()
         .filter_map(|(n, changed)| changed.then_some(n))
         .collect();
-        wrong.push(format!("changed: {}", what.join(", ")));
+        let paths = |a: &BTreeMap<PathBuf, Vec<u8>>, b: &BTreeMap<PathBuf, Vec<u8>>| -> Vec<String> {
+            a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).map(|k| k.display().to_string()).collect()
+        };
+        let mut detail = paths(&before.checkout, &after.checkout);
+        detail.extend(paths(&before.state, &after.state));
+        if before.volumes != after.volumes {
+            detail.push(format!("volumes {:?} → {:?}", before.volumes, after.volumes));
+        }
+        wrong.push(format!("changed: {} {detail:?}", what.join(", ")));
     }
     if wrong.is_empty() { Ok(()) } else { Err(format!("{}\n      output: {}", wrong.join("; "), err.trim())) }
 }
@@ -94,11 +114,15 @@ fn bundle_copy(bundle: &Path, dir: &Path, name: &str, edit: impl FnOnce(&Path)) 
     copy.to_string_lossy().into_owned()
 }
 
+/// Edits the manifest and writes its checksum file again, as a bundle made that way would have.
 fn edit_manifest(bundle: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     let path = bundle.join("manifest.json");
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     edit(&mut m);
     std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let sum = Command::new("sha256sum").arg("manifest.json").current_dir(bundle).output().unwrap();
+    assert!(sum.status.success());
+    std::fs::write(bundle.join("manifest.json.sha256"), sum.stdout).unwrap();
 }
 
 #[test]
@@ -116,7 +140,8 @@ fn bad_inputs_are_refused_with_a_clear_message_and_change_nothing() {
     let other_project = bundle_copy(&bundle, t, "other-project", |b| {
         edit_manifest(b, |m| m["project"] = "some-other-mender".into());
     });
-    let newer = bundle_copy(&bundle, t, "newer-release", |b| edit_manifest(b, |m| m["release"] = "3.6.5".into()));
+    let newer =
+        bundle_copy(&bundle, t, "newer-release", |b| edit_manifest(b, |m| m["mender_version"] = "3.6.5".into()));
     let truncated = bundle_copy(&bundle, t, "truncated", |b| {
         let a = b.join("mongo.archive.gz");
         let len = std::fs::metadata(&a).unwrap().len();
@@ -149,12 +174,12 @@ fn bad_inputs_are_refused_with_a_clear_message_and_change_nothing() {
         (v(&["--catalog", "/nonexistent/catalog", "plan", "--to", "3.6.5"]), 2, vec!["/nonexistent/catalog"], None),
         (v(&["plan", "--to", "3.6.5-rc1"]), 2, vec!["3.6.5-rc1"], None),
         (v(&["plan", "--to", "3.6.5+build1"]), 2, vec!["3.6.5+build1"], None),
-        (v(&["plan", "--to", "3.8.0"]), 2, vec!["3.8.0", "not a Mender Server version the catalog knows"], None),
+        (v(&["plan", "--to", "3.8.0"]), 2, vec!["3.8.0 is not a Mender Server release", "4.0.4"], None),
         (v(&["plan", "--to", "banana"]), 2, vec!["banana"], None),
         (v(&["upgrade", "--to", "3.3.2", "--yes"]), 2, vec!["older than the running release 3.4.0"], None),
         (v(&["upgrade", "--to", "3.4.0", "--yes"]), 2, vec!["already runs 3.4.0"], None),
         (v(&["upgrade", "--to", "3.6.5-rc1", "--yes"]), 2, vec!["3.6.5-rc1"], None),
-        (v(&["upgrade", "--to", "3.8.0", "--yes"]), 2, vec!["3.8.0"], None),
+        (v(&["upgrade", "--to", "3.8.0", "--yes"]), 2, vec!["3.8.0 is not a Mender Server release", "4.0.4"], None),
         (v(&["upgrade", "--to", "3.6.5"]), 2, vec!["--yes"], None),
         (v(&["upgrade", "--plan", "/nonexistent/plan.json", "--yes"]), 2, vec!["/nonexistent/plan.json"], None),
         (v(&["upgrade", "--plan", &garbage_plan, "--yes"]), 2, vec!["garbage.plan.json"], None),
@@ -182,22 +207,27 @@ fn bad_inputs_are_refused_with_a_clear_message_and_change_nothing() {
         ),
         (v(&["resume", "--yes"]), 2, vec!["no interrupted upgrade"], None),
         (v(&["rollback", "--yes"]), 3, vec!["nothing"], None),
-        (v(&["rollback", "--to", "9.9.9", "--yes"]), 2, vec!["9.9.9"], None),
+        (
+            v(&["rollback", "--to", "9.9.9", "--yes"]),
+            2,
+            vec!["9.9.9 is not older than the running release 3.4.0"],
+            None,
+        ),
         (v(&["backup", "--copy-to", "ftp://host/dir"]), 2, vec!["ftp"], None),
         (v(&["backup", "--encrypt-to", "notakey"]), 2, vec!["notakey"], None),
         (v(&["backup", "--encrypt-to-file", "/nonexistent/recipients"]), 2, vec!["/nonexistent/recipients"], None),
         (v(&["--state-dir", &not_a_dir, "backup"]), 3, vec!["state-is-a-file"], None),
         (v(&["--state-dir", &ro_s, "backup"]), 3, vec!["read-only-state"], None),
         (v(&["backup", "prune", "--keep-last", "abc"]), 2, vec!["abc"], None),
-        (v(&["verify", "/nonexistent/bundle"]), 3, vec!["/nonexistent/bundle"], None),
-        (v(&["verify", &no_manifest]), 3, vec!["manifest.json"], None),
+        (v(&["verify", "/nonexistent/bundle"]), 2, vec!["no bundle \"/nonexistent/bundle\""], None),
+        (v(&["verify", &no_manifest]), 2, vec!["no-manifest", "manifest.json"], None),
         (v(&["verify", &truncated]), 3, vec!["mongo.archive.gz"], None),
         (v(&["verify", &file_missing]), 3, vec!["mongo.archive.gz"], None),
         (v(&["restore", &other_project, "--yes"]), 3, vec!["some-other-mender"], None),
         (v(&["restore", &newer, "--yes"]), 3, vec!["3.6.5"], None),
         (v(&["restore", &truncated, "--yes"]), 3, vec!["mongo.archive.gz"], None),
-        (v(&["restore", "no-such-bundle", "--yes"]), 3, vec!["no-such-bundle"], None),
-        (v(&["staging", "up", "--from", "/nonexistent/bundle"]), 3, vec!["/nonexistent/bundle"], None),
+        (v(&["restore", "no-such-bundle", "--yes"]), 2, vec!["no bundle \"no-such-bundle\""], None),
+        (v(&["staging", "up", "--from", "/nonexistent/bundle"]), 2, vec!["no bundle \"/nonexistent/bundle\""], None),
         (v(&["staging", "up", "--from", &bundle_s]), 3, vec!["already exists"], None),
         (v(&["staging", "down", "--name", "nosuchstaging"]), 2, vec!["no staging project named nosuchstaging"], None),
         (v(&["rehearse", "--to", "9.9.9", "--yes"]), 2, vec!["9.9.9"], None),
@@ -220,7 +250,13 @@ fn bad_inputs_are_refused_with_a_clear_message_and_change_nothing() {
         };
         let before = world(&stack, &staging);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = stack.tool(&refs);
+        // A row that gives -p or --state-dir itself gets only the other from the stack.
+        let state = state_dir(&stack).to_string_lossy().into_owned();
+        let out = match refs[0] {
+            "-p" => tool(&[&["--state-dir", state.as_str()], &refs[..]].concat()),
+            "--state-dir" => tool(&[&["-p", stack.project.as_str()], &refs[..]].concat()),
+            _ => stack.tool(&refs),
+        };
         let after = world(&stack, &staging);
         if setup.is_some() {
             std::fs::write(&prod, &prod_text).unwrap();

@@ -375,8 +375,8 @@ pub struct RecoverArgs {
 /// `verify`.
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// The bundle directory.
-    pub bundle: PathBuf,
+    /// The bundle: its directory, or its name (or a unique start of it) in STATE_DIR/backups.
+    pub bundle: String,
     /// Also restore the archive with mongorestore into a throwaway container of the same mongo
     /// image and compare every collection's count and content.
     #[arg(long)]
@@ -398,9 +398,10 @@ pub enum StagingCommand {
 /// `staging up`.
 #[derive(Args, Debug)]
 pub struct StagingUpArgs {
-    /// The backup bundle to restore.
+    /// The backup bundle to restore: its directory, or its name (or a unique start of it) in
+    /// STATE_DIR/backups.
     #[arg(long = "from", value_name = "BUNDLE")]
-    pub bundle: PathBuf,
+    pub bundle: String,
     /// Name of the staging project (default: PROJECT-staging).
     #[arg(long)]
     pub name: Option<String>,
@@ -427,9 +428,10 @@ pub struct RehearseArgs {
     #[arg(long)]
     pub to: String,
     /// The bundle to restore into staging (default: the newest proven one younger than
-    /// --max-backup-age, else a new backup after confirmation).
+    /// --max-backup-age, else a new backup after confirmation): its directory, or its name (or a
+    /// unique start of it) in STATE_DIR/backups.
     #[arg(long = "from", value_name = "BUNDLE")]
-    pub bundle: Option<PathBuf>,
+    pub bundle: Option<String>,
     /// Name of the staging project (default: PROJECT-staging).
     #[arg(long)]
     pub name: Option<String>,

@@ -120,7 +120,9 @@ pub async fn copy(g: &Global, a: CopyArgs) -> anyhow::Result<Exit> {
 pub async fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<Exit> {
     let docker = if a.restore_test { Some(super::connect().await?) } else { None };
     let progress = g.progress();
-    let report = backup::verify::verify(&a.bundle, a.identity.identity.as_deref(), docker.as_ref(), &progress).await;
+    let bundle =
+        crate::backup::bundle::resolve(&StateDir::new(g.state_dir()).backups(), &a.bundle).map_err(Failure::from)?;
+    let report = backup::verify::verify(&bundle, a.identity.identity.as_deref(), docker.as_ref(), &progress).await;
     progress.finish();
     let report = report.map_err(Failure::from)?;
     if g.json {

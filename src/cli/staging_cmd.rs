@@ -27,7 +27,8 @@ pub async fn up(g: &Global, a: StagingUpArgs) -> anyhow::Result<Exit> {
         grace: 30,
         confirm: &no,
     });
-    let done = staging::up(&ctx, &UpOptions { bundle: a.bundle, name: a.name, identity: a.identity.identity }).await;
+    let bundle = crate::backup::bundle::resolve(&w.state.backups(), &a.bundle).map_err(Failure::from)?;
+    let done = staging::up(&ctx, &UpOptions { bundle, name: a.name, identity: a.identity.identity }).await;
     progress.finish();
     let o = done.map_err(Failure::from)?;
     if g.json {
@@ -82,7 +83,11 @@ pub async fn rehearse(g: &Global, a: RehearseArgs) -> anyhow::Result<Exit> {
     });
     let opts = RehearseOptions {
         to,
-        from: a.bundle,
+        from: a
+            .bundle
+            .map(|b| crate::backup::bundle::resolve(&w.state.backups(), &b))
+            .transpose()
+            .map_err(Failure::from)?,
         name: a.name,
         keep: a.keep,
         max_backup_age: a.max_backup_age.max_backup_age,

@@ -311,6 +311,12 @@ pub async fn up(ctx: &Ctx<'_>, opts: &UpOptions) -> Result<UpOutcome, StagingErr
         Manifest::load(&bundle).map_err(|e| StagingError::Bundle(bundle.display().to_string(), e.to_string()))?;
     // A missing or wrong identity is found before anything is made.
     let reader = BundleReader::open(&bundle, &manifest, opts.identity.as_deref())?;
+    // Refusals that need no reading of the bundle come first, and change nothing.
+    ctx.state.refuse_if_upgrade_pending(&manifest.project).map_err(Box::new)?;
+    let name = opts.name.clone().unwrap_or_else(|| default_name(&manifest.project));
+    check_name(&name, &manifest.project)?;
+    let _lock = ctx.state.lock(&name, "staging up")?;
+    exists(ctx.docker, &name).await?;
     let report = match verify::verify(&bundle, opts.identity.as_deref(), None, ctx.progress).await {
         Ok(r) => r,
         Err(verify::VerifyError::Identity(c)) => return Err(c.into()),
@@ -319,14 +325,10 @@ pub async fn up(ctx: &Ctx<'_>, opts: &UpOptions) -> Result<UpOutcome, StagingErr
     if !report.ok {
         return Err(StagingError::Bundle(bundle.display().to_string(), report.problems.join("; ")));
     }
+    // As verify recorded it.
     let manifest =
         Manifest::load(&bundle).map_err(|e| StagingError::Bundle(bundle.display().to_string(), e.to_string()))?;
-    ctx.state.refuse_if_upgrade_pending(&manifest.project).map_err(Box::new)?;
-    let name = opts.name.clone().unwrap_or_else(|| default_name(&manifest.project));
-    check_name(&name, &manifest.project)?;
     let own_store = own_store(ctx, &manifest)?;
-    let _lock = ctx.state.lock(&name, "staging up")?;
-    exists(ctx.docker, &name).await?;
     if reader.encrypted() {
         ctx.progress.step("decrypt", format!("decrypting {} with the identity given", bundle.display()));
     }

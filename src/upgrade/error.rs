@@ -369,6 +369,14 @@ pub enum UpgradeError {
         /// Why the kept dumps do not lead there.
         why: String,
     },
+    /// `rollback --to V` with V not older than the running release: a rollback only goes back.
+    #[error("rollback goes back: {to} is not older than the running release {live}")]
+    RollbackNotOlder {
+        /// The release asked for.
+        to: Version,
+        /// The release the stack runs.
+        live: Version,
+    },
     /// A hop failed and was rolled back; the stack is healthy at `at`.
     #[error("{hop}; rolled back to {at} ({how})")]
     RolledBack {
@@ -445,6 +453,12 @@ impl From<UpgradeError> for Failure {
                 e,
                 crate::exit::UNCHANGED_ALL,
                 "`history` lists the upgrades and their dumps; a bundle of that release of this stack goes back with `restore BUNDLE`",
+            ),
+            UpgradeError::RollbackNotOlder { to, live } => Failure::new(
+                Exit::Usage,
+                format!("rollback goes back: {to} is not older than the running release {live}"),
+                crate::exit::UNCHANGED_ALL,
+                format!("`upgrade --to {to}` goes forward; `history` lists the releases a rollback can go back to"),
             ),
             e @ (UpgradeError::NothingToResume(_) | UpgradeError::NothingToRollBack(_)) => Failure::new(
                 Exit::Usage,

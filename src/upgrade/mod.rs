@@ -499,6 +499,9 @@ pub async fn way_back(
         project: project.into(),
         tags: observed.stack.unknown_tags.join(", "),
     })?;
+    if let Some(t) = to.filter(|t| **t >= live) {
+        return Err(UpgradeError::RollbackNotOlder { to: t.clone(), live });
+    }
     let entries = history::read(ctx.state, project);
     let chain = chain(&entries, &live, to)
         .map_err(|why| UpgradeError::NoWayBack { to: to.cloned().unwrap_or_else(|| live.clone()), why })?;
