@@ -88,6 +88,21 @@ pub enum RehearseError {
     /// The report files could not be written.
     #[error("writing the rehearsal report: {0}")]
     Report(#[from] std::io::Error),
+    /// The bundle given with `--from` is not of the running stack: another project, or another
+    /// release (a rehearsal from it would not rehearse this upgrade).
+    #[error(
+        "the bundle {bundle} is {what}, and {project} runs {release}: a rehearsal from it would not rehearse this upgrade"
+    )]
+    ForeignBundle {
+        /// The bundle directory.
+        bundle: String,
+        /// What it is (`of project P`, `of release V`).
+        what: String,
+        /// The running project.
+        project: String,
+        /// Its release.
+        release: Version,
+    },
     /// A backup had to be taken first, and the operator did not confirm it.
     #[error("a backup must be taken first (it stops the Mender services for a moment); it was not confirmed")]
     NotConfirmed,
@@ -105,6 +120,12 @@ impl From<RehearseError> for crate::exit::Failure {
                 e,
                 crate::exit::UNCHANGED_ALL,
                 "confirm, pass --yes, or give a bundle with --from",
+            ),
+            RehearseError::ForeignBundle { .. } => Failure::new(
+                Exit::Precondition,
+                e,
+                crate::exit::UNCHANGED_ALL,
+                "give a bundle of this project at its running release, or leave --from out (a backup is taken first)",
             ),
             RehearseError::Record { .. } | RehearseError::Report(_) => Failure::new(
                 Exit::Unexpected,
@@ -139,7 +160,25 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RehearseOptions) -
     )
     .map_err(UpgradeError::from)?;
     let bundle = match &opts.from {
-        Some(b) => b.clone(),
+        Some(b) => {
+            // Read again (and verified) by staging; here only whose it is.
+            if let Ok(m) = Manifest::load(b) {
+                let what = if m.project != project {
+                    Some(format!("of project {}", m.project))
+                } else {
+                    m.mender_version.as_ref().filter(|v| **v != release).map(|v| format!("of release {v}"))
+                };
+                if let Some(what) = what {
+                    return Err(RehearseError::ForeignBundle {
+                        bundle: b.display().to_string(),
+                        what,
+                        project,
+                        release,
+                    });
+                }
+            }
+            b.clone()
+        }
         None => bundle_for(ctx, &observed, &release, opts.max_backup_age).await?,
     };
     let name = opts.name.clone().unwrap_or_else(|| default_name(&project));
