@@ -87,6 +87,18 @@ fn is_old(path: &Path) -> bool {
         .is_some_and(|age| age > std::time::Duration::from_secs(60))
 }
 
+impl From<LockError> for crate::exit::Failure {
+    /// Both are refusals before anything is done (exit 3): a live owner, or a state directory
+    /// that cannot be written (not a directory, a read-only mount, no permission).
+    fn from(e: LockError) -> crate::exit::Failure {
+        let next = match &e {
+            LockError::Held { .. } => "wait for that run to finish, or run `recover` if its process is gone",
+            LockError::Io(..) => "give a state directory this user can write with --state-dir, or fix that one",
+        };
+        crate::exit::Failure::new(crate::exit::Exit::Precondition, e, crate::exit::UNCHANGED_ALL, next)
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LockError + '_ {
     move |e| LockError::Io(path.display().to_string(), e)
 }

@@ -27,10 +27,17 @@ struct World {
 
 fn world(stack: &Stack, staging: &str) -> World {
     let project = format!("label=com.docker.compose.project={}", stack.project);
-    let fmt = "{{.Name}} {{.CreatedAt}}";
+    // A volume by its name and the inode of its data directory: a volume removed and created
+    // again under the same name has another (the daemon's CreatedAt is the directory's mtime).
+    let fmt = "{{.Name}} {{.Mountpoint}}";
     let mut volumes: Vec<String> = docker_ok(&["volume", "ls", "-q", "--filter", &format!("name={}", stack.project)])
         .lines()
-        .map(|v| docker_ok(&["volume", "inspect", "-f", fmt, v]).trim().to_string())
+        .map(|v| {
+            let line = docker_ok(&["volume", "inspect", "-f", fmt, v]);
+            let (name, mountpoint) = line.trim().split_once(' ').unwrap();
+            let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(mountpoint).unwrap());
+            format!("{name} {inode}")
+        })
         .collect();
     volumes.sort();
     let staging_ids = docker_ok(&["ps", "-aq", "--filter", &format!("label=com.docker.compose.project={staging}")]);
@@ -170,7 +177,7 @@ fn bad_inputs_are_refused_with_a_clear_message_and_change_nothing() {
     // (input args, exit, key words, what to do to the stack first and undo after)
     type Setup = Option<(&'static str, String)>;
     let rows: Vec<(Vec<String>, i32, Vec<&'static str>, Setup)> = vec![
-        (v(&["-p", "nosuchproject", "status"]), 3, vec!["nosuchproject"], None),
+        (v(&["-p", "nosuchproject", "status"]), 2, vec!["no compose project named nosuchproject"], None),
         (v(&["--catalog", "/nonexistent/catalog", "plan", "--to", "3.6.5"]), 2, vec!["/nonexistent/catalog"], None),
         (v(&["plan", "--to", "3.6.5-rc1"]), 2, vec!["3.6.5-rc1"], None),
         (v(&["plan", "--to", "3.6.5+build1"]), 2, vec!["3.6.5+build1"], None),
@@ -216,8 +223,13 @@ fn bad_inputs_are_refused_with_a_clear_message_and_change_nothing() {
         (v(&["backup", "--copy-to", "ftp://host/dir"]), 2, vec!["ftp"], None),
         (v(&["backup", "--encrypt-to", "notakey"]), 2, vec!["notakey"], None),
         (v(&["backup", "--encrypt-to-file", "/nonexistent/recipients"]), 2, vec!["/nonexistent/recipients"], None),
-        (v(&["--state-dir", &not_a_dir, "backup"]), 3, vec!["state-is-a-file"], None),
-        (v(&["--state-dir", &ro_s, "backup"]), 3, vec!["read-only-state"], None),
+        (v(&["--state-dir", &not_a_dir, "backup"]), 3, vec!["cannot use the state directory", "state-is-a-file"], None),
+        (
+            v(&["--state-dir", &ro_s, "backup"]),
+            3,
+            vec!["cannot use the state directory", "Read-only file system"],
+            None,
+        ),
         (v(&["backup", "prune", "--keep-last", "abc"]), 2, vec!["abc"], None),
         (v(&["verify", "/nonexistent/bundle"]), 2, vec!["no bundle \"/nonexistent/bundle\""], None),
         (v(&["verify", &no_manifest]), 2, vec!["no-manifest", "manifest.json"], None),

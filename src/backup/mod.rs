@@ -147,12 +147,7 @@ impl From<BackupError> for crate::exit::Failure {
         let restarted = "the services were started again and no bundle was kept (the partial one was removed)";
         match e {
             BackupError::Observe(o) => o.into(),
-            BackupError::Lock(l @ LockError::Held { .. }) => Failure::new(
-                Exit::Precondition,
-                l,
-                nothing,
-                "wait for that run to finish; if its process is gone on another host, remove the lock with `recover`",
-            ),
+            BackupError::Lock(l) => l.into(),
             BackupError::Space { .. } => Failure::new(
                 Exit::Precondition,
                 e,

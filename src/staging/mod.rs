@@ -195,12 +195,7 @@ impl From<StagingError> for crate::exit::Failure {
                 crate::exit::UNCHANGED_ALL,
                 "`docker compose ls -a` lists the projects; name the staging with --name",
             ),
-            StagingError::Lock(_) => Failure::new(
-                Exit::Precondition,
-                e,
-                crate::exit::UNCHANGED_ALL,
-                "wait for the other run, or `recover` if its process is gone",
-            ),
+            StagingError::Lock(l) => l.into(),
             StagingError::Docker(d) => d.into(),
             StagingError::UpgradePending(p) => (*p).into(),
             StagingError::Interrupted(_) => Failure::new(Exit::Interrupted, e, "production was not touched", ""),

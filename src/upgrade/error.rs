@@ -417,12 +417,7 @@ impl From<UpgradeError> for Failure {
             UpgradeError::Observe(o) => o.into(),
             UpgradeError::Plan(p) => p.into(),
             UpgradeError::Compose(c) => c.into(),
-            UpgradeError::Lock(l) => Failure::new(
-                Exit::Precondition,
-                l,
-                nothing,
-                "wait for that run to finish, or run `recover` if its process is gone",
-            ),
+            UpgradeError::Lock(l) => l.into(),
             UpgradeError::Preflight(p) => {
                 let next = match &p {
                     PreflightError::StagingProject(_) => "name the production project with -p, or use `rehearse --to`",

@@ -186,7 +186,8 @@ impl From<RestoreBundleError> for Failure {
                 "the bundle and the safety bundle are kept; the stack is NOT healthy",
                 format!("finish by hand:\n    {}", commands.join("\n    ")),
             ),
-            e @ (RestoreBundleError::Lock(_) | RestoreBundleError::NoProjectLabels(_) | RestoreBundleError::Io(_)) => {
+            RestoreBundleError::Lock(l) => l.into(),
+            e @ (RestoreBundleError::NoProjectLabels(_) | RestoreBundleError::Io(_)) => {
                 Failure::new(Exit::Precondition, e, nothing, "see the message; `status` shows the stack")
             }
         }
