@@ -261,6 +261,9 @@ pub async fn helper_image(docker: &Docker) -> Result<String, SidecarError> {
     let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
     let tag = format!("{HELPER_REPO}:{}-{:x}-{:x}", env!("CARGO_PKG_VERSION"), meta.len(), mtime);
     if docker.inspect_image(&tag).await.is_ok() {
+        // Two runs that built the same tag at once leave the first build untagged, and in use by
+        // that run's sidecars when the second cleaned up: it goes once nothing uses it.
+        remove_old_helpers(docker, &tag).await;
         return Ok(tag);
     }
     let binary = std::fs::read(&exe).map_err(SidecarError::SelfExe)?;
