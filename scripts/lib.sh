@@ -27,8 +27,14 @@ step() {
 # default `mcutest-`), so that a run leaves nothing behind on the daemon, whatever its outcome.
 sweep_test_resources() {
     local ids p=${MCU_TEST_PREFIX:-mcutest-}
+    local anon=""
     ids=$(docker ps -aq --filter "name=$p" 2>/dev/null || true)
+    # A container compose recreated mounts its predecessor's anonymous volumes by name, and
+    # `rm -v` keeps those: they go by name (64 hex digits) after their containers.
+    [ -n "$ids" ] && anon=$(docker inspect -f '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}' $ids 2>/dev/null |
+        tr ' ' '\n' | grep -E '^[0-9a-f]{64}$' || true)
     [ -n "$ids" ] && docker rm -f -v $ids >/dev/null 2>&1 || true
+    [ -n "$anon" ] && docker volume rm $anon >/dev/null 2>&1 || true
     ids=$(docker network ls -q --filter "name=$p" 2>/dev/null || true)
     [ -n "$ids" ] && docker network rm $ids >/dev/null 2>&1 || true
     ids=$(docker volume ls -q --filter "name=$p" 2>/dev/null || true)

@@ -63,6 +63,19 @@ fn killed_after_every_step_of_a_stage_rollback_returns_to_the_old_major_on_the_o
         assert!(mounts.contains(&original) && !mounts.contains(&copy), "after {point}: {mounts:?}");
         assert_eq!(file(&stack.path("production/config/prod.yml")), prod, "after {point}");
         assert_eq!(stack.data(), before, "data identical after a kill at {point} and a rollback");
+        // The copy a rolled-back stage leaves may hold writes made on it: a new upgrade refuses to
+        // copy over it, naming it, and changes nothing; it goes as the rollback said.
+        if docker(&["volume", "inspect", &copy]).status.success() {
+            assert!(said.contains(&format!("docker volume rm {copy}")), "after {point}: {said}");
+            if point == "copy" {
+                let started = stack.started_at();
+                let again = stack.tool(&["upgrade", "--to", "3.7.11", "--yes"]);
+                assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));
+                assert!(stderr(&again).contains(&format!("volume {copy} already exists")), "{}", stderr(&again));
+                assert_eq!(stack.started_at(), started, "the refusal stopped nothing");
+            }
+            docker_ok(&["volume", "rm", &copy]);
+        }
     }
 }
 

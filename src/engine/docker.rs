@@ -243,14 +243,8 @@ pub fn owner_labels() -> HashMap<String, String> {
 /// hosts, and those without a host label are kept. Returns how many were removed.
 pub async fn sweep_dead_owners(docker: &Docker) -> usize {
     let here = crate::util::hostname();
-    let owned = |labels: Option<&HashMap<String, String>>| -> bool {
-        let Some(l) = labels else { return false };
-        let (Some(pid), Some(host)) = (l.get(crate::labels::SIDECAR_LABEL), l.get(crate::labels::SIDECAR_HOST_LABEL))
-        else {
-            return false;
-        };
-        *host == here && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-    };
+    let alive = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+    let owned = |labels: Option<&HashMap<String, String>>| labels.is_some_and(|l| dead_owner(l, &here, alive));
     let filters = HashMap::from([("label", vec![crate::labels::SIDECAR_HOST_LABEL.to_string()])]);
     let mut removed = 0;
     let opts = bollard::query_parameters::ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
@@ -269,6 +263,17 @@ pub async fn sweep_dead_owners(docker: &Docker) -> usize {
         }
     }
     removed
+}
+
+/// Pure: whether `labels` name an owner run on host `here` whose pid is not `alive`. Without
+/// both labels, or with a pid that is no number, or on another host, it is not known dead.
+fn dead_owner(labels: &HashMap<String, String>, here: &str, alive: impl Fn(u32) -> bool) -> bool {
+    let pid = labels.get(crate::labels::SIDECAR_LABEL).and_then(|p| p.parse::<u32>().ok());
+    let host = labels.get(crate::labels::SIDECAR_HOST_LABEL);
+    match (pid, host) {
+        (Some(pid), Some(host)) => host == here && !alive(pid),
+        _ => false,
+    }
 }
 
 /// A user-defined bridge network (internal: no way out of it).
@@ -397,8 +402,10 @@ pub async fn labelled_containers(docker: &Docker, label: &str, value: &str) -> R
         .collect())
 }
 
-/// Removes every container, network and volume carrying `label=value`, and nothing else:
-/// the filter is the daemon's, on the exact label value.
+/// Removes every container, network and volume carrying `label=value`, and the anonymous volumes
+/// those containers mounted (a container compose recreated mounts its predecessor's by name, and
+/// the daemon's `rm -v` keeps them); nothing else: the filter is the daemon's, on the exact label
+/// value.
 ///
 /// # Errors
 /// [`DockerError::Api`] at the first listing or removal that fails; what was removed before it
@@ -407,6 +414,10 @@ pub async fn remove_all_labelled(docker: &Docker, label: &str, value: &str) -> R
     let selector = format!("{label}={value}");
     let filters = HashMap::from([("label", vec![selector.clone()])]);
     let mut removed = Removed::default();
+    // Anonymous volumes a recreated container inherited are mounted by name, and the daemon's
+    // `rm -v` keeps them (see `is_anonymous`): they are removed by name once their containers are.
+    let anonymous: Vec<String> =
+        mounted_volumes(docker, label, value).await?.into_iter().filter(|(_, anon)| *anon).map(|(n, _)| n).collect();
     let opts = bollard::query_parameters::ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
     for c in docker.list_containers(Some(opts)).await.map_err(DockerError::api("list containers"))? {
         let Some(id) = c.id else { continue };
@@ -422,6 +433,11 @@ pub async fn remove_all_labelled(docker: &Docker, label: &str, value: &str) -> R
         docker.remove_network(&name).await.map_err(DockerError::api(format!("remove network {name}")))?;
         removed.networks.push(name);
     }
+    // One still in use by a container not of this label stays (the failure is not ours to report).
+    let kept = remove_volumes(docker, &anonymous).await;
+    removed
+        .volumes
+        .extend(anonymous.into_iter().filter(|n| !kept.iter().any(|k| k.starts_with(&format!("volume {n}:")))));
     let opts = bollard::query_parameters::ListVolumesOptionsBuilder::new().filters(&filters).build();
     let vols = docker.list_volumes(Some(opts)).await.map_err(DockerError::api("list volumes"))?;
     for v in vols.volumes.unwrap_or_default() {
@@ -520,7 +536,25 @@ impl From<DockerError> for crate::exit::Failure {
 mod tests {
     use std::collections::HashMap;
 
-    use super::{ANONYMOUS_VOLUME_LABEL, is_anonymous, split_reference};
+    use super::{ANONYMOUS_VOLUME_LABEL, dead_owner, is_anonymous, split_reference};
+
+    #[test]
+    fn only_a_dead_owner_on_this_host_is_swept() {
+        let labels = |pid: &str, host: Option<&str>| {
+            let mut l = HashMap::from([(crate::labels::SIDECAR_LABEL.to_string(), pid.to_string())]);
+            if let Some(h) = host {
+                l.insert(crate::labels::SIDECAR_HOST_LABEL.to_string(), h.to_string());
+            }
+            l
+        };
+        let dead = |_: u32| false;
+        let live = |_: u32| true;
+        assert!(dead_owner(&labels("42", Some("vm")), "vm", dead));
+        assert!(!dead_owner(&labels("42", Some("vm")), "vm", live), "a live run keeps its sidecars");
+        assert!(!dead_owner(&labels("42", Some("other")), "vm", dead), "a pid means nothing on another host");
+        assert!(!dead_owner(&labels("42", None), "vm", dead), "an older run's sidecar without a host is kept");
+        assert!(!dead_owner(&labels("x", Some("vm")), "vm", dead));
+    }
 
     #[test]
     fn anonymous_volumes_are_told_by_the_engine_s_label_or_its_generated_name() {

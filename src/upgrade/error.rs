@@ -154,6 +154,17 @@ pub enum PreflightError {
     /// A MongoDB stage cannot name the data volume it copies.
     #[error("the MongoDB stage cannot copy the data volume: {0}")]
     DataVolume(String),
+    /// A MongoDB stage's copy volume exists already: copying over it could destroy the only copy
+    /// of data (a stage that was rolled back leaves its copy, with whatever was written on it).
+    #[error(
+        "volume {copy} already exists: the MongoDB stage would copy {from} over it, and it may hold data written after an earlier stage that was rolled back"
+    )]
+    CopyExists {
+        /// The existing copy (`mender-db-5.0`).
+        copy: String,
+        /// The volume the stage copies from.
+        from: String,
+    },
     /// Not enough room for the copies of the data volume.
     #[error(
         "not enough free space in {dir} for the MongoDB stages' volume copies: about {need_mib} MiB needed, {free_mib} MiB free"
@@ -422,6 +433,9 @@ impl From<UpgradeError> for Failure {
                 let next = match &p {
                     PreflightError::StagingProject(_) => "name the production project with -p, or use `rehearse --to`",
                     PreflightError::Interrupted { .. } => "`status` shows where it stopped",
+                    PreflightError::CopyExists { .. } => {
+                        "see what that volume holds (it is the data of an earlier MongoDB stage), keep what you need, remove it with `docker volume rm`, then run the upgrade again"
+                    }
                     PreflightError::SavedPlan(_) => {
                         "review the plan again (`plan --to VERSION --out FILE`), then `upgrade --plan FILE`"
                     }

@@ -353,6 +353,15 @@ async fn mongo_stages(
     let current: Vec<_> = rels.iter().map(|r| super::files::read(record, r)).collect();
     let service = mongo.map(|m| m.service.clone()).unwrap_or_default();
     let vol = super::stage::data_volume(&service, &current).map_err(|e| PreflightError::DataVolume(e.to_string()))?;
+    // Each stage copies to `<volume>-<major>`; one that exists was left by an earlier stage that
+    // was rolled back and may hold writes made after it: never copied over.
+    for stage in &stages {
+        let Some(m) = stage.mongo.as_ref() else { continue };
+        let copy = super::stage::copy_name(&vol.name, &ctx.catalog.catalog.mongo_majors, &m.to_major);
+        if copy != vol.name && ctx.docker.inspect_volume(&copy).await.is_ok() {
+            return Err(PreflightError::CopyExists { copy, from: vol.name.clone() });
+        }
+    }
     let db = observed.stack.databases_size();
     let need = (db + db / 10 + (64 << 20)) * stages.len() as u64;
     let root = ctx.docker.info().await.ok().and_then(|i| i.docker_root_dir).unwrap_or_else(|| "/var/lib/docker".into());

@@ -287,11 +287,24 @@ impl Drop for Stack {
 pub fn sweep_project(project: &str) {
     let staging = format!("io.mender-compose-upgrade.staging={project}-staging");
     let compose = format!("label=com.docker.compose.project={project}");
+    // A container compose recreated mounts its predecessor's anonymous volumes by name, and
+    // `rm -v` keeps those: they are removed by name after their containers.
+    let mut anonymous = Vec::new();
     for filter in [compose.clone(), format!("label={staging}")] {
         let ids = docker(&["ps", "-aq", "--filter", &filter]);
         for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            let mounts = docker(&["inspect", "-f", "{{range .Mounts}}{{.Name}} {{end}}", id]);
+            anonymous.extend(
+                String::from_utf8_lossy(&mounts.stdout)
+                    .split_whitespace()
+                    .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .map(str::to_string),
+            );
             docker(&["rm", "-f", "-v", id]);
         }
+    }
+    for v in &anonymous {
+        docker(&["volume", "rm", v]);
     }
     for filter in [compose, format!("label={staging}")] {
         let nets = docker(&["network", "ls", "-q", "--filter", &filter]);
