@@ -168,6 +168,10 @@ impl From<ResolveError> for crate::exit::Failure {
 /// # Errors
 /// No such bundle, or a prefix several bundles share.
 pub fn resolve(backups: &Path, given: &str) -> Result<PathBuf, ResolveError> {
+    // An empty name (an unset "$BUNDLE" in a script) is the start of every name: never a match.
+    if given.trim().is_empty() {
+        return Err(ResolveError::NotFound(given.into(), backups.display().to_string()));
+    }
     let path = Path::new(given);
     if path.join(MANIFEST).exists() {
         return Ok(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
@@ -188,5 +192,33 @@ pub fn resolve(backups: &Path, given: &str) -> Result<PathBuf, ResolveError> {
         0 => Err(ResolveError::NotFound(given.into(), backups.display().to_string())),
         1 => Ok(backups.join(&matches[0])),
         _ => Err(ResolveError::Ambiguous { given: given.into(), matches }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle(backups: &Path, name: &str) {
+        fs::create_dir_all(backups.join(name)).unwrap();
+        fs::write(backups.join(name).join(MANIFEST), "{}").unwrap();
+    }
+
+    #[test]
+    fn a_name_a_unique_prefix_or_a_path_and_never_an_empty_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let b = tmp.path();
+        bundle(b, "prod-3.4.0-20261201T100000Z");
+        bundle(b, "prod-3.6.5-20261202T100000Z");
+        fs::create_dir_all(b.join("prod-3.6.5-20261203T100000Z.partial")).unwrap();
+        assert_eq!(resolve(b, "prod-3.4").unwrap(), b.join("prod-3.4.0-20261201T100000Z"));
+        assert_eq!(resolve(b, "prod-3.6.5").unwrap(), b.join("prod-3.6.5-20261202T100000Z"), "a partial is no bundle");
+        let path = b.join("prod-3.4.0-20261201T100000Z");
+        assert_eq!(resolve(b, &path.to_string_lossy()).unwrap(), path);
+        assert!(matches!(resolve(b, "prod-"), Err(ResolveError::Ambiguous { .. })));
+        assert!(matches!(resolve(b, "other"), Err(ResolveError::NotFound(..))));
+        // An unset "$BUNDLE" in a script must not pick a bundle to restore.
+        assert!(matches!(resolve(b, ""), Err(ResolveError::NotFound(..))));
+        assert!(matches!(resolve(b, "  "), Err(ResolveError::NotFound(..))));
     }
 }

@@ -131,6 +131,10 @@ pub enum BackupError {
     /// Creating, writing or completing the bundle on disk failed.
     #[error("writing the bundle failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The bundle's directory could not be made under the output directory (a file in its way, a
+    /// read-only or full file system, no permission); nothing was stopped yet.
+    #[error("cannot make the bundle's directory under {0}: {1}")]
+    BundleDir(String, std::io::Error),
     /// Ctrl-C during the downtime section; the writers were started again.
     #[error("interrupted")]
     Interrupted,
@@ -186,6 +190,12 @@ impl From<BackupError> for crate::exit::Failure {
                 format!("the disk filled up while writing the dump: {e}"),
                 restarted,
                 "free space or use --out on a larger filesystem, then run the backup again",
+            ),
+            BackupError::BundleDir(..) => Failure::new(
+                Exit::Precondition,
+                e,
+                nothing,
+                "give --out a directory this user can write (or leave it out for STATE_DIR/backups)",
             ),
             BackupError::UpgradePending(p) => p.into(),
             BackupError::Interrupted => {
@@ -304,7 +314,8 @@ pub async fn run_locked(
     progress.step("plan", format!("backing up {} ({release}); artifacts: {}", stack.project, describe(&plan)));
 
     let name = format!("{}-{release}-{}", stack.project, now_stamp());
-    let partial = PartialBundle::create(&backups, &name)?;
+    let partial =
+        PartialBundle::create(&backups, &name).map_err(|e| BackupError::BundleDir(backups.display().to_string(), e))?;
     let mut journal = Journal::new("backup", &lock.owner);
     journal.partial = Some(partial.dir.clone());
     let writers = quiesce::writers(&stack);
