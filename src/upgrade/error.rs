@@ -463,12 +463,11 @@ impl From<UpgradeError> for Failure {
                 crate::exit::UNCHANGED_ALL,
                 "`history` lists the upgrades and their dumps; a bundle of that release of this stack goes back with `restore BUNDLE`",
             ),
-            UpgradeError::RollbackNotOlder { to, live } => Failure::new(
-                Exit::Usage,
-                format!("rollback goes back: {to} is not older than the running release {live}"),
-                crate::exit::UNCHANGED_ALL,
-                format!("`upgrade --to {to}` goes forward; `history` lists the releases a rollback can go back to"),
-            ),
+            UpgradeError::RollbackNotOlder { ref to, .. } => {
+                let next =
+                    format!("`upgrade --to {to}` goes forward; `history` lists the releases a rollback can go back to");
+                Failure::new(Exit::Usage, e, crate::exit::UNCHANGED_ALL, next)
+            }
             e @ (UpgradeError::NothingToResume(_) | UpgradeError::NothingToRollBack(_)) => Failure::new(
                 Exit::Usage,
                 e,

@@ -91,7 +91,7 @@ pub async fn run(ctx: &Ctx<'_>, run: &mut Run) -> Result<(), Stop> {
         run.checkpoint(ctx.state, Point::Step(step))
             .map_err(|e| failed(&hop, Point::Step(step))(StepError::Journal(e)))?;
         // Test-only (README): fail the hop right after this step, to prove its rollback.
-        if std::env::var("MENDER_COMPOSE_UPGRADE_FAULT").is_ok_and(|f| f == format!("fail-after:{step}")) {
+        if crate::interrupt::fault(&format!("fail-after:{step}")) {
             return Err(failed(&hop, Point::Step(step))(StepError::Injected(step.to_string())).into());
         }
     }
