@@ -145,6 +145,15 @@ fn rehearsal_proves_the_bundle_and_estimates_the_window() {
     let prod = Stack::up("rehearse", "3.4.0");
     let bundle = backup(&prod);
     let before = production(&prod);
+    // A rehearsal killed in the middle of its upgrade, then `staging down`: the next rehearsal
+    // starts clean (the killed one's journal went with the copy, not taken for a pending upgrade).
+    let killed = prod.tool_env(
+        &["rehearse", "--to", "3.6.5", "--from", &bundle.to_string_lossy()],
+        &[("MENDER_COMPOSE_UPGRADE_FAULT", "after:migrate")],
+    );
+    assert_eq!(killed.status.code(), None, "killed after migrate: {}", stderr(&killed));
+    let down = prod.tool(&["staging", "down"]);
+    assert!(down.status.success(), "{}", stderr(&down));
     let out = prod.tool(&["--json", "rehearse", "--to", "3.6.5", "--from", &bundle.to_string_lossy()]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let r = result_line(&out);

@@ -312,6 +312,8 @@ pub async fn up(ctx: &Ctx<'_>, opts: &UpOptions) -> Result<UpOutcome, StagingErr
     check_name(&name, &manifest.project)?;
     let _lock = ctx.state.lock(&name, "staging up")?;
     exists(ctx.docker, &name).await?;
+    // No copy of that name exists, so a journal under its name is a killed rehearsal's.
+    forget_rehearsal_journal(ctx.state, &name)?;
     let report = match verify::verify(&bundle, opts.identity.as_deref(), None, ctx.progress).await {
         Ok(r) => r,
         Err(verify::VerifyError::Identity(c)) => return Err(c.into()),
@@ -654,6 +656,18 @@ fn record_proof(bundle: &Path, name: &str) -> Result<(), StagingError> {
     Ok(m.save(bundle)?)
 }
 
+/// Removes the journal a rehearsal killed in the middle of its upgrade left under the staging
+/// copy's name: once the copy is gone it describes nothing, and the next rehearsal's upgrade
+/// would take it for a pending one and fail. Only a journal whose project is a staging copy (its
+/// record says so) is removed; production's never is.
+fn forget_rehearsal_journal(state: &StateDir, name: &str) -> std::io::Result<()> {
+    let journal = state.journal::<crate::upgrade::UpgradeState>(name);
+    if journal.and_then(|j| j.payload).is_some_and(|st| st.project.staging.is_some()) {
+        state.clear_journal(name)?;
+    }
+    Ok(())
+}
+
 /// `staging down`: exactly the resources labelled for this staging project, and its directory.
 ///
 /// # Errors
@@ -669,6 +683,7 @@ pub async fn down(docker: &Docker, state: &StateDir, name: &str) -> Result<Remov
     if had_dir {
         std::fs::remove_dir_all(&dir)?;
     }
+    forget_rehearsal_journal(state, name)?;
     if was_staging {
         // The pre-hop dumps of a rehearsal on it.
         for run in std::fs::read_dir(state.root.join("upgrades")).into_iter().flatten().flatten() {
