@@ -183,6 +183,12 @@ fn bad_inputs_are_refused_with_a_clear_message_and_change_nothing() {
         (v(&["plan", "--to", "3.6.5+build1"]), 2, vec!["3.6.5+build1"], None),
         (v(&["plan", "--to", "3.8.0"]), 2, vec!["3.8.0 is not a Mender Server release", "4.0.4"], None),
         (v(&["plan", "--to", "banana"]), 2, vec!["banana"], None),
+        (
+            v(&["plan", "--to", "3.6.5", "--out", "/nonexistent-mcu-dir/sub/plan.json"]),
+            2,
+            vec!["the directory /nonexistent-mcu-dir/sub does not exist"],
+            None,
+        ),
         (v(&["upgrade", "--to", "3.3.2", "--yes"]), 2, vec!["older than the running release 3.4.0"], None),
         (v(&["upgrade", "--to", "3.4.0", "--yes"]), 2, vec!["already runs 3.4.0"], None),
         (v(&["upgrade", "--to", "3.6.5-rc1", "--yes"]), 2, vec!["3.6.5-rc1"], None),
@@ -321,6 +327,7 @@ fn bad_inputs_are_refused_with_a_clear_message_and_change_nothing() {
     // Straight to stderr: libtest captures only the print macros.
     let _ = std::io::stderr().write_all(report.as_bytes());
     assert!(table.len() >= 30, "{report}");
+    assert!(!Path::new("/nonexistent-mcu-dir").exists(), "plan --out created the directory it was refused for");
     assert!(failures.is_empty(), "{report}\n{}", failures.join("\n"));
 }
 

@@ -170,6 +170,16 @@ pub async fn plan(g: &Global, a: PlanArgs) -> anyhow::Result<Exit> {
             plan: p.clone(),
         };
         let text = serde_json::to_string_pretty(&saved)?;
+        // Like `terraform plan -out`: a typo in the directory is an error, not a new tree.
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+            return Err(Failure::new(
+                Exit::Usage,
+                format!("cannot write the plan file {}: the directory {} does not exist", out.display(), dir.display()),
+                crate::exit::UNCHANGED_ALL,
+                "give --out a path in an existing directory",
+            )
+            .into());
+        }
         crate::util::write_atomic(out, text.as_bytes(), crate::util::Perm::Keep).map_err(|e| {
             Failure::new(
                 Exit::Usage,
