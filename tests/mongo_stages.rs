@@ -65,6 +65,23 @@ async fn stage_4_4_to_5_0_runs_on_a_copy_and_leaves_the_original_volume_as_it_wa
     let orig = read_volume(&stack, &original, "4.4").await;
     assert_eq!(orig.fcv.as_deref(), Some("4.4"));
     assert_eq!(contents(&orig), contents(&before));
+    // `rollback` goes back to where the upgrade started in one run, the stage included: 3.6.5 on
+    // MongoDB 4.4 on the original volume; what it asks names the stage and what it discards.
+    let rb = stack.tool(&["rollback", "--yes"]);
+    let said = stderr(&rb);
+    assert!(rb.status.success(), "{}\n{said}", stdout(&rb));
+    assert!(said.contains("MongoDB 5.0 → 4.4 at 3.6.5"), "the plan names the stage: {said}");
+    assert!(said.contains("4.4 goes back to its original volume"), "{said}");
+    let s = json(&stack.tool(&["--json", "status", "--require-healthy"]));
+    assert_eq!((s["release"].as_str(), s["mongo"]["fcv"].as_str()), (Some("3.6.5"), Some("4.4")), "{s}");
+    let mounted = docker_ok(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Name}} {{end}}",
+        &format!("{}-mender-mongo-1", stack.project),
+    ]);
+    assert!(mounted.split_whitespace().any(|n| n == original), "back on the original volume: {mounted}");
+    assert_eq!(contents(&report(&network(&stack), "mender-mongo").await), contents(&before));
     // demo down (data volumes kept): no volume the stack's containers mounted anonymously is left.
     let dir = stack.dir.to_string_lossy().into_owned();
     let down = tool(&["-p", &stack.project, "demo", "down", "--dir", &dir]);

@@ -5,7 +5,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
+use common::host::{SmallDisk, journal, output, pre_hop_dumps, spawn, while_running};
 use common::*;
 use serde_json::Value;
 
@@ -407,4 +409,71 @@ fn refusals_change_nothing() {
         stack.started_at().lines().filter(|l| !l.contains("mender-inventory")).map(str::to_string).collect();
     let before: Vec<String> = started.lines().filter(|l| !l.contains("mender-inventory")).map(str::to_string).collect();
     assert_eq!(after, before, "no refused run stopped anything");
+}
+
+/// Issue 13, item 3: the database's disk fills up while a rollback restores the pre-hop dump (the migrations had
+/// run): the rollback stops with exit 5, says a disk is full and what to run, and starts nothing
+/// on the emptied databases; the pre-hop dump is untouched. Once there is space again, `rollback`
+/// restores the whole dump: healthy 3.4.0, every collection and object as before the upgrade.
+#[test]
+fn a_disk_filling_during_the_rollbacks_restore_stops_it_cleanly_and_rollback_finishes_later() {
+    prepare();
+    let name = "diskfull";
+    let volume = format!("{}{name}-mender-db", prefix());
+    let disk = SmallDisk::new(&volume, 96);
+    let stack = Stack::up(name, "3.4.0");
+    assert_eq!(
+        docker_ok(&["volume", "inspect", "-f", "{{.Options.device}}", &volume]).trim(),
+        disk.dir.to_string_lossy(),
+        "the stack's database lives on the small disk"
+    );
+    let before = stack.data();
+
+    // The hop fails after its migrations, so its rollback restores the pre-hop dump; once the
+    // journal says the restore has begun, every byte the wipe frees is taken.
+    let mut child = spawn(
+        &stack,
+        &["upgrade", "--to", "3.6.5", "--yes"],
+        &[("MENDER_COMPOSE_UPGRADE_FAULT", "fail-after:migrate")],
+    );
+    let begun =
+        while_running(&mut child, Duration::from_secs(600), || journal(&stack)["upgrade"]["restore_begun"] == true);
+    assert!(begun, "the rollback never began its restore");
+    let dumps = pre_hop_dumps(&stack);
+    assert_eq!(dumps.len(), 1, "one pre-hop dump");
+    while_running(&mut child, Duration::from_secs(300), || {
+        disk.fill();
+        false
+    });
+    let out = output(child);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(5), "{}\n{err}", stdout(&out));
+    assert!(err.contains("the rollback did not finish"), "{err}");
+    assert!(err.contains("a disk is full"), "the message says why: {err}");
+    assert!(err.contains("start no Mender service"), "{err}");
+    assert!(err.contains(&format!("-p {} rollback", stack.project)), "the command to run: {err}");
+    assert!(!err.contains("docker compose -p"), "nothing is started on emptied databases: {err}");
+    assert_eq!(pre_hop_dumps(&stack), dumps, "the pre-hop dump is untouched");
+    assert_eq!(journal(&stack)["operation"], "rollback", "the journal keeps the restore to finish");
+    let running = docker_ok(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", stack.project),
+        "--filter",
+        "label=com.docker.compose.service=mender-deviceauth",
+    ]);
+    assert!(running.trim().is_empty(), "deviceauth was not started on the emptied databases");
+
+    disk.free();
+    let rb = stack.tool(&["rollback", "--yes"]);
+    assert!(rb.status.success(), "rollback with space again: {}\n{}", stdout(&rb), stderr(&rb));
+    assert!(stderr(&rb).contains("an earlier rollback was stopped while it restored the dump"), "{}", stderr(&rb));
+    let s = json(&stack.tool(&["--json", "status", "--require-healthy"]));
+    assert_eq!(s["release"], "3.4.0");
+    assert!(s["interrupted"].is_null());
+    assert_eq!(stack.data(), before, "every collection and object as before the upgrade");
+    assert_eq!(pre_hop_dumps(&stack), dumps, "the pre-hop dump is still untouched");
+    drop(stack);
+    drop(disk);
 }

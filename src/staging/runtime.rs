@@ -122,6 +122,10 @@ impl Runtime for StagingRuntime<'_> {
         self.daemon.copy_volume(from, to).await
     }
 
+    async fn answers(&self) -> bool {
+        self.daemon.answers().await
+    }
+
     async fn restore(
         &self,
         dir: &Path,

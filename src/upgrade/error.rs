@@ -408,6 +408,15 @@ pub enum UpgradeError {
         /// The commands that finish the recovery by hand.
         commands: Vec<String>,
     },
+    /// A hop failed because the Docker daemon stopped answering (stopped, restarted, crashed):
+    /// nothing could be rolled back, so nothing was tried; the journal holds where it stopped.
+    #[error("{hop}; the Docker daemon stopped answering, so nothing was rolled back")]
+    DaemonLost {
+        /// The failure.
+        hop: Box<HopFailed>,
+        /// The project (for the commands to run next).
+        project: String,
+    },
     /// SIGINT or SIGTERM: the run stopped at a safe point; its journal holds where.
     #[error("interrupted during {during}")]
     Interrupted {
@@ -421,9 +430,17 @@ pub enum UpgradeError {
     Io(#[from] std::io::Error),
 }
 
+/// Whether an error's text says a disk is full: the kernel's ENOSPC text, SQLite's (FerretDB's
+/// backend) and mongod's (`WT_ERROR … No space left on device`).
+pub fn out_of_space(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    ["no space left on device", "disk is full", "enospc"].iter().any(|n| t.contains(n))
+}
+
 impl From<UpgradeError> for Failure {
     fn from(e: UpgradeError) -> Failure {
         let nothing = "everything: no service was stopped and no file was changed";
+        let text = e.to_string();
         match e {
             UpgradeError::Observe(o) => o.into(),
             UpgradeError::Plan(p) => p.into(),
@@ -480,11 +497,29 @@ impl From<UpgradeError> for Failure {
                 "the stack is healthy at the release it had before the failed hop, with its data",
                 "read the report in the state directory's reports/, fix the cause (a rehearsal on staging shows it without downtime), and upgrade again",
             ),
-            UpgradeError::RollbackFailed { hop, rollback, commands } => Failure::new(
+            UpgradeError::RollbackFailed { rollback, commands, .. } => Failure::new(
                 Exit::RollbackIncomplete,
-                format!("{hop}; the rollback did not finish: {rollback}"),
+                text,
                 "the pre-hop dump, the saved compose files and the backup bundle are kept; the stack is NOT healthy",
-                format!("finish the recovery by hand:\n    {}", commands.join("\n    ")),
+                format!(
+                    "{}finish the recovery:\n    {}",
+                    if out_of_space(&rollback.to_string()) {
+                        "a disk is full: free space where Docker keeps its volumes (`df -h`, `docker system df`) \
+                         first; then "
+                    } else {
+                        ""
+                    },
+                    commands.join("\n    ")
+                ),
+            ),
+            UpgradeError::DaemonLost { project, .. } => Failure::new(
+                Exit::RollbackIncomplete,
+                text,
+                "the journal, the pre-hop dump and the saved compose files are kept; the stack is NOT healthy",
+                format!(
+                    "when `docker info` answers again: `mender-compose-upgrade -p {project} resume` carries the \
+                     hop on from where it stopped, or `mender-compose-upgrade -p {project} rollback` undoes it"
+                ),
             ),
             UpgradeError::Interrupted { during, advice } => Failure::new(
                 Exit::Interrupted,
@@ -502,5 +537,18 @@ impl From<UpgradeError> for Failure {
                 "`recover` explains the state",
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::out_of_space;
+
+    #[test]
+    fn a_full_disk_is_recognised_in_each_engines_words() {
+        assert!(out_of_space("mongorestore failed (exit 1): write /data/db/x: no space left on device"));
+        assert!(out_of_space("Failed: deviceauth.devices: error inserting: database or disk is full (13)"));
+        assert!(out_of_space("WiredTiger error (28) [1700000000:0][1:0x7f], file:x.wt: ENOSPC"));
+        assert!(!out_of_space("mongorestore failed (exit 1): connection refused"));
     }
 }

@@ -124,9 +124,30 @@ fn restore_all(project: &ProjectRecord, saved: &Path) -> Result<(), StepError> {
     Ok(())
 }
 
-/// The commands that finish a rollback by hand, for the hop whose directory is `dir`.
-pub fn recovery_commands(project: &ProjectRecord, dir: &Path) -> Vec<String> {
+/// The commands that finish a rollback, for the hop whose directory is `dir`. `wiped`: the
+/// rollback had begun restoring the pre-hop dump, so the databases are empty or half back and no
+/// Mender service may start on them (it would take them for a fresh install) until `rollback`
+/// has restored the whole dump again; otherwise the saved files are put back and started first.
+pub fn recovery_commands(project: &ProjectRecord, dir: &Path, wiped: bool) -> Vec<String> {
     let files: Vec<String> = project.config_files.iter().map(|f| format!("-f {}", f.display())).collect();
+    let rollback = format!(
+        "mender-compose-upgrade -p {} rollback    # restores {}/mongo.archive.gz if a migration ran",
+        project.name,
+        dir.display()
+    );
+    let status = format!("mender-compose-upgrade -p {} status --require-healthy", project.name);
+    if wiped {
+        return vec![
+            "# the databases were emptied to restore the pre-hop dump: start no Mender service before it is back"
+                .into(),
+            format!(
+                "mender-compose-upgrade -p {} rollback    # restores {}/mongo.archive.gz again, then starts the services",
+                project.name,
+                dir.display()
+            ),
+            status,
+        ];
+    }
     vec![
         format!("cp -a {}/{SAVED}/. {}/", dir.display(), project.working_dir.display()),
         format!(
@@ -135,11 +156,7 @@ pub fn recovery_commands(project: &ProjectRecord, dir: &Path) -> Vec<String> {
             project.working_dir.display(),
             files.join(" ")
         ),
-        format!(
-            "mender-compose-upgrade -p {} rollback    # restores {}/mongo.archive.gz if a migration ran",
-            project.name,
-            dir.display()
-        ),
-        format!("mender-compose-upgrade -p {} status --require-healthy", project.name),
+        rollback,
+        status,
     ]
 }

@@ -125,6 +125,11 @@ pub struct UpgradeState {
     /// A rollback after a completed upgrade goes back hop by hop to this release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_to: Option<Version>,
+    /// Set when the rollback undoes the upgrade back to where it started: it goes on down to this
+    /// hop index, whatever releases the hops share (a MongoDB stage at the start release is
+    /// undone too, back to the old major). `None`: it stops on reaching `rollback_to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_until: Option<usize>,
     /// A rollback of the current hop began restoring its pre-hop dump (the databases may be
     /// wiped or half back): any later rollback of this hop restores the dump again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -268,6 +273,7 @@ pub async fn run(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Resul
         registry: ctx.registry.map(str::to_string),
         bundle: Some(bundle),
         rollback_to: None,
+        rollback_until: None,
         restore_begun: false,
     };
     let mut journal = Journal::new("upgrade", &ready.lock.owner);
@@ -449,6 +455,11 @@ fn chain(
             Some((e, st, k))
         });
         let Some((e, st, k)) = found else {
+            if let (Some(t), false) = (to, out.is_empty()) {
+                return Err(format!(
+                    "{t} is not a release the completed upgrades went through: the oldest they go back to is {cur}"
+                ));
+            }
             return Err(format!("the history has no completed upgrade hop to {cur} whose dumps it kept"));
         };
         let mut st = st.clone();
@@ -468,8 +479,10 @@ fn chain(
             Some(t) if st.plan.hops[..=k].iter().any(|h| &h.from == t) => t.clone(),
             _ => e.from.clone(),
         };
-        // The undo starts with hop k.
+        // The undo starts with hop k; back to where this upgrade started, every hop down to the
+        // first is undone (a MongoDB stage at the start release included).
         st.hop = k + 1;
+        st.rollback_until = (stop == e.from).then_some(0);
         cur = stop.clone();
         out.push((st, stop));
         if to.is_none_or(|t| *t == cur) {
@@ -507,10 +520,12 @@ pub async fn way_back(
         .map_err(|why| UpgradeError::NoWayBack { to: to.cloned().unwrap_or_else(|| live.clone()), why })?;
     let mut hops = Vec::new();
     let mut restored: Option<std::path::PathBuf> = None;
+    // The oldest MongoDB stage undone, if any.
+    let mut stage: Option<crate::plan::Hop> = None;
     for (st, stop) in &chain {
         for i in (0..st.hop).rev() {
             let h = &st.plan.hops[i];
-            if h.to <= *stop {
+            if st.rollback_until.map_or(h.to <= *stop, |until| i < until) {
                 break;
             }
             let dir = files::hop_dir(st, i);
@@ -521,6 +536,7 @@ pub async fn way_back(
                 }
                 crate::plan::Rollback::ImageSwap => "image swap (decided from the data when it runs)".to_string(),
                 crate::plan::Rollback::OriginalVolume => {
+                    stage = Some(h.clone());
                     "the previous MongoDB image on the original volume".to_string()
                 }
             };
@@ -532,10 +548,24 @@ pub async fn way_back(
             hops.push(format!("{back}: {how}"));
         }
     }
-    let discards = match (&restored, observed.stack.network.as_ref(), observed.stack.mongo.as_ref()) {
+    let mut discards = match (&restored, observed.stack.network.as_ref(), observed.stack.mongo.as_ref()) {
         (Some(dir), Some(net), Some(m)) => discards(ctx, dir, net, &m.service).await,
         _ => vec![],
     };
+    if let Some(m) = stage.as_ref().and_then(|h| h.mongo.as_ref()) {
+        // The stage's rollback copy is the original volume: the data as the stage found it.
+        discards.push(if restored.is_some() {
+            format!(
+                "MongoDB {} goes back to its original volume, as the stage found it (counted against the first dump after it)",
+                m.from_major
+            )
+        } else {
+            format!(
+                "MongoDB {} goes back to its original volume, as the stage found it: whatever was written on {} since is discarded, and could not be counted",
+                m.from_major, m.to_major
+            )
+        });
+    }
     let back_to = chain.last().map(|(_, stop)| stop.clone()).unwrap_or_else(|| live.clone());
     Ok((WayBack { from: live, to: back_to, hops, discards }, chain))
 }

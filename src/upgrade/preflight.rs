@@ -175,6 +175,7 @@ pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Res
         registry: ctx.registry.map(str::to_string),
         bundle: bundle.clone(),
         rollback_to: None,
+        rollback_until: None,
         restore_begun: false,
     };
     if let Some(first) = plan.hops.first() {

@@ -75,7 +75,10 @@ pub fn explain(project: &str, j: &Journal<UpgradeState>) -> Vec<String> {
         hop.from,
         dump.display()
     ));
-    if !j.stopped.is_empty() {
+    if u.done.contains(&super::Step::Up) {
+        // `up` started the new release: nothing the hop stopped is still stopped.
+        lines.push(format!("its services run {} images since its step up, not yet proven by the gates", hop.to));
+    } else if !j.stopped.is_empty() {
         let names: Vec<&str> = j.stopped.iter().map(|s| s.service.as_str()).collect();
         lines.push(format!(
             "its stopped services ({}) stay stopped until then: an older image must not start on data a migration may have moved",

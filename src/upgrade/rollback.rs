@@ -69,6 +69,14 @@ pub fn classify(
 /// After a failed step: undo the hop and say where the stack is.
 pub async fn after_failure(ctx: &Ctx<'_>, run: &mut Run, failure: Box<HopFailed>) -> UpgradeError {
     let st = run.st().clone();
+    if !ctx.runtime.answers().await {
+        // Nothing can be undone without a daemon, and guessing what it will find when it is back
+        // would be worse: the journal says where the hop stopped, for `resume` or `rollback`.
+        let what = "the Docker daemon stopped answering: nothing was rolled back";
+        let _ = report::write_failure(ctx, &st, &failure, what);
+        record_failure(ctx, &st, &failure.to, format!("{failure}; {what}"), false);
+        return UpgradeError::DaemonLost { hop: failure, project: st.project.name.clone() };
+    }
     ctx.progress.step("rollback", failure.to_string());
     match undo(ctx, run).await {
         Ok((at, how)) => {
@@ -82,7 +90,8 @@ pub async fn after_failure(ctx: &Ctx<'_>, run: &mut Run, failure: Box<HopFailed>
         Err(e) => {
             let _ = report::write_failure(ctx, &st, &failure, &format!("rollback incomplete: {e}"));
             record_failure(ctx, &st, &failure.to, format!("{failure}; the rollback did not finish: {e}"), false);
-            let commands = files::recovery_commands(&st.project, &files::hop_dir(&st, st.hop));
+            let wiped = run.st().restore_begun;
+            let commands = files::recovery_commands(&st.project, &files::hop_dir(&st, st.hop), wiped);
             UpgradeError::RollbackFailed { hop: failure, rollback: Box::new(e), commands }
         }
     }
@@ -113,7 +122,8 @@ fn record_failure(ctx: &Ctx<'_>, st: &super::UpgradeState, at: &Version, result:
 }
 
 /// `rollback` on request: the hop in progress, or else the last one that completed; with the
-/// state's `rollback_to`, on hop by hop (each journaled) until the stack is at that release.
+/// state's `rollback_until`, on hop by hop (each journaled) down to that hop index; else with its
+/// `rollback_to`, until the stack is at that release.
 pub async fn on_request(ctx: &Ctx<'_>, run: &mut Run) -> Result<Version, UpgradeError> {
     loop {
         let st = run.st_mut();
@@ -131,25 +141,29 @@ pub async fn on_request(ctx: &Ctx<'_>, run: &mut Run) -> Result<Version, Upgrade
             Ok((at, _)) => at,
             Err(e) => {
                 let hop = HopFailed::of(&this, Point::Rollback, StepError::Requested);
+                let wiped = run.st().restore_begun;
                 return Err(UpgradeError::RollbackFailed {
                     hop: Box::new(hop),
                     rollback: Box::new(e),
-                    commands: files::recovery_commands(&project, &dir),
+                    commands: files::recovery_commands(&project, &dir, wiped),
                 });
             }
         };
         let st = run.st_mut();
-        match st.rollback_to.clone() {
-            Some(target) if at != target && st.hop > 0 => {
-                // This hop is undone: the journal says so before the next one starts.
-                st.done.clear();
-                st.before.clear();
-                st.dump_image = None;
-                st.restore_begun = false;
-                run.checkpoint(ctx.state, Point::Rollback)?;
-            }
-            _ => return Ok(at),
+        let more = match (st.rollback_until, &st.rollback_to) {
+            (Some(until), _) => st.hop > until,
+            (None, Some(target)) => at != *target && st.hop > 0,
+            (None, None) => false,
+        };
+        if !more {
+            return Ok(at);
         }
+        // This hop is undone: the journal says so before the next one starts.
+        st.done.clear();
+        st.before.clear();
+        st.dump_image = None;
+        st.restore_begun = false;
+        run.checkpoint(ctx.state, Point::Rollback)?;
     }
 }
 

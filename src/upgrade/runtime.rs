@@ -62,7 +62,13 @@ pub trait Runtime: Helper {
     /// Copies Docker volume `from` onto `to` (created when missing, emptied first), `from`
     /// mounted read-only.
     async fn copy_volume(&self, from: &str, to: &str) -> Result<TreeCopied, SidecarError>;
+    /// Whether the Docker daemon answers a ping within [`PING_TIMEOUT`]. A hop whose daemon went
+    /// away is not rolled back (nothing could be): it keeps its journal for `resume` or `rollback`.
+    async fn answers(&self) -> bool;
 }
+
+/// How long [`Runtime::answers`] waits for the daemon's ping.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The real runtime: the Docker daemon and the compose CLI, on the files the project record names.
 pub struct Daemon<'a> {
@@ -124,6 +130,10 @@ impl Runtime for Daemon<'_> {
 
     async fn copy_volume(&self, from: &str, to: &str) -> Result<TreeCopied, SidecarError> {
         crate::engine::sidecar::copy_volume(self.docker, from, to).await
+    }
+
+    async fn answers(&self) -> bool {
+        matches!(tokio::time::timeout(PING_TIMEOUT, self.docker.ping()).await, Ok(Ok(_)))
     }
 }
 
@@ -250,6 +260,10 @@ pub async fn wait_gates(
     let mut previous: Option<Vec<(String, i64)>> = None;
     loop {
         let failures = match ctx.runtime.observe(&project.name).await {
+            // A daemon that went away is not a stack still starting: no point waiting for it.
+            Err(e) if !ctx.runtime.answers().await => {
+                return Err(vec![format!("the Docker daemon does not answer: {e}")]);
+            }
             Err(e) => vec![e.to_string()],
             Ok(o) => {
                 let hashes = match ctx.runtime.compose(project, &["config", "--hash", "*"]).await {

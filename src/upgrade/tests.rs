@@ -54,6 +54,8 @@ struct World {
     dump_fails: bool,
     /// The featureCompatibilityVersion of the data mongo runs on.
     fcv: String,
+    /// The daemon stops answering when a compose command fails (a daemon stopped mid-hop).
+    daemon_gone: bool,
 }
 
 struct Fake<'a> {
@@ -276,6 +278,10 @@ impl Runtime for Fake<'_> {
         self.call(format!("copy {from} {to}"));
         Ok(Default::default())
     }
+
+    async fn answers(&self) -> bool {
+        !self.world.lock().unwrap().daemon_gone
+    }
 }
 
 /// A stack at `from`: its base compose files on disk, its images running, its databases at the
@@ -362,6 +368,7 @@ impl Setup {
             registry: None,
             bundle: None,
             rollback_to: None,
+            rollback_until: None,
             restore_begun: false,
         });
         j
@@ -424,6 +431,35 @@ async fn a_failed_up_after_migrations_restores_the_pre_hop_dump_and_the_files() 
     assert_eq!(fake.world.lock().unwrap().migrations, before_data, "the databases are as before the hop");
     assert_eq!(s.files(), before_files, "the compose files are byte for byte as before the hop");
     assert!(s.state.journal::<serde_json::Value>(PROJECT).is_none(), "a clean rollback ends the journal");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_daemon_gone_mid_hop_is_not_rolled_back_and_keeps_the_journal() {
+    let s = Setup::new("3.4.0");
+    let fake = s.fake("3.4.0");
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.fail.push("up -d".into());
+        w.daemon_gone = true;
+    }
+    let progress = Progress::silent();
+    let ctx = ctx(&s, &fake, &progress);
+    let mut run = Run::new(s.journal("3.4.0", "3.6.5"), PROJECT).unwrap();
+    match continue_hops(&ctx, &mut run).await.unwrap_err() {
+        UpgradeError::DaemonLost { hop, project } => {
+            assert_eq!(hop.point.to_string(), "up");
+            assert_eq!(project, PROJECT);
+        }
+        other => panic!("{other}"),
+    }
+    let calls = fake.calls();
+    assert!(!calls.contains(&"restore".to_string()), "nothing rolled back: {calls:?}");
+    let up = calls.iter().position(|c| c == "compose up -d").unwrap();
+    assert_eq!(calls.len(), up + 1, "nothing after the failed up: {calls:?}");
+    let journal = s.state.journal::<UpgradeState>(PROJECT).expect("the journal is kept for resume");
+    assert_eq!(journal.operation, "upgrade", "resume carries it on");
+    let st = journal.payload.unwrap();
+    assert!(st.done.contains(&Step::Migrate) && !st.done.contains(&Step::Up), "{:?}", st.done);
 }
 
 #[tokio::test(start_paused = true)]
@@ -542,8 +578,24 @@ fn the_way_back_follows_the_history() {
     let history = vec![entry(Operation::Upgrade, "3.4.0", "3.7.11", Some(st.clone()))];
     let all = super::chain(&history, &v("3.7.11"), None).unwrap();
     assert_eq!(all.iter().map(|(st, stop)| (st.hop, stop.to_string())).collect::<Vec<_>>(), [(3, "3.4.0".into())]);
+    assert_eq!(all[0].0.rollback_until, Some(0), "back to the start: every hop of it, by index");
     let part = super::chain(&history, &v("3.7.11"), Some(&v("3.6.5"))).unwrap();
     assert_eq!(part.iter().map(|(st, stop)| (st.hop, stop.to_string())).collect::<Vec<_>>(), [(3, "3.6.5".into())]);
+    assert_eq!(part[0].0.rollback_until, None, "to a release on the way: until the stack is at it");
+    // An upgrade that started with a MongoDB stage at its own release: back to where it started
+    // is back to the old major too, though every hop's release is >= the start's.
+    let mut staged = s.journal("3.6.5", "3.7.11").payload.unwrap();
+    staged.hop = staged.plan.hops.len();
+    assert!(staged.plan.hops[0].is_mongo_stage() && staged.plan.hops[0].from == v("3.6.5"));
+    for i in 0..staged.hop {
+        let dir = super::files::hop_dir(&staged, i);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("mongo.archive.gz"), b"dump").unwrap();
+    }
+    let from_365 = vec![entry(Operation::Upgrade, "3.6.5", "3.7.11", Some(staged.clone()))];
+    let back = super::chain(&from_365, &v("3.7.11"), None).unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!((back[0].0.hop, back[0].0.rollback_until, back[0].1.to_string()), (2, Some(0), "3.6.5".into()));
     // After that rollback the stack is at 3.6.5: the rest of the same upgrade (the MongoDB stage
     // at 3.6.5, then the first hop) is undone next.
     let mut later = history.clone();
@@ -551,6 +603,9 @@ fn the_way_back_follows_the_history() {
     let rest = super::chain(&later, &v("3.6.5"), None).unwrap();
     assert_eq!(rest.iter().map(|(st, stop)| (st.hop, stop.to_string())).collect::<Vec<_>>(), [(2, "3.4.0".into())]);
     assert!(super::chain(&history, &v("3.7.11"), Some(&v("3.5.1"))).unwrap_err().contains("3.5.1"));
+    // Older than where the recorded upgrades start: named as asked, with how far they go back.
+    let older = super::chain(&history, &v("3.7.11"), Some(&v("3.2.2"))).unwrap_err();
+    assert!(older.starts_with("3.2.2 is not a release") && older.ends_with("go back to is 3.4.0"), "{older}");
     assert!(super::chain(&history, &v("3.4.0"), None).is_err(), "nothing was upgraded to 3.4.0");
     std::fs::remove_file(super::files::hop_dir(&st, 0).join("mongo.archive.gz")).unwrap();
     assert!(super::chain(&history, &v("3.7.11"), None).unwrap_err().contains("is gone"));
@@ -635,4 +690,22 @@ async fn a_resumed_stage_runs_the_steps_not_done() {
     assert!(!calls.iter().any(|c| c.starts_with("copy") || c.starts_with("compose stop")), "{calls:?}");
     assert!(calls.contains(&"fcv 5.0".to_string()), "{calls:?}");
     assert_eq!(fake.world.lock().unwrap().fcv, "5.0");
+}
+
+/// What `recover` and `status` say of an interrupted hop: its stopped services stay stopped
+/// before `up`, and after `up` they run the new release (they are not "stopped").
+#[test]
+fn the_explanation_of_an_interrupted_hop_follows_its_steps() {
+    let s = Setup::new("3.4.0");
+    let mut j = s.journal("3.4.0", "3.6.5");
+    j.stopped = vec![StoppedService { service: "mender-useradm".into(), container: "c".into(), wave: 1 }];
+    let says = |j: &UpgradeJournal| super::recover::explain(PROJECT, j).join("\n");
+    j.payload.as_mut().unwrap().done = vec![Step::Stop, Step::Dump, Step::Rewrite, Step::Mongo, Step::Migrate];
+    let before_up = says(&j);
+    assert!(before_up.contains("(mender-useradm) stay stopped"), "{before_up}");
+    assert!(before_up.contains("continues it at step up"), "{before_up}");
+    j.payload.as_mut().unwrap().done.push(Step::Up);
+    let after_up = says(&j);
+    assert!(!after_up.contains("stay stopped"), "{after_up}");
+    assert!(after_up.contains("run 3.6.5 images since its step up"), "{after_up}");
 }

@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod emulator;
+pub mod host;
 pub mod mongo;
 pub mod receiver;
 pub mod staging;
