@@ -520,7 +520,8 @@ pub async fn way_back(
         .map_err(|why| UpgradeError::NoWayBack { to: to.cloned().unwrap_or_else(|| live.clone()), why })?;
     let mut hops = Vec::new();
     let mut restored: Option<std::path::PathBuf> = None;
-    // The oldest MongoDB stage undone, if any.
+    // A MongoDB stage undone, older than every data restore: its original volume is then what
+    // the data ends as.
     let mut stage: Option<crate::plan::Hop> = None;
     for (st, stop) in &chain {
         for i in (0..st.hop).rev() {
@@ -532,6 +533,8 @@ pub async fn way_back(
             let how = match h.rollback {
                 crate::plan::Rollback::DataRestore { .. } => {
                     restored = Some(dir.clone());
+                    // Older than any stage seen so far: this dump is what the data ends as.
+                    stage = None;
                     format!("data restore from {}", dir.join(crate::backup::bundle::ARCHIVE).display())
                 }
                 crate::plan::Rollback::ImageSwap => "image swap (decided from the data when it runs)".to_string(),
