@@ -101,6 +101,15 @@ impl Progress {
         }
     }
 
+    /// Runs `f` with the terminal's spinner and bars hidden (a question asked on the terminal),
+    /// then draws them again; without a terminal, just runs `f`.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.term {
+            Some(t) => t.multi.suspend(f),
+            None => f(),
+        }
+    }
+
     /// Shows what a running step has waited for `waited` (`compose up`: "waiting for
     /// demo-mongo-1: health starting"): on a terminal next to the step on the spinner; without
     /// one, a line on stderr each time `what` changes (never with `--json` or `-q`). An empty

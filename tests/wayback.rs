@@ -165,23 +165,30 @@ async fn restore_puts_a_bundle_back_exactly() {
     assert_eq!(stack.started_at(), started, "nothing was stopped for a refused restore");
     assert_eq!(stack.data(), damaged);
 
+    // Killed once mongorestore reads the bundle (a safety bundle taken, the databases emptied):
+    // `restore` again finishes it with no new safety bundle of the half-restored state, the
+    // first attempt's staying the way back, and no --no-safety-backup needed.
+    let killed = stack.tool_env(&["restore", "--yes", &name], &[("MENDER_COMPOSE_UPGRADE_FAULT", "during:restore")]);
+    assert_eq!(killed.status.code(), None, "killed during the restore: {}", stderr(&killed));
+    // Its question (printed under --yes too) showed the dropped collection.
+    assert!(stderr(&killed).contains(&format!("{db}.{coll}: none now")), "{}", stderr(&killed));
+    let first_safety = stack.bundle();
+    assert_ne!(first_safety, bundle, "the killed restore took a safety bundle first");
+    let bundles = std::fs::read_dir(stack.backups_dir()).unwrap().count();
+
     // By a unique start of its name.
     let prefix = &name[..name.len() - 4];
     let out = stack.tool(&["--json", "restore", "--yes", prefix]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("finishes an interrupted restore"), "{}", stderr(&out));
     let r = result_line(&out);
     assert_eq!(r["release"], "3.4.0");
-    let safety = r["safety_bundle"].as_str().expect("a safety bundle was taken");
+    let safety = r["safety_bundle"].as_str().expect("the first attempt's safety bundle");
+    assert_eq!(std::path::Path::new(safety), first_safety, "the first attempt's safety bundle stays the way back");
+    assert_eq!(std::fs::read_dir(stack.backups_dir()).unwrap().count(), bundles, "no new safety bundle");
     assert!(std::path::Path::new(safety).join("manifest.json").exists());
-    assert!(
-        r["preview"]["collections"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c.as_str().unwrap().starts_with(&format!("{db}.{coll}: none now"))),
-        "{}",
-        r["preview"]
-    );
+    // What the half-restored databases lack is shown before they are replaced.
+    assert!(r["preview"]["collections"].as_array().is_some_and(|c| !c.is_empty()), "{}", r["preview"]);
     stack.wait_healthy();
     assert_eq!(stack.data(), before, "the dropped collection and the deleted object are back, nothing else changed");
 }

@@ -180,22 +180,26 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Asks on the terminal; without one (or with --json) only `--yes` says yes.
-fn asker(yes: bool, json: bool) -> impl Fn(&str) -> bool + Sync {
+/// Asks on the terminal; without one (or with --json) only `--yes` says yes. The spinner of
+/// `progress` is held while it asks: redrawn, it would erase the question being answered.
+fn asker(yes: bool, json: bool, progress: &Progress) -> impl Fn(&str) -> bool + Sync {
+    let progress = progress.clone();
     move |question: &str| {
-        if yes {
-            // Still on record: the plan and every manual step, where the run met them.
-            eprintln!("{question} yes (--yes)");
-            return true;
-        }
-        use std::io::IsTerminal;
-        if json || !std::io::stdin().is_terminal() {
-            eprintln!("{question}\n(no terminal to answer on: pass --yes)");
-            return false;
-        }
-        eprint!("{question} [y/N] ");
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).is_ok() && matches!(line.trim().to_lowercase().as_str(), "y" | "yes")
+        progress.suspend(|| {
+            if yes {
+                // Still on record: the plan and every manual step, where the run met them.
+                eprintln!("{question} yes (--yes)");
+                return true;
+            }
+            use std::io::IsTerminal;
+            if json || !std::io::stdin().is_terminal() {
+                eprintln!("{question}\n(no terminal to answer on: pass --yes)");
+                return false;
+            }
+            eprint!("{question} [y/N] ");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).is_ok() && matches!(line.trim().to_lowercase().as_str(), "y" | "yes")
+        })
     }
 }
 

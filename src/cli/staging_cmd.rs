@@ -71,7 +71,7 @@ pub async fn rehearse(g: &Global, a: RehearseArgs) -> anyhow::Result<Exit> {
     let to = parse_version(&a.to)?;
     let w = World::open(g).await?;
     let progress = g.progress();
-    let confirm = asker(a.yes, g.json);
+    let confirm = asker(a.yes, g.json, &progress);
     let runtime = StagingRuntime { daemon: w.daemon(g.registry()) };
     let ctx = w.ctx(Run {
         runtime: &runtime,

@@ -31,7 +31,7 @@ pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
     };
     let w = World::open(g).await?;
     let progress = g.progress();
-    let confirm = asker(a.yes, g.json);
+    let confirm = asker(a.yes, g.json, &progress);
     let daemon = w.daemon(g.registry());
     let ctx = w.ctx(Run {
         runtime: &daemon,
@@ -99,7 +99,7 @@ pub async fn resume(g: &Global, a: ResumeArgs, back: Option<Option<String>>) -> 
     let registry = interrupted.as_ref().and_then(|u| u.registry.clone());
     let registry = registry.as_deref().or(g.registry());
     let progress = g.progress();
-    let confirm = asker(a.yes, g.json);
+    let confirm = asker(a.yes, g.json, &progress);
     let daemon = w.daemon(registry);
     let staging = StagingRuntime { daemon: w.daemon(registry) };
     let runtime: &dyn Runtime = match interrupted.as_ref().and_then(|u| u.project.staging.as_ref()) {
@@ -156,7 +156,7 @@ pub async fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
     crate::interrupt::install();
     let w = World::open(g).await?;
     let progress = g.progress();
-    let confirm = asker(a.run.yes, g.json);
+    let confirm = asker(a.run.yes, g.json, &progress);
     let daemon = w.daemon(g.registry());
     let ctx = w.ctx(Run {
         runtime: &daemon,
@@ -221,7 +221,7 @@ pub async fn recover(g: &Global, a: RecoverArgs) -> anyhow::Result<Exit> {
         let question = format!(
             "Abandon the interrupted upgrade of {project}? Its journal is removed and neither `resume` nor `rollback` can act on it afterwards; the stack is left exactly as it is."
         );
-        if !asker(a.yes, g.json)(&question) {
+        if !asker(a.yes, g.json, &crate::progress::Progress::silent())(&question) {
             return Err(Failure::new(
                 Exit::Usage,
                 "the abandon was not confirmed",

@@ -386,6 +386,32 @@ pub async fn resume(ctx: &Ctx<'_>, project: &str) -> Result<Outcome, UpgradeErro
 /// that finish the recovery by hand.
 pub async fn rollback(ctx: &Ctx<'_>, project: &str) -> Result<Version, UpgradeError> {
     let (lock, mut run) = take_over(ctx, project, "rollback").await?;
+    // Asked like the rollback of a completed upgrade: a data restore discards what was written
+    // since the dump, also while the hop was interrupted.
+    let mut question = format!("Roll back the interrupted upgrade of {project}:\n");
+    for line in recover::explain(project, &run.journal).iter().filter(|l| !l.contains("resume`")) {
+        question.push_str(&format!("  {line}\n"));
+    }
+    let st = run.st();
+    let hop = if st.done.is_empty() { st.hop.checked_sub(1) } else { Some(st.hop) };
+    if let Some(h) = hop.filter(|h| st.plan.hops.get(*h).is_some_and(|h| !h.is_mongo_stage())) {
+        let dir = files::hop_dir(st, h);
+        let observed = ctx.runtime.observe(project).await.ok();
+        let target = observed.as_ref().and_then(|o| Some((o.stack.network.clone()?, o.stack.mongo.clone()?.service)));
+        if let Some((network, mongo)) = target {
+            let lines = discards(ctx, &dir, &network, &mongo).await;
+            if !lines.is_empty() {
+                question.push_str("If a database moved, the pre-hop dump is restored and puts back:\n");
+                for d in lines {
+                    question.push_str(&format!("  {d}\n"));
+                }
+            }
+        }
+    }
+    question.push_str("Proceed?");
+    if !(ctx.confirm)(&question) {
+        return Err(UpgradeError::NotConfirmed("the rollback was not confirmed; nothing was changed".into()));
+    }
     let at = rollback_run(ctx, &mut run).await?;
     ctx.state.clear_journal(project)?;
     record_rollback(ctx, run.st(), &at);
@@ -437,6 +463,12 @@ pub struct WayBack {
     pub discards: Vec<String>,
 }
 
+/// Whether a rollback recorded after upgrade `e` (in `later`) brought the stack back to where
+/// `e` started: every hop of it is undone, nothing of it is left to roll back.
+fn undone(later: &[history::Entry], e: &history::Entry) -> bool {
+    later.iter().any(|r| r.operation == history::Operation::Rollback && r.ok && r.at_release == e.from)
+}
+
 /// The upgrades to undo, newest first, to go from `live` back to `to` (the last upgrade's start
 /// when `None`), from the project's history; each with the release to stop at.
 fn chain(
@@ -446,15 +478,22 @@ fn chain(
 ) -> Result<Vec<(UpgradeState, Version)>, String> {
     let mut out = Vec::new();
     let mut cur = live.clone();
+    // Entries already in the chain: an upgrade is undone once (a MongoDB stage at its start
+    // release would otherwise match it again, for ever).
+    let mut used = std::collections::BTreeSet::new();
     loop {
-        // The newest upgrade one of whose completed hops ended at the current release (its last
-        // hop, or an earlier one when a rollback already undid the later ones).
-        let found = entries.iter().rev().filter(|e| e.operation == history::Operation::Upgrade).find_map(|e| {
+        // The newest upgrade not yet undone back to its start, one of whose completed hops ended
+        // at the current release (its last hop, or an earlier one when a rollback already undid
+        // the later ones).
+        let mut candidates = entries.iter().enumerate().rev().filter(|(i, e)| {
+            e.operation == history::Operation::Upgrade && !used.contains(i) && !undone(&entries[i + 1..], e)
+        });
+        let found = candidates.find_map(|(i, e)| {
             let st = e.state.as_ref()?;
             let k = st.plan.hops[..st.hop.min(st.plan.hops.len())].iter().rposition(|h| h.to == cur)?;
-            Some((e, st, k))
+            Some((i, e, st, k))
         });
-        let Some((e, st, k)) = found else {
+        let Some((i, e, st, k)) = found else {
             if let (Some(t), false) = (to, out.is_empty()) {
                 return Err(format!(
                     "{t} is not a release the completed upgrades went through: the oldest they go back to is {cur}"
@@ -462,6 +501,7 @@ fn chain(
             }
             return Err(format!("the history has no completed upgrade hop to {cur} whose dumps it kept"));
         };
+        used.insert(i);
         let mut st = st.clone();
         // A MongoDB stage has no dump: its rollback copy is the original volume.
         if let Some(gone) = (0..=k)

@@ -69,15 +69,28 @@ pub fn explain(project: &str, j: &Journal<UpgradeState>) -> Vec<String> {
         "`mender-compose-upgrade -p {project} resume` continues it at step {next} (a step that was cut short runs again), then the hops left, to {}",
         u.plan.to
     ));
-    let dump = super::files::hop_dir(u, u.hop).join(crate::backup::bundle::ARCHIVE);
-    lines.push(format!(
-        "`mender-compose-upgrade -p {project} rollback` brings it back to {}: the previous compose files and images, and the pre-hop dump ({}) restored first if a database moved",
-        hop.from,
-        dump.display()
-    ));
+    if hop.is_mongo_stage() {
+        lines.push(format!(
+            "`mender-compose-upgrade -p {project} rollback` brings it back to {}: the previous compose files, and the previous MongoDB image on the original volume, which the stage never writes",
+            hop.from
+        ));
+    } else {
+        let dump = super::files::hop_dir(u, u.hop).join(crate::backup::bundle::ARCHIVE);
+        lines.push(format!(
+            "`mender-compose-upgrade -p {project} rollback` brings it back to {}: the previous compose files and images, and the pre-hop dump ({}) restored first if a database moved",
+            hop.from,
+            dump.display()
+        ));
+    }
     if u.done.contains(&super::Step::Up) {
         // `up` started the new release: nothing the hop stopped is still stopped.
         lines.push(format!("its services run {} images since its step up, not yet proven by the gates", hop.to));
+    } else if next == "up" {
+        // compose may have gone on after the tool stopped: what runs is for Docker to say.
+        lines.push(format!(
+            "it stopped while starting {} (step up): some services may run already, others not (`docker compose ps` shows which)",
+            hop.to
+        ));
     } else if !j.stopped.is_empty() {
         let names: Vec<&str> = j.stopped.iter().map(|s| s.service.as_str()).collect();
         lines.push(format!(

@@ -288,7 +288,11 @@ async fn preview(
     }
 }
 
-fn question(project: &str, p: &Preview, safety: bool) -> String {
+/// The journal line that names a restore's safety bundle (followed by its path).
+const SAFETY_STEP: &str = "safety bundle ";
+
+/// What `restore` asks; `safety` says what becomes of the state it replaces.
+fn question(project: &str, p: &Preview, safety: &str) -> String {
     let v = |v: &Option<Version>| v.as_ref().map_or_else(|| "unknown".to_string(), |v| v.to_string());
     let mut q = format!(
         "Restore {} into {project}: release {} now, {} in the bundle.\n",
@@ -309,11 +313,7 @@ fn question(project: &str, p: &Preview, safety: bool) -> String {
     for n in &p.notes {
         q.push_str(&format!("  note: {n}\n"));
     }
-    q.push_str(if safety {
-        "Every database is replaced. A safety bundle of the current state is taken first. Proceed?"
-    } else {
-        "Every database is replaced, and NO safety bundle is taken (--no-safety-backup). Proceed?"
-    });
+    q.push_str(&format!("Every database is replaced. {safety} Proceed?"));
     q
 }
 
@@ -349,10 +349,17 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RestoreOptions) ->
     }
     let lock = ctx.state.lock(&name, "restore")?;
     // A restore that failed half-way is finished by restoring again; anything else waits.
-    let own = ctx.state.journal::<serde_json::Value>(&name).is_some_and(|j| j.operation == "restore");
-    if !own {
+    let interrupted = ctx.state.journal::<serde_json::Value>(&name).filter(|j| j.operation == "restore");
+    if interrupted.is_none() {
         ctx.state.refuse_if_upgrade_pending(&name).map_err(Box::new)?;
     }
+    // Its safety bundle stays the way back: what runs now is half restored, worth no new one.
+    let earlier_safety = interrupted.as_ref().map(|j| {
+        j.steps
+            .iter()
+            .find_map(|s| s.step.strip_prefix(SAFETY_STEP).map(PathBuf::from))
+            .filter(|p| p.join("manifest.json").exists())
+    });
     let record = project_record(&observed)?;
     // The bundle's files in clear (the bundle itself when it is plain; removed when dropped).
     if reader.encrypted() {
@@ -361,10 +368,22 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RestoreOptions) ->
     let plain = reader.plain_dir(&["compose", "snapshot.json", ARCHIVE, "artifacts"])?;
     let data = plain.path();
     let preview = preview(ctx, &bundle, data, &m, &observed, &record).await;
-    if !(ctx.confirm)(&question(&name, &preview, !opts.no_safety_backup)) {
+    let safety_note = match (&earlier_safety, opts.no_safety_backup) {
+        (Some(Some(s)), _) => format!(
+            "This finishes an interrupted restore: its safety bundle {} stays the way back (no new one of the half-restored state).",
+            s.display()
+        ),
+        (Some(None), _) => "This finishes an interrupted restore, which had no safety bundle.".into(),
+        (None, false) => "A safety bundle of the current state is taken first.".into(),
+        (None, true) => "NO safety bundle is taken (--no-safety-backup).".into(),
+    };
+    if !(ctx.confirm)(&question(&name, &preview, &safety_note)) {
         return Err(RestoreBundleError::NotConfirmed);
     }
-    let safety = if opts.no_safety_backup {
+    let safety = if let Some(earlier) = earlier_safety {
+        ctx.progress.step("restore", safety_note.clone());
+        earlier
+    } else if opts.no_safety_backup {
         None
     } else {
         ctx.progress.step("restore", "taking a safety bundle of the current state");
@@ -407,7 +426,7 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RestoreOptions) ->
     // The safety bundle is what a failed restore is undone from: named in the journal, so that
     // `backup prune` keeps it while the journal stands.
     if let Some(safe) = &safety {
-        journal.step(&format!("safety bundle {}", safe.display()));
+        journal.step(&format!("{SAFETY_STEP}{}", safe.display()));
     }
     ctx.state.write_journal(&name, &journal)?;
     let outcome = put_back(ctx, data, &m, &record, &journal, &run_dir).await;

@@ -246,8 +246,10 @@ async fn undo_stage(ctx: &Ctx<'_>, st: &super::UpgradeState, dir: &Path) -> Resu
     wait_gates(ctx, &st.project, &hop.from, ctx.hop_timeout)
         .await
         .map_err(|f| StepError::Gates(std::iter::once("after the rollback".to_string()).chain(f).collect()))?;
+    // Only a copy the stage made (a stage stopped before its copy step made none).
     if st.project.staging.is_none()
         && let Ok((_, copy)) = super::stage::volumes(ctx, st, hop)
+        && ctx.docker.inspect_volume(&copy).await.is_ok()
     {
         ctx.progress.step("rollback", format!("volume {copy} holds the abandoned copy: docker volume rm {copy}"));
     }

@@ -596,6 +596,15 @@ fn the_way_back_follows_the_history() {
     let back = super::chain(&from_365, &v("3.7.11"), None).unwrap();
     assert_eq!(back.len(), 1);
     assert_eq!((back[0].0.hop, back[0].0.rollback_until, back[0].1.to_string()), (2, Some(0), "3.6.5".into()));
+    // Further back than that upgrade went: named, not looped on (the stage ends at 3.6.5 too).
+    let older = super::chain(&from_365, &v("3.7.11"), Some(&v("3.0.2"))).unwrap_err();
+    assert!(older.starts_with("3.0.2 is not a release") && older.ends_with("go back to is 3.6.5"), "{older}");
+    // Once a rollback brought it back to where it started, nothing of it is left to undo.
+    let mut undone = from_365.clone();
+    let mut rb = entry(Operation::Rollback, "3.7.11", "3.6.5", None);
+    rb.to = v("3.6.5");
+    undone.push(rb);
+    assert!(super::chain(&undone, &v("3.6.5"), None).is_err(), "the stage is not undone a second time");
     // After that rollback the stack is at 3.6.5: the rest of the same upgrade (the MongoDB stage
     // at 3.6.5, then the first hop) is undone next.
     let mut later = history.clone();
@@ -693,7 +702,7 @@ async fn a_resumed_stage_runs_the_steps_not_done() {
 }
 
 /// What `recover` and `status` say of an interrupted hop: its stopped services stay stopped
-/// before `up`, and after `up` they run the new release (they are not "stopped").
+/// before `up`, may be partly started during it, and run the new release after it.
 #[test]
 fn the_explanation_of_an_interrupted_hop_follows_its_steps() {
     let s = Setup::new("3.4.0");
@@ -701,9 +710,13 @@ fn the_explanation_of_an_interrupted_hop_follows_its_steps() {
     j.stopped = vec![StoppedService { service: "mender-useradm".into(), container: "c".into(), wave: 1 }];
     let says = |j: &UpgradeJournal| super::recover::explain(PROJECT, j).join("\n");
     j.payload.as_mut().unwrap().done = vec![Step::Stop, Step::Dump, Step::Rewrite, Step::Mongo, Step::Migrate];
+    let in_up = says(&j);
+    assert!(!in_up.contains("stay stopped"), "compose may have started some: {in_up}");
+    assert!(in_up.contains("stopped while starting 3.6.5 (step up)"), "{in_up}");
+    assert!(in_up.contains("continues it at step up"), "{in_up}");
+    j.payload.as_mut().unwrap().done = vec![Step::Stop, Step::Dump];
     let before_up = says(&j);
     assert!(before_up.contains("(mender-useradm) stay stopped"), "{before_up}");
-    assert!(before_up.contains("continues it at step up"), "{before_up}");
     j.payload.as_mut().unwrap().done.push(Step::Up);
     let after_up = says(&j);
     assert!(!after_up.contains("stay stopped"), "{after_up}");
