@@ -360,7 +360,7 @@ pub async fn down(d: &Demo<'_>, a: DownArgs) -> anyhow::Result<()> {
         docker::mounted_volumes(&docker, crate::labels::LABEL_PROJECT, &project).await.map_err(Failure::from)?;
     // A `compose down` that fails half-way (a network Engine 20.10 says still has an endpoint)
     // has removed the containers: their volumes are removed all the same, then it is reported.
-    let downed = if dir.join("docker-compose.yml").exists() {
+    let mut downed = if dir.join("docker-compose.yml").exists() {
         compose.run(&production_files(&project, &dir), &["down", "--remove-orphans"]).await.map(|_| ())
     } else {
         Ok(())
@@ -381,6 +381,18 @@ pub async fn down(d: &Demo<'_>, a: DownArgs) -> anyhow::Result<()> {
         remove.extend(d.catalog.catalog.mongo_majors.iter().map(|m| format!("{base}-{m}")));
     }
     let failed = docker::remove_volumes(&docker, &remove).await;
+    if downed.is_err() {
+        // Every container gone and only networks nothing is attached to left: the daemon's stale
+        // endpoint, not the demo's; said, and not a failure of `demo down`.
+        let stale = docker::stale_networks(&docker, crate::labels::LABEL_PROJECT, &project).await;
+        if !stale.is_empty() {
+            eprintln!(
+                "warning: network {} stays: the daemon says it has an endpoint though no container is attached (a stale endpoint of Docker Engine 20.10; restarting the daemon clears it)",
+                stale.join(", ")
+            );
+            downed = Ok(());
+        }
+    }
     downed.map_err(Failure::from)?;
     if a.volumes && dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;

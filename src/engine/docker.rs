@@ -402,6 +402,29 @@ pub async fn labelled_containers(docker: &Docker, label: &str, value: &str) -> R
         .collect())
 }
 
+/// The networks carrying `label=value` that no container is attached to, when no container
+/// carries the label either: what is left of a project whose `compose down` removed every
+/// container but failed on a network the daemon says still has an endpoint (a stale endpoint of
+/// Engine 20.10, which only a daemon restart clears). Empty when a container is still there, a
+/// network has one attached, or the daemon cannot list them.
+pub async fn stale_networks(docker: &Docker, label: &str, value: &str) -> Vec<String> {
+    if !labelled_containers(docker, label, value).await.is_ok_and(|c| c.is_empty()) {
+        return vec![];
+    }
+    let filters = HashMap::from([("label", vec![format!("{label}={value}")])]);
+    let opts = bollard::query_parameters::ListNetworksOptionsBuilder::new().filters(&filters).build();
+    let mut stale = Vec::new();
+    for n in docker.list_networks(Some(opts)).await.unwrap_or_default() {
+        let Some(name) = n.name else { continue };
+        let inspected = docker.inspect_network(&name, None::<bollard::query_parameters::InspectNetworkOptions>).await;
+        match inspected {
+            Ok(i) if i.containers.as_ref().is_none_or(|c| c.is_empty()) => stale.push(name),
+            _ => return vec![],
+        }
+    }
+    stale
+}
+
 /// Removes every container, network and volume carrying `label=value`, and the anonymous volumes
 /// those containers mounted (a container compose recreated mounts its predecessor's by name, and
 /// the daemon's `rm -v` keeps them); nothing else: the filter is the daemon's, on the exact label
