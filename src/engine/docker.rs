@@ -425,6 +425,33 @@ pub async fn stale_networks(docker: &Docker, label: &str, value: &str) -> Vec<St
     stale
 }
 
+/// Removes network `name` just after the containers `gone` (names) were removed from it. Engine
+/// 20.10 under load can still hold a removed container's endpoint for a moment and answer 403
+/// "has active endpoints"; each such answer force-disconnects the gone containers' endpoints by
+/// name (moby's way to clear a stale endpoint) and tries again, for at most 15 s in all.
+///
+/// # Errors
+/// The daemon's last answer when the network still cannot be removed, or any other refusal.
+async fn remove_network_settled(docker: &Docker, name: &str, gone: &[String]) -> Result<(), bollard::errors::Error> {
+    let mut attempt = 0u64;
+    loop {
+        match docker.remove_network(name).await {
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 403, message })
+                if message.contains("active endpoints") && attempt < 5 =>
+            {
+                attempt += 1;
+                tracing::debug!("network {name} still has an endpoint ({message}); try {attempt} of 5 more");
+                for c in gone {
+                    let req = bollard::models::NetworkDisconnectRequest { container: c.clone(), force: Some(true) };
+                    let _ = docker.disconnect_network(name, req).await;
+                }
+                tokio::time::sleep(Duration::from_secs(attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Removes every container, network and volume carrying `label=value`, and the anonymous volumes
 /// those containers mounted (a container compose recreated mounts its predecessor's by name, and
 /// the daemon's `rm -v` keeps them); nothing else: the filter is the daemon's, on the exact label
@@ -453,7 +480,9 @@ pub async fn remove_all_labelled(docker: &Docker, label: &str, value: &str) -> R
     let opts = bollard::query_parameters::ListNetworksOptionsBuilder::new().filters(&filters).build();
     for n in docker.list_networks(Some(opts)).await.map_err(DockerError::api("list networks"))? {
         let Some(name) = n.name else { continue };
-        docker.remove_network(&name).await.map_err(DockerError::api(format!("remove network {name}")))?;
+        remove_network_settled(docker, &name, &removed.containers)
+            .await
+            .map_err(DockerError::api(format!("remove network {name}")))?;
         removed.networks.push(name);
     }
     // One still in use by a container not of this label stays (the failure is not ours to report).
