@@ -17,12 +17,22 @@ pub struct Storage {
 
 /// The deployments storage settings from the environment (`DEPLOYMENTS_AWS_*`), unless Azure is used.
 pub fn from_env() -> Option<Storage> {
+    storage(false)
+}
+
+/// The store as devices and users reach it: at `DEPLOYMENTS_AWS_EXTERNAL_URI` when set (the
+/// address deployments presigns links for), else where deployments itself reaches it.
+pub fn external() -> Option<Storage> {
+    storage(true)
+}
+
+fn storage(external: bool) -> Option<Storage> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if env("DEPLOYMENTS_STORAGE_DEFAULT").as_deref() == Some("azure") {
         return None;
     }
     let ep = S3Endpoint {
-        url: env("DEPLOYMENTS_AWS_URI"),
+        url: external.then(|| env("DEPLOYMENTS_AWS_EXTERNAL_URI")).flatten().or_else(|| env("DEPLOYMENTS_AWS_URI")),
         region: env("DEPLOYMENTS_AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
         access_key: env("DEPLOYMENTS_AWS_AUTH_KEY")?,
         secret_key: env("DEPLOYMENTS_AWS_AUTH_SECRET")?,

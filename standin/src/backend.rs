@@ -194,13 +194,17 @@ async fn serve(r: Resolved, client: Client) -> Result<()> {
         let uri = std::env::var("WORKFLOWS_NATS_URI").unwrap_or_else(|_| "nats://mender-nats:4222".into());
         uri.trim_start_matches("nats://").trim_end_matches('/').to_string()
     });
+    let kind = r.kind();
+    let db = r.facts.db.as_ref().map(|name| client.database(name));
     let port = r.facts.port.unwrap_or(8080);
     let addr = SocketAddr::from(([0, 0, 0, 0], port));
     eprintln!("{} {} listening on {addr}", r.kind(), r.id.release);
     http::serve(addr, None, move |req| {
         let (alive, health, client, nats) = (alive.clone(), health.clone(), client.clone(), nats.clone());
+        let (kind, db) = (kind.clone(), db.clone());
         async move {
-            let path = req.uri().path();
+            let path = req.uri().path().to_string();
+            let path = path.as_str();
             if path == alive {
                 respond(StatusCode::NO_CONTENT, "")
             } else if path == health {
@@ -212,6 +216,9 @@ async fn serve(r: Resolved, client: Client) -> Result<()> {
                     ),
                 }
             } else if path.starts_with("/api/") {
+                if let Some(r) = crate::api::handle(&kind, db.as_ref(), req).await {
+                    return r;
+                }
                 json(StatusCode::UNAUTHORIZED, serde_json::json!({"error": "Unauthorized", "request_id": ""}))
             } else {
                 json(StatusCode::NOT_FOUND, serde_json::json!({"error": "not found", "request_id": ""}))

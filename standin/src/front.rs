@@ -10,10 +10,11 @@ use anyhow::{Context, Result};
 use hyper::StatusCode;
 
 use crate::http::{self, forward, json, proxy_client, respond, tls_from_files};
+use crate::rules::{self, Table};
 
-/// Which backend a path of the public API goes to, as routed by traefik.yaml (`gui`: the GUI's
-/// address from the same files).
-fn route<'a>(path: &str, gui: &'a str) -> &'a str {
+/// Which backend a path of the public API goes to when the gateway has no configuration files at
+/// all (`gui`: the GUI's address).
+fn fallback_route<'a>(path: &str, gui: &'a str) -> &'a str {
     let svc = path.strip_prefix("/api/").and_then(|p| p.split('/').nth(2)).unwrap_or("");
     match svc {
         "authentication" | "devauth" => "mender-device-auth:8080",
@@ -29,10 +30,12 @@ fn route<'a>(path: &str, gui: &'a str) -> &'a str {
 
 const TRAEFIK_CONFIG: &str = "/etc/traefik/config";
 
-/// What the gateway takes from its file-provider configuration: the GUI's address (the `gui`
-/// service's URL; `mender-gui:80` when none is found), and, for traefik v3, the routers whose
-/// rules are in v2 syntax, which v3 rejects (it logs the error and drops the router).
+/// What the gateway takes from its file-provider configuration: the routing table, the GUI's
+/// address (the `gui` service's URL; `mender-gui:80` when none is found), and, for traefik v3,
+/// the routers whose rules are in v2 syntax, which v3 rejects (it logs the error and drops the
+/// router).
 struct Config {
+    table: Table,
     gui: String,
     v2_rules: Vec<String>,
 }
@@ -47,6 +50,7 @@ fn read_config(dir: &std::path::Path, v3: bool) -> Config {
         }
     }
     texts.sort();
+    let table = Table::from_texts(&texts, v3);
     let gui = texts
         .iter()
         .flat_map(|(_, t)| t.lines())
@@ -66,10 +70,11 @@ fn read_config(dir: &std::path::Path, v3: bool) -> Config {
     } else {
         Vec::new()
     };
-    Config { gui, v2_rules }
+    Config { table, gui, v2_rules }
 }
 
-/// traefik stand-in: HTTP on 80 redirects to HTTPS on 443, which routes by path prefix. Its image
+/// traefik stand-in: HTTP on 80 redirects to HTTPS on 443, which routes by the `Host`/path rules
+/// of its file-provider configuration ([`crate::rules`]; the old path table when it has none). Its image
 /// tag decides the rule syntax it accepts: traefik v3 drops routers whose rules are in v2 syntax
 /// (https://doc.traefik.io/traefik/migration/v2-to-v3/), so the API answers 404 behind them.
 pub async fn gateway(image: &str) -> Result<()> {
@@ -78,16 +83,38 @@ pub async fn gateway(image: &str) -> Result<()> {
     for r in &config.v2_rules {
         eprintln!("ERR error while parsing rule (v2 syntax on traefik v3): {r}");
     }
+    for d in &config.table.dropped {
+        eprintln!("ERR {d}");
+    }
     let tls = tls_from_files("/etc/traefik/certs/cert.crt", "/etc/traefik/certs/private.key")?;
     let client = proxy_client();
     let (gui, broken) = (config.gui, !config.v2_rules.is_empty());
+    let table = std::sync::Arc::new(config.table);
     let https = http::serve(SocketAddr::from(([0, 0, 0, 0], 443)), tls, move |req| {
-        let (client, gui) = (client.clone(), gui.clone());
+        let (client, gui, table) = (client.clone(), gui.clone(), table.clone());
         async move {
             if broken && req.uri().path().starts_with("/api/") {
                 return respond(StatusCode::NOT_FOUND, "404 page not found");
             }
-            let upstream = route(req.uri().path(), &gui).to_string();
+            let upstream = if table.loaded {
+                let host =
+                    rules::request_host(req.headers().get("host").and_then(|h| h.to_str().ok()).or(req.uri().host()));
+                let headers = req.headers().clone();
+                let header = move |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let r = rules::Req {
+                    host: &host,
+                    path: req.uri().path(),
+                    method: req.method().as_str(),
+                    query: req.uri().query().unwrap_or(""),
+                    header: &header,
+                };
+                match table.route(&r) {
+                    Some(u) => u.to_string(),
+                    None => return respond(StatusCode::NOT_FOUND, "404 page not found"),
+                }
+            } else {
+                fallback_route(req.uri().path(), &gui).to_string()
+            };
             forward(&client, &upstream, req).await
         }
     });

@@ -2,12 +2,14 @@
 //! the gateway, GUI, OpenSearch and a MinIO front), and builds the test-bed images. Not part of
 //! the product: the real services cannot be built or run here (see the README).
 
+mod api;
 mod artifacts;
 mod backend;
 mod front;
 mod http;
 mod identity;
 mod images;
+mod rules;
 mod samples;
 mod seed;
 

@@ -15,6 +15,7 @@ pub struct SeedArgs {
     pub artifacts: u64,
     pub artifact_size: usize,
     pub start: u64,
+    pub admin_email: String,
 }
 
 impl SeedArgs {
@@ -31,6 +32,7 @@ impl SeedArgs {
             artifacts: num("--artifacts", 5)?,
             artifact_size: num("--artifact-size", 64 * 1024)? as usize,
             start: num("--start", 1000)?,
+            admin_email: get("--admin-email").unwrap_or_else(|| crate::api::ADMIN_EMAIL.into()),
         })
     }
 }
@@ -57,6 +59,9 @@ pub async fn run(a: SeedArgs) -> Result<()> {
             samples::insert(&db, samples::documents(&kind, i, n, a.pad)).await?;
             i += n;
         }
+        if kind == "useradm" {
+            ensure_admin(&db, &a.admin_email).await?;
+        }
     }
     if a.artifacts > 0 {
         let storage =
@@ -70,5 +75,31 @@ pub async fn run(a: SeedArgs) -> Result<()> {
         }
     }
     eprintln!("seeded {} devices and {} artifacts", a.devices, a.artifacts);
+    Ok(())
+}
+
+/// The admin a user logs in as: `email` with the password `SEED_ADMIN_PASSWORD` (else the test
+/// bed's [`crate::api::ADMIN_PASSWORD`]), bcrypt-hashed with Go's default cost 10 as useradm
+/// stores it (useradm@1.22.5:user/useradm.go `CreateUser`, `bcrypt.DefaultCost`). Replaced when
+/// it exists, so that a second seeding sets the password again.
+async fn ensure_admin(db: &mongodb::Database, email: &str) -> Result<()> {
+    let password = std::env::var("SEED_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| crate::api::ADMIN_PASSWORD.into());
+    let hash = bcrypt::hash(&password, 10).context("cannot hash the admin password")?;
+    let users = db.collection::<bson::Document>("users");
+    let now = bson::DateTime::now();
+    if users.find_one(bson::doc! {"email": email}).await?.is_some() {
+        users
+            .update_one(bson::doc! {"email": email}, bson::doc! {"$set": {"password": &hash, "updated_ts": now}})
+            .await?;
+    } else {
+        let id = uuid::Uuid::new_v4().to_string();
+        users
+            .insert_one(bson::doc! {"_id": id, "email": email, "password": &hash, "created_ts": now, "updated_ts": now, "tenant_id": ""})
+            .await?;
+    }
+    eprintln!("seeded the admin user {email} (password from SEED_ADMIN_PASSWORD, else the test bed's default)");
     Ok(())
 }
