@@ -26,6 +26,9 @@ struct StatusReport {
     advice: Vec<String>,
     lock: Option<Owner>,
     data: Option<DataReport>,
+    /// What a device and a person get through the API gateway; `None` when the release is
+    /// unknown (nothing says which requests its gateway routes).
+    smoke: Option<crate::snapshot::smoke::SmokeReport>,
     /// Mender's support of the running release's line.
     support: Option<Support>,
     /// Documented traps of the running release.
@@ -73,6 +76,10 @@ pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
     }
     .map_err(Failure::from)?;
     let data = if a.data { Some(observe::data(&docker, &observed).await.map_err(Failure::from)?) } else { None };
+    let smoke = match observed.stack.release {
+        Some(_) => Some(observe::smoke(&docker, &observed).await),
+        None => None,
+    };
     let state = StateDir::new(g.state_dir());
     let project = observed.stack.project.clone();
     let release = observed.stack.release.clone();
@@ -99,8 +106,12 @@ pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
         checkout,
         stack: observed.stack,
         data,
+        smoke,
     };
-    let healthy = report.stack.healthy && report.interrupted.is_none() && report.advice.is_empty();
+    let healthy = report.stack.healthy
+        && report.interrupted.is_none()
+        && report.advice.is_empty()
+        && report.smoke.as_ref().is_none_or(|s| s.passed);
     if g.json {
         print_json(&report)?;
     } else {
@@ -109,6 +120,9 @@ pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
             print!("{}", report::outcome::interrupted_upgrade(&report.advice));
         }
         print!("{}", report::status::render(&report.stack));
+        if let Some(s) = &report.smoke {
+            print!("{}", report::status::smoke(s));
+        }
         print!(
             "{}",
             report::status::catalog_notes(

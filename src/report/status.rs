@@ -9,6 +9,26 @@ use crate::snapshot::{Drift, SchemaStatus, Stack, StorageKind};
 
 use super::table;
 
+/// The smoke check as text: one line when it passed, each failed check under it otherwise.
+pub fn smoke(r: &crate::snapshot::smoke::SmokeReport) -> String {
+    let mut out = String::new();
+    let via = match (&r.gateway, &r.host) {
+        (Some(g), Some(h)) => format!(" through {g} as {h}"),
+        (Some(g), None) => format!(" through {g}"),
+        _ => String::new(),
+    };
+    if r.passed {
+        let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
+        let _ = writeln!(out, "Gateway    smoke check passed{via} ({})", names.join(", "));
+    } else {
+        let _ = writeln!(out, "Gateway    SMOKE CHECK FAILED{via}");
+        for f in r.failures() {
+            let _ = writeln!(out, "  {f}");
+        }
+    }
+    out
+}
+
 /// The stack as text for a terminal: project, release, services, databases, storage, next stops.
 pub fn render(s: &Stack) -> String {
     let mut out = String::new();

@@ -5,6 +5,7 @@
 pub mod discover;
 pub mod observe;
 pub mod refusal;
+pub mod smoke;
 mod storage;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -211,6 +211,34 @@ pub async fn data(docker: &Docker, observed: &Observed) -> Result<DataReport, Ob
     })
 }
 
+/// Runs the smoke check of an observed stack through its API gateway ([`super::smoke`]): a helper
+/// on the gateway's network, with the gateway's certificate mounted, makes the requests a device
+/// and a person make. A stack without a gateway or certificate, or a helper that fails, is a
+/// failed report (it says why), not an error: the check is a verdict on the stack.
+pub async fn smoke(docker: &Docker, observed: &Observed) -> super::smoke::SmokeReport {
+    use super::smoke::{self, SmokeReport};
+    use crate::engine::helper::{Request, SmokeJob};
+    let target = match smoke::target(&observed.stack, &observed.containers) {
+        Ok(t) => t,
+        Err(e) => return SmokeReport::failed(None, e),
+    };
+    let networks = observed.stack.networks_for(&[target.service.as_str()]);
+    let Some(network) = networks.first() else {
+        return SmokeReport::failed(Some(&target), format!("the gateway {} is on no network", target.service));
+    };
+    let job = SmokeJob {
+        address: format!("{}:{}", target.service, smoke::HTTPS_PORT),
+        host: target.host.clone(),
+        cert: target.cert.clone(),
+        requests: smoke::requests(),
+    };
+    let spec = SidecarSpec { binds: vec![target.bind.clone()], ..Default::default() };
+    match run_helper_with(docker, network, &Request { smoke: Some(job), ..Default::default() }, spec).await {
+        Ok(r) => smoke::judge(&target, &r.smoke),
+        Err(e) => SmokeReport::failed(Some(&target), format!("the helper could not run: {e}")),
+    }
+}
+
 impl From<ObserveError> for crate::exit::Failure {
     fn from(e: ObserveError) -> crate::exit::Failure {
         use crate::exit::{Exit, Failure};

@@ -6,6 +6,7 @@
 mod artifacts;
 mod mongo;
 mod probe;
+mod smoke;
 mod tree;
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use artifacts::{ArtifactsJob, ArtifactsOp, ArtifactsResult, KEY_ENV, SECRET_ENV};
 pub use mongo::{CollectionCount, CountQuery, DbReport, FcvError, FcvJob, FcvOutcome, MongoQuery, MongoReport};
 pub use probe::{Probe, ProbeResult};
+pub use smoke::{SmokeAnswer, SmokeJob, SmokeRequest};
 pub use tree::{CopyJob, TreeCopied};
 
 /// What the tool asks its helper sidecar, as JSON on the helper's command line; each part optional.
@@ -39,6 +41,9 @@ pub struct Request {
     /// Copy a directory tree exactly (a data volume onto a new one); runs first.
     #[serde(default)]
     pub copy: Option<CopyJob>,
+    /// Requests through the API gateway, as devices and users make them.
+    #[serde(default)]
+    pub smoke: Option<SmokeJob>,
 }
 
 /// The helper's answer, printed as JSON on its stdout; one part for each part of the request.
@@ -63,6 +68,9 @@ pub struct Response {
     /// What the copy did, or why it failed.
     #[serde(default)]
     pub copied: Option<Result<TreeCopied, String>>,
+    /// One per request of `Request::smoke`, in order.
+    #[serde(default)]
+    pub smoke: Vec<SmokeAnswer>,
 }
 
 /// Runs a request inside the helper: the wipe and the FCV step first, then probes, the MongoDB
@@ -86,8 +94,14 @@ pub async fn run(req: Request) -> Response {
         Some(job) => Some(mongo::set_fcv(job).await.map(|o| o.to_string()).map_err(|e| e.to_string())),
         None => None,
     };
-    let (probes, mongo, artifacts) = tokio::join!(
+    let (probes, smoke, mongo, artifacts) = tokio::join!(
         probe::run_all(&req.probes),
+        async {
+            match &req.smoke {
+                Some(job) => smoke::run(job).await,
+                None => Vec::new(),
+            }
+        },
         async {
             match &req.mongo {
                 Some(q) => Some(mongo::report(q).await),
@@ -105,5 +119,5 @@ pub async fn run(req: Request) -> Response {
     for q in &req.counts {
         counts.push(mongo::count(q).await);
     }
-    Response { probes, mongo, artifacts, wiped, fcv, counts, copied }
+    Response { probes, mongo, artifacts, wiped, fcv, counts, copied, smoke }
 }

@@ -1,0 +1,94 @@
+//! The smoke check through the API gateway (issue 9), on the real daemon: a healthy stack passes
+//! it, and a gateway whose management rule names another host, or that routes the UI to a port
+//! the GUI does not listen on, fails exactly that check; `status --require-healthy` then exits 3
+//! naming it, though every service's own health URL still answers.
+
+mod common;
+
+use common::*;
+
+fn check<'a>(s: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    s["smoke"]["checks"].as_array().expect("smoke.checks").iter().find(|c| c["name"] == name).expect(name)
+}
+
+/// `status --json --require-healthy` once the restarted gateway answers again (the stand-in, as
+/// traefik, takes a moment to listen): its exit code and report.
+fn status_after_gateway_restart(stack: &Stack) -> (Option<i32>, serde_json::Value) {
+    docker_ok(&["restart", &format!("{}-mender-api-gateway-1", stack.project)]);
+    let mut last = None;
+    for _ in 0..20 {
+        let out = stack.tool(&["--json", "status", "--require-healthy"]);
+        let s = json(&out);
+        if s["smoke"]["checks"]
+            .as_array()
+            .is_some_and(|c| c.iter().all(|c| c["problem"].as_str().is_none_or(|p| !p.contains("no answer"))))
+        {
+            return (out.status.code(), s);
+        }
+        last = Some(s);
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    panic!("the gateway does not answer after its restart: {}", last.unwrap_or_default());
+}
+
+#[test]
+fn the_smoke_check_sees_what_devices_and_people_see() {
+    let stack = Stack::up("smoke", "3.6.5");
+    let out = stack.tool(&["--json", "status", "--require-healthy"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let s = json(&out);
+    assert_eq!(s["smoke"]["passed"], true, "{}", s["smoke"]);
+    assert_eq!(s["smoke"]["gateway"], "mender-api-gateway");
+    assert_eq!(s["smoke"]["host"], "docker.mender.io", "the first of ALLOWED_HOSTS");
+    for name in ["ui", "management", "device"] {
+        assert_eq!(check(&s, name)["passed"], true, "{}", s["smoke"]);
+    }
+    assert_eq!(check(&s, "management")["status"], 401, "useradm's answer to a wrong login");
+    let text = stack.tool(&["status"]);
+    assert!(
+        stdout(&text)
+            .contains("smoke check passed through mender-api-gateway as docker.mender.io (ui, management, device)"),
+        "{}",
+        stdout(&text)
+    );
+
+    // The management API's rule for another host: the login falls through to the GUI's router.
+    let config = stack.path("config/traefik/traefik.yaml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    let rule = "PathPrefix(`/api/management/{version:v[0-9]+}/useradm`)";
+    assert!(original.contains(rule), "{original}");
+    std::fs::write(&config, original.replacen(rule, &format!("Host(`other.example.com`) && {rule}"), 1)).unwrap();
+    let (code, s) = status_after_gateway_restart(&stack);
+    assert_eq!(code, Some(3), "{s}");
+    assert_eq!(s["smoke"]["passed"], false);
+    assert_eq!(check(&s, "management")["passed"], false, "{}", s["smoke"]);
+    assert!(check(&s, "management")["problem"].as_str().unwrap().contains("expected useradm's 401"), "{}", s["smoke"]);
+    for name in ["ui", "device"] {
+        assert_eq!(check(&s, name)["passed"], true, "only the broken route fails: {}", s["smoke"]);
+    }
+    // Every service's own health URL still answers: only the smoke check sees it.
+    assert!(s["services"].as_array().unwrap().iter().all(|x| x["healthy"] == true), "{s}");
+    let out = stack.tool(&["status", "--require-healthy"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stdout(&out).contains("SMOKE CHECK FAILED through mender-api-gateway"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("smoke check management (https://docker.mender.io/api/management/v1/useradm/auth/login)")
+    );
+
+    // The UI routed to a port the GUI does not listen on: the gateway's 502.
+    let gui = "http://mender-gui:80";
+    assert!(original.contains(gui), "{original}");
+    std::fs::write(&config, original.replacen(gui, "http://mender-gui:8081", 1)).unwrap();
+    let (code, s) = status_after_gateway_restart(&stack);
+    assert_eq!(code, Some(3), "{s}");
+    let ui = check(&s, "ui");
+    assert_eq!(ui["passed"], false, "{}", s["smoke"]);
+    assert!(ui["problem"].as_str().unwrap().contains("does not answer"), "{}", s["smoke"]);
+    assert_eq!(check(&s, "management")["passed"], true, "{}", s["smoke"]);
+
+    // Put back: passes again.
+    std::fs::write(&config, &original).unwrap();
+    let (code, s) = status_after_gateway_restart(&stack);
+    assert_eq!(code, Some(0), "{s}");
+    assert_eq!(s["smoke"]["passed"], true, "{}", s["smoke"]);
+}
