@@ -90,7 +90,9 @@ struct Check {
 /// The checks without credentials (mender-server@v4.1.3 and integration@3.7.11 route these
 /// paths: useradm's login, deviceauth's authentication request, the GUI at `/`).
 const CHECKS: [Check; 3] = [
-    Check { name: "ui", what: "the UI answers with its page", method: "GET", path: "/" },
+    // `/ui/`, not `/`: the GUI's nginx answers `/` with a 301 to `/ui/` (gui@3.7.x and
+    // mender-server@v4.0.0:frontend/httpd.conf), and the helper follows no redirect.
+    Check { name: "ui", what: "the UI answers with its page", method: "GET", path: "/ui/" },
     Check {
         name: "management",
         what: "the management API reaches useradm (a wrong login gets useradm's 401)",
@@ -218,7 +220,11 @@ fn verdict(check: &str, a: &SmokeAnswer) -> Result<(), String> {
         || a.body.to_ascii_lowercase().contains("<!doctype html");
     // Mender's services answer errors as `{"error": …, "request_id": …}` (go-lib-micro
     // rest_utils); traefik's own 404 is the text "404 page not found".
-    let mender_error = serde_json::from_str::<serde_json::Value>(&a.body).is_ok_and(|v| v.get("error").is_some());
+    // The error is a string there; traefik's json-error-responder (integration@3.7.11:
+    // config/traefik/traefik.middlewares.yaml) answers `{"error": {"status_code": …}}`, an object,
+    // for a request that fell to another router.
+    let mender_error = serde_json::from_str::<serde_json::Value>(&a.body)
+        .is_ok_and(|v| v.get("error").is_some_and(serde_json::Value::is_string));
     match check {
         "ui" if status == 200 && html => Ok(()),
         "ui" => Err(unexpected(status, "200 with the UI's page")),
@@ -288,6 +294,8 @@ mod tests {
         ] {
             assert!(all.contains(needle), "{needle} missing in {all}");
         }
+        let responder = answer("management", 401, r#"{"error":{"status_code":401,"message":"Unauthorized"}}"#);
+        assert!(!judge(&a_target(), &[responder]).checks[1].passed, "the error responder's body is not useradm's");
         let r = judge(&a_target(), &[answer("management", 401, "Unauthorized")]);
         assert!(!r.checks[1].passed, "a 401 without useradm's body: {r:?}");
         assert_eq!(r.checks[0].problem.as_deref(), Some("no answer from the helper"));
