@@ -14,7 +14,7 @@ use crate::rules::{self, Table};
 
 /// Which backend a path of the public API goes to when the gateway has no configuration files at
 /// all (`gui`: the GUI's address).
-fn fallback_route<'a>(path: &str, gui: &'a str) -> &'a str {
+pub(crate) fn fallback_route<'a>(path: &str, gui: &'a str) -> &'a str {
     let svc = path.strip_prefix("/api/").and_then(|p| p.split('/').nth(2)).unwrap_or("");
     match svc {
         "authentication" | "devauth" => "mender-device-auth:8080",

@@ -445,20 +445,9 @@ mod tests {
         assert_eq!(request_host(Some("Docker.Mender.IO:443")), "docker.mender.io");
     }
 
-    /// The hard-coded table the gateway used before it read the rules.
+    /// The hard-coded table the gateway used before it read the rules (still its fallback).
     fn legacy(path: &str, gui: &str) -> String {
-        let svc = path.strip_prefix("/api/").and_then(|p| p.split('/').nth(2)).unwrap_or("");
-        match svc {
-            "authentication" | "devauth" => "mender-device-auth:8080",
-            "deployments" => "mender-deployments:8080",
-            "inventory" => "mender-inventory:8080",
-            "useradm" => "mender-useradm:8080",
-            "deviceconnect" => "mender-deviceconnect:8080",
-            "deviceconfig" => "mender-deviceconfig:8080",
-            "iot-manager" => "mender-iot-manager:8080",
-            _ => gui,
-        }
-        .to_string()
+        crate::front::fallback_route(path, gui).to_string()
     }
 
     fn stock(release: &str) -> Vec<(String, String)> {

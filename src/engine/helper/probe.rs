@@ -56,7 +56,7 @@ pub async fn run_all(probes: &[Probe]) -> Vec<ProbeResult> {
                 Err(e) => (None, Some(format!("bad URL: {e}"))),
                 Ok(uri) => match tokio::time::timeout(TIMEOUT, client.get(uri)).await {
                     Err(_) => (None, Some(format!("no answer within {} s", TIMEOUT.as_secs()))),
-                    Ok(Err(e)) => (None, Some(describe(&e))),
+                    Ok(Err(e)) => (None, Some(crate::engine::store::chain(&e))),
                     Ok(Ok(resp)) => (Some(resp.status().as_u16()), None),
                 },
             };
@@ -71,15 +71,4 @@ pub async fn run_all(probes: &[Probe]) -> Vec<ProbeResult> {
         }
     });
     futures_util::future::join_all(futures).await
-}
-
-fn describe(e: &hyper_util::client::legacy::Error) -> String {
-    use std::error::Error;
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
 }

@@ -187,23 +187,11 @@ async fn send(client: &reqwest::Client, host: &str, r: &SmokeRequest) -> SmokeAn
             answer.content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
             match resp.bytes().await {
                 Ok(b) => answer.body = String::from_utf8_lossy(&b[..b.len().min(BODY_BYTES)]).into_owned(),
-                Err(e) => answer.error = Some(describe(&e)),
+                Err(e) => answer.error = Some(crate::engine::store::chain(&e)),
             }
         }
-        Err(e) => answer.error = Some(describe(&e)),
+        Err(e) => answer.error = Some(crate::engine::store::chain(&e)),
     }
     answer.millis = start.elapsed().as_millis() as u64;
     answer
-}
-
-/// The error with its causes (TLS says why only in a source).
-fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error;
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
 }
