@@ -282,20 +282,42 @@ pub async fn helper_image(docker: &Docker) -> Result<String, SidecarError> {
     let labels = HashMap::from([(HELPER_LABEL.to_string(), "1".to_string())]);
     // Without the cache: another build of the tool removing its old helper images takes their
     // layers with them, and a build reusing one of those layers would fail half-way.
-    build_image(docker, ctx, std::slice::from_ref(&tag), &labels, &HashMap::new(), false).await?;
+    if let Err(first) =
+        build_image(docker, ctx.clone(), std::slice::from_ref(&tag), &labels, &HashMap::new(), false).await
+    {
+        // A concurrent run may have built the same tag meanwhile, or removed a layer of this
+        // build under it (an older tool without the age guard below): use theirs, or build once more.
+        if docker.inspect_image(&tag).await.is_err() {
+            tracing::debug!("building the helper image failed ({first}); building it again");
+            build_image(docker, ctx, std::slice::from_ref(&tag), &labels, &HashMap::new(), false).await?;
+        }
+    }
     remove_old_helpers(docker, &tag).await;
     Ok(tag)
 }
 
-/// Best effort: helper images of earlier builds are dead weight.
+/// A helper image younger than this may be another run's build in progress (its final image
+/// carries the label before the build tags it) or the image another run is about to start.
+const HELPER_MIN_AGE_S: i64 = 15 * 60;
+
+/// Best effort: helper images of earlier builds are dead weight, once they are old enough not to
+/// be another run's build in progress.
 async fn remove_old_helpers(docker: &Docker, keep: &str) {
     let filters = HashMap::from([("label", vec![HELPER_LABEL])]);
     let Ok(images) = docker.list_images(Some(ListImagesOptionsBuilder::new().filters(&filters).build())).await else {
         return;
     };
-    for img in images.into_iter().filter(|i| !i.repo_tags.iter().any(|t| t == keep)) {
+    let now =
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    for img in images.into_iter().filter(|i| removable_helper(i, keep, now)) {
         let _ = docker.remove_image(&img.id, Some(RemoveImageOptionsBuilder::new().force(false).build()), None).await;
     }
+}
+
+/// Whether `img` (a helper-labelled image) is an old helper: not tagged `keep` and built at least
+/// [`HELPER_MIN_AGE_S`] before `now` (Unix seconds).
+fn removable_helper(img: &bollard::models::ImageSummary, keep: &str, now: i64) -> bool {
+    !img.repo_tags.iter().any(|t| t == keep) && now.saturating_sub(img.created) >= HELPER_MIN_AGE_S
 }
 
 /// `uid:gid` of this process, for sidecars that read or write the operator's private files.
@@ -440,5 +462,30 @@ pub async fn copy_volume(docker: &Docker, from: &str, to: &str) -> Result<super:
         Some(Ok(c)) => Ok(c),
         Some(Err(e)) => Err(SidecarError::Helper(format!("copying volume {from} to {to}: {e}"))),
         None => Err(SidecarError::Helper("no answer to the copy".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(tags: &[&str], created: i64) -> bollard::models::ImageSummary {
+        bollard::models::ImageSummary {
+            repo_tags: tags.iter().map(ToString::to_string).collect(),
+            created,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_old_helpers_of_other_builds_are_removed() {
+        let keep = "mender-compose-upgrade-helper:0.1.0-a-1";
+        let now = 1_000_000;
+        // Another run's build in progress: labelled, not tagged yet, seconds old.
+        assert!(!removable_helper(&image(&[], now - 5), keep, now));
+        assert!(!removable_helper(&image(&["mender-compose-upgrade-helper:0.1.0-b-2"], now - 60), keep, now));
+        assert!(!removable_helper(&image(&[keep], now - 10 * HELPER_MIN_AGE_S), keep, now));
+        assert!(removable_helper(&image(&[], now - HELPER_MIN_AGE_S), keep, now));
+        assert!(removable_helper(&image(&["mender-compose-upgrade-helper:0.1.0-b-2"], now - 86_400), keep, now));
     }
 }
