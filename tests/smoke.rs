@@ -1,7 +1,8 @@
 //! The smoke check through the API gateway (issue 9), on the real daemon: a healthy stack passes
 //! it, and a gateway whose management rule names another host, or that routes the UI to a port
 //! the GUI does not listen on, fails exactly that check; `status --require-healthy` then exits 3
-//! naming it, though every service's own health URL still answers.
+//! naming it, though every service's own health URL still answers, and an upgrade refuses such a
+//! stack; an upgrade whose target's gateway drops the management API's routes is rolled back.
 
 mod common;
 
@@ -74,6 +75,20 @@ fn the_smoke_check_sees_what_devices_and_people_see() {
     assert!(
         stdout(&out).contains("smoke check management (https://docker.mender.io/api/management/v1/useradm/auth/login)")
     );
+    // A stack already broken for its users is not upgraded: pre-flight names the check and
+    // changes nothing (no container restarted, the files as they were).
+    let started = stack.started_at();
+    let compose_before = file(&stack.path("docker-compose.yml"));
+    let refused = stack.tool(&["upgrade", "--to", "3.7.11", "--yes"]);
+    assert_eq!(refused.status.code(), Some(3), "{}\n{}", stdout(&refused), stderr(&refused));
+    assert!(
+        stderr(&refused)
+            .contains("smoke check management (https://docker.mender.io/api/management/v1/useradm/auth/login)"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(stack.started_at(), started, "the refused upgrade stopped nothing");
+    assert_eq!(file(&stack.path("docker-compose.yml")), compose_before);
 
     // The UI routed to a port the GUI does not listen on: the gateway's 502.
     let gui = "http://mender-gui:80";
@@ -91,4 +106,35 @@ fn the_smoke_check_sees_what_devices_and_people_see() {
     let (code, s) = status_after_gateway_restart(&stack);
     assert_eq!(code, Some(0), "{s}");
     assert_eq!(s["smoke"]["passed"], true, "{}", s["smoke"]);
+}
+
+/// A release whose gateway drops the management API's routers (the test bed's
+/// `-broken-gateway` image): every service healthy on its own, so only the smoke check in the
+/// hop's gates sees it; the hop is rolled back (exit 4) and the stack passes the check again.
+#[test]
+fn an_upgrade_that_breaks_the_gateway_route_is_rolled_back() {
+    let cat = catalog_copy(|r, l| {
+        add_patch(r, l, "3.6.5", "3.6.90", &[]);
+        let gw = &mut release(r, "3.6.90")["services"]["mender-api-gateway"];
+        let image = format!("{}-broken-gateway", gw["image"].as_str().unwrap());
+        gw["image"] = image.into();
+    });
+    let cat = catalog_arg(&cat);
+    let stack = Stack::up("smoke-hop", "3.6.5");
+    let before = stack.data();
+    let compose_before = file(&stack.path("docker-compose.yml"));
+    let out = stack.tool(&["--catalog", &cat, "upgrade", "--to", "3.6.90", "--yes", "--hop-timeout", "40s"]);
+    assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("hop 3.6.5 → 3.6.90 failed at step gates"), "{err}");
+    assert!(
+        err.contains("smoke check management (https://docker.mender.io/api/management/v1/useradm/auth/login)"),
+        "{err}"
+    );
+    assert!(err.contains("rolled back to 3.6.5"), "{err}");
+    let s = json(&stack.tool(&["--catalog", &cat, "--json", "status", "--require-healthy"]));
+    assert_eq!(s["release"], "3.6.5", "{s}");
+    assert_eq!(s["smoke"]["passed"], true, "{}", s["smoke"]);
+    assert_eq!(stack.data(), before);
+    assert_eq!(file(&stack.path("docker-compose.yml")), compose_before);
 }

@@ -77,6 +77,8 @@ pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
     .map_err(Failure::from)?;
     let data = if a.data { Some(observe::data(&docker, &observed).await.map_err(Failure::from)?) } else { None };
     let smoke = match observed.stack.release {
+        // With `--require-healthy` a verdict, so a gateway still starting is given a moment.
+        Some(_) if a.require_healthy => Some(observe::smoke_settled(&docker, &observed, observe::SMOKE_SETTLE).await),
         Some(_) => Some(observe::smoke(&docker, &observed).await),
         None => None,
     };

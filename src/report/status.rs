@@ -17,7 +17,9 @@ pub fn smoke(r: &crate::snapshot::smoke::SmokeReport) -> String {
         (Some(g), None) => format!(" through {g}"),
         _ => String::new(),
     };
-    if r.passed {
+    if let Some(why) = &r.skipped {
+        let _ = writeln!(out, "Gateway    smoke check skipped: {why}");
+    } else if r.passed {
         let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
         let _ = writeln!(out, "Gateway    smoke check passed{via} ({})", names.join(", "));
     } else {

@@ -213,14 +213,14 @@ pub async fn data(docker: &Docker, observed: &Observed) -> Result<DataReport, Ob
 
 /// Runs the smoke check of an observed stack through its API gateway ([`super::smoke`]): a helper
 /// on the gateway's network, with the gateway's certificate mounted, makes the requests a device
-/// and a person make. A stack without a gateway or certificate, or a helper that fails, is a
-/// failed report (it says why), not an error: the check is a verdict on the stack.
+/// and a person make. A stack without a gateway container or certificate is a skipped report, a
+/// helper that fails a failed one (each says why), never an error: the check is a verdict.
 pub async fn smoke(docker: &Docker, observed: &Observed) -> super::smoke::SmokeReport {
     use super::smoke::{self, SmokeReport};
     use crate::engine::helper::{Request, SmokeJob};
     let target = match smoke::target(&observed.stack, &observed.containers) {
         Ok(t) => t,
-        Err(e) => return SmokeReport::failed(None, e),
+        Err(e) => return SmokeReport::skipped(&e),
     };
     let networks = observed.stack.networks_for(&[target.service.as_str()]);
     let Some(network) = networks.first() else {
@@ -236,6 +236,26 @@ pub async fn smoke(docker: &Docker, observed: &Observed) -> super::smoke::SmokeR
     match run_helper_with(docker, network, &Request { smoke: Some(job), ..Default::default() }, spec).await {
         Ok(r) => smoke::judge(&target, &r.smoke),
         Err(e) => SmokeReport::failed(Some(&target), format!("the helper could not run: {e}")),
+    }
+}
+
+/// How long a failing smoke check is tried again before it is a verdict: a gateway just started
+/// (by the tool's own backup, or a hop) takes a moment to listen and to load its routes.
+pub const SMOKE_SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// [`smoke`], tried again every 2 s while it fails, for at most `timeout`; the last report stands.
+pub async fn smoke_settled(
+    docker: &Docker,
+    observed: &Observed,
+    timeout: std::time::Duration,
+) -> super::smoke::SmokeReport {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let r = smoke(docker, observed).await;
+        if r.passed || tokio::time::Instant::now() >= deadline {
+            return r;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
 }
 

@@ -133,8 +133,11 @@ pub struct SmokeReport {
     pub host: Option<String>,
     /// Every check passed.
     pub passed: bool,
-    /// Why no request could be made (no gateway, no certificate, the helper failed).
+    /// Why no request could be made (the gateway on no network, the helper failed): a failure.
     pub error: Option<String>,
+    /// Why the check did not run at all (no gateway container, no certificate where Mender's
+    /// files mount it, e.g. TLS ended by a proxy in front): not a failure, said in the output.
+    pub skipped: Option<String>,
     /// One per check, in order.
     pub checks: Vec<SmokeCheck>,
 }
@@ -164,8 +167,14 @@ impl SmokeReport {
             host: target.map(|t| t.host.clone()),
             passed: false,
             error: Some(why.to_string()),
+            skipped: None,
             checks: vec![],
         }
+    }
+
+    /// The report when there is nothing to check through ([`TargetError`]): passed, with why.
+    pub fn skipped(why: &TargetError) -> SmokeReport {
+        SmokeReport { passed: true, skipped: Some(why.to_string()), ..Default::default() }
     }
 
     /// One line per failed check (`smoke check management: HTTP 404 …`), or the reason none ran.
@@ -205,6 +214,7 @@ pub fn judge(target: &SmokeTarget, answers: &[SmokeAnswer]) -> SmokeReport {
         host: Some(target.host.clone()),
         passed: checks.iter().all(|c| c.passed),
         error: None,
+        skipped: None,
         checks,
     }
 }

@@ -126,6 +126,11 @@ impl Runtime for StagingRuntime<'_> {
         self.daemon.answers().await
     }
 
+    async fn smoke(&self, observed: &crate::snapshot::observe::Observed) -> crate::snapshot::smoke::SmokeReport {
+        // The copy's own gateway, certificate and network: what observe found of the copy.
+        self.daemon.smoke(observed).await
+    }
+
     async fn restore(
         &self,
         dir: &Path,

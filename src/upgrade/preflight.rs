@@ -18,7 +18,7 @@ use crate::plan::saved::catalog_digest;
 use crate::plan::{self, Plan, Rollback, Start};
 use crate::snapshot::ContainerInfo;
 use crate::snapshot::observe::ObserveError;
-use crate::snapshot::observe::{Observed, Options, SETTLE_TIMEOUT, observe_settled};
+use crate::snapshot::observe::{Observed, Options, SETTLE_TIMEOUT, SMOKE_SETTLE, observe_settled};
 use crate::state::{Lock, StateDir};
 
 /// What the checks established: the lock is held from here to the end of the upgrade.
@@ -113,6 +113,18 @@ pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Res
     let health = gates::evaluate(stack, &release, &observed.containers, &parse_hashes(&hashes));
     if !health.passed {
         return Err(PreflightError::Unhealthy(health.failures).into());
+    }
+    // What devices and people get through the gateway: a stack already broken for them is not
+    // upgraded (the gates after each hop could not tell the hop's breakage from the old one).
+    // A gateway the tool's own backup just restarted may still be loading its routes.
+    let deadline = tokio::time::Instant::now() + SMOKE_SETTLE;
+    let mut smoke = ctx.runtime.smoke(&observed).await;
+    while !smoke.passed && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        smoke = ctx.runtime.smoke(&observed).await;
+    }
+    if !smoke.passed {
+        return Err(PreflightError::Unhealthy(smoke.failures()).into());
     }
     let mut v1_note = None;
     if observed.containers.iter().any(gates::created_by_compose_v1) {

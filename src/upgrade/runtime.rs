@@ -28,6 +28,7 @@ use crate::engine::helper::{MongoQuery, MongoReport, Request, Response, TreeCopi
 pub use crate::engine::sidecar::{Helper, MongoReadError, wait_mongo};
 use crate::engine::sidecar::{SidecarError, read_mongo, run_helper};
 use crate::snapshot::observe::{ObserveError, Observed, Options, observe_full};
+use crate::snapshot::smoke::SmokeReport;
 use crate::state::StoppedService;
 use crate::util::mongo_uri;
 
@@ -65,6 +66,9 @@ pub trait Runtime: Helper {
     /// Whether the Docker daemon answers a ping within [`PING_TIMEOUT`]. A hop whose daemon went
     /// away is not rolled back (nothing could be): it keeps its journal for `resume` or `rollback`.
     async fn answers(&self) -> bool;
+    /// The smoke check through the stack's API gateway ([`crate::snapshot::smoke`]): what a
+    /// device and a person get. A verdict, never an error.
+    async fn smoke(&self, observed: &Observed) -> SmokeReport;
 }
 
 /// How long [`Runtime::answers`] waits for the daemon's ping.
@@ -134,6 +138,10 @@ impl Runtime for Daemon<'_> {
 
     async fn answers(&self) -> bool {
         matches!(tokio::time::timeout(PING_TIMEOUT, self.docker.ping()).await, Ok(Ok(_)))
+    }
+
+    async fn smoke(&self, observed: &Observed) -> SmokeReport {
+        crate::snapshot::observe::smoke(self.docker, observed).await
     }
 }
 
@@ -245,8 +253,9 @@ pub fn waiting_for(containers: &[crate::engine::container::ContainerInfo]) -> St
     format!("waiting for {}", pending.join(", "))
 }
 
-/// Waits until the gates pass twice in a row with unchanged restart counts (a container that
-/// crash-loops can look healthy for a moment), or `timeout` passes.
+/// Waits until the gates, and then the smoke check through the gateway, pass twice in a row with
+/// unchanged restart counts (a container that crash-loops can look healthy for a moment), or
+/// `timeout` passes.
 ///
 /// # Errors
 /// The failures of the last evaluation (never empty).
@@ -271,13 +280,23 @@ pub async fn wait_gates(
                     Err(e) => return Err(vec![e.to_string()]),
                 };
                 let r = gates::evaluate(&o.stack, target, &o.containers, &hashes);
+                let (mut passed, mut failures) = (r.passed, r.failures);
+                // Through the gateway only once every service answers on its own: before that
+                // the smoke check would only repeat what the gates say.
+                if passed {
+                    let smoke = ctx.runtime.smoke(&o).await;
+                    if !smoke.passed {
+                        passed = false;
+                        failures.extend(smoke.failures());
+                    }
+                }
                 let restarts: Vec<(String, i64)> =
                     o.containers.iter().map(|c| (c.name.clone(), c.restart_count)).collect();
-                if r.passed && previous.as_ref() == Some(&restarts) {
+                if passed && previous.as_ref() == Some(&restarts) {
                     return Ok(());
                 }
-                previous = r.passed.then_some(restarts);
-                r.failures
+                previous = passed.then_some(restarts);
+                failures
             }
         };
         if Instant::now() > deadline {

@@ -25,6 +25,7 @@ use crate::engine::sidecar::{Helper, SidecarError};
 use crate::labels::{LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_SERVICE};
 use crate::progress::Progress;
 use crate::snapshot::observe::{ObserveError, Observed};
+use crate::snapshot::smoke::{SmokeCheck, SmokeReport};
 use crate::snapshot::{assemble, identify};
 use crate::state::{Journal, Owner, StateDir, StoppedService};
 
@@ -56,6 +57,9 @@ struct World {
     fcv: String,
     /// The daemon stops answering when a compose command fails (a daemon stopped mid-hop).
     daemon_gone: bool,
+    /// Images with which the gateway no longer routes the management API: the smoke check
+    /// fails while any of them runs (every service still healthy on its own).
+    smoke_fails_with: BTreeSet<String>,
 }
 
 struct Fake<'a> {
@@ -282,6 +286,26 @@ impl Runtime for Fake<'_> {
     async fn answers(&self) -> bool {
         !self.world.lock().unwrap().daemon_gone
     }
+
+    async fn smoke(&self, _observed: &crate::snapshot::observe::Observed) -> SmokeReport {
+        self.call("smoke");
+        let w = self.world.lock().unwrap();
+        let broken = w.images.values().any(|i| w.smoke_fails_with.contains(i));
+        let management = SmokeCheck {
+            name: "management".into(),
+            url: "https://docker.mender.io/api/management/v1/useradm/auth/login".into(),
+            status: Some(if broken { 404 } else { 401 }),
+            passed: !broken,
+            problem: broken.then(|| "HTTP 404 from the gateway: no route matches".to_string()),
+            ..Default::default()
+        };
+        SmokeReport {
+            gateway: Some("mender-api-gateway".into()),
+            passed: !broken,
+            checks: vec![management],
+            ..Default::default()
+        }
+    }
 }
 
 /// A stack at `from`: its base compose files on disk, its images running, its databases at the
@@ -489,6 +513,35 @@ async fn a_failed_gate_with_no_database_moved_is_undone_by_image_swap() {
         fake.calls()
     );
     assert_eq!(s.files(), before_files);
+}
+
+/// A hop after which every service answers on its own but the gateway no longer routes the
+/// management API is rolled back, the smoke check's failure named.
+#[tokio::test(start_paused = true)]
+async fn a_hop_that_breaks_the_gateway_route_is_rolled_back() {
+    let s = Setup::new("3.4.0");
+    let fake = s.fake("3.4.0");
+    let before_files = s.files();
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.smoke_fails_with.insert("mendersoftware/useradm:mender-3.6.5".into());
+    }
+    let progress = Progress::silent();
+    let ctx = ctx(&s, &fake, &progress);
+    let mut run = Run::new(s.journal("3.4.0", "3.6.5"), PROJECT).unwrap();
+    match continue_hops(&ctx, &mut run).await.unwrap_err() {
+        UpgradeError::RolledBack { hop, .. } => {
+            assert_eq!(hop.point.to_string(), "gates");
+            let e = hop.error.to_string();
+            assert!(
+                e.contains("smoke check management (https://docker.mender.io/api/management/v1/useradm/auth/login)"),
+                "{e}"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(s.files(), before_files);
+    assert!(fake.calls().iter().filter(|c| *c == "smoke").count() >= 2, "checked after the hop and after the rollback");
 }
 
 #[tokio::test(start_paused = true)]

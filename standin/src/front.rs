@@ -77,7 +77,9 @@ fn read_config(dir: &std::path::Path, v3: bool) -> Config {
 /// of its file-provider configuration ([`crate::rules`]; the old path table when it has none). Its image
 /// tag decides the rule syntax it accepts: traefik v3 drops routers whose rules are in v2 syntax
 /// (https://doc.traefik.io/traefik/migration/v2-to-v3/), so the API answers 404 behind them.
-pub async fn gateway(image: &str) -> Result<()> {
+/// `drops_management` (the `-broken-gateway` image): every router of the management API is
+/// dropped, as traefik drops a rule it cannot parse; the gateway itself stays up and healthy.
+pub async fn gateway(image: &str, drops_management: bool) -> Result<()> {
     let v3 = image.rsplit(':').next().is_some_and(|tag| tag.trim_start_matches('v').starts_with('3'));
     let config = read_config(std::path::Path::new(TRAEFIK_CONFIG), v3);
     for r in &config.v2_rules {
@@ -86,6 +88,11 @@ pub async fn gateway(image: &str) -> Result<()> {
     for d in &config.table.dropped {
         eprintln!("ERR {d}");
     }
+    if drops_management {
+        eprintln!(
+            "ERR error while parsing rule: every /api/management router dropped (test-bed -broken-gateway image)"
+        );
+    }
     let tls = tls_from_files("/etc/traefik/certs/cert.crt", "/etc/traefik/certs/private.key")?;
     let client = proxy_client();
     let (gui, broken) = (config.gui, !config.v2_rules.is_empty());
@@ -93,7 +100,8 @@ pub async fn gateway(image: &str) -> Result<()> {
     let https = http::serve(SocketAddr::from(([0, 0, 0, 0], 443)), tls, move |req| {
         let (client, gui, table) = (client.clone(), gui.clone(), table.clone());
         async move {
-            if broken && req.uri().path().starts_with("/api/") {
+            let path = req.uri().path();
+            if (broken && path.starts_with("/api/")) || (drops_management && path.starts_with("/api/management/")) {
                 return respond(StatusCode::NOT_FOUND, "404 page not found");
             }
             let upstream = if table.loaded {

@@ -12,7 +12,8 @@ pub struct Identity {
     /// The compose service name in the release's catalog entry (e.g. `mender-deployments`).
     pub service: String,
     pub release: Version,
-    /// The `-broken` variant: migrations run, but the server never becomes healthy.
+    /// The `-broken` variant: migrations run, but the server never becomes healthy. For the
+    /// gateway, the `-broken-gateway` variant: healthy, but it routes no management API request.
     #[serde(default)]
     pub broken: bool,
 }

@@ -218,13 +218,22 @@ async fn standins(b: &mut Builder, a: &ImagesArgs, catalog: &Catalog, base: &str
             &catalog.release(&id.release).and_then(|r| r.services.get(&id.service)).context("identity")?.clone();
         let image_ref = ImageRef::parse(&image, None);
         let kind = image_ref.short_name().to_string();
-        let variants: &[bool] =
-            if image_ref.repository.starts_with("mendersoftware/") { &[false, true] } else { &[false] };
+        // Mender's images have a `-broken` variant (never healthy), the gateway a
+        // `-broken-gateway` one (healthy, but the management API's routers dropped).
+        let variants: &[bool] = if image_ref.repository.starts_with("mendersoftware/") || facts.role == Role::Gateway {
+            &[false, true]
+        } else {
+            &[false]
+        };
         for &broken in variants {
             let id = Identity { broken, ..id.clone() };
             let (entry, cmd, root) = entrypoint(&kind, facts.role);
             let gui_port = crate::identity::gui_port(&id.release);
-            let suffix = if broken { "-broken" } else { "" };
+            let suffix = match (broken, facts.role) {
+                (false, _) => "",
+                (true, Role::Gateway) => "-broken-gateway",
+                (true, _) => "-broken",
+            };
             let tag = format!("{}{suffix}", image_ref.qualified(Some(&a.prefix)));
             let identity = serde_json::to_vec_pretty(&id)?;
             let context = standin_context(base, &identity, &kind, &entry, &cmd, root, facts.role, gui_port)?;

@@ -73,7 +73,7 @@ async fn run(args: Vec<String>) -> anyhow::Result<ExitCode> {
     let args = strip_config(args);
     let role = async {
         match resolved.role() {
-            Role::Gateway => front::gateway(&resolved.facts.image).await.map(|_| ExitCode::SUCCESS),
+            Role::Gateway => front::gateway(&resolved.facts.image, resolved.id.broken).await.map(|_| ExitCode::SUCCESS),
             Role::Gui => front::gui(identity::gui_port(&resolved.id.release)).await.map(|_| ExitCode::SUCCESS),
             Role::Search => front::opensearch().await.map(|_| ExitCode::SUCCESS),
             _ => backend::run(resolved, &args).await,
