@@ -114,8 +114,8 @@ fn the_smoke_check_sees_what_devices_and_people_see() {
 #[test]
 fn an_upgrade_that_breaks_the_gateway_route_is_rolled_back() {
     let cat = catalog_copy(|r, l| {
-        add_patch(r, l, "3.6.5", "3.6.90", &[]);
-        let gw = &mut release(r, "3.6.90")["services"]["mender-api-gateway"];
+        add_patch(r, l, "3.6.5", "3.6.92", &[]);
+        let gw = &mut release(r, "3.6.92")["services"]["mender-api-gateway"];
         let image = format!("{}-broken-gateway", gw["image"].as_str().unwrap());
         gw["image"] = image.into();
     });
@@ -123,10 +123,10 @@ fn an_upgrade_that_breaks_the_gateway_route_is_rolled_back() {
     let stack = Stack::up("smoke-hop", "3.6.5");
     let before = stack.data();
     let compose_before = file(&stack.path("docker-compose.yml"));
-    let out = stack.tool(&["--catalog", &cat, "upgrade", "--to", "3.6.90", "--yes", "--hop-timeout", "40s"]);
+    let out = stack.tool(&["--catalog", &cat, "upgrade", "--to", "3.6.92", "--yes", "--hop-timeout", "40s"]);
     assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("hop 3.6.5 → 3.6.90 failed at step gates"), "{err}");
+    assert!(err.contains("hop 3.6.5 → 3.6.92 failed at step gates"), "{err}");
     assert!(
         err.contains("smoke check management (https://docker.mender.io/api/management/v1/useradm/auth/login)"),
         "{err}"

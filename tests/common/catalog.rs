@@ -35,7 +35,9 @@ pub fn release<'a>(r: &'a mut Value, v: &str) -> &'a mut Value {
 }
 
 /// Adds patch release `to` of line 3.6: the images of `like` retagged as mender-`to`, with
-/// `broken` services on their -broken stand-ins.
+/// `broken` services on their -broken stand-ins. The tags are the daemon's, shared by the test
+/// binaries that run at once: each binary uses a `to` of its own (upgrade 3.6.90, crash_matrix
+/// 3.6.91, smoke 3.6.92); `scripts/test` removes them at the end.
 pub fn add_patch(r: &mut Value, l: &mut Value, like: &str, to: &str, broken: &[&str]) {
     let mut rel = release(r, like).clone();
     rel["version"] = to.into();
