@@ -18,6 +18,10 @@ use super::Stack;
 /// Where Mender's compose files mount the gateway's certificate (integration@3.7.11:
 /// production/config/prod.yml.template, `./production/keys-generated/cert/cert.crt`).
 pub const CERT_IN_GATEWAY: &str = "/etc/traefik/certs/cert.crt";
+/// Mender 4.x's compose files name the same certificate `mender.crt`
+/// (mender-server@v4.0.0:compose/config/traefik/tls.yaml) in the directory they mount at
+/// `/etc/traefik/certs`; a stack migrated from 3.x keeps `cert.crt`.
+pub const CERT_IN_GATEWAY_4X: &str = "/etc/traefik/certs/mender.crt";
 /// The port of the gateway's HTTPS entry point (`--entrypoints.https.address=:443`).
 pub const HTTPS_PORT: u16 = 443;
 
@@ -69,10 +73,14 @@ pub fn target(stack: &Stack, containers: &[ContainerInfo]) -> Result<SmokeTarget
         if m.kind == "volume" { m.name.clone() } else { m.source.clone() }
     };
     let (dir, file) = CERT_IN_GATEWAY.rsplit_once('/').unwrap_or(("", CERT_IN_GATEWAY));
-    let (bind, cert) = if let Some(src) = c.mounts.iter().find(|m| m.destination == CERT_IN_GATEWAY).and_then(source) {
+    let file_mount =
+        [CERT_IN_GATEWAY, CERT_IN_GATEWAY_4X].iter().find_map(|p| c.mounts.iter().find(|m| m.destination == *p));
+    let (bind, cert) = if let Some((src, m)) = file_mount.and_then(|m| source(m).map(|s| (s, m))) {
+        let file = m.destination.rsplit_once('/').map_or(file, |(_, f)| f);
         (format!("{src}:/smoke/{file}:ro"), format!("/smoke/{file}"))
     } else if let Some(src) = c.mounts.iter().find(|m| m.destination == dir).and_then(source) {
-        (format!("{src}:/smoke/certs:ro"), format!("/smoke/certs/{file}"))
+        // A directory: the helper takes the first of the names Mender's files give it.
+        (format!("{src}:/smoke/certs:ro"), "/smoke/certs".to_string())
     } else {
         return Err(TargetError::NoCertificate { service });
     };
@@ -410,7 +418,15 @@ mod tests {
         // 3.0/3.1 have no ALLOWED_HOSTS in effect: the service name; a directory of certificates.
         let c = gateway(&[], vec![bind("/srv/certs", "/etc/traefik/certs")]);
         let t = target(&s, &[c]).unwrap();
-        assert_eq!((t.host.as_str(), t.cert.as_str()), ("mender-api-gateway", "/smoke/certs/cert.crt"));
+        assert_eq!((t.host.as_str(), t.cert.as_str()), ("mender-api-gateway", "/smoke/certs"));
+
+        // 4.x's own compose files: mender.crt, mounted as a file or in the directory.
+        let c = gateway(&[], vec![bind("/srv/compose/certs/mender.crt", CERT_IN_GATEWAY_4X)]);
+        let t = target(&s, &[c]).unwrap();
+        assert_eq!(
+            (t.bind.as_str(), t.cert.as_str()),
+            ("/srv/compose/certs/mender.crt:/smoke/mender.crt:ro", "/smoke/mender.crt")
+        );
 
         let c = gateway(&[], vec![bind("/srv/other.crt", "/etc/ssl/other.crt")]);
         assert_eq!(

@@ -253,9 +253,13 @@ pub fn waiting_for(containers: &[crate::engine::container::ContainerInfo]) -> St
     format!("waiting for {}", pending.join(", "))
 }
 
+/// How long the smoke check may fail while every gate passes before that is the hop's verdict
+/// (a gateway that answers its healthcheck has loaded its file-provider routes within seconds).
+pub const SMOKE_VERDICT: Duration = Duration::from_secs(30);
+
 /// Waits until the gates, and then the smoke check through the gateway, pass twice in a row with
 /// unchanged restart counts (a container that crash-loops can look healthy for a moment), or
-/// `timeout` passes.
+/// `timeout` passes, or the smoke check keeps failing for [`SMOKE_VERDICT`] while the gates pass.
 ///
 /// # Errors
 /// The failures of the last evaluation (never empty).
@@ -267,6 +271,9 @@ pub async fn wait_gates(
 ) -> Result<(), Vec<String>> {
     let deadline = Instant::now() + timeout;
     let mut previous: Option<Vec<(String, i64)>> = None;
+    // Since when the gates pass but the smoke check fails: a route the new release does not have
+    // stays missing, so that is a verdict after a grace, not after the whole hop timeout.
+    let mut smoke_failing_since: Option<Instant> = None;
     loop {
         let failures = match ctx.runtime.observe(&project.name).await {
             // A daemon that went away is not a stack still starting: no point waiting for it.
@@ -285,10 +292,18 @@ pub async fn wait_gates(
                 // the smoke check would only repeat what the gates say.
                 if passed {
                     let smoke = ctx.runtime.smoke(&o).await;
-                    if !smoke.passed {
+                    if smoke.passed {
+                        smoke_failing_since = None;
+                    } else {
                         passed = false;
                         failures.extend(smoke.failures());
+                        let since = *smoke_failing_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= SMOKE_VERDICT {
+                            return Err(failures);
+                        }
                     }
+                } else {
+                    smoke_failing_since = None;
                 }
                 let restarts: Vec<(String, i64)> =
                     o.containers.iter().map(|c| (c.name.clone(), c.restart_count)).collect();

@@ -36,7 +36,8 @@ pub struct SmokeJob {
     pub address: String,
     /// The API host name sent as SNI and `Host` (the first of the gateway's `ALLOWED_HOSTS`).
     pub host: String,
-    /// The stack's certificate (PEM) as mounted into the helper; the gateway must present it.
+    /// The stack's certificate (PEM) as mounted into the helper; the gateway must present it. A
+    /// directory: its first of [`CERT_NAMES`].
     pub cert: String,
     /// The requests, answered in this order.
     pub requests: Vec<SmokeRequest>,
@@ -133,6 +134,20 @@ pub async fn run(job: &SmokeJob) -> Vec<SmokeAnswer> {
     }
 }
 
+/// The names the gateway's certificate has in a mounted directory: 3.x's compose files
+/// (integration@3.7.11:production/config/prod.yml.template) and 4.x's
+/// (mender-server@v4.0.0:compose/config/traefik/tls.yaml).
+pub const CERT_NAMES: [&str; 2] = ["cert.crt", "mender.crt"];
+
+/// `path` itself, or for a directory the first of [`CERT_NAMES`] in it (the first name when none
+/// is there, for the error message).
+fn cert_file(path: &std::path::Path) -> std::path::PathBuf {
+    if !path.is_dir() {
+        return path.to_path_buf();
+    }
+    CERT_NAMES.iter().map(|n| path.join(n)).find(|p| p.is_file()).unwrap_or_else(|| path.join(CERT_NAMES[0]))
+}
+
 fn url(host: &str, path: &str) -> String {
     format!("https://{host}{path}")
 }
@@ -140,8 +155,10 @@ fn url(host: &str, path: &str) -> String {
 /// A client that reaches `job.host` at the gateway's address and trusts only the pinned
 /// certificate. Errors are the words the answers carry.
 async fn client(job: &SmokeJob) -> Result<reqwest::Client, String> {
-    let pem = std::fs::read(&job.cert).map_err(|e| format!("cannot read the stack's certificate {}: {e}", job.cert))?;
-    let cert = rustls_pemfile_first(&pem).ok_or_else(|| format!("{} holds no PEM certificate", job.cert))?;
+    let path = cert_file(std::path::Path::new(&job.cert));
+    let pem =
+        std::fs::read(&path).map_err(|e| format!("cannot read the stack's certificate {}: {e}", path.display()))?;
+    let cert = rustls_pemfile_first(&pem).ok_or_else(|| format!("{} holds no PEM certificate", path.display()))?;
     let addr = tokio::net::lookup_host(&job.address)
         .await
         .map_err(|e| format!("the gateway {} does not resolve: {e}", job.address))?
@@ -194,4 +211,21 @@ async fn send(client: &reqwest::Client, host: &str, r: &SmokeRequest) -> SmokeAn
     }
     answer.millis = start.elapsed().as_millis() as u64;
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mounted_directory_gives_the_certificate_under_either_release_s_name() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(cert_file(dir.path()), dir.path().join("cert.crt"), "none there: the 3.x name, for the error");
+        std::fs::write(dir.path().join("mender.crt"), "4.x").unwrap();
+        assert_eq!(cert_file(dir.path()), dir.path().join("mender.crt"));
+        std::fs::write(dir.path().join("cert.crt"), "3.x").unwrap();
+        assert_eq!(cert_file(dir.path()), dir.path().join("cert.crt"));
+        let file = dir.path().join("mender.crt");
+        assert_eq!(cert_file(&file), file);
+    }
 }
