@@ -65,6 +65,7 @@ fn bundle(backups: &Path, project: &str, days: u64, checks: &[&str], rehearsed: 
         stack: Some(StackIdentity { databases: BTreeMap::from([("useradm".into(), "2026-01-01T00:00:00Z".into())]) }),
         writers_stopped_secs: None,
         encryption: None,
+        keys: vec![],
     }
     .save(&dir)
     .unwrap();

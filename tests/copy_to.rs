@@ -190,6 +190,7 @@ fn a_copy_that_does_not_match_the_manifest_names_the_file() {
         stack: None,
         writers_stopped_secs: None,
         encryption: None,
+        keys: vec![],
     }
     .save(&dir)
     .unwrap();

@@ -2,7 +2,8 @@
 //! it, and a gateway whose management rule names another host, or that routes the UI to a port
 //! the GUI does not listen on, fails exactly that check; `status --require-healthy` then exits 3
 //! naming it, though every service's own health URL still answers, and an upgrade refuses such a
-//! stack; an upgrade whose target's gateway drops the management API's routes is rolled back.
+//! stack; an upgrade whose target's gateway drops the management API's routes is rolled back;
+//! a signing key replaced after a backup recorded it is named.
 
 mod common;
 
@@ -105,6 +106,42 @@ fn the_smoke_check_sees_what_devices_and_people_see() {
     std::fs::write(&config, &original).unwrap();
     let (code, s) = status_after_gateway_restart(&stack);
     assert_eq!(code, Some(0), "{s}");
+    assert_eq!(s["smoke"]["passed"], true, "{}", s["smoke"]);
+
+    // A backup records the signing keys. deviceauth's key file replaced by another key (useradm's)
+    // afterwards: every device token is invalid, though every route answers as before.
+    let backup = stack.tool(&["backup"]);
+    assert!(backup.status.success(), "{}\n{}", stdout(&backup), stderr(&backup));
+    let s = json(&stack.tool(&["--json", "status", "--require-healthy"]));
+    assert_eq!(check(&s, "keys")["passed"], true, "{}", s["smoke"]);
+    let key = stack.path("production/keys-generated/keys/deviceauth/private.key");
+    let other = stack.path("production/keys-generated/keys/useradm/private.key");
+    let key_before = std::fs::read(&key).unwrap();
+    let other_key = std::fs::read(&other).unwrap();
+    assert_ne!(key_before, other_key);
+    std::fs::write(&key, &other_key).unwrap();
+    let out = stack.tool(&["--json", "status", "--require-healthy"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    let s = json(&out);
+    let keys = check(&s, "keys");
+    assert_eq!(keys["passed"], false, "{}", s["smoke"]);
+    let problem = keys["problem"].as_str().unwrap();
+    assert!(
+        problem.starts_with("the deviceauth signing key (/etc/deviceauth/rsa/private.pem in mender-device-auth)"),
+        "{problem}"
+    );
+    assert!(problem.contains("the newest backup (") && problem.contains("every device"), "{problem}");
+    for name in ["ui", "management", "device"] {
+        assert_eq!(check(&s, name)["passed"], true, "only the key check fails: {}", s["smoke"]);
+    }
+    let text = stack.tool(&["status", "--require-healthy"]);
+    assert_eq!(text.status.code(), Some(3));
+    assert!(stdout(&text).contains("smoke check keys: the deviceauth signing key"), "{}", stdout(&text));
+    let secret = String::from_utf8_lossy(&other_key);
+    let body = secret.lines().nth(1).unwrap_or_default();
+    assert!(!body.is_empty() && !stdout(&text).contains(body) && !stdout(&out).contains(body), "no key bytes shown");
+    std::fs::write(&key, &key_before).unwrap();
+    let s = json(&stack.tool(&["--json", "status", "--require-healthy"]));
     assert_eq!(s["smoke"]["passed"], true, "{}", s["smoke"]);
 }
 

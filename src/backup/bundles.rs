@@ -191,6 +191,16 @@ fn listed(path: &Path, name: String, holders: &[Holder], now: SystemTime) -> Lis
     }
 }
 
+/// The newest readable bundle of `project` taken of the live stack (`live`), with its manifest:
+/// what `status` compares the signing keys against. `None` when there is none.
+pub fn newest_of(backups: &Path, project: &str, live: &super::manifest::StackIdentity) -> Option<(String, Manifest)> {
+    let listed = scan(backups, &[], SystemTime::now()).ok()?;
+    listed.into_iter().rev().filter(|l| l.project.as_deref() == Some(project)).find_map(|l| {
+        let m = Manifest::load(&l.path).ok()?;
+        live.differs_from(m.stack.as_ref()).is_none().then_some((l.name, m))
+    })
+}
+
 /// Bytes of the regular files below `dir`, links not followed (unreadable parts count 0).
 fn size_on_disk(dir: &Path) -> u64 {
     crate::util::walk(dir)

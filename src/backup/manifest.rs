@@ -62,6 +62,11 @@ pub struct Manifest {
     /// `files[].sha256` is then of the ciphertext. Absent for a plain bundle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<super::crypt::Encryption>,
+    /// The sha256 of deviceauth's and useradm's signing keys when the bundle was taken
+    /// ([`crate::snapshot::keys`]): `status` and the gates name a key that differs. Absent in
+    /// bundles of earlier versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<crate::snapshot::keys::KeyDigest>,
 }
 
 /// Which stack a bundle is of: when each of its databases was born (its first `migration_info`
@@ -477,6 +482,7 @@ pub(crate) mod tests {
             stack: None,
             writers_stopped_secs: None,
             encryption: None,
+            keys: vec![],
         }
     }
 

@@ -700,6 +700,7 @@ async fn finish(
         stack: Some(stack_identity(stack)),
         writers_stopped_secs: Some(writers_stopped_secs),
         encryption: recipients.map(crypt::Recipients::encryption),
+        keys: crate::snapshot::keys::digests(containers),
     };
     manifest.save(&partial.dir)?;
     Ok(manifest)

@@ -316,6 +316,11 @@ pub struct UpgradeArgs {
     /// Refuse unless a rehearsal (`rehearse --to`) of this target proved the backup it starts from.
     #[arg(long)]
     pub require_rehearsal: bool,
+    /// Keep a hop that mounts other deviceauth or useradm signing keys than the backup recorded
+    /// (without it such a hop is rolled back: a new key logs out every user and makes every
+    /// device authenticate again).
+    #[arg(long)]
+    pub accept_new_keys: bool,
 }
 
 /// `resume` (and how `rollback` runs).

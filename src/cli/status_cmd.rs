@@ -83,6 +83,21 @@ pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
         None => None,
     };
     let state = StateDir::new(g.state_dir());
+    let mut smoke = smoke;
+    // A signing key that is not the one the newest backup recorded: every session and device
+    // token the stack issued is invalid (the check needs no gateway, only the release's files).
+    if let Some(s) = smoke.as_mut() {
+        let live = crate::backup::stack_identity(&observed.stack);
+        if let Some((name, m)) = crate::backup::bundles::newest_of(&state.backups(), &observed.stack.project, &live)
+            && !m.keys.is_empty()
+        {
+            let now = crate::snapshot::keys::digests(&observed.containers);
+            s.add_keys_check(
+                &name,
+                crate::snapshot::keys::changed(&m.keys, &now, &format!("the newest backup ({name})")),
+            );
+        }
+    }
     let project = observed.stack.project.clone();
     let release = observed.stack.release.clone();
     let checkout = observed

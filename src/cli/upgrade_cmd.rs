@@ -48,6 +48,7 @@ pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
         use_bundle: None,
         require_rehearsal: a.require_rehearsal,
         reviewed,
+        accept_new_keys: a.accept_new_keys,
     };
     let done = upgrade::run(&ctx, &Target::Production(g.project.clone()), &opts).await;
     progress.finish();

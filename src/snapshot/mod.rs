@@ -3,6 +3,7 @@
 //! verdict here is unit-tested on data.
 
 pub mod discover;
+pub mod keys;
 pub mod observe;
 pub mod refusal;
 pub mod smoke;

@@ -185,14 +185,31 @@ impl SmokeReport {
         SmokeReport { passed: true, skipped: Some(why.to_string()), ..Default::default() }
     }
 
+    /// Adds the check that the signing keys are the ones `bundle` recorded (`changed`: one line
+    /// per key that is not, from [`crate::snapshot::keys::changed`]); it fails the report when
+    /// any is not.
+    pub fn add_keys_check(&mut self, bundle: &str, changed: Vec<String>) {
+        let passed = changed.is_empty();
+        self.passed &= passed;
+        self.checks.push(SmokeCheck {
+            name: "keys".into(),
+            what: format!("deviceauth's and useradm's signing keys are the ones the newest backup ({bundle}) recorded"),
+            url: String::new(),
+            status: None,
+            passed,
+            problem: (!passed).then(|| changed.join("; ")),
+        });
+    }
+
     /// One line per failed check (`smoke check management: HTTP 404 …`), or the reason none ran.
     pub fn failures(&self) -> Vec<String> {
         let mut out: Vec<String> = self.error.iter().map(|e| format!("smoke check: {e}")).collect();
-        out.extend(
-            self.checks
-                .iter()
-                .filter_map(|c| c.problem.as_ref().map(|p| format!("smoke check {} ({}): {p}", c.name, c.url))),
-        );
+        out.extend(self.checks.iter().filter_map(|c| {
+            c.problem.as_ref().map(|p| match c.url.as_str() {
+                "" => format!("smoke check {}: {p}", c.name),
+                url => format!("smoke check {} ({url}): {p}", c.name),
+            })
+        }));
         out
     }
 }

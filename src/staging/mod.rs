@@ -510,7 +510,7 @@ async fn build(ctx: &Ctx<'_>, record: &Record, m: &Manifest, data: &Path) -> Res
     compose_shown(ctx, &project, &["up", "-d", "--no-build"]).await?;
     timings.insert("start".to_string(), secs(t.elapsed()));
     let t = Instant::now();
-    wait_gates(ctx, &project, &record.release, ctx.hop_timeout)
+    wait_gates(ctx, &project, &record.release, ctx.hop_timeout, &[])
         .await
         .map_err(|f| step(name, "gates")(StepError::Gates(f)))?;
     timings.insert("gates".to_string(), secs(t.elapsed()));

@@ -197,6 +197,8 @@ pub async fn run(ctx: &Ctx<'_>, project: Option<&str>, opts: &RehearseOptions) -
         max_backup_age: opts.max_backup_age,
         use_bundle: Some(bundle.clone()),
         require_rehearsal: false,
+        // The copy mounts copies of the keys: a release that mounts others fails here first.
+        accept_new_keys: false,
     };
     ctx.progress.step("rehearse", format!("upgrading staging {name} to {}", opts.to));
     // Staging asks nothing: its go-ahead was the rehearsal; manual steps are listed in the report.
@@ -257,7 +259,8 @@ async fn bundle_for(
 ) -> Result<PathBuf, RehearseError> {
     let project = &observed.stack.project;
     let live = backup::stack_identity(&observed.stack);
-    let choice = fresh_bundle(ctx.state, project, release, max_age, &live);
+    let keys = crate::snapshot::keys::digests(&observed.containers);
+    let choice = fresh_bundle(ctx.state, project, release, max_age, &live, &keys);
     for i in &choice.ignored {
         ctx.progress.step("rehearse", format!("ignored: {i}"));
     }

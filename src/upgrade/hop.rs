@@ -139,7 +139,12 @@ async fn run_step(ctx: &Ctx<'_>, run: &mut Run, step: Step, hop: &Hop) -> Result
                 "gates",
                 format!("waiting for {} to be healthy (at most {} s)", hop.to, ctx.hop_timeout.as_secs()),
             );
-            wait_gates(ctx, &run.st().project, &hop.to, ctx.hop_timeout).await.map_err(StepError::Gates)
+            // The signing keys the bundle recorded: a hop must not change them.
+            let keys = match (&run.st().bundle, run.st().accept_new_keys) {
+                (Some(b), false) => crate::backup::manifest::Manifest::load(b).map(|m| m.keys).unwrap_or_default(),
+                _ => vec![],
+            };
+            wait_gates(ctx, &run.st().project, &hop.to, ctx.hop_timeout, &keys).await.map_err(StepError::Gates)
         }
     }
 }

@@ -96,6 +96,8 @@ pub struct UpgradeOptions {
     /// The plan file the operator reviewed (`upgrade --plan FILE`): the file as given and what it
     /// holds; the upgrade carries out exactly its plan or refuses.
     pub reviewed: Option<(String, crate::plan::saved::SavedPlan)>,
+    /// Do not roll back a hop for mounting other signing keys than the bundle recorded.
+    pub accept_new_keys: bool,
 }
 
 /// The upgrade's part of the journal: where it is and what it needs to undo its hop. Its shape is
@@ -134,6 +136,10 @@ pub struct UpgradeState {
     /// wiped or half back): any later rollback of this hop restores the dump again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restore_begun: bool,
+    /// `upgrade --accept-new-keys`: a hop that mounts other deviceauth or useradm signing keys
+    /// than the bundle recorded is not rolled back for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accept_new_keys: bool,
 }
 
 /// The journal of an upgrade.
@@ -275,6 +281,7 @@ pub async fn run(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Resul
         rollback_to: None,
         rollback_until: None,
         restore_begun: false,
+        accept_new_keys: opts.accept_new_keys,
     };
     let mut journal = Journal::new("upgrade", &ready.lock.owner);
     journal.payload = Some(st);

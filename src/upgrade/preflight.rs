@@ -145,7 +145,8 @@ pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Res
         Some(b) => Manifest::load(b).ok().map(|m| (b.clone(), m)),
         None => {
             let live = backup::stack_identity(stack);
-            let choice = fresh_bundle(ctx.state, &observed.stack.project, &release, opts.max_backup_age, &live);
+            let keys = crate::snapshot::keys::digests(&observed.containers);
+            let choice = fresh_bundle(ctx.state, &observed.stack.project, &release, opts.max_backup_age, &live, &keys);
             notes.extend(choice.ignored.iter().map(|i| format!("ignored: {i}")));
             choice.found
         }
@@ -189,6 +190,7 @@ pub async fn check(ctx: &Ctx<'_>, target: &Target, opts: &UpgradeOptions) -> Res
         rollback_to: None,
         rollback_until: None,
         restore_begun: false,
+        accept_new_keys: opts.accept_new_keys,
     };
     if let Some(first) = plan.hops.first() {
         let rw = hop::preview(ctx, &st, first)
@@ -431,6 +433,7 @@ pub fn fresh_bundle(
     release: &semver::Version,
     max_age: Duration,
     live: &StackIdentity,
+    live_keys: &[crate::snapshot::keys::KeyDigest],
 ) -> BundleChoice {
     let mut choice = BundleChoice::default();
     let Ok(entries) = std::fs::read_dir(state.backups()) else { return choice };
@@ -451,6 +454,11 @@ pub fn fresh_bundle(
             // Old bundles are the normal case; not worth a line.
         } else if !m.restore_tested() {
             choice.ignored.push(format!("bundle {name} was never proven by a restore test (`verify --restore-test`)"));
+        } else if let Some(why) =
+            crate::snapshot::keys::changed(&m.keys, live_keys, &format!("bundle {name}")).into_iter().next()
+        {
+            // A rollback to it would bring back keys the stack no longer signs with.
+            choice.ignored.push(why);
         } else {
             found.push((path, m));
         }

@@ -542,7 +542,7 @@ async fn put_back(
     }
     ctx.progress.step("restore", "docker compose up -d");
     compose_shown(ctx, record, &["up", "-d", "--remove-orphans"]).await?;
-    wait_gates(ctx, record, &release, ctx.hop_timeout).await.map_err(StepError::Gates)?;
+    wait_gates(ctx, record, &release, ctx.hop_timeout, &[]).await.map_err(StepError::Gates)?;
     Ok(release)
 }
 

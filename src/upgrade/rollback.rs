@@ -230,7 +230,7 @@ pub async fn undo(ctx: &Ctx<'_>, run: &mut Run) -> Result<(Version, Class), Step
         }
         compose_shown(ctx, &st.project, &args).await?;
     }
-    wait_gates(ctx, &st.project, &hop.from, ctx.hop_timeout)
+    wait_gates(ctx, &st.project, &hop.from, ctx.hop_timeout, &[])
         .await
         .map_err(|f| StepError::Gates(std::iter::once("after the rollback".to_string()).chain(f).collect()))?;
     Ok((hop.from.clone(), class))
@@ -243,7 +243,7 @@ async fn undo_stage(ctx: &Ctx<'_>, st: &super::UpgradeState, dir: &Path) -> Resu
     ctx.progress.step("rollback", Class::OriginalVolume.describe());
     files::restore(&st.project, dir)?;
     compose_shown(ctx, &st.project, &["up", "-d"]).await?;
-    wait_gates(ctx, &st.project, &hop.from, ctx.hop_timeout)
+    wait_gates(ctx, &st.project, &hop.from, ctx.hop_timeout, &[])
         .await
         .map_err(|f| StepError::Gates(std::iter::once("after the rollback".to_string()).chain(f).collect()))?;
     // Only a copy the stage made (a stage stopped before its copy step made none).

@@ -27,6 +27,7 @@ use crate::engine::compose::{Compose, ComposeError};
 use crate::engine::helper::{MongoQuery, MongoReport, Request, Response, TreeCopied};
 pub use crate::engine::sidecar::{Helper, MongoReadError, wait_mongo};
 use crate::engine::sidecar::{SidecarError, read_mongo, run_helper};
+use crate::snapshot::keys::{self, KeyDigest};
 use crate::snapshot::observe::{ObserveError, Observed, Options, observe_full};
 use crate::snapshot::smoke::SmokeReport;
 use crate::state::StoppedService;
@@ -260,6 +261,8 @@ pub const SMOKE_VERDICT: Duration = Duration::from_secs(30);
 /// Waits until the gates, and then the smoke check through the gateway, pass twice in a row with
 /// unchanged restart counts (a container that crash-loops can look healthy for a moment), or
 /// `timeout` passes, or the smoke check keeps failing for [`SMOKE_VERDICT`] while the gates pass.
+/// A signing key that is not the one of `keys` (the bundle's record; empty: not checked) fails
+/// at once ([`keys::changed`]).
 ///
 /// # Errors
 /// The failures of the last evaluation (never empty).
@@ -268,6 +271,7 @@ pub async fn wait_gates(
     project: &ProjectRecord,
     target: &Version,
     timeout: Duration,
+    keys: &[KeyDigest],
 ) -> Result<(), Vec<String>> {
     let deadline = Instant::now() + timeout;
     let mut previous: Option<Vec<(String, i64)>> = None;
@@ -288,6 +292,15 @@ pub async fn wait_gates(
                 };
                 let r = gates::evaluate(&o.stack, target, &o.containers, &hashes);
                 let (mut passed, mut failures) = (r.passed, r.failures);
+                // Another signing key is no state that passes: the hop mounted it.
+                let changed =
+                    keys::changed(keys, &keys::digests(&o.containers), "the backup this upgrade started from");
+                if !changed.is_empty() {
+                    return Err(changed
+                        .into_iter()
+                        .map(|c| format!("{c} (upgrade --accept-new-keys keeps a hop that changes it on purpose)"))
+                        .collect());
+                }
                 // Through the gateway only once every service answers on its own: before that
                 // the smoke check would only repeat what the gates say.
                 if passed {

@@ -60,6 +60,8 @@ struct World {
     /// Images with which the gateway no longer routes the management API: the smoke check
     /// fails while any of them runs (every service still healthy on its own).
     smoke_fails_with: BTreeSet<String>,
+    /// Host files mounted as deviceauth's signing key while it runs each image.
+    key_files: BTreeMap<String, PathBuf>,
 }
 
 struct Fake<'a> {
@@ -187,9 +189,9 @@ impl Runtime for Fake<'_> {
     }
 
     async fn observe(&self, project: &str) -> Result<Observed, ObserveError> {
-        let (images, unhealthy) = {
+        let (images, unhealthy, key_files) = {
             let w = self.world.lock().unwrap();
-            (w.images.clone(), w.unhealthy_images.clone())
+            (w.images.clone(), w.unhealthy_images.clone(), w.key_files.clone())
         };
         let containers: Vec<ContainerInfo> = images
             .iter()
@@ -208,6 +210,14 @@ impl Runtime for Fake<'_> {
                 c.labels.insert(LABEL_PROJECT.into(), project.into());
                 c.labels.insert(LABEL_SERVICE.into(), service.clone());
                 c.labels.insert(LABEL_CONFIG_HASH.into(), format!("hash-{service}"));
+                if let Some(key) = key_files.get(image) {
+                    c.mounts.push(crate::engine::container::Mount {
+                        kind: "bind".into(),
+                        name: None,
+                        source: Some(key.to_string_lossy().into_owned()),
+                        destination: "/etc/deviceauth/rsa/private.pem".into(),
+                    });
+                }
                 c
             })
             .collect();
@@ -394,6 +404,7 @@ impl Setup {
             rollback_to: None,
             rollback_until: None,
             restore_begun: false,
+            accept_new_keys: false,
         });
         j
     }
@@ -542,6 +553,56 @@ async fn a_hop_that_breaks_the_gateway_route_is_rolled_back() {
     }
     assert_eq!(s.files(), before_files);
     assert!(fake.calls().iter().filter(|c| *c == "smoke").count() >= 2, "checked after the hop and after the rollback");
+}
+
+/// A hop whose release mounts another deviceauth signing key than the bundle recorded: every
+/// device would have to authenticate again, so it is rolled back, unless the operator accepts it.
+#[tokio::test(start_paused = true)]
+async fn a_hop_that_changes_a_signing_key_is_rolled_back_unless_accepted() {
+    for accept in [false, true] {
+        let s = Setup::new("3.4.0");
+        let fake = s.fake("3.4.0");
+        let keys = s.project_dir.join("keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        let (old, new) = (keys.join("old.pem"), keys.join("new.pem"));
+        std::fs::write(&old, "-----BEGIN PRIVATE KEY-----\nold\n").unwrap();
+        std::fs::write(&new, "-----BEGIN PRIVATE KEY-----\nnew\n").unwrap();
+        {
+            let mut w = fake.world.lock().unwrap();
+            w.key_files.insert("mendersoftware/deviceauth:mender-3.4.0".into(), old.clone());
+            w.key_files.insert("mendersoftware/deviceauth:mender-3.6.5".into(), new.clone());
+        }
+        // The bundle the upgrade started from recorded the old key.
+        let bundle = s.project_dir.join("bundle");
+        std::fs::create_dir_all(&bundle).unwrap();
+        let before = fake.observe(PROJECT).await.unwrap();
+        let recorded = crate::snapshot::keys::digests(&before.containers);
+        assert!(recorded.iter().any(|k| k.signer == "deviceauth" && k.sha256.is_some()), "{recorded:?}");
+        crate::backup::manifest::Manifest { keys: recorded, ..crate::backup::manifest::tests::manifest() }
+            .save(&bundle)
+            .unwrap();
+        let mut journal = s.journal("3.4.0", "3.6.5");
+        let st = journal.payload.as_mut().unwrap();
+        st.bundle = Some(bundle);
+        st.accept_new_keys = accept;
+        let progress = Progress::silent();
+        let ctx = ctx(&s, &fake, &progress);
+        let mut run = Run::new(journal, PROJECT).unwrap();
+        let result = continue_hops(&ctx, &mut run).await;
+        if accept {
+            assert!(result.is_ok(), "accepted: {}", result.unwrap_err());
+            continue;
+        }
+        match result.unwrap_err() {
+            UpgradeError::RolledBack { hop, .. } => {
+                assert_eq!(hop.point.to_string(), "gates");
+                let e = hop.error.to_string();
+                assert!(e.contains("the deviceauth signing key (/etc/deviceauth/rsa/private.pem in"), "{e}");
+                assert!(e.contains("--accept-new-keys"), "{e}");
+            }
+            other => panic!("{other}"),
+        }
+    }
 }
 
 #[tokio::test(start_paused = true)]
