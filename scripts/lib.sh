@@ -42,6 +42,14 @@ sweep_test_resources() {
     return 0
 }
 
+# The made-up patch releases of the tests (tests/common/catalog.rs add_patch tags the test-bed
+# images `mender-3.6.9N`): a tag left behind (a test binary run by hand, an interrupted run) keeps
+# an image the next test-bed build supersedes, and the test run after that leaves it dangling.
+remove_test_tags() {
+    docker images --format '{{.Repository}}:{{.Tag}}' | grep -E ':mender-3\.6\.9[0-9]$' |
+        xargs -r docker rmi >/dev/null 2>&1 || true
+}
+
 # What is dangling on the daemon, one "KIND ID" line each: volumes no container uses, containers
 # that are not running, networks no container uses, untagged images. The test run compares this
 # before and after itself (issue 13: nothing left behind).

@@ -92,10 +92,12 @@ pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
             && !m.keys.is_empty()
         {
             let now = crate::snapshot::keys::digests(&observed.containers);
-            s.add_keys_check(
-                &name,
-                crate::snapshot::keys::changed(&m.keys, &now, &format!("the newest backup ({name})")),
-            );
+            let mut changed = crate::snapshot::keys::changed(&m.keys, &now, &format!("the newest backup ({name})"));
+            if !changed.is_empty() {
+                changed
+                    .push("if the new key is intended, take a backup (`backup`) so that it is the one recorded".into());
+            }
+            s.add_keys_check(&name, changed);
         }
     }
     let project = observed.stack.project.clone();

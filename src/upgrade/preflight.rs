@@ -454,11 +454,12 @@ pub fn fresh_bundle(
             // Old bundles are the normal case; not worth a line.
         } else if !m.restore_tested() {
             choice.ignored.push(format!("bundle {name} was never proven by a restore test (`verify --restore-test`)"));
-        } else if let Some(why) =
-            crate::snapshot::keys::changed(&m.keys, live_keys, &format!("bundle {name}")).into_iter().next()
-        {
+        } else if !crate::snapshot::keys::changed(&m.keys, live_keys, "it").is_empty() {
             // A rollback to it would bring back keys the stack no longer signs with.
-            choice.ignored.push(why);
+            choice.ignored.push(format!(
+                "bundle {name} recorded other deviceauth or useradm signing keys than the stack mounts now (a key \
+                 changed since it was taken)"
+            ));
         } else {
             found.push((path, m));
         }
