@@ -41,8 +41,8 @@ pub fn key_files(containers: &[ContainerInfo]) -> Vec<(String, String, String, O
         // The image's repository names the service (mendersoftware/deviceauth,
         // …/deviceauth-enterprise; 4.x's mender-server images are named the same way).
         let Some(c) = containers.iter().find(|c| {
-            let repo = c.image.rsplit_once(':').map_or(c.image.as_str(), |(r, _)| r);
-            repo.rsplit('/').next().is_some_and(|name| name.starts_with(signer))
+            let image = crate::catalog::ImageRef::parse(&c.image, None);
+            image.repository.rsplit('/').next().is_some_and(|name| name.starts_with(signer))
         }) else {
             continue;
         };
@@ -162,6 +162,9 @@ mod tests {
             )
         );
         assert_eq!(files[1].3, Some("/srv/compose/config/mender.pem".into()), "the deepest mount holds it");
+        // A mirror with a port and no tag is still deviceauth's image.
+        let mirrored = [container("da", "mirror.example:5000/mendersoftware/deviceauth", &[], &[])];
+        assert_eq!(key_files(&mirrored)[0].0, "deviceauth");
         // The image's own file: nothing of the host to read.
         let bare = [container("mender-useradm", "mendersoftware/useradm:mender-3.7.11", &[], &[])];
         assert_eq!(key_files(&bare)[0].2, "/etc/useradm/rsa/private.pem");
