@@ -40,6 +40,16 @@ struct Config {
     v2_rules: Vec<String>,
 }
 
+/// `Host(`a`,`b`)`: several names in one `Host()`, v2 only (v3's `Header(`k`, `v`)` takes two
+/// values legitimately).
+fn several_hosts(line: &str) -> bool {
+    line.match_indices("Host(").any(|(i, _)| {
+        let arg = &line[i + 5..];
+        let inside = arg.split(')').next().unwrap_or("");
+        inside.matches('`').count() > 2
+    })
+}
+
 fn read_config(dir: &std::path::Path, v3: bool) -> Config {
     let mut texts: Vec<(String, String)> = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -60,10 +70,7 @@ fn read_config(dir: &std::path::Path, v3: bool) -> Config {
     // v2 only: `{name:regexp}` placeholders in path or host rules, several names in one Host().
     let v2 = |l: &str| {
         l.contains("rule:")
-            && (l.contains("{version:")
-                || l.contains("{domain:")
-                || l.contains("{(")
-                || ((l.contains("`,`") || l.contains("`, `")) && l.contains("Host(")))
+            && (l.contains("{version:") || l.contains("{domain:") || l.contains("{(") || several_hosts(l))
     };
     let v2_rules = if v3 {
         texts.iter().flat_map(|(f, t)| t.lines().filter(|l| v2(l)).map(move |l| format!("{f}: {}", l.trim()))).collect()

@@ -317,7 +317,7 @@ pub struct Table {
 /// Drops Go-template blocks (`{{- with … }}` … `{{- end }}`) and directive lines: the file
 /// provider renders templates (traefik@v2.10:pkg/provider/file/file.go), which the stand-in
 /// does not; what they would add (the 4.x ALLOWED_HOSTS checker) is left out, and logged.
-fn strip_templates(file: &str, text: &str, dropped: &mut Vec<String>) -> String {
+fn strip_templates(file: &str, text: &str, dropped: &mut Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> String {
     let mut out = String::new();
     let mut depth = 0usize;
     for line in text.lines() {
@@ -337,11 +337,24 @@ fn strip_templates(file: &str, text: &str, dropped: &mut Vec<String>) -> String 
             continue;
         }
         if depth == 0 {
-            out.push_str(line);
+            out.push_str(&render_env(line, env));
             out.push('\n');
         }
     }
     out
+}
+
+/// Renders the inline `{{ env "NAME" }}` actions of a line as the file provider's sprig `env`
+/// does (integration@3.7.11:config/traefik/traefik.minio.yaml names the storage host so): the
+/// variable's value, empty when it is unset.
+fn render_env(line: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
+    static ACTION: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let re = ACTION.get_or_init(|| {
+        // A literal expression: it compiles (proven by the tests).
+        #[allow(clippy::unwrap_used)]
+        Regex::new(r#"\{\{-?\s*env\s+"([A-Za-z_][A-Za-z0-9_]*)"\s*-?\}\}"#).unwrap()
+    });
+    re.replace_all(line, |c: &regex::Captures| env(&c[1]).unwrap_or_default()).into_owned()
 }
 
 /// `http://host:port` → `host:port` (port 80 when none).
@@ -352,13 +365,19 @@ fn upstream(url: &str) -> Option<String> {
 }
 
 impl Table {
-    /// The table of the files `(name, text)` for traefik v2 or v3.
+    /// The table of the files `(name, text)` for traefik v2 or v3, `{{ env }}` rendered from the
+    /// process's environment.
     pub fn from_texts(texts: &[(String, String)], v3: bool) -> Table {
+        Table::from_texts_with(texts, v3, &|k| std::env::var(k).ok())
+    }
+
+    /// [`Table::from_texts`] with the environment `env`.
+    pub fn from_texts_with(texts: &[(String, String)], v3: bool, env: &dyn Fn(&str) -> Option<String>) -> Table {
         let mut dropped = Vec::new();
         let mut routers_def = BTreeMap::new();
         let mut services = BTreeMap::new();
         for (name, text) in texts {
-            let text = strip_templates(name, text, &mut dropped);
+            let text = strip_templates(name, text, &mut dropped, env);
             match serde_saphyr::from_str::<Option<File>>(&text) {
                 Ok(f) => {
                     if let Some(http) = f.and_then(|f| f.http) {
@@ -480,7 +499,8 @@ mod tests {
         let none = |_: &str| None;
         for rel in releases {
             let v3 = !rel.starts_with('3');
-            let t = Table::from_texts(&stock(&rel), v3);
+            let storage = |k: &str| (k == "STORAGE_URL").then(|| "s3.docker.mender.io".to_string());
+            let t = Table::from_texts_with(&stock(&rel), v3, &storage);
             let gui = if v3 { "mender-gui:8090" } else { "mender-gui:80" };
             let dropped: Vec<&String> = t.dropped.iter().filter(|d| !d.contains("template block")).collect();
             assert!(dropped.is_empty(), "{rel}: {dropped:?}");
@@ -498,7 +518,14 @@ mod tests {
                     "/mender-artifact-storage/a0",
                 ] {
                     let got = t.route(&req(host, path, &none));
-                    assert_eq!(got, Some(legacy(path, gui).as_str()), "{rel} {host} {path}");
+                    // The storage proxy (integration@3.7.11:config/traefik/traefik.minio.yaml):
+                    // the storage host, and the bucket's path on any host, reach the store.
+                    let want = if host == "s3.docker.mender.io" || path.starts_with("/mender-artifact-storage/") {
+                        "minio:9000".to_string()
+                    } else {
+                        legacy(path, gui)
+                    };
+                    assert_eq!(got, Some(want.as_str()), "{rel} {host} {path}");
                 }
                 // In the old table only: the abridged configs have no router for these.
                 for path in [
@@ -507,10 +534,24 @@ mod tests {
                     "/api/devices/v1/deployments/device/deployments/next",
                     "/api/devices/v1/inventory/device/attributes",
                 ] {
-                    assert_eq!(t.route(&req(host, path, &none)), Some(gui), "{rel} {host} {path}");
+                    let want = if host == "s3.docker.mender.io" { "minio:9000" } else { gui };
+                    assert_eq!(t.route(&req(host, path, &none)), Some(want), "{rel} {host} {path}");
                 }
+                // A presigned request on the API host, or forwarded for the storage host.
+                let amz = |k: &str| (k == "X-Amz-Date").then(|| "20261203T000000Z".to_string());
+                assert_eq!(t.route(&req(host, "/other-bucket/k", &amz)), Some("minio:9000"), "{rel} {host}");
+                let fwd = |k: &str| (k == "X-Forwarded-Host").then(|| "s3.docker.mender.io".to_string());
+                assert_eq!(t.route(&req(host, "/k", &fwd)), Some("minio:9000"), "{rel} {host}");
             }
         }
+    }
+
+    #[test]
+    fn env_actions_are_rendered() {
+        let env = |k: &str| (k == "STORAGE_URL").then(|| "s3.example.com".to_string());
+        assert_eq!(render_env("rule: Host(`{{ env \"STORAGE_URL\" }}`)", &env), "rule: Host(`s3.example.com`)");
+        assert_eq!(render_env("Host(`{{env \"UNSET\"}}`) || x", &env), "Host(``) || x");
+        assert_eq!(render_env("no action", &env), "no action");
     }
 
     #[test]
