@@ -92,19 +92,10 @@ fn a_completed_upgrade_is_rolled_back_and_recorded() {
     assert_eq!(again.status.code(), Some(3), "nothing left to undo: {}", stderr(&again));
 }
 
-fn container_ip(container: &str) -> String {
-    docker_ok(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", container])
-        .split_whitespace()
-        .next()
-        .expect("the container has an address")
-        .to_string()
-}
-
 /// `restore BUNDLE` puts back a dropped collection and a deleted object, after a safety bundle;
 /// another project's bundle and a damaged bundle are refused before any downtime.
 #[tokio::test(flavor = "multi_thread")]
 async fn restore_puts_a_bundle_back_exactly() {
-    use mender_compose_upgrade::engine::s3::{S3Endpoint, client};
     let stack = Stack::up("restore", "3.4.0");
     let other = Stack::up("restore-other", "3.4.0");
     let before = stack.data();
@@ -134,14 +125,7 @@ async fn restore_puts_a_bundle_back_exactly() {
     .await
     .unwrap();
     mongo.database(&db).collection::<bson::Document>(&coll).drop().await.unwrap();
-    let prod = file(&stack.path("production/config/prod.yml"));
-    let secret = prod.lines().find_map(|l| l.trim().strip_prefix("MINIO_SECRET_KEY: ")).unwrap().to_string();
-    let s3 = client(&S3Endpoint {
-        url: Some(format!("http://{}:9000", container_ip(&format!("{}-minio-1", stack.project)))),
-        region: "us-east-1".into(),
-        access_key: "mender-deployments".into(),
-        secret_key: secret,
-    });
+    let s3 = store_client(&stack);
     let key = before["artifacts"][0]["key"].as_str().unwrap().to_string();
     s3.delete_object().bucket("mender-artifact-storage").key(&key).send().await.unwrap();
     let damaged = stack.data();

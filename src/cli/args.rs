@@ -160,6 +160,9 @@ pub struct StatusArgs {
     /// and the artifact store's inventory (a full read of the data; for before/after checks).
     #[arg(long)]
     pub data: bool,
+    /// What the smoke check does beyond its fixed requests.
+    #[command(flatten)]
+    pub smoke: SmokeArgs,
 }
 
 /// `plan`.
@@ -321,6 +324,9 @@ pub struct UpgradeArgs {
     /// device authenticate again).
     #[arg(long)]
     pub accept_new_keys: bool,
+    /// What the smoke check does beyond its fixed requests.
+    #[command(flatten)]
+    pub smoke: SmokeArgs,
 }
 
 /// `resume` (and how `rollback` runs).
@@ -575,5 +581,69 @@ mod tests {
         let cli = Cli::try_parse_from(["mcu", "backup"]).unwrap();
         let Command::Backup(a) = cli.command else { panic!("not backup") };
         assert_eq!(a.stop.stop_timeout, 30);
+    }
+}
+
+/// The smoke check's options (`status`, `upgrade`).
+#[derive(Args, Debug, Clone)]
+pub struct SmokeArgs {
+    /// How many of the artifacts the deployments database references the smoke check looks for
+    /// in the store, each with its recorded size: a number (a new random sample every run; 0
+    /// turns the check off) or `all`.
+    #[arg(long, value_name = "N|all", default_value_t = crate::snapshot::smoke::ArtifactSample::default())]
+    pub artifact_sample: crate::snapshot::smoke::ArtifactSample,
+    /// An operator's login (e-mail) for the smoke check: log in through the gateway, count the
+    /// devices and artifacts, download one artifact through the storage proxy. The password is
+    /// read from the environment variable MENDER_SMOKE_PASSWORD or from --smoke-password-file,
+    /// never from a flag.
+    #[arg(long, value_name = "EMAIL")]
+    pub smoke_user: Option<String>,
+    /// A file whose first line is the --smoke-user's password (instead of MENDER_SMOKE_PASSWORD).
+    #[arg(long, value_name = "FILE", requires = "smoke_user")]
+    pub smoke_password_file: Option<PathBuf>,
+}
+
+pub use crate::snapshot::smoke::SMOKE_PASSWORD_ENV;
+
+impl SmokeArgs {
+    /// The smoke check's options, the password read from `--smoke-password-file` or
+    /// [`SMOKE_PASSWORD_ENV`].
+    ///
+    /// # Errors
+    /// A usage [`Failure`](crate::exit::Failure) (exit 2) for a `--smoke-user` without a password,
+    /// or a password file that cannot be read or is empty; its message never holds the password.
+    pub fn options(&self) -> Result<crate::snapshot::smoke::SmokeOptions, crate::exit::Failure> {
+        use crate::exit::{Exit, Failure, UNCHANGED_ALL};
+        let credentials = match &self.smoke_user {
+            None => None,
+            Some(user) => {
+                let password = match &self.smoke_password_file {
+                    Some(path) => {
+                        let text = std::fs::read_to_string(path).map_err(|e| {
+                            Failure::new(
+                                Exit::Usage,
+                                format!("cannot read the smoke check's password file {}: {e}", path.display()),
+                                UNCHANGED_ALL,
+                                "give a readable file whose first line is the password",
+                            )
+                        })?;
+                        text.lines().next().unwrap_or_default().to_string()
+                    }
+                    None => std::env::var(SMOKE_PASSWORD_ENV).unwrap_or_default(),
+                };
+                if password.is_empty() {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        format!("--smoke-user {user} has no password"),
+                        UNCHANGED_ALL,
+                        format!(
+                            "put it in the environment variable {SMOKE_PASSWORD_ENV}, or in a file given with --smoke-password-file (never on the command line)"
+                        ),
+                    ));
+                }
+                Some(crate::snapshot::smoke::Credentials::new(user.clone(), password))
+            }
+        };
+        Ok(crate::snapshot::smoke::SmokeOptions { artifact_sample: self.artifact_sample, credentials })
     }
 }

@@ -124,7 +124,13 @@ impl World {
 
     /// The real runtime for production projects.
     fn daemon<'a>(&'a self, registry: Option<&'a str>) -> Daemon<'a> {
-        Daemon { docker: &self.docker, compose: &self.compose, catalog: &self.catalog.catalog, registry }
+        Daemon {
+            docker: &self.docker,
+            compose: &self.compose,
+            catalog: &self.catalog.catalog,
+            registry,
+            smoke: Default::default(),
+        }
     }
 
     /// The one context the stage verbs run with.

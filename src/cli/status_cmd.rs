@@ -65,6 +65,7 @@ fn checkout_report(
 /// A [`Failure`](crate::exit::Failure) with its exit code for what the operator can act on;
 /// anything else is unexpected (exit 1).
 pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
+    let smoke_opts = a.smoke.options()?;
     let catalog = g.load_catalog()?;
     let docker = super::connect().await?;
     let opts = Options { project: g.project.as_deref(), registry: g.registry(), counts: false };
@@ -78,8 +79,10 @@ pub async fn status(g: &Global, a: StatusArgs) -> anyhow::Result<Exit> {
     let data = if a.data { Some(observe::data(&docker, &observed).await.map_err(Failure::from)?) } else { None };
     let smoke = match observed.stack.release {
         // With `--require-healthy` a verdict, so a gateway still starting is given a moment.
-        Some(_) if a.require_healthy => Some(observe::smoke_settled(&docker, &observed, observe::SMOKE_SETTLE).await),
-        Some(_) => Some(observe::smoke(&docker, &observed).await),
+        Some(_) if a.require_healthy => {
+            Some(observe::smoke_settled(&docker, &observed, &smoke_opts, observe::SMOKE_SETTLE).await)
+        }
+        Some(_) => Some(observe::smoke(&docker, &observed, &smoke_opts).await),
         None => None,
     };
     let state = StateDir::new(g.state_dir());

@@ -29,10 +29,11 @@ pub async fn upgrade(g: &Global, a: UpgradeArgs) -> anyhow::Result<Exit> {
             );
         }
     };
+    let smoke = a.smoke.options()?;
     let w = World::open(g).await?;
     let progress = g.progress();
     let confirm = asker(a.yes, g.json, &progress);
-    let daemon = w.daemon(g.registry());
+    let daemon = crate::upgrade::runtime::Daemon { smoke, ..w.daemon(g.registry()) };
     let ctx = w.ctx(Run {
         runtime: &daemon,
         registry: g.registry(),

@@ -240,8 +240,19 @@ pub async fn up(d: &Demo<'_>, a: UpArgs) -> anyhow::Result<()> {
     println!("Try:");
     println!("  mender-compose-upgrade --image-registry {registry} -p {project} status");
     println!("  mender-compose-upgrade --image-registry {registry} -p {project} plan --to 3.7.11");
+    println!("The seeded admin's account, for the smoke check's login and download (the test bed's password):");
+    println!(
+        "  {}={DEMO_ADMIN_PASSWORD} mender-compose-upgrade --image-registry {registry} -p {project} status --smoke-user {DEMO_ADMIN}",
+        crate::snapshot::smoke::SMOKE_PASSWORD_ENV
+    );
     Ok(())
 }
+
+/// The admin the test bed's seeder writes, and its password (the stand-in's defaults:
+/// standin/src/api.rs `ADMIN_EMAIL`, `ADMIN_PASSWORD`; not a secret, a test bed's).
+pub const DEMO_ADMIN: &str = "admin@docker.mender.io";
+/// See [`DEMO_ADMIN`].
+pub const DEMO_ADMIN_PASSWORD: &str = "mender-demo-admin";
 
 async fn create_volume(docker: &Docker, name: &str) -> anyhow::Result<()> {
     if docker.inspect_volume(name).await.is_ok() {

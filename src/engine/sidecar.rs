@@ -266,6 +266,12 @@ pub async fn helper_image(docker: &Docker) -> Result<String, SidecarError> {
         remove_old_helpers(docker, &tag).await;
         return Ok(tag);
     }
+    // One build at a time on this host: two runs that both miss the tag would both build it, and
+    // the second's tag leaves the first's image untagged (dangling) on the operator's daemon.
+    let _lock = build_lock().await;
+    if docker.inspect_image(&tag).await.is_ok() {
+        return Ok(tag);
+    }
     let binary = std::fs::read(&exe).map_err(SidecarError::SelfExe)?;
     let dockerfile = "FROM scratch\nCOPY rootfs/ /\nUSER 65534:65534\nENTRYPOINT [\"/usr/bin/mender-compose-upgrade\", \"helper\"]\n";
     let ctx = context_tar(&[
@@ -294,6 +300,19 @@ pub async fn helper_image(docker: &Docker) -> Result<String, SidecarError> {
     }
     remove_old_helpers(docker, &tag).await;
     Ok(tag)
+}
+
+/// An exclusive lock on a file in the temporary directory, held while the helper image is
+/// checked and built; `None` (no lock, best effort) when the file cannot be opened or locked.
+async fn build_lock() -> Option<nix::fcntl::Flock<std::fs::File>> {
+    let path = std::env::temp_dir().join("mender-compose-upgrade-helper-build.lock");
+    tokio::task::spawn_blocking(move || {
+        let f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(&path).ok()?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).ok()
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// A helper image younger than this may be another run's build in progress (its final image

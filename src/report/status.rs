@@ -32,6 +32,12 @@ pub fn smoke(r: &crate::snapshot::smoke::SmokeReport) -> String {
             let _ = writeln!(out, "  {f}");
         }
     }
+    for c in r.checks.iter().filter(|c| c.passed && c.name == "session") {
+        let _ = writeln!(out, "  {}", c.what);
+    }
+    for n in &r.notes {
+        let _ = writeln!(out, "  note: {n}");
+    }
     out
 }
 

@@ -211,32 +211,127 @@ pub async fn data(docker: &Docker, observed: &Observed) -> Result<DataReport, Ob
     })
 }
 
-/// Runs the smoke check of an observed stack through its API gateway ([`super::smoke`]): a helper
-/// on the gateway's network, with the gateway's certificate mounted, makes the requests a device
-/// and a person make. A stack without a gateway container or certificate is a skipped report, a
-/// helper that fails a failed one (each says why), never an error: the check is a verdict.
-pub async fn smoke(docker: &Docker, observed: &Observed) -> super::smoke::SmokeReport {
+/// Runs the smoke check of an observed stack: through its API gateway ([`super::smoke`]), a
+/// helper on the gateway's network, with the gateway's certificate mounted, makes the requests a
+/// device and a person make; beside it, a helper on MongoDB's and the store's networks looks for
+/// a `sample` of the artifacts the deployments database references. A stack without a gateway
+/// container or certificate is a skipped gateway part, a helper that fails a failed check (each
+/// says why), never an error: the check is a verdict.
+pub async fn smoke(
+    docker: &Docker,
+    observed: &Observed,
+    opts: &super::smoke::SmokeOptions,
+) -> super::smoke::SmokeReport {
+    let sample = opts.artifact_sample;
+    let (mut report, artifacts) =
+        tokio::join!(gateway_smoke(docker, observed, opts), artifact_check(docker, observed, sample));
+    if let Some((store, r)) = artifacts {
+        report.add_artifacts_check(&store, sample, &r);
+    }
+    report
+}
+
+/// The store's keys as deployments has them, for a helper's environment.
+fn store_keys(observed: &Observed) -> Vec<String> {
+    use crate::engine::helper::{KEY_ENV, SECRET_ENV};
+    let d = observed.containers.iter().find(|c| c.service.ends_with("deployments"));
+    let key = |k: &str| d.and_then(|d| d.env_var(k)).unwrap_or_default().to_string();
+    vec![
+        format!("{KEY_ENV}={}", key("DEPLOYMENTS_AWS_AUTH_KEY")),
+        format!("{SECRET_ENV}={}", key("DEPLOYMENTS_AWS_AUTH_SECRET")),
+    ]
+}
+
+async fn gateway_smoke(
+    docker: &Docker,
+    observed: &Observed,
+    opts: &super::smoke::SmokeOptions,
+) -> super::smoke::SmokeReport {
     use super::smoke::{self, SmokeReport};
-    use crate::engine::helper::{Request, SmokeJob};
-    let target = match smoke::target(&observed.stack, &observed.containers) {
+    use crate::engine::helper::{DirectStore, PASSWORD_ENV, Request, SessionJob, SmokeJob};
+    let stack = &observed.stack;
+    let target = match smoke::target(stack, &observed.containers) {
         Ok(t) => t,
         Err(e) => return SmokeReport::skipped(&e),
     };
-    let networks = observed.stack.networks_for(&[target.service.as_str()]);
-    let Some(network) = networks.first() else {
+    // The store's networks too: the session compares the download with the store's own bytes.
+    let mut on: Vec<&str> = vec![target.service.as_str()];
+    on.extend(stack.storage.service.as_deref().filter(|_| opts.credentials.is_some()));
+    let networks = stack.networks_for(&on);
+    let Some((network, rest)) = networks.split_first() else {
         return SmokeReport::failed(Some(&target), format!("the gateway {} is on no network", target.service));
     };
+    let mut spec =
+        SidecarSpec { binds: vec![target.bind.clone()], extra_networks: rest.to_vec(), ..Default::default() };
+    let session = opts.credentials.as_ref().map(|c| {
+        spec.env.push(format!("{PASSWORD_ENV}={}", c.password()));
+        let store = match (stack.storage.kind, &stack.storage.endpoint, &stack.storage.bucket) {
+            (super::StorageKind::Volume, Some(endpoint), Some(bucket)) => {
+                spec.env.extend(store_keys(observed));
+                Some(DirectStore {
+                    endpoint: endpoint.clone(),
+                    bucket: bucket.clone(),
+                    region: stack.storage.region.clone().unwrap_or_else(|| "us-east-1".into()),
+                })
+            }
+            _ => None,
+        };
+        SessionJob { user: c.user.clone(), store }
+    });
     let job = SmokeJob {
         address: format!("{}:{}", target.service, smoke::HTTPS_PORT),
         host: target.host.clone(),
         cert: target.cert.clone(),
-        requests: smoke::requests(),
+        requests: smoke::requests(&target),
+        session,
     };
-    let spec = SidecarSpec { binds: vec![target.bind.clone()], ..Default::default() };
-    match run_helper_with(docker, network, &Request { smoke: Some(job), ..Default::default() }, spec).await {
-        Ok(r) => smoke::judge(&target, &r.smoke),
-        Err(e) => SmokeReport::failed(Some(&target), format!("the helper could not run: {e}")),
+    let mut report =
+        match run_helper_with(docker, network, &Request { smoke: Some(job), ..Default::default() }, spec).await {
+            Ok(r) => {
+                let mut report = smoke::judge(&target, &r.smoke);
+                if let (Some(c), Some(s)) = (&opts.credentials, &r.session) {
+                    report.add_session_check(&c.user, s);
+                }
+                report
+            }
+            Err(e) => SmokeReport::failed(Some(&target), format!("the helper could not run: {e}")),
+        };
+    if opts.credentials.is_none() {
+        report.notes.push(smoke::NO_SESSION.into());
     }
+    report
+}
+
+/// The artifact check of [`smoke`]: the store's description (`bucket NAME`) and what the helper
+/// saw, or `None` when there is nothing to check ([`super::smoke::artifact_job`]).
+async fn artifact_check(
+    docker: &Docker,
+    observed: &Observed,
+    sample: super::smoke::ArtifactSample,
+) -> Option<(String, crate::engine::helper::ArtifactCheckResult)> {
+    use crate::engine::helper::{ArtifactCheckResult, Request};
+    let stack = &observed.stack;
+    let seed = format!("{:x}", std::time::SystemTime::UNIX_EPOCH.elapsed().map(|d| d.as_nanos()).unwrap_or_default());
+    let job = super::smoke::artifact_job(stack, sample, &seed)?;
+    let store = format!("bucket {}", job.bucket);
+    let mut targets: Vec<&str> = stack.mongo.iter().map(|m| m.service.as_str()).collect();
+    targets.extend(stack.storage.service.as_deref());
+    let networks = stack.networks_for(&targets);
+    let Some((network, rest)) = networks.split_first() else {
+        let r = ArtifactCheckResult { error: Some("MongoDB is on no network".into()), ..Default::default() };
+        return Some((store, r));
+    };
+    let spec = SidecarSpec { extra_networks: rest.to_vec(), env: store_keys(observed), ..Default::default() };
+    let r = match run_helper_with(docker, network, &Request { artifact_check: Some(job), ..Default::default() }, spec)
+        .await
+    {
+        Ok(r) => r.artifact_check.unwrap_or_else(|| ArtifactCheckResult {
+            error: Some("the helper gave no answer".into()),
+            ..Default::default()
+        }),
+        Err(e) => ArtifactCheckResult { error: Some(format!("the helper could not run: {e}")), ..Default::default() },
+    };
+    Some((store, r))
 }
 
 /// How long a failing smoke check is tried again before it is a verdict: a gateway just started
@@ -247,11 +342,12 @@ pub const SMOKE_SETTLE: std::time::Duration = std::time::Duration::from_secs(10)
 pub async fn smoke_settled(
     docker: &Docker,
     observed: &Observed,
+    opts: &super::smoke::SmokeOptions,
     timeout: std::time::Duration,
 ) -> super::smoke::SmokeReport {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let r = smoke(docker, observed).await;
+        let r = smoke(docker, observed, opts).await;
         if r.passed || tokio::time::Instant::now() >= deadline {
             return r;
         }

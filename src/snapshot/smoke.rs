@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::Role;
 use crate::engine::container::ContainerInfo;
-use crate::engine::helper::{SmokeAnswer, SmokeRequest};
+use crate::engine::helper::{ArtifactCheckJob, ArtifactCheckResult, SessionResult, SmokeAnswer, SmokeRequest};
 
 use super::Stack;
 
@@ -37,6 +37,20 @@ pub struct SmokeTarget {
     pub bind: String,
     /// The certificate's path inside the helper.
     pub cert: String,
+    /// The storage proxy devices download artifacts through, when the store is the stack's own
+    /// (an external store is reached directly, not through the gateway).
+    pub storage: Option<StorageRoute>,
+}
+
+/// The host and bucket of the presigned links deployments gives devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageRoute {
+    /// The host of deployments' `DEPLOYMENTS_AWS_EXTERNAL_URI` (what the links name), else the
+    /// gateway's `STORAGE_URL` (what its storage rule routes: integration@3.7.11:
+    /// config/traefik/traefik.minio.yaml).
+    pub host: String,
+    /// The artifact bucket, the first segment of a link's path.
+    pub bucket: String,
 }
 
 /// Why there is nothing to check through (no gateway, no certificate).
@@ -84,7 +98,53 @@ pub fn target(stack: &Stack, containers: &[ContainerInfo]) -> Result<SmokeTarget
     } else {
         return Err(TargetError::NoCertificate { service });
     };
-    Ok(SmokeTarget { service, host, bind, cert })
+    Ok(SmokeTarget { service, host, bind, cert, storage: storage_route(stack, containers, c) })
+}
+
+/// The storage proxy of a stack whose store runs in it ([`StorageRoute`]); `None` for a store
+/// outside it, or when neither deployments nor the gateway names a storage host.
+fn storage_route(stack: &Stack, containers: &[ContainerInfo], gateway: &ContainerInfo) -> Option<StorageRoute> {
+    if stack.storage.kind != crate::snapshot::StorageKind::Volume {
+        return None;
+    }
+    let external = containers
+        .iter()
+        .find(|c| c.service.ends_with("deployments"))
+        .and_then(|d| d.env_var("DEPLOYMENTS_AWS_EXTERNAL_URI"))
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_string));
+    let host = external.or_else(|| gateway.env_var("STORAGE_URL").map(str::trim).map(str::to_string));
+    Some(StorageRoute {
+        host: host.filter(|h| !h.is_empty())?,
+        bucket: stack.storage.bucket.clone().unwrap_or_else(|| "mender-artifact-storage".into()),
+    })
+}
+
+/// The artifact check's job for `stack` (without the store's credentials, which go in the
+/// helper's environment), or `None` when there is nothing to check: no MongoDB, a sample of 0, or
+/// a store the helper cannot read (Azure, unknown).
+pub fn artifact_job(stack: &Stack, sample: ArtifactSample, seed: &str) -> Option<ArtifactCheckJob> {
+    use crate::snapshot::StorageKind;
+    let mongo = stack.mongo.as_ref()?;
+    if sample == ArtifactSample::Count(0) || !matches!(stack.storage.kind, StorageKind::Volume | StorageKind::S3) {
+        return None;
+    }
+    // deployments' database: by the service that migrates it, else Mender's name for it
+    // (integration@3.7.11:docker-compose.yml, mender-server@v4.1.3 keep `deployment_service`).
+    let db = stack
+        .databases
+        .iter()
+        .find(|d| d.services.iter().any(|s| s.ends_with("deployments")))
+        .map_or_else(|| "deployment_service".to_string(), |d| d.name.clone());
+    Some(ArtifactCheckJob {
+        mongo_uri: crate::util::mongo_uri(&mongo.service),
+        db,
+        endpoint: stack.storage.endpoint.clone(),
+        bucket: stack.storage.bucket.clone()?,
+        region: stack.storage.region.clone().unwrap_or_else(|| "us-east-1".into()),
+        sample: sample.limit(),
+        seed: seed.to_string(),
+    })
 }
 
 /// What one check asks and what answer proves it.
@@ -115,22 +175,144 @@ const CHECKS: [Check; 3] = [
     },
 ];
 
-/// The requests of the checks, in order. The login's credentials are made up for each run, so
-/// that no account can match them.
-pub fn requests() -> Vec<SmokeRequest> {
+/// The storage proxy's check: an unsigned request for an object that does not exist, on the host
+/// and path of a presigned link, gets the store's S3 error (XML), not the GUI's page or the
+/// gateway's 404.
+const STORAGE: Check = Check {
+    name: "storage",
+    what: "the storage host devices download artifacts from reaches the object store (an unsigned request gets the store's S3 error)",
+    method: "GET",
+    path: "",
+};
+
+/// The checks `target` gets, in order.
+fn checks(target: &SmokeTarget) -> impl Iterator<Item = &'static Check> {
+    CHECKS.iter().chain(target.storage.is_some().then_some(&STORAGE))
+}
+
+/// The requests of the checks, in order. The login's credentials and the storage check's
+/// object are made up for each run, so that no account or object can match them.
+pub fn requests(target: &SmokeTarget) -> Vec<SmokeRequest> {
     let nonce = format!("{:x}", std::time::SystemTime::UNIX_EPOCH.elapsed().map(|d| d.as_nanos()).unwrap_or_default());
-    CHECKS
-        .iter()
+    checks(target)
         .map(|c| SmokeRequest {
             check: c.name.into(),
             method: c.method.into(),
-            path: c.path.into(),
+            path: match (&target.storage, c.name) {
+                (Some(s), "storage") => format!("/{}/smoke-check-{nonce}", s.bucket),
+                _ => c.path.into(),
+            },
             basic: (c.name == "management")
                 .then(|| ("smoke-check@mender-compose-upgrade.invalid".to_string(), format!("not-a-password-{nonce}"))),
             json: (c.name == "device").then(|| "{}".to_string()),
+            host: target.storage.as_ref().filter(|_| c.name == "storage").map(|s| s.host.clone()),
         })
         .collect()
 }
+
+/// How many of the artifacts the deployments database references the check looks for in the
+/// store (`--artifact-sample N|all`): a sample keeps the check cheap on a store of thousands of
+/// artifacts and, drawn anew each run, still finds a missing object over a few runs; `all`
+/// proves every one. `0` turns the check off (said in the output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactSample {
+    /// At most this many, chosen at random each run.
+    Count(u64),
+    /// Every artifact.
+    All,
+}
+
+/// The sample size when none is given.
+pub const DEFAULT_ARTIFACT_SAMPLE: u64 = 20;
+
+impl Default for ArtifactSample {
+    fn default() -> Self {
+        ArtifactSample::Count(DEFAULT_ARTIFACT_SAMPLE)
+    }
+}
+
+impl ArtifactSample {
+    /// The helper's limit: `None` for every artifact.
+    pub fn limit(self) -> Option<u64> {
+        match self {
+            ArtifactSample::Count(n) => Some(n),
+            ArtifactSample::All => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ArtifactSample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArtifactSample::Count(n) => write!(f, "{n}"),
+            ArtifactSample::All => f.write_str("all"),
+        }
+    }
+}
+
+/// A value of `--artifact-sample` that is neither a number nor `all`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a number of artifacts or `all`")]
+pub struct BadSample(String);
+
+impl std::str::FromStr for ArtifactSample {
+    type Err = BadSample;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "all" => Ok(ArtifactSample::All),
+            n => n.parse().map(ArtifactSample::Count).map_err(|_| BadSample(s.to_string())),
+        }
+    }
+}
+
+/// An operator's account for the session part of the check (`--smoke-user`; the password from
+/// `MENDER_SMOKE_PASSWORD` or `--smoke-password-file`, never a flag's value). Its `Debug` shows
+/// no password; nothing prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The login (an e-mail address).
+    pub user: String,
+    password: String,
+}
+
+impl Credentials {
+    /// An account.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Credentials {
+        Credentials { user: user.into(), password: password.into() }
+    }
+
+    /// The password, for the helper's environment only.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("user", &self.user).field("password", &"<hidden>").finish()
+    }
+}
+
+/// The environment variable `--smoke-user`'s password is read from (else `--smoke-password-file`).
+pub const SMOKE_PASSWORD_ENV: &str = "MENDER_SMOKE_PASSWORD";
+
+/// What a smoke check does beyond its fixed requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SmokeOptions {
+    /// How many artifacts to look for in the store (`--artifact-sample`).
+    pub artifact_sample: ArtifactSample,
+    /// An operator's account: log in, count, download an artifact; `None`: that part is skipped
+    /// and the report says so.
+    pub credentials: Option<Credentials>,
+}
+
+/// The note of a check run without an operator's account.
+pub const NO_SESSION: &str = "without operator credentials (--smoke-user, the password in MENDER_SMOKE_PASSWORD or --smoke-password-file) the login, the device and artifact counts and a download through the storage proxy were not checked";
+
+/// At most this many problem artifacts are named in one message; the rest are counted.
+const NAMED: usize = 5;
 
 /// The smoke check's verdict: `status` section `smoke`, also in `--json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -148,6 +330,9 @@ pub struct SmokeReport {
     pub skipped: Option<String>,
     /// One per check, in order.
     pub checks: Vec<SmokeCheck>,
+    /// What was not checked, and why (no operator credentials).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// One check's verdict.
@@ -177,6 +362,7 @@ impl SmokeReport {
             error: Some(why.to_string()),
             skipped: None,
             checks: vec![],
+            notes: vec![],
         }
     }
 
@@ -201,6 +387,112 @@ impl SmokeReport {
         });
     }
 
+    /// Adds the check that the artifacts the deployments database references are in the store
+    /// with the sizes it records (`store`: the bucket, for the message); it fails the report when
+    /// one is missing or of another size, or when the check could not look.
+    pub fn add_artifacts_check(&mut self, store: &str, sample: ArtifactSample, r: &ArtifactCheckResult) {
+        let bad: Vec<String> = r
+            .checked
+            .iter()
+            .filter_map(|a| {
+                let name = a.name.as_deref().map_or_else(|| a.id.clone(), |n| format!("{} ({n})", a.id));
+                match (a.found, a.recorded) {
+                    (None, _) => Some(format!("{name} has no object in the store")),
+                    (Some(f), Some(rec)) if i64::try_from(f).ok() != Some(rec) => {
+                        Some(format!("{name} has {f} bytes in the store, the deployments database records {rec}"))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        let problem = match (&r.error, bad.len()) {
+            (Some(e), _) => Some(format!("could not look: {e}")),
+            (None, 0) => None,
+            (None, n) => {
+                let mut p = bad.iter().take(NAMED).cloned().collect::<Vec<_>>().join("; ");
+                if n > NAMED {
+                    p.push_str(&format!("; and {} more", n - NAMED));
+                }
+                p.push_str(&format!(
+                    " ({n} of the {} checked of {} artifacts; devices fail to download them: restore the artifacts from a backup)",
+                    r.checked.len(),
+                    r.referenced
+                ));
+                Some(p)
+            }
+        };
+        let what = match sample {
+            ArtifactSample::All => {
+                format!("every artifact the deployments database references is in {store} with its recorded size")
+            }
+            ArtifactSample::Count(n) => format!(
+                "{} of the {} artifacts the deployments database references (a random sample of at most {n}) are in {store} with their recorded sizes",
+                r.checked.len(),
+                r.referenced
+            ),
+        };
+        self.passed &= problem.is_none();
+        self.checks.push(SmokeCheck {
+            name: "artifacts".into(),
+            what,
+            url: String::new(),
+            status: None,
+            passed: problem.is_none(),
+            problem,
+        });
+    }
+
+    /// Adds the check made with the account `user`: it passes when the login, the counts and the
+    /// link answered, and the artifact downloaded through the storage proxy has the size
+    /// deployments lists and the store's own bytes (sha256).
+    pub fn add_session_check(&mut self, user: &str, r: &SessionResult) {
+        let mut problem = r.failed.as_ref().map(|(step, why)| {
+            let hint = match (step.as_str(), r.login) {
+                ("login", Some(401)) => " (a wrong password, or no such user?)",
+                ("download", _) => " (the storage proxy: the gateway's storage rule, STORAGE_URL and deployments' DEPLOYMENTS_AWS_EXTERNAL_URI must name the same host)",
+                _ => "",
+            };
+            format!("as {user}: {step} failed: {why}{hint}")
+        });
+        let art = r.artifact.clone().unwrap_or_default();
+        if problem.is_none() {
+            if let (Some((sha, n)), Some(listed)) = (&r.downloaded, r.listed_size)
+                && *n != listed
+            {
+                problem = Some(format!(
+                    "artifact {art} came through the storage proxy with {n} bytes, deployments lists {listed} (sha256 {sha})"
+                ));
+            } else if let (Some((got, n)), Some((want, m))) = (&r.downloaded, &r.stored)
+                && got != want
+            {
+                problem = Some(format!(
+                    "artifact {art} came through the storage proxy as sha256 {got} ({n} bytes), the store holds sha256 {want} ({m} bytes)"
+                ));
+            }
+        }
+        let counts = match (r.devices, r.artifacts) {
+            (Some(d), Some(a)) => format!(", {d} devices, {a} artifacts"),
+            _ => String::new(),
+        };
+        let download = match (&r.downloaded, &r.link_host) {
+            (Some((_, n)), Some(h)) => {
+                let same = if r.stored.is_some() { ", the store's bytes" } else { "" };
+                format!("; artifact {art} downloaded through {h} ({n} bytes{same})")
+            }
+            _ if r.artifacts == Some(0) => "; no artifact to download".into(),
+            _ => String::new(),
+        };
+        self.passed &= problem.is_none();
+        self.checks.push(SmokeCheck {
+            name: "session".into(),
+            what: format!("as {user}: logged in{counts}{download}"),
+            url: String::new(),
+            status: r.login,
+            passed: problem.is_none(),
+            problem,
+        });
+    }
+
     /// One line per failed check (`smoke check management: HTTP 404 …`), or the reason none ran.
     pub fn failures(&self) -> Vec<String> {
         let mut out: Vec<String> = self.error.iter().map(|e| format!("smoke check: {e}")).collect();
@@ -216,8 +508,7 @@ impl SmokeReport {
 
 /// Judges the helper's answers (in the order of [`requests`]).
 pub fn judge(target: &SmokeTarget, answers: &[SmokeAnswer]) -> SmokeReport {
-    let checks: Vec<SmokeCheck> = CHECKS
-        .iter()
+    let checks: Vec<SmokeCheck> = checks(target)
         .map(|c| {
             let answer = answers.iter().find(|a| a.check == c.name);
             let problem = match answer {
@@ -241,6 +532,7 @@ pub fn judge(target: &SmokeTarget, answers: &[SmokeAnswer]) -> SmokeReport {
         error: None,
         skipped: None,
         checks,
+        notes: vec![],
     }
 }
 
@@ -267,6 +559,12 @@ fn verdict(check: &str, a: &SmokeAnswer) -> Result<(), String> {
         "management" => Err(unexpected(status, "useradm's 401 for a wrong login")),
         "device" if matches!(status, 400 | 401) && mender_error => Ok(()),
         "device" => Err(unexpected(status, "deviceauth's 400 or 401 for a malformed request")),
+        // An S3 error document (`<Error><Code>AccessDenied</Code>…`, or `NoSuchKey`): the store.
+        "storage" if a.body.contains("<Error>") && a.body.contains("<Code>") => Ok(()),
+        "storage" if html => Err(format!(
+            "HTTP {status} with a web page: the request reached the GUI, not the store (the gateway's storage rule does not match this host or path); expected the store's S3 error"
+        )),
+        "storage" => Err(unexpected(status, "the store's S3 error for an unsigned request")),
         _ => Err(format!("unknown check {check}")),
     }
 }
@@ -298,7 +596,13 @@ mod tests {
     }
 
     fn a_target() -> SmokeTarget {
-        SmokeTarget { service: "mender-api-gateway".into(), host: "h".into(), bind: String::new(), cert: String::new() }
+        SmokeTarget {
+            service: "mender-api-gateway".into(),
+            host: "h".into(),
+            bind: String::new(),
+            cert: String::new(),
+            storage: None,
+        }
     }
 
     #[test]
@@ -349,11 +653,186 @@ mod tests {
 
     #[test]
     fn login_credentials_are_made_up_and_only_on_the_login() {
-        let r = requests();
+        let r = requests(&a_target());
         assert_eq!(r.iter().map(|r| r.check.as_str()).collect::<Vec<_>>(), ["ui", "management", "device"]);
         assert!(r[1].basic.as_ref().is_some_and(|(u, p)| u.ends_with(".invalid") && p.starts_with("not-a-password")));
         assert!(r[0].basic.is_none() && r[2].basic.is_none());
         assert_eq!(r[2].json.as_deref(), Some("{}"));
+    }
+
+    fn checked(id: &str, recorded: i64, found: Option<u64>) -> crate::engine::helper::CheckedArtifact {
+        crate::engine::helper::CheckedArtifact {
+            id: id.into(),
+            name: Some(format!("r-{id}")),
+            recorded: Some(recorded),
+            found,
+        }
+    }
+
+    #[test]
+    fn an_artifact_missing_or_of_another_size_fails_the_artifacts_check() {
+        let ok = ArtifactCheckResult {
+            referenced: 40,
+            checked: vec![checked("a", 10, Some(10)), checked("b", 20, Some(20))],
+            error: None,
+        };
+        let mut r = SmokeReport { passed: true, ..Default::default() };
+        r.add_artifacts_check("bucket b", ArtifactSample::Count(2), &ok);
+        assert!(r.passed, "{r:?}");
+        assert_eq!(
+            r.checks[0].what,
+            "2 of the 40 artifacts the deployments database references (a random sample of at most 2) are in bucket b with their recorded sizes"
+        );
+
+        let mut many: Vec<_> = (0..7).map(|i| checked(&format!("gone{i}"), 5, None)).collect();
+        many.insert(0, checked("short", 4096, Some(10)));
+        let bad = ArtifactCheckResult { referenced: 8, checked: many, error: None };
+        let mut r = SmokeReport { passed: true, ..Default::default() };
+        r.add_artifacts_check("bucket b", ArtifactSample::All, &bad);
+        assert!(!r.passed);
+        let f = r.failures().join("\n");
+        assert!(f.starts_with("smoke check artifacts: short (r-short) has 10 bytes in the store, the deployments database records 4096; gone0 (r-gone0) has no object in the store"), "{f}");
+        assert!(f.contains("; and 3 more (8 of the 8 checked of 8 artifacts; devices fail to download them"), "{f}");
+        assert!(!f.contains("gone5"), "only the first five are named: {f}");
+
+        let failed = ArtifactCheckResult { error: Some("MongoDB: no server".into()), ..Default::default() };
+        let mut r = SmokeReport { passed: true, ..Default::default() };
+        r.add_artifacts_check("bucket b", ArtifactSample::default(), &failed);
+        assert_eq!(r.failures(), ["smoke check artifacts: could not look: MongoDB: no server"]);
+    }
+
+    #[test]
+    fn artifact_sample_values() {
+        assert_eq!("all".parse::<ArtifactSample>(), Ok(ArtifactSample::All));
+        assert_eq!("7".parse::<ArtifactSample>(), Ok(ArtifactSample::Count(7)));
+        assert_eq!(ArtifactSample::default().to_string(), "20");
+        assert_eq!(
+            "-1".parse::<ArtifactSample>().unwrap_err().to_string(),
+            "\"-1\" is not a number of artifacts or `all`"
+        );
+    }
+
+    #[test]
+    fn the_artifact_job_reads_deployments_database_and_the_stack_s_store() {
+        use crate::snapshot::StorageKind;
+        let mut s = empty_stack();
+        assert_eq!(artifact_job(&s, ArtifactSample::All, "x"), None, "no MongoDB");
+        s.mongo = Some(crate::snapshot::MongoState {
+            service: "mender-mongo".into(),
+            image: None,
+            expected_major: "4.4".into(),
+            reachable: true,
+            error: None,
+            server_version: None,
+            fcv: None,
+            ferretdb: false,
+            refusal: None,
+        });
+        s.storage.kind = StorageKind::Volume;
+        s.storage.endpoint = Some("http://minio:9000".into());
+        s.storage.bucket = Some("mender-artifact-storage".into());
+        let job = artifact_job(&s, ArtifactSample::Count(3), "x").unwrap();
+        assert_eq!(job.db, "deployment_service");
+        assert_eq!(job.mongo_uri, "mongodb://mender-mongo:27017");
+        assert_eq!((job.sample, job.region.as_str()), (Some(3), "us-east-1"));
+        assert_eq!(artifact_job(&s, ArtifactSample::Count(0), "x"), None, "turned off");
+        s.storage.kind = StorageKind::Azure;
+        assert_eq!(artifact_job(&s, ArtifactSample::All, "x"), None, "Azure is not read by the helper");
+    }
+
+    #[test]
+    fn the_storage_proxy_is_known_by_the_store_s_s3_error() {
+        let t = SmokeTarget {
+            storage: Some(StorageRoute { host: "s3.example.com".into(), bucket: "mender-artifact-storage".into() }),
+            ..a_target()
+        };
+        let r = requests(&t);
+        let st = r.iter().find(|r| r.check == "storage").expect("a storage request");
+        assert_eq!(st.host.as_deref(), Some("s3.example.com"));
+        assert!(st.path.starts_with("/mender-artifact-storage/smoke-check-"), "{}", st.path);
+        assert!(r.iter().filter(|r| r.check != "storage").all(|r| r.host.is_none()));
+        assert!(requests(&a_target()).iter().all(|r| r.check != "storage"), "no storage proxy, no check");
+
+        let s3 = r#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied.</Message></Error>"#;
+        let verdict_of = |a: SmokeAnswer| judge(&t, &[a]).checks.into_iter().find(|c| c.name == "storage").unwrap();
+        assert!(verdict_of(answer("storage", 403, s3)).passed);
+        let gui = SmokeAnswer { content_type: Some("text/html".into()), ..answer("storage", 200, "<!doctype html>") };
+        let c = verdict_of(gui);
+        assert!(!c.passed && c.problem.as_deref().unwrap().contains("reached the GUI, not the store"), "{c:?}");
+        let c = verdict_of(answer("storage", 404, "404 page not found"));
+        assert!(c.problem.as_deref().unwrap().contains("no route matches"), "{c:?}");
+    }
+
+    #[test]
+    fn the_storage_host_is_the_one_devices_are_given() {
+        let mut s = stack_with_gateway();
+        s.storage.kind = crate::snapshot::StorageKind::Volume;
+        s.storage.bucket = Some("b".into());
+        let gw = gateway(&["STORAGE_URL=s3.gateway.io"], vec![bind("/c/cert.crt", CERT_IN_GATEWAY)]);
+        let t = target(&s, std::slice::from_ref(&gw)).unwrap();
+        assert_eq!(t.storage, Some(StorageRoute { host: "s3.gateway.io".into(), bucket: "b".into() }));
+        let deployments = ContainerInfo {
+            service: "mender-deployments".into(),
+            env: vec!["DEPLOYMENTS_AWS_EXTERNAL_URI=https://s3.example.com:8443".into()],
+            ..Default::default()
+        };
+        let t = target(&s, &[gw.clone(), deployments]).unwrap();
+        assert_eq!(t.storage.unwrap().host, "s3.example.com", "the links' host wins");
+        s.storage.kind = crate::snapshot::StorageKind::S3;
+        assert_eq!(target(&s, &[gw]).unwrap().storage, None, "an external store is not behind the gateway");
+    }
+
+    #[test]
+    fn the_session_names_the_step_that_failed_and_a_download_that_differs() {
+        let ok = SessionResult {
+            login: Some(200),
+            devices: Some(20),
+            artifacts: Some(5),
+            artifact: Some("a1 (release-1)".into()),
+            listed_size: Some(4096),
+            link_host: Some("https://s3.example.com".into()),
+            download: Some(200),
+            downloaded: Some(("aa".into(), 4096)),
+            stored: Some(("aa".into(), 4096)),
+            failed: None,
+        };
+        let mut r = SmokeReport { passed: true, ..Default::default() };
+        r.add_session_check("ops@example.com", &ok);
+        assert!(r.passed, "{r:?}");
+        assert_eq!(
+            r.checks[0].what,
+            "as ops@example.com: logged in, 20 devices, 5 artifacts; artifact a1 (release-1) downloaded through https://s3.example.com (4096 bytes, the store's bytes)"
+        );
+
+        let other = SessionResult { stored: Some(("bb".into(), 4096)), ..ok.clone() };
+        let mut r = SmokeReport { passed: true, ..Default::default() };
+        r.add_session_check("ops@example.com", &other);
+        assert!(!r.passed);
+        assert!(
+            r.failures()[0]
+                .contains("came through the storage proxy as sha256 aa (4096 bytes), the store holds sha256 bb")
+        );
+
+        let short = SessionResult { downloaded: Some(("aa".into(), 10)), ..ok.clone() };
+        let mut r = SmokeReport { passed: true, ..Default::default() };
+        r.add_session_check("ops@example.com", &short);
+        assert!(r.failures()[0].contains("with 10 bytes, deployments lists 4096"), "{:?}", r.failures());
+
+        let denied = SessionResult {
+            login: Some(401),
+            failed: Some(("login".into(), "HTTP 401: {}".into())),
+            ..Default::default()
+        };
+        let mut r = SmokeReport { passed: true, ..Default::default() };
+        r.add_session_check("ops@example.com", &denied);
+        assert_eq!(
+            r.failures(),
+            [
+                "smoke check session: as ops@example.com: login failed: HTTP 401: {} (a wrong password, or no such user?)"
+            ]
+        );
+        let c = Credentials::new("ops@example.com", "s3cr3t-pw");
+        assert!(!format!("{c:?}").contains("s3cr3t-pw"));
     }
 
     fn empty_stack() -> Stack {

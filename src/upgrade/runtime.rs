@@ -85,6 +85,8 @@ pub struct Daemon<'a> {
     pub catalog: &'a Catalog,
     /// The registry prefix of the catalog's images (a mirror, or `testbed.local`).
     pub registry: Option<&'a str>,
+    /// What the smoke check does beyond its fixed requests (`--artifact-sample`, `--smoke-user`).
+    pub smoke: crate::snapshot::smoke::SmokeOptions,
 }
 
 #[async_trait]
@@ -142,7 +144,7 @@ impl Runtime for Daemon<'_> {
     }
 
     async fn smoke(&self, observed: &Observed) -> SmokeReport {
-        crate::snapshot::observe::smoke(self.docker, observed).await
+        crate::snapshot::observe::smoke(self.docker, observed, &self.smoke).await
     }
 }
 

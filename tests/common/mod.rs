@@ -523,3 +523,26 @@ pub fn tree_bytes(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     }
     out
 }
+
+/// The first IP address of `container` on its networks (a Linux host reaches it directly).
+pub fn container_ip(container: &str) -> String {
+    docker_ok(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", container])
+        .split_whitespace()
+        .next()
+        .expect("the container has an address")
+        .to_string()
+}
+
+/// An S3 client for a demo stack's own store, with deployments' keys as the demo writes them
+/// into prod.yml.
+pub fn store_client(stack: &Stack) -> aws_sdk_s3::Client {
+    use mender_compose_upgrade::engine::s3::{S3Endpoint, client};
+    let prod = file(&stack.path("production/config/prod.yml"));
+    let secret = prod.lines().find_map(|l| l.trim().strip_prefix("MINIO_SECRET_KEY: ")).unwrap().to_string();
+    client(&S3Endpoint {
+        url: Some(format!("http://{}:9000", container_ip(&format!("{}-minio-1", stack.project)))),
+        region: "us-east-1".into(),
+        access_key: "mender-deployments".into(),
+        secret_key: secret,
+    })
+}

@@ -3,17 +3,21 @@
 //! featureCompatibilityVersion, each database's `migration_info`, collection counts). The report
 //! is printed as JSON on stdout.
 
+mod artifact_check;
 mod artifacts;
 mod mongo;
 mod probe;
+mod session;
 mod smoke;
 mod tree;
 
 use serde::{Deserialize, Serialize};
 
+pub use artifact_check::{ArtifactCheckJob, ArtifactCheckResult, CheckedArtifact};
 pub use artifacts::{ArtifactsJob, ArtifactsOp, ArtifactsResult, KEY_ENV, SECRET_ENV};
 pub use mongo::{CollectionCount, CountQuery, DbReport, FcvError, FcvJob, FcvOutcome, MongoQuery, MongoReport};
 pub use probe::{Probe, ProbeResult};
+pub use session::{DirectStore, PASSWORD_ENV, SessionJob, SessionResult};
 pub use smoke::{SmokeAnswer, SmokeJob, SmokeRequest};
 pub use tree::{CopyJob, TreeCopied};
 
@@ -44,6 +48,9 @@ pub struct Request {
     /// Requests through the API gateway, as devices and users make them.
     #[serde(default)]
     pub smoke: Option<SmokeJob>,
+    /// The artifacts the deployments database references, looked for in the store.
+    #[serde(default)]
+    pub artifact_check: Option<ArtifactCheckJob>,
 }
 
 /// The helper's answer, printed as JSON on its stdout; one part for each part of the request.
@@ -71,6 +78,12 @@ pub struct Response {
     /// One per request of `Request::smoke`, in order.
     #[serde(default)]
     pub smoke: Vec<SmokeAnswer>,
+    /// The artifact check's result, when asked.
+    #[serde(default)]
+    pub artifact_check: Option<ArtifactCheckResult>,
+    /// The smoke job's session, when asked.
+    #[serde(default)]
+    pub session: Option<SessionResult>,
 }
 
 /// Runs a request inside the helper: the wipe and the FCV step first, then probes, the MongoDB
@@ -94,12 +107,12 @@ pub async fn run(req: Request) -> Response {
         Some(job) => Some(mongo::set_fcv(job).await.map(|o| o.to_string()).map_err(|e| e.to_string())),
         None => None,
     };
-    let (probes, smoke, mongo, artifacts) = tokio::join!(
+    let (probes, smoke, mongo, artifacts, artifact_check) = tokio::join!(
         probe::run_all(&req.probes),
         async {
             match &req.smoke {
                 Some(job) => smoke::run(job).await,
-                None => Vec::new(),
+                None => (Vec::new(), None),
             }
         },
         async {
@@ -113,11 +126,18 @@ pub async fn run(req: Request) -> Response {
                 Some(job) => Some(artifacts::run(job).await),
                 None => None,
             }
+        },
+        async {
+            match &req.artifact_check {
+                Some(job) => Some(artifact_check::run(job).await),
+                None => None,
+            }
         }
     );
     let mut counts = Vec::new();
     for q in &req.counts {
         counts.push(mongo::count(q).await);
     }
-    Response { probes, mongo, artifacts, wiped, fcv, counts, copied, smoke }
+    let (smoke, session) = smoke;
+    Response { probes, mongo, artifacts, wiped, fcv, counts, copied, smoke, artifact_check, session }
 }

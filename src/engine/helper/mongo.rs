@@ -77,7 +77,7 @@ pub struct CollectionCount {
     pub digest: Option<String>,
 }
 
-async fn connect(uri: &str) -> mongodb::error::Result<Client> {
+pub(super) async fn connect(uri: &str) -> mongodb::error::Result<Client> {
     let mut opts = ClientOptions::parse(uri).await?;
     opts.server_selection_timeout = Some(Duration::from_secs(5));
     opts.connect_timeout = Some(Duration::from_secs(5));

@@ -27,6 +27,10 @@ pub struct SmokeRequest {
     /// A JSON body, sent with `Content-Type: application/json`.
     #[serde(default)]
     pub json: Option<String>,
+    /// Another host name than the job's for this request (the storage host devices download
+    /// from), sent as SNI and `Host` to the same gateway.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// What the helper does for a smoke check: every request at once through one gateway.
@@ -41,6 +45,9 @@ pub struct SmokeJob {
     pub cert: String,
     /// The requests, answered in this order.
     pub requests: Vec<SmokeRequest>,
+    /// With an operator's account: log in, count, download an artifact.
+    #[serde(default)]
+    pub session: Option<super::session::SessionJob>,
 }
 
 /// The answer to one [`SmokeRequest`].
@@ -113,24 +120,38 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
-/// Runs every request of `job` at once. A job that cannot start (no certificate, an address that
-/// does not resolve) answers every request with that error.
-pub async fn run(job: &SmokeJob) -> Vec<SmokeAnswer> {
+/// Runs every request of `job` at once, and its session beside them. A job that cannot start
+/// (no certificate, an address that does not resolve) answers every request, and the session's
+/// login, with that error.
+pub async fn run(job: &SmokeJob) -> (Vec<SmokeAnswer>, Option<super::session::SessionResult>) {
     match client(job).await {
         Ok(client) => {
-            let futures = job.requests.iter().map(|r| send(&client, &job.host, r));
-            futures_util::future::join_all(futures).await
+            let futures = job.requests.iter().map(|r| send(&client, r.host.as_deref().unwrap_or(&job.host), r));
+            let session = async {
+                match &job.session {
+                    Some(s) => Some(super::session::run(&client, &job.host, s).await),
+                    None => None,
+                }
+            };
+            futures_util::future::join(futures_util::future::join_all(futures), session).await
         }
-        Err(e) => job
-            .requests
-            .iter()
-            .map(|r| SmokeAnswer {
-                check: r.check.clone(),
-                url: url(&job.host, &r.path),
-                error: Some(e.clone()),
+        Err(e) => {
+            let answers = job
+                .requests
+                .iter()
+                .map(|r| SmokeAnswer {
+                    check: r.check.clone(),
+                    url: url(r.host.as_deref().unwrap_or(&job.host), &r.path),
+                    error: Some(e.clone()),
+                    ..Default::default()
+                })
+                .collect();
+            let session = job.session.as_ref().map(|_| super::session::SessionResult {
+                failed: Some(("login".into(), e.clone())),
                 ..Default::default()
-            })
-            .collect(),
+            });
+            (answers, session)
+        }
     }
 }
 
@@ -171,13 +192,12 @@ async fn client(job: &SmokeJob) -> Result<reqwest::Client, String> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Pinned { cert, provider }))
         .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .resolve(&job.host, addr)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(TIMEOUT)
-        .build()
-        .map_err(|e| e.to_string())
+    let mut builder = reqwest::Client::builder().use_preconfigured_tls(tls).resolve(&job.host, addr);
+    // Every host name the requests carry reaches the same gateway, as DNS points them there.
+    for h in job.requests.iter().filter_map(|r| r.host.as_deref()) {
+        builder = builder.resolve(h, addr);
+    }
+    builder.redirect(reqwest::redirect::Policy::none()).timeout(TIMEOUT).build().map_err(|e| e.to_string())
 }
 
 /// The first certificate of a PEM file, as DER.
