@@ -4,7 +4,7 @@
 //! `logs`, which mangles binary data — and streamed, so memory stays flat.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
 use bollard::container::LogOutput;
@@ -302,17 +302,25 @@ pub async fn helper_image(docker: &Docker) -> Result<String, SidecarError> {
     Ok(tag)
 }
 
+/// How long a run waits for another run's helper build before it builds without the lock.
+const BUILD_LOCK_WAIT: Duration = Duration::from_secs(120);
+
 /// An exclusive lock on a file in the temporary directory, held while the helper image is
-/// checked and built; `None` (no lock, best effort) when the file cannot be opened or locked.
+/// checked and built; `None` (no lock, best effort) when the file cannot be opened, or another
+/// run holds it longer than [`BUILD_LOCK_WAIT`]. Polled, so that Ctrl-C is never stuck behind it.
 async fn build_lock() -> Option<nix::fcntl::Flock<std::fs::File>> {
+    use nix::fcntl::{Flock, FlockArg};
     let path = std::env::temp_dir().join("mender-compose-upgrade-helper-build.lock");
-    tokio::task::spawn_blocking(move || {
-        let f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(&path).ok()?;
-        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).ok()
-    })
-    .await
-    .ok()
-    .flatten()
+    let mut file = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(&path).ok()?;
+    let deadline = tokio::time::Instant::now() + BUILD_LOCK_WAIT;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Some(lock),
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) if tokio::time::Instant::now() < deadline => file = f,
+            Err(_) => return None,
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// A helper image younger than this may be another run's build in progress (its final image

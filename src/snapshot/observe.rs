@@ -225,10 +225,20 @@ pub async fn smoke(
     let sample = opts.artifact_sample;
     let (mut report, artifacts) =
         tokio::join!(gateway_smoke(docker, observed, opts), artifact_check(docker, observed, sample));
-    if let Some((store, r)) = artifacts {
-        report.add_artifacts_check(&store, sample, &r);
+    match artifacts {
+        Ok((store, r)) => report.add_artifacts_check(&store, sample, &r),
+        Err(why) => report.notes.push(why),
     }
     report
+}
+
+/// The artifact sample's seed, one per run of the tool: pre-flight and every gate of a hop check
+/// the same artifacts, so a verdict does not depend on which ones a new draw picked.
+fn run_seed() -> &'static str {
+    static SEED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SEED.get_or_init(|| {
+        format!("{:x}", std::time::SystemTime::UNIX_EPOCH.elapsed().map(|d| d.as_nanos()).unwrap_or_default())
+    })
 }
 
 /// The store's keys as deployments has them, for a helper's environment.
@@ -276,7 +286,9 @@ async fn gateway_smoke(
             }
             _ => None,
         };
-        SessionJob { user: c.user.clone(), store }
+        let gateway_hosts =
+            std::iter::once(target.host.clone()).chain(target.storage.iter().map(|s| s.host.clone())).collect();
+        SessionJob { user: c.user.clone(), store, gateway_hosts }
     });
     let job = SmokeJob {
         address: format!("{}:{}", target.service, smoke::HTTPS_PORT),
@@ -303,23 +315,22 @@ async fn gateway_smoke(
 }
 
 /// The artifact check of [`smoke`]: the store's description (`bucket NAME`) and what the helper
-/// saw, or `None` when there is nothing to check ([`super::smoke::artifact_job`]).
+/// saw, or why there is nothing to check ([`super::smoke::artifact_job`]).
 async fn artifact_check(
     docker: &Docker,
     observed: &Observed,
     sample: super::smoke::ArtifactSample,
-) -> Option<(String, crate::engine::helper::ArtifactCheckResult)> {
+) -> Result<(String, crate::engine::helper::ArtifactCheckResult), String> {
     use crate::engine::helper::{ArtifactCheckResult, Request};
     let stack = &observed.stack;
-    let seed = format!("{:x}", std::time::SystemTime::UNIX_EPOCH.elapsed().map(|d| d.as_nanos()).unwrap_or_default());
-    let job = super::smoke::artifact_job(stack, sample, &seed)?;
+    let job = super::smoke::artifact_job(stack, sample, run_seed())?;
     let store = format!("bucket {}", job.bucket);
     let mut targets: Vec<&str> = stack.mongo.iter().map(|m| m.service.as_str()).collect();
     targets.extend(stack.storage.service.as_deref());
     let networks = stack.networks_for(&targets);
     let Some((network, rest)) = networks.split_first() else {
         let r = ArtifactCheckResult { error: Some("MongoDB is on no network".into()), ..Default::default() };
-        return Some((store, r));
+        return Ok((store, r));
     };
     let spec = SidecarSpec { extra_networks: rest.to_vec(), env: store_keys(observed), ..Default::default() };
     let r = match run_helper_with(docker, network, &Request { artifact_check: Some(job), ..Default::default() }, spec)
@@ -331,7 +342,7 @@ async fn artifact_check(
         }),
         Err(e) => ArtifactCheckResult { error: Some(format!("the helper could not run: {e}")), ..Default::default() },
     };
-    Some((store, r))
+    Ok((store, r))
 }
 
 /// How long a failing smoke check is tried again before it is a verdict: a gateway just started

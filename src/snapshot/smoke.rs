@@ -45,9 +45,9 @@ pub struct SmokeTarget {
 /// The host and bucket of the presigned links deployments gives devices.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageRoute {
-    /// The host of deployments' `DEPLOYMENTS_AWS_EXTERNAL_URI` (what the links name), else the
-    /// gateway's `STORAGE_URL` (what its storage rule routes: integration@3.7.11:
-    /// config/traefik/traefik.minio.yaml).
+    /// The host of deployments' `DEPLOYMENTS_AWS_EXTERNAL_URI` (what the links name), else of an
+    /// `https` `DEPLOYMENTS_AWS_URI` (3.0–3.2), else the gateway's `STORAGE_URL` (what its storage
+    /// rule routes: integration@3.7.11:config/traefik/traefik.minio.yaml).
     pub host: String,
     /// The artifact bucket, the first segment of a link's path.
     pub bucket: String,
@@ -107,12 +107,16 @@ fn storage_route(stack: &Stack, containers: &[ContainerInfo], gateway: &Containe
     if stack.storage.kind != crate::snapshot::StorageKind::Volume {
         return None;
     }
-    let external = containers
-        .iter()
-        .find(|c| c.service.ends_with("deployments"))
-        .and_then(|d| d.env_var("DEPLOYMENTS_AWS_EXTERNAL_URI"))
-        .and_then(|u| url::Url::parse(u).ok())
-        .and_then(|u| u.host_str().map(str::to_string));
+    // Up to 3.2 the links name DEPLOYMENTS_AWS_URI (`https://<the gateway's storage alias>`);
+    // from 3.3 DEPLOYMENTS_AWS_EXTERNAL_URI, the internal URI being `http://minio:9000`.
+    let d = containers.iter().find(|c| c.service.ends_with("deployments"));
+    let https_host = |var: &str| {
+        d.and_then(|d| d.env_var(var))
+            .and_then(|u| url::Url::parse(u).ok())
+            .filter(|u| u.scheme() == "https")
+            .and_then(|u| u.host_str().map(str::to_string))
+    };
+    let external = https_host("DEPLOYMENTS_AWS_EXTERNAL_URI").or_else(|| https_host("DEPLOYMENTS_AWS_URI"));
     let host = external.or_else(|| gateway.env_var("STORAGE_URL").map(str::trim).map(str::to_string));
     Some(StorageRoute {
         host: host.filter(|h| !h.is_empty())?,
@@ -121,14 +125,26 @@ fn storage_route(stack: &Stack, containers: &[ContainerInfo], gateway: &Containe
 }
 
 /// The artifact check's job for `stack` (without the store's credentials, which go in the
-/// helper's environment), or `None` when there is nothing to check: no MongoDB, a sample of 0, or
-/// a store the helper cannot read (Azure, unknown).
-pub fn artifact_job(stack: &Stack, sample: ArtifactSample, seed: &str) -> Option<ArtifactCheckJob> {
+/// helper's environment).
+///
+/// # Errors
+/// Why there is nothing to check, for the report's notes: no MongoDB, a sample of 0, a store
+/// the helper cannot read (Azure, unknown), or an external bucket without static keys.
+pub fn artifact_job(stack: &Stack, sample: ArtifactSample, seed: &str) -> Result<ArtifactCheckJob, String> {
     use crate::snapshot::StorageKind;
-    let mongo = stack.mongo.as_ref()?;
-    if sample == ArtifactSample::Count(0) || !matches!(stack.storage.kind, StorageKind::Volume | StorageKind::S3) {
-        return None;
+    let not = |why: &str| Err(format!("the artifacts were not looked for in the store: {why}"));
+    let Some(mongo) = stack.mongo.as_ref() else { return not("the stack has no MongoDB") };
+    if sample == ArtifactSample::Count(0) {
+        return not("--artifact-sample 0");
     }
+    match stack.storage.kind {
+        StorageKind::Volume => {}
+        StorageKind::S3 if stack.storage.credentials => {}
+        StorageKind::S3 => return not("deployments has no static keys for the external bucket"),
+        StorageKind::Azure => return not("the check does not read Azure Blob storage yet"),
+        StorageKind::Unknown => return not("where deployments keeps them is not known"),
+    }
+    let Some(bucket) = stack.storage.bucket.clone() else { return not("no bucket is configured") };
     // deployments' database: by the service that migrates it, else Mender's name for it
     // (integration@3.7.11:docker-compose.yml, mender-server@v4.1.3 keep `deployment_service`).
     let db = stack
@@ -136,11 +152,11 @@ pub fn artifact_job(stack: &Stack, sample: ArtifactSample, seed: &str) -> Option
         .iter()
         .find(|d| d.services.iter().any(|s| s.ends_with("deployments")))
         .map_or_else(|| "deployment_service".to_string(), |d| d.name.clone());
-    Some(ArtifactCheckJob {
+    Ok(ArtifactCheckJob {
         mongo_uri: crate::util::mongo_uri(&mongo.service),
         db,
         endpoint: stack.storage.endpoint.clone(),
-        bucket: stack.storage.bucket.clone()?,
+        bucket,
         region: stack.storage.region.clone().unwrap_or_else(|| "us-east-1".into()),
         sample: sample.limit(),
         seed: seed.to_string(),
@@ -213,7 +229,7 @@ pub fn requests(target: &SmokeTarget) -> Vec<SmokeRequest> {
 /// How many of the artifacts the deployments database references the check looks for in the
 /// store (`--artifact-sample N|all`): a sample keeps the check cheap on a store of thousands of
 /// artifacts and, drawn anew each run, still finds a missing object over a few runs; `all`
-/// proves every one. `0` turns the check off (said in the output).
+/// proves every one. `0` turns the check off (said in the report's notes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ArtifactSample {
@@ -475,6 +491,9 @@ impl SmokeReport {
             _ => String::new(),
         };
         let download = match (&r.downloaded, &r.link_host) {
+            (None, Some(h)) if r.outside => {
+                format!("; artifact {art}'s link goes to {h}, a store outside the gateway (not downloaded)")
+            }
             (Some((_, n)), Some(h)) => {
                 let same = if r.stored.is_some() { ", the store's bytes" } else { "" };
                 format!("; artifact {art} downloaded through {h} ({n} bytes{same})")
@@ -483,9 +502,14 @@ impl SmokeReport {
             _ => String::new(),
         };
         self.passed &= problem.is_none();
+        let what = if r.login == Some(200) {
+            format!("as {user}: logged in{counts}{download}")
+        } else {
+            format!("as {user}: log in, count the devices and artifacts, download one through the storage proxy")
+        };
         self.checks.push(SmokeCheck {
             name: "session".into(),
-            what: format!("as {user}: logged in{counts}{download}"),
+            what,
             url: String::new(),
             status: r.login,
             passed: problem.is_none(),
@@ -716,7 +740,7 @@ mod tests {
     fn the_artifact_job_reads_deployments_database_and_the_stack_s_store() {
         use crate::snapshot::StorageKind;
         let mut s = empty_stack();
-        assert_eq!(artifact_job(&s, ArtifactSample::All, "x"), None, "no MongoDB");
+        assert!(artifact_job(&s, ArtifactSample::All, "x").unwrap_err().ends_with("the stack has no MongoDB"));
         s.mongo = Some(crate::snapshot::MongoState {
             service: "mender-mongo".into(),
             image: None,
@@ -735,9 +759,13 @@ mod tests {
         assert_eq!(job.db, "deployment_service");
         assert_eq!(job.mongo_uri, "mongodb://mender-mongo:27017");
         assert_eq!((job.sample, job.region.as_str()), (Some(3), "us-east-1"));
-        assert_eq!(artifact_job(&s, ArtifactSample::Count(0), "x"), None, "turned off");
+        assert!(artifact_job(&s, ArtifactSample::Count(0), "x").unwrap_err().ends_with("--artifact-sample 0"));
+        s.storage.kind = StorageKind::S3;
+        assert!(artifact_job(&s, ArtifactSample::All, "x").unwrap_err().contains("no static keys"));
+        s.storage.credentials = true;
+        assert!(artifact_job(&s, ArtifactSample::All, "x").is_ok());
         s.storage.kind = StorageKind::Azure;
-        assert_eq!(artifact_job(&s, ArtifactSample::All, "x"), None, "Azure is not read by the helper");
+        assert!(artifact_job(&s, ArtifactSample::All, "x").unwrap_err().contains("Azure"));
     }
 
     #[test]
@@ -778,6 +806,15 @@ mod tests {
         };
         let t = target(&s, &[gw.clone(), deployments]).unwrap();
         assert_eq!(t.storage.unwrap().host, "s3.example.com", "the links' host wins");
+        let old_style = |uri: &str| ContainerInfo {
+            service: "mender-deployments".into(),
+            env: vec![format!("DEPLOYMENTS_AWS_URI={uri}")],
+            ..Default::default()
+        };
+        let t = target(&s, &[gw.clone(), old_style("https://s3.old.io")]).unwrap();
+        assert_eq!(t.storage.unwrap().host, "s3.old.io", "3.0-3.2: the links name DEPLOYMENTS_AWS_URI");
+        let t = target(&s, &[gw.clone(), old_style("http://minio:9000")]).unwrap();
+        assert_eq!(t.storage.unwrap().host, "s3.gateway.io", "an internal URI is no link host");
         s.storage.kind = crate::snapshot::StorageKind::S3;
         assert_eq!(target(&s, &[gw]).unwrap().storage, None, "an external store is not behind the gateway");
     }
@@ -794,6 +831,7 @@ mod tests {
             download: Some(200),
             downloaded: Some(("aa".into(), 4096)),
             stored: Some(("aa".into(), 4096)),
+            outside: false,
             failed: None,
         };
         let mut r = SmokeReport { passed: true, ..Default::default() };
@@ -811,6 +849,22 @@ mod tests {
         assert!(
             r.failures()[0]
                 .contains("came through the storage proxy as sha256 aa (4096 bytes), the store holds sha256 bb")
+        );
+
+        let external = SessionResult {
+            link_host: Some("https://bucket.s3.amazonaws.com".into()),
+            downloaded: None,
+            stored: None,
+            outside: true,
+            ..ok.clone()
+        };
+        let mut r = SmokeReport { passed: true, ..Default::default() };
+        r.add_session_check("ops@example.com", &external);
+        assert!(r.passed);
+        assert!(
+            r.checks[0].what.ends_with(
+                "link goes to https://bucket.s3.amazonaws.com, a store outside the gateway (not downloaded)"
+            )
         );
 
         let short = SessionResult { downloaded: Some(("aa".into(), 10)), ..ok.clone() };

@@ -127,8 +127,18 @@ impl Runtime for StagingRuntime<'_> {
     }
 
     async fn smoke(&self, observed: &crate::snapshot::observe::Observed) -> crate::snapshot::smoke::SmokeReport {
-        // The copy's own gateway, certificate and network: what observe found of the copy.
-        self.daemon.smoke(observed).await
+        const STAGING_ARTIFACTS: &str = "a staging copy's artifacts are compared with the bundle's inventory when `staging up` uploads them, not sampled here";
+        // The copy's own gateway, certificate and network: what observe found of the copy. Its
+        // store holds the bundle's copies of the artifacts only when the bundle has them (not
+        // with --skip-artifacts, a versioned external bucket or --artifacts-to s3://), and
+        // `staging up` already compares what it uploaded with the bundle's inventory: no sample.
+        let opts = crate::snapshot::smoke::SmokeOptions {
+            artifact_sample: crate::snapshot::smoke::ArtifactSample::Count(0),
+            ..self.daemon.smoke.clone()
+        };
+        let mut r = crate::snapshot::observe::smoke(self.daemon.docker, observed, &opts).await;
+        r.notes.push(STAGING_ARTIFACTS.into());
+        r
     }
 
     async fn restore(

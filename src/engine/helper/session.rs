@@ -35,6 +35,10 @@ pub struct SessionJob {
     pub user: String,
     /// The store to compare the download with; `None`: only the size is compared.
     pub store: Option<DirectStore>,
+    /// The host names the gateway serves (the API host, the storage host): a link to another
+    /// host goes to an external store and is not downloaded.
+    #[serde(default)]
+    pub gateway_hosts: Vec<String>,
 }
 
 /// What the session saw; the first step that failed is `failed`, with why.
@@ -58,6 +62,9 @@ pub struct SessionResult {
     pub downloaded: Option<(String, u64)>,
     /// sha256 (hex) and bytes of the object read from the store directly.
     pub stored: Option<(String, u64)>,
+    /// The link goes to a host the gateway does not serve (an external store): not downloaded.
+    #[serde(default)]
+    pub outside: bool,
     /// The step that failed (`login`, `devices`, `artifacts`, `link`, `download`, `store`) and why.
     pub failed: Option<(String, String)>,
 }
@@ -83,7 +90,8 @@ type Step = (&'static str, String);
 
 async fn steps(client: &reqwest::Client, host: &str, job: &SessionJob, r: &mut SessionResult) -> Result<(), Step> {
     let api = |p: &str| format!("https://{host}{p}");
-    let err = |step: &'static str| move |e: reqwest::Error| (step, crate::engine::store::chain(&e));
+    // Without the URL: a presigned link carries the store's access key id and a signature.
+    let err = |step: &'static str| move |e: reqwest::Error| (step, crate::engine::store::chain(&e.without_url()));
     let password = std::env::var(PASSWORD_ENV).unwrap_or_default();
 
     // useradm@1.22.5:api/http/api_useradm.go `AuthLoginHandler`: Basic credentials, the token in the body.
@@ -157,16 +165,34 @@ async fn steps(client: &reqwest::Client, host: &str, job: &SessionJob, r: &mut S
         .filter(|_| status.is_success())
         .ok_or_else(|| ("link", format!("HTTP {status}: {}", snippet(&body))))?;
     let mut link = url::Url::parse(&link).map_err(|e| ("link", format!("not a URL: {e}")))?;
-    r.link_host = Some(format!("{}://{}", link.scheme(), link.host_str().unwrap_or_default()));
+    let link_host = link.host_str().unwrap_or_default().to_string();
+    r.link_host = Some(format!("{}://{link_host}", link.scheme()));
     if link.scheme() != "https" {
         return Err((
             "link",
             format!("the link is {}, not through the gateway's HTTPS", r.link_host.clone().unwrap_or_default()),
         ));
     }
-    // Inside the gateway's network it listens on 443, whatever port the host publishes.
+    if !job.gateway_hosts.iter().any(|h| h.eq_ignore_ascii_case(&link_host)) {
+        // An external store: devices reach it directly, with its own certificate; this check
+        // trusts only the gateway's.
+        r.outside = true;
+        return Ok(());
+    }
+    // The link was signed for its `host:port`; inside the gateway's network the gateway listens
+    // on 443, whatever port the host publishes.
+    let authority = match link.port() {
+        Some(p) => format!("{link_host}:{p}"),
+        None => link_host.clone(),
+    };
     let _ = link.set_port(None);
-    let mut resp = client.get(link).timeout(DOWNLOAD_TIMEOUT).send().await.map_err(err("download"))?;
+    let mut resp = client
+        .get(link)
+        .header(reqwest::header::HOST, authority)
+        .timeout(DOWNLOAD_TIMEOUT)
+        .send()
+        .await
+        .map_err(err("download"))?;
     r.download = Some(resp.status().as_u16());
     if !resp.status().is_success() {
         let body = resp.bytes().await.unwrap_or_default();
