@@ -170,7 +170,7 @@ pub struct DataReport {
 /// # Errors
 /// [`ObserveError::Sidecar`] when the helper could not run.
 pub async fn data(docker: &Docker, observed: &Observed) -> Result<DataReport, ObserveError> {
-    use crate::engine::helper::{ArtifactsJob, ArtifactsOp, KEY_ENV, MongoQuery, Request, SECRET_ENV};
+    use crate::engine::helper::{ArtifactsJob, ArtifactsOp, MongoQuery, Request};
     use crate::snapshot::StorageKind;
     let stack = &observed.stack;
     let Some(mongo) = &stack.mongo else { return Ok(DataReport::default()) };
@@ -188,11 +188,8 @@ pub async fn data(docker: &Docker, observed: &Observed) -> Result<DataReport, Ob
     let mut spec = SidecarSpec { extra_networks: rest.to_vec(), ..Default::default() };
     let mut artifacts = None;
     let deployments = observed.containers.iter().find(|c| c.service.ends_with("deployments"));
-    if let (StorageKind::Volume, Some(d)) = (stack.storage.kind, deployments) {
-        spec.env = vec![
-            format!("{KEY_ENV}={}", d.env_var("DEPLOYMENTS_AWS_AUTH_KEY").unwrap_or_default()),
-            format!("{SECRET_ENV}={}", d.env_var("DEPLOYMENTS_AWS_AUTH_SECRET").unwrap_or_default()),
-        ];
+    if let (StorageKind::Volume, Some(_)) = (stack.storage.kind, deployments) {
+        spec.env = store_keys(observed);
         artifacts = Some(ArtifactsJob {
             op: ArtifactsOp::Inventory,
             endpoint: stack.storage.endpoint.clone().unwrap_or_default(),

@@ -10,12 +10,11 @@ use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::engine::s3::{S3Bucket, S3Endpoint};
+use crate::engine::s3::S3Bucket;
 use crate::engine::store::ObjectStore;
 
-use super::artifacts::{KEY_ENV, SECRET_ENV};
-
-/// What to check (the store's credentials in [`KEY_ENV`] and [`SECRET_ENV`]).
+/// What to check (the store's credentials in [`KEY_ENV`](super::KEY_ENV) and
+/// [`SECRET_ENV`](super::SECRET_ENV)).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ArtifactCheckJob {
     /// Connection string, from inside the network (`mongodb://mender-mongo:27017`).
@@ -96,12 +95,7 @@ async fn try_run(job: &ArtifactCheckJob) -> Result<ArtifactCheckResult, String> 
     let total = referenced.len() as u64;
     let mut checked = sample(referenced, job.sample, &job.seed);
     if !checked.is_empty() {
-        let ep = S3Endpoint {
-            url: job.endpoint.clone(),
-            region: job.region.clone(),
-            access_key: std::env::var(KEY_ENV).unwrap_or_default(),
-            secret_key: std::env::var(SECRET_ENV).unwrap_or_default(),
-        };
+        let ep = super::artifacts::env_endpoint(job.endpoint.clone(), &job.region);
         // One listing, not a request per artifact: a bucket of a few thousand artifacts is a
         // few pages, and the same call answers "all".
         let listed = S3Bucket::new(&ep, &job.bucket).list(false).await.map_err(|e| e.to_string())?;

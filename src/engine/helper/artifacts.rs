@@ -57,15 +57,21 @@ pub struct ArtifactsResult {
     pub error: Option<String>,
 }
 
+/// The store at `url` (`None`: AWS's own), signed for `region` with the keys of the helper's
+/// environment ([`KEY_ENV`], [`SECRET_ENV`]).
+pub(super) fn env_endpoint(url: Option<String>, region: &str) -> S3Endpoint {
+    S3Endpoint {
+        url,
+        region: region.to_string(),
+        access_key: std::env::var(KEY_ENV).unwrap_or_default(),
+        secret_key: std::env::var(SECRET_ENV).unwrap_or_default(),
+    }
+}
+
 /// Runs a job against the bucket with the credentials of the helper's environment; a failure is
 /// in [`ArtifactsResult::error`].
 pub async fn run(job: &ArtifactsJob) -> ArtifactsResult {
-    let ep = S3Endpoint {
-        url: Some(job.endpoint.clone()),
-        region: job.region.clone(),
-        access_key: std::env::var(KEY_ENV).unwrap_or_default(),
-        secret_key: std::env::var(SECRET_ENV).unwrap_or_default(),
-    };
+    let ep = env_endpoint(Some(job.endpoint.clone()), &job.region);
     let bucket = S3Bucket::new(&ep, &job.bucket);
     let dir = Path::new(&job.dir);
     let r = match job.op {

@@ -9,15 +9,14 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::engine::s3::{S3Bucket, S3Endpoint};
+use crate::engine::s3::S3Bucket;
 use crate::engine::store::ObjectStore;
-
-use super::artifacts::{KEY_ENV, SECRET_ENV};
 
 /// Environment variable that carries the operator's password into the helper.
 pub const PASSWORD_ENV: &str = "MCU_SMOKE_PASSWORD";
 
-/// Where the helper reads an object directly (the store's keys in [`KEY_ENV`]/[`SECRET_ENV`]).
+/// Where the helper reads an object directly (the store's keys in [`KEY_ENV`](super::KEY_ENV) and
+/// [`SECRET_ENV`](super::SECRET_ENV)).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DirectStore {
     /// The store's S3 endpoint on the helper's networks (`http://minio:9000`).
@@ -207,12 +206,7 @@ async fn steps(client: &reqwest::Client, host: &str, job: &SessionJob, r: &mut S
     r.downloaded = Some((hex::encode(h.finalize()), n));
 
     if let Some(s) = &job.store {
-        let ep = S3Endpoint {
-            url: Some(s.endpoint.clone()),
-            region: s.region.clone(),
-            access_key: std::env::var(KEY_ENV).unwrap_or_default(),
-            secret_key: std::env::var(SECRET_ENV).unwrap_or_default(),
-        };
+        let ep = super::artifacts::env_endpoint(Some(s.endpoint.clone()), &s.region);
         let got = S3Bucket::new(&ep, &s.bucket).get(&id, &mut tokio::io::sink()).await;
         r.stored = Some(got.map_err(|e| ("store", e.to_string()))?);
     }
