@@ -76,6 +76,27 @@ fn snippet(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..b.len().min(BODY)]).trim().to_string()
 }
 
+/// What a store's error document says, without the rest: a `SignatureDoesNotMatch` answer carries
+/// the access key id (`<AWSAccessKeyId>`) and the string that was signed. Other bodies (the
+/// gateway's, the GUI's) as [`snippet`].
+fn store_error(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    if !text.contains("<Error>") {
+        return snippet(body);
+    }
+    let element = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let len = text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..start + len].trim().to_string())
+    };
+    match (element("Code"), element("Message")) {
+        (Some(code), Some(msg)) => format!("the store's {code}: {msg}"),
+        (Some(code), None) => format!("the store's {code}"),
+        _ => "the store's error (not shown)".into(),
+    }
+}
+
 /// Runs the session with `client`, which reaches every host at the gateway, as `host`.
 pub async fn run(client: &reqwest::Client, host: &str, job: &SessionJob) -> SessionResult {
     let mut r = SessionResult::default();
@@ -195,7 +216,7 @@ async fn steps(client: &reqwest::Client, host: &str, job: &SessionJob, r: &mut S
     r.download = Some(resp.status().as_u16());
     if !resp.status().is_success() {
         let body = resp.bytes().await.unwrap_or_default();
-        return Err(("download", format!("HTTP {}: {}", r.download.unwrap_or_default(), snippet(&body))));
+        return Err(("download", format!("HTTP {}: {}", r.download.unwrap_or_default(), store_error(&body))));
     }
     let mut h = Sha256::new();
     let mut n = 0u64;
@@ -211,4 +232,22 @@ async fn steps(client: &reqwest::Client, host: &str, job: &SessionJob, r: &mut S
         r.stored = Some(got.map_err(|e| ("store", e.to_string()))?);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_error_shows_its_code_and_message_only() {
+        let denied = br#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match.</Message><AWSAccessKeyId>AKIAEXAMPLEKEYID</AWSAccessKeyId><StringToSign>AWS4-HMAC-SHA256</StringToSign></Error>"#;
+        let shown = store_error(denied);
+        assert_eq!(shown, "the store's SignatureDoesNotMatch: The request signature we calculated does not match.");
+        assert!(!shown.contains("AKIAEXAMPLEKEYID"));
+        assert_eq!(store_error(b"404 page not found"), "404 page not found");
+        assert_eq!(
+            store_error(b"<Error><AWSAccessKeyId>AKIA</AWSAccessKeyId></Error>"),
+            "the store's error (not shown)"
+        );
+    }
 }
