@@ -83,7 +83,7 @@ fn a_stack_started_by_compose_v1_is_upgraded() {
     let before = stack.data();
     // -v: the mongo image's anonymous volume goes with its container (the demo's data volumes
     // are external, which compose never removes).
-    ok(&stack.compose(&["down", "-v"]), "compose down");
+    stack.compose_down();
     ok(&compose_v1(&stack, &["up", "-d"]), "docker-compose (v1) up -d");
     let mongo = format!("{}_mender-mongo_1", stack.project);
     let version = docker_ok(&["inspect", "-f", "{{index .Config.Labels \"com.docker.compose.version\"}}", &mongo]);
