@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use bollard::Docker;
-use bollard::query_parameters::ListImagesOptionsBuilder;
+use bollard::query_parameters::{ListImagesOptionsBuilder, TagImageOptionsBuilder};
 use futures_util::StreamExt;
 use mender_compose_upgrade::catalog::{Catalog, ImageRef, LoadedCatalog, Role};
 use mender_compose_upgrade::engine::docker::{ContextEntry, build_image, connect, context_tar};
@@ -33,6 +33,11 @@ pub struct ImagesArgs {
     pub bin_dir: PathBuf,
     /// testbed/images: Dockerfiles and scripts of the third-party images.
     pub recipes: PathBuf,
+    /// A hash of everything the stand-in binary is built from (sources, lock file, toolchain),
+    /// from `scripts/testbed`: the same sources built in another checkout (a CI clone) give a
+    /// binary that behaves the same but differs in layout (cargo's metadata hash covers the
+    /// package's path), and must not rebuild every image.
+    pub sources: Option<String>,
 }
 
 impl ImagesArgs {
@@ -44,6 +49,7 @@ impl ImagesArgs {
             releases: releases.split(',').map(Version::parse).collect::<Result<_, _>>()?,
             bin_dir: PathBuf::from(get("--bin-dir").context("--bin-dir is required")?),
             recipes: PathBuf::from(get("--recipes").context("--recipes is required")?),
+            sources: get("--sources"),
         })
     }
 }
@@ -128,18 +134,38 @@ pub async fn run(a: ImagesArgs) -> Result<()> {
     let mut b = Builder { docker, built, count: (0, 0) };
     let catalog = LoadedCatalog::embedded()?.catalog;
     let exe = std::fs::read("/proc/self/exe").context("cannot read the stand-in binary")?;
-    let exe_hash = sha(&[&exe]);
-    let base = format!("{}/mender-standin:{exe_hash}", a.prefix);
-    b.ensure(
-        vec![base.clone(), format!("{}/mender-standin:latest", a.prefix)],
-        &exe_hash,
-        || base_context(&exe),
-        HashMap::new(),
-    )
-    .await?;
+    let repo = format!("{}/mender-standin", a.prefix);
+    // The sources' tag: the base image built from the same sources in another checkout.
+    let src_tag = a.sources.as_ref().map(|s| format!("{repo}:src-{s}"));
+    let exe_hash = match src_tag.as_ref().and_then(|t| b.built.get(t)) {
+        Some(key) => key.clone(),
+        None => sha(&[&exe]),
+    };
+    let base = format!("{repo}:{exe_hash}");
+    let tags: Vec<String> =
+        [Some(base.clone()), Some(format!("{repo}:latest")), src_tag].into_iter().flatten().collect();
+    if b.is_current(std::slice::from_ref(&base), &exe_hash) {
+        for t in tags.iter().filter(|t| !b.is_current(std::slice::from_ref(t), &exe_hash)) {
+            let tag = t.rsplit_once(':').map_or("latest", |(_, tag)| tag);
+            b.docker.tag_image(&base, Some(TagImageOptionsBuilder::new().repo(&repo).tag(tag).build())).await?;
+        }
+        b.count.1 += 1;
+    } else {
+        let labels = HashMap::from([(HASH_LABEL.to_string(), exe_hash.clone()), ("mcu.testbed".into(), "1".into())]);
+        build_image(&b.docker, base_context(&exe)?, &tags, &labels, &HashMap::new(), true).await?;
+        b.count.0 += 1;
+    }
+    for t in &tags {
+        b.built.insert(t.clone(), exe_hash.clone());
+    }
     drop(exe);
     third_party(&mut b, &a, &catalog, &exe_hash).await?;
     standins(&mut b, &a, &catalog, &base).await?;
+    // Earlier base images' tags keep them (26 MB each) alive once every image built on them was
+    // rebuilt on this one; `scripts/testbed` prunes what that leaves dangling.
+    for (t, _) in b.built.iter().filter(|(t, h)| t.starts_with(&format!("{repo}:")) && *h != &exe_hash) {
+        let _ = b.docker.remove_image(t, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+    }
     eprintln!("test-bed images: {} built, {} unchanged", b.count.0, b.count.1);
     Ok(())
 }
