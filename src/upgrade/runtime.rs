@@ -280,6 +280,10 @@ pub async fn wait_gates(
     // Since when the gates pass but the smoke check fails: a route the new release does not have
     // stays missing, so that is a verdict after a grace, not after the whole hop timeout.
     let mut smoke_failing_since: Option<Instant> = None;
+    // The containers (id, restart count) when the smoke check last passed: the confirming poll
+    // that follows (the same containers, none restarted) does not run it again, so each hop pays
+    // one smoke check (two sidecars, the bucket listed) instead of one per poll.
+    let mut smoke_passed_at: Option<Vec<(String, i64)>> = None;
     loop {
         let failures = match ctx.runtime.observe(&project.name).await {
             // A daemon that went away is not a stack still starting: no point waiting for it.
@@ -305,11 +309,17 @@ pub async fn wait_gates(
                 }
                 // Through the gateway only once every service answers on its own: before that
                 // the smoke check would only repeat what the gates say.
-                if passed {
+                let restarts: Vec<(String, i64)> =
+                    o.containers.iter().map(|c| (c.name.clone(), c.restart_count)).collect();
+                let running: Vec<(String, i64)> =
+                    o.containers.iter().map(|c| (c.id.clone(), c.restart_count)).collect();
+                if passed && smoke_passed_at.as_ref() != Some(&running) {
                     let smoke = ctx.runtime.smoke(&o).await;
                     if smoke.passed {
                         smoke_failing_since = None;
+                        smoke_passed_at = Some(running);
                     } else {
+                        smoke_passed_at = None;
                         passed = false;
                         failures.extend(smoke.failures());
                         let since = *smoke_failing_since.get_or_insert_with(Instant::now);
@@ -317,11 +327,10 @@ pub async fn wait_gates(
                             return Err(failures);
                         }
                     }
-                } else {
+                } else if !passed {
                     smoke_failing_since = None;
+                    smoke_passed_at = None;
                 }
-                let restarts: Vec<(String, i64)> =
-                    o.containers.iter().map(|c| (c.name.clone(), c.restart_count)).collect();
                 if passed && previous.as_ref() == Some(&restarts) {
                     return Ok(());
                 }

@@ -555,6 +555,22 @@ async fn a_hop_that_breaks_the_gateway_route_is_rolled_back() {
     assert!(fake.calls().iter().filter(|c| *c == "smoke").count() >= 2, "checked after the hop and after the rollback");
 }
 
+/// A healthy hop runs the smoke check once: the poll that confirms the gates (the same
+/// containers, none restarted) does not run its sidecars again.
+#[tokio::test(start_paused = true)]
+async fn a_healthy_hop_runs_the_smoke_check_once() {
+    let s = Setup::new("3.4.0");
+    let fake = s.fake("3.4.0");
+    let progress = Progress::silent();
+    let ctx = ctx(&s, &fake, &progress);
+    let mut run = Run::new(s.journal("3.4.0", "3.6.5"), PROJECT).unwrap();
+    continue_hops(&ctx, &mut run).await.unwrap();
+    let calls = fake.calls();
+    assert_eq!(calls.iter().filter(|c| *c == "smoke").count(), 1, "{calls:?}");
+    let after_smoke = calls.iter().skip_while(|c| *c != "smoke").filter(|c| c.contains("config --hash")).count();
+    assert!(after_smoke >= 1, "the gates were confirmed by another poll: {calls:?}");
+}
+
 /// A hop whose release mounts another deviceauth signing key than the bundle recorded: every
 /// device would have to authenticate again, so it is rolled back, unless the operator accepts it.
 #[tokio::test(start_paused = true)]
