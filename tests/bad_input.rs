@@ -247,6 +247,26 @@ fn bad_inputs_are_refused_with_a_clear_message_and_change_nothing() {
         (v(&["staging", "up", "--from", "/nonexistent/bundle"]), 2, vec!["no bundle \"/nonexistent/bundle\""], None),
         (v(&["staging", "up", "--from", &bundle_s]), 3, vec!["already exists"], None),
         (v(&["staging", "down", "--name", "nosuchstaging"]), 2, vec!["no staging project named nosuchstaging"], None),
+        // The smoke check's account is checked before anything runs, on every verb that gates.
+        (v(&["resume", "--yes", "--smoke-user", "op@example.com"]), 2, vec!["op@example.com has no password"], None),
+        (
+            v(&["rollback", "--yes", "--smoke-user", "op@example.com", "--smoke-password-file", "/nonexistent/pw"]),
+            2,
+            vec!["cannot read the smoke check's password file /nonexistent/pw"],
+            None,
+        ),
+        (
+            v(&["staging", "up", "--from", &bundle_s, "--smoke-user", "op@example.com"]),
+            2,
+            vec!["has no password"],
+            None,
+        ),
+        (
+            v(&["rehearse", "--to", "3.6.5", "--yes", "--smoke-user", "op@example.com"]),
+            2,
+            vec!["has no password"],
+            None,
+        ),
         (v(&["rehearse", "--to", "9.9.9", "--yes"]), 2, vec!["9.9.9"], None),
         (v(&["rehearse", "--to", "3.6.5", "--from", &newer, "--yes"]), 3, vec!["of release 3.6.5", "runs 3.4.0"], None),
         (

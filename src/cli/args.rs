@@ -341,6 +341,9 @@ pub struct ResumeArgs {
     /// How long services may take to stop.
     #[command(flatten)]
     pub stop: StopTimeout,
+    /// What the smoke check after each step does beyond its fixed requests.
+    #[command(flatten)]
+    pub smoke: SmokeArgs,
 }
 
 /// `rollback`.
@@ -422,6 +425,10 @@ pub struct StagingUpArgs {
     /// The identity for an encrypted bundle.
     #[command(flatten)]
     pub identity: IdentityArg,
+    /// What the smoke check of the copy does beyond its fixed requests (the copy holds
+    /// production's users, so --smoke-user logs in to it as to production).
+    #[command(flatten)]
+    pub smoke: SmokeArgs,
 }
 
 /// `staging down`.
@@ -461,6 +468,10 @@ pub struct RehearseArgs {
     /// The identity for an encrypted bundle.
     #[command(flatten)]
     pub identity: IdentityArg,
+    /// What the smoke check of the copy does beyond its fixed requests (the copy holds
+    /// production's users, so --smoke-user logs in to it as to production).
+    #[command(flatten)]
+    pub smoke: SmokeArgs,
 }
 
 /// `demo up|down`.
@@ -584,7 +595,7 @@ mod tests {
     }
 }
 
-/// The smoke check's options (`status`, `upgrade`).
+/// The smoke check's options (`status`, `upgrade`, `resume`, `rollback`, `restore`, `staging up`, `rehearse`).
 #[derive(Args, Debug, Clone)]
 pub struct SmokeArgs {
     /// How many of the artifacts the deployments database references the smoke check looks for

@@ -15,10 +15,11 @@ use crate::state::StateDir;
 /// anything else is unexpected (exit 1).
 pub async fn up(g: &Global, a: StagingUpArgs) -> anyhow::Result<Exit> {
     crate::interrupt::install();
+    let smoke = a.smoke.options()?;
     let w = World::open(g).await?;
     let progress = g.progress();
     let no = |_: &str| false;
-    let runtime = StagingRuntime { daemon: w.daemon(g.registry()) };
+    let runtime = StagingRuntime { daemon: crate::upgrade::runtime::Daemon { smoke, ..w.daemon(g.registry()) } };
     let ctx = w.ctx(Run {
         runtime: &runtime,
         registry: g.registry(),
@@ -69,10 +70,11 @@ pub async fn down(g: &Global, a: StagingDownArgs) -> anyhow::Result<Exit> {
 pub async fn rehearse(g: &Global, a: RehearseArgs) -> anyhow::Result<Exit> {
     crate::interrupt::install();
     let to = parse_version(&a.to)?;
+    let smoke = a.smoke.options()?;
     let w = World::open(g).await?;
     let progress = g.progress();
     let confirm = asker(a.yes, g.json, &progress);
-    let runtime = StagingRuntime { daemon: w.daemon(g.registry()) };
+    let runtime = StagingRuntime { daemon: crate::upgrade::runtime::Daemon { smoke, ..w.daemon(g.registry()) } };
     let ctx = w.ctx(Run {
         runtime: &runtime,
         registry: g.registry(),

@@ -95,6 +95,7 @@ fn read_plan(path: &std::path::Path) -> Result<(String, SavedPlan), Failure> {
 /// journal names: a staging copy's journal says so.
 pub async fn resume(g: &Global, a: ResumeArgs, back: Option<Option<String>>) -> anyhow::Result<Exit> {
     crate::interrupt::install();
+    let smoke = a.smoke.options()?;
     let w = World::open(g).await?;
     let project = project_name(g, &w.docker).await?;
     let interrupted = upgrade::interrupted(&w.state, &project);
@@ -102,8 +103,8 @@ pub async fn resume(g: &Global, a: ResumeArgs, back: Option<Option<String>>) -> 
     let registry = registry.as_deref().or(g.registry());
     let progress = g.progress();
     let confirm = asker(a.yes, g.json, &progress);
-    let daemon = w.daemon(registry);
-    let staging = StagingRuntime { daemon: w.daemon(registry) };
+    let daemon = crate::upgrade::runtime::Daemon { smoke: smoke.clone(), ..w.daemon(registry) };
+    let staging = StagingRuntime { daemon: crate::upgrade::runtime::Daemon { smoke, ..w.daemon(registry) } };
     let runtime: &dyn Runtime = match interrupted.as_ref().and_then(|u| u.project.staging.as_ref()) {
         Some(_) => &staging,
         None => &daemon,
@@ -156,10 +157,11 @@ pub async fn resume(g: &Global, a: ResumeArgs, back: Option<Option<String>>) -> 
 
 pub async fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<Exit> {
     crate::interrupt::install();
+    let smoke = a.run.smoke.options()?;
     let w = World::open(g).await?;
     let progress = g.progress();
     let confirm = asker(a.run.yes, g.json, &progress);
-    let daemon = w.daemon(g.registry());
+    let daemon = crate::upgrade::runtime::Daemon { smoke, ..w.daemon(g.registry()) };
     let ctx = w.ctx(Run {
         runtime: &daemon,
         registry: g.registry(),
